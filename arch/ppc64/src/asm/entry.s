@@ -1,0 +1,206 @@
+# Kernel entry, run once on the boot CPU.
+#
+# pseries firmware (SLOF or VOF) jumps to the first byte of the first PT_LOAD
+# segment in big-endian mode, possibly in 32-bit mode, with:
+#   r3, r4 = initrd start/size (or 0), r5 = Open Firmware client-interface entry.
+# The kernel is little-endian, linked at 0 as a static PIE and loaded wherever
+# the firmware chose (0x400000 on QEMU), so it switches endianness, applies its
+# own R_PPC64_RELATIVE relocations, clears BSS, and calls Rust.
+
+# Flip MSR[LE] when the CPU runs in the wrong endianness, as Linux's FIXUP_ENDIAN.
+# Read big-endian, `tdi 0,0,0x48` is `b .+8`, which enters the byte-reversed
+# words below; they clear MSR[EE,RI], flip MSR[LE] and `rfid` to label 191.
+# Read little-endian, `tdi` never traps and `b 191f` skips the words.
+.macro FIXUP_ENDIAN
+    tdi     0, 0, 0x48
+    b       191f
+    .long   0xa600607d          # mfmsr   r11
+    .long   0x01006b69          # xori    r11, r11, 1     (MSR[LE])
+    .long   0x00004039          # li      r10, 0
+    .long   0x6401417d          # mtmsrd  r10, 1          (EE = RI = 0)
+    .long   0x05009f42          # bcl     20, 31, $+4
+    .long   0xa602487d          # mflr    r10
+    .long   0x14004a39          # addi    r10, r10, 20    (-> label 191)
+    .long   0xa6035a7d          # mtsrr0  r10
+    .long   0xa6037b7d          # mtsrr1  r11
+    .long   0x2400004c          # rfid
+191:
+.endm
+
+# Load the run-time address of `sym` into `rd`, PC-relative to label 0 whose
+# run-time address is in `rbase` (no absolute relocation: we run before relocating).
+.macro LOAD_PCREL rd, rbase, sym
+    addis   \rd, \rbase, (\sym - 0b)@ha
+    addi    \rd, \rd, (\sym - 0b)@l
+.endm
+
+    .section .text.head, "ax"
+    .globl  _start
+    .type   _start, @function
+_start:
+    FIXUP_ENDIAN
+
+    # MSR[SF]: the firmware may have entered us in 32-bit mode.
+    mfmsr   %r11
+    li      %r12, 1
+    rldicr  %r12, %r12, 63, 0
+    or      %r11, %r11, %r12
+    mtmsrd  %r11
+    isync
+
+    mr      %r31, %r3             # initrd start
+    mr      %r30, %r4             # initrd size
+    mr      %r29, %r5             # client-interface entry
+
+    bcl     20, 31, 0f
+0:  mflr    %r12
+
+    # r28 = load base = run-time address of _start (linked at 0).
+    LOAD_PCREL %r28, %r12, _start
+
+    # Clear BSS (doubleword aligned by the linker script).
+    LOAD_PCREL %r3, %r12, __bss_start
+    LOAD_PCREL %r4, %r12, __bss_end
+    li      %r0, 0
+1:  cmpld   %r3, %r4
+    bge     2f
+    std     %r0, 0(%r3)
+    addi    %r3, %r3, 8
+    b       1b
+2:
+    # Apply R_PPC64_RELATIVE (type 22): *(base + r_offset) = base + r_addend.
+    # Anything else is counted in r27 and reported by Rust: a static PIE
+    # with hidden symbols must have no other dynamic relocation.
+    LOAD_PCREL %r3, %r12, __rela_dyn_start
+    LOAD_PCREL %r4, %r12, __rela_dyn_end
+    li      %r27, 0
+3:  cmpld   %r3, %r4
+    bge     5f
+    ld      %r5, 0(%r3)           # r_offset
+    ld      %r6, 8(%r3)           # r_info
+    ld      %r7, 16(%r3)          # r_addend
+    clrldi  %r6, %r6, 32          # ELF64_R_TYPE
+    cmpldi  %r6, 22              # R_PPC64_RELATIVE
+    beq     4f
+    addi    %r27, %r27, 1
+    b       6f
+4:  add     %r7, %r7, %r28
+    stdx    %r7, %r5, %r28
+6:  addi    %r3, %r3, 24
+    b       3b
+5:
+    # Stack and TOC for Rust.
+    LOAD_PCREL %r1, %r12, boot_stack_top
+    li      %r0, 0
+    stdu    %r0, -64(%r1)         # terminate the back chain
+    LOAD_PCREL %r2, %r12, .TOC.
+    li      %r13, 0
+
+    mr      %r3, %r29             # client-interface entry
+    mr      %r4, %r31             # initrd start
+    mr      %r5, %r30             # initrd size
+    mr      %r6, %r28             # load base
+    mr      %r7, %r27             # unexpected relocation count
+    bl      boot_cpu_entry
+    nop
+    # boot_cpu_entry never returns.
+7:  b       7b
+    .size   _start, . - _start
+
+# u64 firmware_call_be32(entry, arg_r3, arg_r4)
+#
+# Calls big-endian 32-bit firmware (Open Firmware client interface, RTAS) in
+# real mode and comes back little-endian. The firmware clobbers the upper
+# halves of registers it saves, so every non-volatile register is kept here.
+    .section .text, "ax"
+    .globl  firmware_call_be32
+    .type   firmware_call_be32, @function
+    .set    FWFRAME, 288
+firmware_call_be32:
+    mflr    %r0
+    std     %r0, 16(%r1)
+    stdu    %r1, -FWFRAME(%r1)
+    std     %r2, 32(%r1)
+    std     %r13, 40(%r1)
+    std     %r14, 48(%r1)
+    std     %r15, 56(%r1)
+    std     %r16, 64(%r1)
+    std     %r17, 72(%r1)
+    std     %r18, 80(%r1)
+    std     %r19, 88(%r1)
+    std     %r20, 96(%r1)
+    std     %r21, 104(%r1)
+    std     %r22, 112(%r1)
+    std     %r23, 120(%r1)
+    std     %r24, 128(%r1)
+    std     %r25, 136(%r1)
+    std     %r26, 144(%r1)
+    std     %r27, 152(%r1)
+    std     %r28, 160(%r1)
+    std     %r29, 168(%r1)
+    std     %r30, 176(%r1)
+    std     %r31, 184(%r1)
+    mfcr    %r10
+    std     %r10, 192(%r1)
+    mfmsr   %r11
+    std     %r11, 200(%r1)
+
+    mtsrr0  %r3                  # firmware entry
+    mr      %r3, %r4
+    mr      %r4, %r5
+
+    bcl     20, 31, 0f
+0:  mflr    %r12
+    addi    %r12, %r12, (1f - 0b)
+    mtlr    %r12                 # firmware returns to 1: (big-endian)
+
+    # MSR for the firmware: 32-bit, big-endian, translation and external
+    # interrupts off.
+    li      %r12, 1
+    rldicr  %r12, %r12, 63, 0     # MSR[SF]
+    ori     %r12, %r12, 0x8031    # MSR[EE] | MSR[IR] | MSR[DR] | MSR[LE]
+    andc    %r11, %r11, %r12
+    mtsrr1  %r11
+    rfid
+
+1:  FIXUP_ENDIAN
+    clrldi  %r1, %r1, 32          # the firmware may leave junk in r1's upper half
+    ld      %r0, 200(%r1)
+    mtmsrd  %r0                  # back to 64-bit
+    isync
+    ld      %r2, 32(%r1)
+    ld      %r13, 40(%r1)
+    ld      %r14, 48(%r1)
+    ld      %r15, 56(%r1)
+    ld      %r16, 64(%r1)
+    ld      %r17, 72(%r1)
+    ld      %r18, 80(%r1)
+    ld      %r19, 88(%r1)
+    ld      %r20, 96(%r1)
+    ld      %r21, 104(%r1)
+    ld      %r22, 112(%r1)
+    ld      %r23, 120(%r1)
+    ld      %r24, 128(%r1)
+    ld      %r25, 136(%r1)
+    ld      %r26, 144(%r1)
+    ld      %r27, 152(%r1)
+    ld      %r28, 160(%r1)
+    ld      %r29, 168(%r1)
+    ld      %r30, 176(%r1)
+    ld      %r31, 184(%r1)
+    ld      %r10, 192(%r1)
+    mtcr    %r10
+    clrldi  %r3, %r3, 32          # firmware results are 32-bit
+    addi    %r1, %r1, FWFRAME
+    ld      %r0, 16(%r1)
+    mtlr    %r0
+    blr
+    .size   firmware_call_be32, . - firmware_call_be32
+
+    .section .bss.boot_stack, "aw", @nobits
+    .balign 65536
+    .globl  boot_stack_bottom
+boot_stack_bottom:
+    .space  65536 * 4
+    .globl  boot_stack_top
+boot_stack_top:
