@@ -1,0 +1,532 @@
+//! `BootInfo`: everything the kernel needs from the device tree, read once at
+//! boot while the firmware is still alive. Fixed-capacity storage: this runs
+//! before there is any memory allocator.
+
+use core::fmt;
+
+use heapless::{String, Vec};
+
+use crate::tree::{self, children, DeviceTree, Node};
+
+pub const MAX_MEMORY_RANGES: usize = 32;
+pub const MAX_CPUS: usize = 256;
+pub const MAX_BOOTARGS: usize = 1024;
+
+/// A physical address range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub size: u64,
+}
+
+impl Range {
+    pub fn end(&self) -> u64 {
+        self.start + self.size
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// QEMU's Virtual Open Firmware (`-M pseries,x-vof=on`).
+    Vof,
+    /// SLOF, QEMU's default pseries firmware.
+    Slof,
+    Unknown,
+}
+
+impl Firmware {
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Vof => "vof",
+            Firmware::Slof => "slof",
+            Firmware::Unknown => "unknown",
+        }
+    }
+}
+
+/// One hardware thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    /// Interrupt-server number (PAPR `ibm,ppc-interrupt-server#s`), which is
+    /// also the value `start-cpu` takes and, on QEMU, the thread's PIR.
+    pub server: u32,
+    /// `reg` of the core node this thread belongs to.
+    pub core: u32,
+    /// Thread index within the core.
+    pub thread: u32,
+}
+
+/// RTAS tokens the kernel uses (PAPR "RTAS" chapter; each is a property of `/rtas`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtasTokens {
+    pub power_off: u32,
+    pub system_reboot: Option<u32>,
+    pub start_cpu: Option<u32>,
+    pub query_cpu_stopped_state: Option<u32>,
+    pub stop_self: Option<u32>,
+    pub display_character: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rtas {
+    /// `rtas-size`: how much memory RTAS needs when instantiated.
+    pub size: u32,
+    /// Where RTAS was instantiated and its entry (filled in by the caller after
+    /// `instantiate-rtas`).
+    pub base: u64,
+    pub entry: u64,
+    pub tokens: RtasTokens,
+}
+
+/// Facts from the device tree. Required properties are checked by
+/// `BootInfo::read`; optional ones are `Option`s or may be empty.
+#[derive(Debug, Clone, Default)]
+pub struct BootInfo {
+    pub firmware: Option<Firmware>,
+    /// `reg` of every memory node.
+    pub memory: Vec<Range, MAX_MEMORY_RANGES>,
+    /// `available` of every memory node (memory the firmware has not claimed),
+    /// empty when the firmware does not publish it.
+    pub available: Vec<Range, MAX_MEMORY_RANGES>,
+    /// Size of the memory node at address 0: the real-mode area (RMA), all the
+    /// kernel can touch while translation is off.
+    pub real_mode_limit: u64,
+    pub cpus: Vec<Cpu, MAX_CPUS>,
+    pub timebase_frequency: u64,
+    /// log2 of the hashed page table size (`ibm,pft-size`, second cell).
+    pub hpt_size_log2: Option<u32>,
+    pub slb_size: Option<u32>,
+    /// `ibm,processor-radix-AP-encodings`: supported radix page sizes.
+    pub radix_page_sizes: Vec<u32, 8>,
+    /// `ibm,segment-page-sizes`: hash segment/page size encodings.
+    pub hash_page_sizes: Vec<u32, 64>,
+    /// `/chosen ibm,arch-vec-5-platform-support`: MMU modes the platform offers.
+    pub arch_vec5_support: Vec<u8, 16>,
+    /// `/interrupt-controller ibm,interrupt-server-ranges` (XICS).
+    pub interrupt_server_ranges: Vec<(u32, u32), 8>,
+    pub dcache_block_size: u32,
+    pub icache_block_size: u32,
+    pub bootargs: String<MAX_BOOTARGS>,
+    /// `reg` of the `/chosen` stdout device: the hvc terminal number.
+    pub console_termno: Option<u32>,
+    pub rtas: Rtas,
+}
+
+/// A required property the device tree lacks, or one it has in a form the
+/// kernel cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootError {
+    MissingNode { path: &'static str },
+    MissingProperty { node: String<64>, property: &'static str },
+    Malformed { node: String<64>, property: &'static str, why: &'static str },
+    TooMany { what: &'static str, limit: usize },
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootError::MissingNode { path } => write!(f, "device tree has no node {path}"),
+            BootError::MissingProperty { node, property } => {
+                write!(f, "device tree node {node} lacks required property \"{property}\"")
+            }
+            BootError::Malformed { node, property, why } => {
+                write!(f, "device tree node {node}: property \"{property}\" {why}")
+            }
+            BootError::TooMany { what, limit } => {
+                write!(f, "device tree has more {what} than this kernel supports ({limit})")
+            }
+        }
+    }
+}
+
+/// Property reads with the error reporting `BootInfo` needs.
+struct Reader<'a, T: DeviceTree + ?Sized> {
+    tree: &'a T,
+}
+
+impl<T: DeviceTree + ?Sized> Reader<'_, T> {
+    fn node_path(&self, node: Node) -> String<64> {
+        let mut buf = [0u8; 64];
+        let len = self.tree.path(node, &mut buf).unwrap_or(0);
+        let mut path = String::new();
+        let text = core::str::from_utf8(&buf[..len]).unwrap_or("?");
+        let _ = path.push_str(text);
+        path
+    }
+
+    /// Reads a property that must exist into `buf`, returning its bytes.
+    fn required<'b>(&self, node: Node, property: &'static str, buf: &'b mut [u8]) -> Result<&'b [u8], BootError> {
+        match self.tree.property(node, property, buf) {
+            None => Err(BootError::MissingProperty { node: self.node_path(node), property }),
+            Some(len) if len > buf.len() => Err(self.malformed(node, property, "is longer than expected")),
+            Some(len) => Ok(&buf[..len]),
+        }
+    }
+
+    fn optional<'b>(&self, node: Node, property: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let len = self.tree.property(node, property, buf)?;
+        Some(&buf[..len.min(buf.len())])
+    }
+
+    fn required_u32(&self, node: Node, property: &'static str) -> Result<u32, BootError> {
+        let mut buf = [0u8; 8];
+        let bytes = self.required(node, property, &mut buf)?;
+        read_u32(bytes).ok_or_else(|| self.malformed(node, property, "is not a 32-bit cell"))
+    }
+
+    fn optional_u32(&self, node: Node, property: &str) -> Option<u32> {
+        let mut buf = [0u8; 8];
+        self.optional(node, property, &mut buf).and_then(read_u32)
+    }
+
+    /// `#address-cells` / `#size-cells` of a bus node, with the IEEE 1275 defaults.
+    fn cell_counts(&self, node: Node) -> (usize, usize) {
+        let address = self.optional_u32(node, "#address-cells").unwrap_or(2);
+        let size = self.optional_u32(node, "#size-cells").unwrap_or(1);
+        (address as usize, size as usize)
+    }
+
+    fn is_device_type(&self, node: Node, wanted: &[u8]) -> bool {
+        let mut buf = [0u8; 32];
+        self.optional(node, "device_type", &mut buf).map(tree::first_string) == Some(wanted)
+    }
+
+    fn malformed(&self, node: Node, property: &'static str, why: &'static str) -> BootError {
+        BootError::Malformed { node: self.node_path(node), property, why }
+    }
+
+    /// Parses a list of (address, size) pairs such as `reg` or `available`.
+    fn ranges(
+        &self,
+        node: Node,
+        property: &'static str,
+        bytes: &[u8],
+        cells: (usize, usize),
+        out: &mut Vec<Range, MAX_MEMORY_RANGES>,
+    ) -> Result<(), BootError> {
+        let entry = (cells.0 + cells.1) * 4;
+        if cells.0 == 0 || cells.0 > 2 || cells.1 == 0 || cells.1 > 2 || bytes.len() % entry != 0 {
+            return Err(self.malformed(node, property, "does not divide into (address, size) pairs"));
+        }
+        for pair in bytes.chunks_exact(entry) {
+            let start = tree::read_cells(pair, cells.0).unwrap_or(0);
+            let size = tree::read_cells(&pair[cells.0 * 4..], cells.1).unwrap_or(0);
+            if size == 0 {
+                continue;
+            }
+            out.push(Range { start, size })
+                .map_err(|_| BootError::TooMany { what: "memory ranges", limit: MAX_MEMORY_RANGES })?;
+        }
+        Ok(())
+    }
+}
+
+fn read_u32(bytes: &[u8]) -> Option<u32> {
+    (bytes.len() == 4).then(|| u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+impl BootInfo {
+    /// Reads the device tree. `rtas.base`/`rtas.entry` stay 0: instantiating
+    /// RTAS is the caller's job, since it needs memory claimed from firmware.
+    pub fn read<T: DeviceTree + ?Sized>(tree: &T) -> Result<BootInfo, BootError> {
+        let r = Reader { tree };
+        let mut info = BootInfo::default();
+        let root = tree.find("/").ok_or(BootError::MissingNode { path: "/" })?;
+
+        info.firmware = Some(detect_firmware(tree));
+        read_memory(&r, root, &mut info)?;
+        read_cpus(&r, &mut info)?;
+        read_chosen(&r, &mut info)?;
+        read_rtas(&r, &mut info)?;
+
+        if let Some(xics) = tree.find("/interrupt-controller") {
+            let mut buf = [0u8; 64];
+            if let Some(bytes) = r.optional(xics, "ibm,interrupt-server-ranges", &mut buf) {
+                let mut list = tree::cells(bytes);
+                while let (Some(first), Some(count)) = (list.next(), list.next()) {
+                    let _ = info.interrupt_server_ranges.push((first, count));
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    pub fn memory_size(&self) -> u64 {
+        self.memory.iter().map(|r| r.size).sum()
+    }
+
+    pub fn bootargs(&self) -> &str {
+        &self.bootargs
+    }
+}
+
+fn detect_firmware<T: DeviceTree + ?Sized>(tree: &T) -> Firmware {
+    // SLOF creates /openprom with model "SLOF..."; VOF does not create it, but
+    // QEMU marks the VOF tree's root with nothing distinctive either, so a
+    // missing /openprom on a qemu,pseries machine means VOF.
+    if let Some(openprom) = tree.find("/openprom") {
+        let mut buf = [0u8; 32];
+        if let Some(len) = tree.property(openprom, "model", &mut buf) {
+            if buf[..len.min(buf.len())].starts_with(b"SLOF") {
+                return Firmware::Slof;
+            }
+        }
+        return Firmware::Unknown;
+    }
+    if let Some(root) = tree.find("/") {
+        let mut buf = [0u8; 32];
+        if let Some(len) = tree.property(root, "compatible", &mut buf) {
+            if tree::first_string(&buf[..len.min(buf.len())]) == b"qemu,pseries" {
+                return Firmware::Vof;
+            }
+        }
+    }
+    Firmware::Unknown
+}
+
+fn read_memory<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, root: Node, info: &mut BootInfo) -> Result<(), BootError> {
+    let cells = r.cell_counts(root);
+    let mut buf = [0u8; 512];
+    for node in children(r.tree, root) {
+        if !r.is_device_type(node, b"memory") {
+            continue;
+        }
+        let reg = r.required(node, "reg", &mut buf)?;
+        let before = info.memory.len();
+        r.ranges(node, "reg", reg, cells, &mut info.memory)?;
+        if info.memory[before..].iter().any(|range| range.start == 0) {
+            info.real_mode_limit = info.memory[before..].iter().find(|range| range.start == 0).map_or(0, |range| range.size);
+        }
+        if let Some(available) = r.optional(node, "available", &mut buf) {
+            let copy: Vec<u8, 512> = Vec::from_slice(available).unwrap_or_default();
+            r.ranges(node, "available", &copy, cells, &mut info.available)?;
+        }
+    }
+    if info.memory.is_empty() {
+        return Err(BootError::MissingNode { path: "/memory@0 (a node with device_type \"memory\")" });
+    }
+    if info.real_mode_limit == 0 {
+        return Err(BootError::MissingNode { path: "/memory@0 (memory at physical address 0)" });
+    }
+    info.memory.sort_unstable_by_key(|range| range.start);
+    info.available.sort_unstable_by_key(|range| range.start);
+    Ok(())
+}
+
+fn read_cpus<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> Result<(), BootError> {
+    let cpus = r.tree.find("/cpus").ok_or(BootError::MissingNode { path: "/cpus" })?;
+    let mut first = true;
+    for node in children(r.tree, cpus) {
+        if !r.is_device_type(node, b"cpu") {
+            continue;
+        }
+        let core = r.required_u32(node, "reg")?;
+        let mut buf = [0u8; 256];
+        // One interrupt server per thread; a core without the property is one thread.
+        let servers: Vec<u32, 64> = match r.optional(node, "ibm,ppc-interrupt-server#s", &mut buf) {
+            Some(bytes) if !bytes.is_empty() => tree::cells(bytes).take(64).collect(),
+            _ => Vec::from_slice(&[core]).unwrap_or_default(),
+        };
+        for (thread, &server) in servers.iter().enumerate() {
+            info.cpus
+                .push(Cpu { server, core, thread: thread as u32 })
+                .map_err(|_| BootError::TooMany { what: "CPU threads", limit: MAX_CPUS })?;
+        }
+        if first {
+            // The boot CPU's node speaks for all (QEMU's nodes are identical).
+            first = false;
+            info.timebase_frequency = r.required_u32(node, "timebase-frequency")? as u64;
+            if let Some(bytes) = r.optional(node, "ibm,pft-size", &mut buf) {
+                if bytes.len() != 8 {
+                    return Err(r.malformed(node, "ibm,pft-size", "is not two cells"));
+                }
+                info.hpt_size_log2 = tree::cells(bytes).nth(1);
+            }
+            info.slb_size = r.optional_u32(node, "ibm,slb-size").or_else(|| r.optional_u32(node, "slb-size"));
+            if let Some(bytes) = r.optional(node, "ibm,processor-radix-AP-encodings", &mut buf) {
+                info.radix_page_sizes = tree::cells(bytes).take(8).collect();
+            }
+            if let Some(bytes) = r.optional(node, "ibm,segment-page-sizes", &mut buf) {
+                info.hash_page_sizes = tree::cells(bytes).take(64).collect();
+            }
+            info.dcache_block_size = r.optional_u32(node, "d-cache-block-size").unwrap_or(128);
+            info.icache_block_size = r.optional_u32(node, "i-cache-block-size").unwrap_or(128);
+        }
+    }
+    if info.cpus.is_empty() {
+        return Err(BootError::MissingNode { path: "/cpus/* (a node with device_type \"cpu\")" });
+    }
+    Ok(())
+}
+
+fn read_chosen<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> Result<(), BootError> {
+    let chosen = r.tree.find("/chosen").ok_or(BootError::MissingNode { path: "/chosen" })?;
+    let mut buf = [0u8; MAX_BOOTARGS];
+    if let Some(len) = r.tree.property(chosen, "bootargs", &mut buf) {
+        if len > buf.len() {
+            return Err(r.malformed(chosen, "bootargs", "is longer than 1023 bytes"));
+        }
+        let text = core::str::from_utf8(tree::first_string(&buf[..len]))
+            .map_err(|_| r.malformed(chosen, "bootargs", "is not UTF-8"))?;
+        let _ = info.bootargs.push_str(text.trim());
+    }
+    let mut path = [0u8; 128];
+    if let Some(bytes) = r.optional(chosen, "stdout-path", &mut path) {
+        let path = core::str::from_utf8(tree::first_string(bytes)).unwrap_or("");
+        if let Some(stdout) = r.tree.find(path) {
+            info.console_termno = r.optional_u32(stdout, "reg");
+        }
+    }
+    if let Some(bytes) = r.optional(chosen, "ibm,arch-vec-5-platform-support", &mut buf) {
+        info.arch_vec5_support = Vec::from_slice(&bytes[..bytes.len().min(16)]).unwrap_or_default();
+    }
+    Ok(())
+}
+
+fn read_rtas<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> Result<(), BootError> {
+    let rtas = r.tree.find("/rtas").ok_or(BootError::MissingNode { path: "/rtas" })?;
+    info.rtas.size = r.required_u32(rtas, "rtas-size")?;
+    info.rtas.tokens = RtasTokens {
+        power_off: r.required_u32(rtas, "power-off")?,
+        system_reboot: r.optional_u32(rtas, "system-reboot"),
+        start_cpu: r.optional_u32(rtas, "start-cpu"),
+        query_cpu_stopped_state: r.optional_u32(rtas, "query-cpu-stopped-state"),
+        stop_self: r.optional_u32(rtas, "stop-self"),
+        display_character: r.optional_u32(rtas, "display-character"),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::fake::FakeTree;
+
+    /// The shape of QEMU's pseries tree (`-m 1G -smp 2`, values from its FDT).
+    fn qemu_like_tree() -> FakeTree {
+        let mut t = FakeTree::new();
+        t.prop_cells("/", "#address-cells", &[2]).prop_cells("/", "#size-cells", &[2]);
+        t.prop_str("/", "compatible", "qemu,pseries");
+        t.node("/chosen");
+        t.prop_str("/chosen", "bootargs", "selftest=all loglevel=debug");
+        t.prop_str("/chosen", "stdout-path", "/vdevice/vty@71000000");
+        t.prop_cells("/chosen", "ibm,arch-vec-5-platform-support", &[0x178018c0, 0x19001a40]);
+        t.node("/vdevice");
+        t.node("/vdevice/vty@71000000");
+        t.prop_cells("/vdevice/vty@71000000", "reg", &[0x71000000]);
+        t.node("/rtas");
+        t.prop_cells("/rtas", "rtas-size", &[0x83c]).prop_cells("/rtas", "power-off", &[0x2003]);
+        t.prop_cells("/rtas", "start-cpu", &[0x2006]);
+        t.prop_cells("/rtas", "query-cpu-stopped-state", &[0x2005]);
+        t.node("/cpus");
+        for (i, name) in ["/cpus/PowerPC,POWER9@0", "/cpus/PowerPC,POWER9@1"].iter().enumerate() {
+            t.node(name);
+            t.prop_str(name, "device_type", "cpu");
+            t.prop_cells(name, "reg", &[i as u32]);
+            t.prop_cells(name, "ibm,ppc-interrupt-server#s", &[i as u32]);
+            t.prop_cells(name, "timebase-frequency", &[0x1e848000]);
+            t.prop_cells(name, "ibm,pft-size", &[0, 0x17]);
+            t.prop_cells(name, "ibm,slb-size", &[0x20]);
+            t.prop_cells(name, "ibm,processor-radix-AP-encodings", &[0x0c, 0xa0000010, 0x20000015, 0x4000001e]);
+        }
+        t.node("/memory@0");
+        t.prop_str("/memory@0", "device_type", "memory");
+        t.prop_cells("/memory@0", "reg", &[0, 0, 0, 0x4000_0000]);
+        t.prop_cells("/memory@0", "available", &[0, 0xda0, 0, 0x7260, 0, 0x460000, 0, 0x3fba0000]);
+        t.node("/interrupt-controller");
+        t.prop_cells("/interrupt-controller", "ibm,interrupt-server-ranges", &[0, 2]);
+        t
+    }
+
+    #[test]
+    fn reads_qemu_pseries_tree() {
+        let info = BootInfo::read(&qemu_like_tree()).unwrap();
+        assert_eq!(info.firmware, Some(Firmware::Vof));
+        assert_eq!(info.memory.as_slice(), &[Range { start: 0, size: 1 << 30 }]);
+        assert_eq!(info.memory_size(), 1 << 30);
+        assert_eq!(info.real_mode_limit, 1 << 30);
+        assert_eq!(info.available.len(), 2);
+        assert_eq!(info.available[1], Range { start: 0x460000, size: 0x3fba0000 });
+        assert_eq!(info.cpus.len(), 2);
+        assert_eq!(info.cpus[1], Cpu { server: 1, core: 1, thread: 0 });
+        assert_eq!(info.timebase_frequency, 512_000_000);
+        assert_eq!(info.hpt_size_log2, Some(0x17));
+        assert_eq!(info.slb_size, Some(32));
+        assert_eq!(info.radix_page_sizes.as_slice(), &[0x0c, 0xa0000010, 0x20000015, 0x4000001e]);
+        assert_eq!(info.bootargs(), "selftest=all loglevel=debug");
+        assert_eq!(info.console_termno, Some(0x71000000));
+        assert_eq!(info.rtas.size, 0x83c);
+        assert_eq!(info.rtas.tokens.power_off, 0x2003);
+        assert_eq!(info.rtas.tokens.start_cpu, Some(0x2006));
+        assert_eq!(info.rtas.tokens.stop_self, None);
+        assert_eq!(info.interrupt_server_ranges.as_slice(), &[(0, 2)]);
+        assert_eq!(info.arch_vec5_support.as_slice(), &[0x17, 0x80, 0x18, 0xc0, 0x19, 0x00, 0x1a, 0x40]);
+    }
+
+    #[test]
+    fn threads_come_from_interrupt_server_list() {
+        let mut t = qemu_like_tree();
+        let core = "/cpus/PowerPC,POWER9@0";
+        t.nodes.iter_mut().find(|n| n.path == core).unwrap().props.retain(|(n, _)| n != "ibm,ppc-interrupt-server#s");
+        t.prop_cells(core, "ibm,ppc-interrupt-server#s", &[8, 9, 10, 11]);
+        let info = BootInfo::read(&t).unwrap();
+        assert_eq!(info.cpus.len(), 5);
+        assert_eq!(info.cpus[3], Cpu { server: 11, core: 0, thread: 3 });
+    }
+
+    #[test]
+    fn missing_required_property_names_node_and_property() {
+        let mut t = qemu_like_tree();
+        t.nodes.iter_mut().find(|n| n.path == "/rtas").unwrap().props.retain(|(n, _)| n != "power-off");
+        let err = BootInfo::read(&t).unwrap_err();
+        assert_eq!(err, BootError::MissingProperty { node: String::try_from("/rtas").unwrap(), property: "power-off" });
+        let text = std::format!("{err}");
+        assert!(text.contains("/rtas") && text.contains("power-off"), "{text}");
+
+        let mut t = qemu_like_tree();
+        for n in t.nodes.iter_mut().filter(|n| n.path.starts_with("/cpus/")) {
+            n.props.retain(|(n, _)| n != "timebase-frequency");
+        }
+        let text = std::format!("{}", BootInfo::read(&t).unwrap_err());
+        assert!(text.contains("/cpus/PowerPC,POWER9@0") && text.contains("timebase-frequency"), "{text}");
+    }
+
+    #[test]
+    fn missing_nodes_are_reported() {
+        let mut t = FakeTree::new();
+        t.prop_str("/", "compatible", "qemu,pseries");
+        assert_eq!(
+            BootInfo::read(&t).unwrap_err(),
+            BootError::MissingNode { path: "/memory@0 (a node with device_type \"memory\")" }
+        );
+    }
+
+    #[test]
+    fn malformed_reg_is_rejected() {
+        let mut t = qemu_like_tree();
+        let mem = t.nodes.iter_mut().find(|n| n.path == "/memory@0").unwrap();
+        mem.props.retain(|(n, _)| n != "reg");
+        t.prop_cells("/memory@0", "reg", &[0, 0, 0]);
+        assert!(matches!(BootInfo::read(&t).unwrap_err(), BootError::Malformed { property: "reg", .. }));
+    }
+
+    #[test]
+    fn several_memory_nodes_are_sorted_and_summed() {
+        let mut t = qemu_like_tree();
+        t.node("/memory@80000000");
+        t.prop_str("/memory@80000000", "device_type", "memory");
+        t.prop_cells("/memory@80000000", "reg", &[0, 0x8000_0000, 0, 0x4000_0000]);
+        let info = BootInfo::read(&t).unwrap();
+        assert_eq!(info.memory.len(), 2);
+        assert_eq!(info.memory_size(), 2 << 30);
+        assert_eq!(info.real_mode_limit, 1 << 30);
+    }
+
+    #[test]
+    fn slof_is_recognised_by_openprom_model() {
+        let mut t = qemu_like_tree();
+        t.node("/openprom");
+        t.prop_str("/openprom", "model", "SLOF,HEAD");
+        assert_eq!(BootInfo::read(&t).unwrap().firmware, Some(Firmware::Slof));
+    }
+}

@@ -1,0 +1,228 @@
+//! The kernel command line (`-append` on QEMU, `/chosen/bootargs`).
+//!
+//! Options are whitespace-separated `name=value` words. An unknown or
+//! malformed option is reported to the caller and ignored, and the boot goes on
+//! with the default for that option. Every option is listed in README.md.
+
+use core::fmt;
+
+use crate::console;
+
+/// What `inject=` makes the kernel do after its self-tests, to prove that
+/// failures are reported and judged as failures (the harness runs these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inject {
+    /// `panic!()` from kernel code.
+    Panic,
+    /// Spin forever with interrupts off, printing nothing more.
+    Hang,
+    /// Add a self-test that reports `not ok`.
+    NotOk,
+    /// Execute a trap instruction with no fix-up: an unexpected 0x700.
+    Program,
+    /// Allocate more than the heap holds.
+    OutOfMemory,
+    /// Load from an address outside memory: an unexpected 0x300 (DSI).
+    BadAccess,
+}
+
+impl Inject {
+    const ALL: [(&'static str, Inject); 6] = [
+        ("panic", Inject::Panic),
+        ("hang", Inject::Hang),
+        ("notok", Inject::NotOk),
+        ("program", Inject::Program),
+        ("oom", Inject::OutOfMemory),
+        ("badaccess", Inject::BadAccess),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Inject::ALL.iter().find(|(_, i)| *i == self).map_or("?", |(n, _)| n)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// `loglevel=`: console threshold, Linux numbering (messages below it print).
+    pub loglevel: u8,
+    /// `selftest=`: comma-separated patterns selecting self-tests (see ktest).
+    pub selftest: &'a str,
+    /// `inject=`: deliberate failure after the self-tests.
+    pub inject: Option<Inject>,
+    /// `expect_cpus=`: CPU count the device-tree self-test expects (as `-smp`).
+    pub expect_cpus: Option<u32>,
+    /// `expect_mem=`: memory size the device-tree self-test expects (as `-m`).
+    pub expect_mem: Option<u64>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { loglevel: console::DEFAULT_LOGLEVEL, selftest: "all", inject: None, expect_cpus: None, expect_mem: None }
+    }
+}
+
+/// Something wrong with one word of the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem<'a> {
+    Unknown { word: &'a str },
+    Malformed { word: &'a str, expected: &'static str },
+}
+
+impl fmt::Display for Problem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unknown { word } => write!(f, "unknown option '{word}' ignored"),
+            Problem::Malformed { word, expected } => {
+                write!(f, "malformed option '{word}' ignored (expected {expected})")
+            }
+        }
+    }
+}
+
+/// Parses `cmdline`, calling `report` for each word it cannot use.
+pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options<'a> {
+    let mut options = Options::default();
+    for word in cmdline.split_ascii_whitespace() {
+        let (name, value) = match word.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (word, None),
+        };
+        let result = match (name, value) {
+            ("loglevel", Some(v)) => parse_loglevel(v).map(|l| options.loglevel = l).ok_or(
+                "a level 0-8 or one of quiet, error, warn, notice, info, debug",
+            ),
+            ("selftest", Some(v)) if !v.is_empty() => {
+                options.selftest = v;
+                Ok(())
+            }
+            ("selftest", _) => Err("selftest=<pattern>[,<pattern>...] | all | none"),
+            ("inject", Some(v)) => Inject::ALL
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map(|&(_, i)| options.inject = Some(i))
+                .ok_or("inject=panic|hang|notok|program|oom|badaccess"),
+            ("expect_cpus", Some(v)) => {
+                v.parse::<u32>().ok().filter(|&n| n > 0).map(|n| options.expect_cpus = Some(n)).ok_or("a CPU count")
+            }
+            ("expect_mem", Some(v)) => parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G"),
+            ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
+            _ => {
+                report(Problem::Unknown { word });
+                continue;
+            }
+        };
+        if let Err(expected) = result {
+            report(Problem::Malformed { word, expected });
+        }
+    }
+    options
+}
+
+/// `loglevel=` accepts Linux's numbers or names: `loglevel=debug` shows
+/// everything, `loglevel=warn` warnings and errors.
+fn parse_loglevel(value: &str) -> Option<u8> {
+    use console::Level;
+    let threshold = match value {
+        "quiet" => 0,
+        "error" => Level::Error as u8 + 1,
+        "warn" => Level::Warn as u8 + 1,
+        "notice" => Level::Notice as u8 + 1,
+        "info" => Level::Info as u8 + 1,
+        "debug" => Level::Debug as u8 + 1,
+        number => number.parse::<u8>().ok().filter(|&n| n <= 8)?,
+    };
+    Some(threshold)
+}
+
+/// Parses a size: a number with an optional K, M, G or T suffix (binary
+/// multiples, as QEMU's `-m`), `0x` hex allowed. A bare number is bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 30),
+        b't' | b'T' => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    let number = match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => digits.parse::<u64>().ok()?,
+    };
+    number.checked_mul(1u64 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    fn parse_all(line: &str) -> (Options<'_>, Vec<Problem<'_>>) {
+        let mut problems = Vec::new();
+        let options = parse(line, |p| problems.push(p));
+        (options, problems)
+    }
+
+    #[test]
+    fn empty_line_gives_defaults() {
+        let (options, problems) = parse_all("   ");
+        assert_eq!(options, Options::default());
+        assert_eq!(options.selftest, "all");
+        assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn known_options() {
+        let (o, p) = parse_all("loglevel=debug selftest=frame,heap.* inject=program expect_cpus=4 expect_mem=2G");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.loglevel, 8);
+        assert_eq!(o.selftest, "frame,heap.*");
+        assert_eq!(o.inject, Some(Inject::Program));
+        assert_eq!(o.expect_cpus, Some(4));
+        assert_eq!(o.expect_mem, Some(2 << 30));
+    }
+
+    #[test]
+    fn numeric_loglevel_and_last_one_wins() {
+        let (o, _) = parse_all("loglevel=3 loglevel=5");
+        assert_eq!(o.loglevel, 5);
+    }
+
+    #[test]
+    fn unknown_and_malformed_are_reported_and_defaults_kept() {
+        let (o, p) = parse_all("frobnicate=1 loglevel=loud expect_cpus=0 inject=explode expect_mem selftest= quiet");
+        assert_eq!(o, Options::default());
+        assert_eq!(p.len(), 7, "{p:?}");
+        assert_eq!(p[0], Problem::Unknown { word: "frobnicate=1" });
+        assert!(matches!(p[1], Problem::Malformed { word: "loglevel=loud", .. }));
+        assert!(matches!(p[2], Problem::Malformed { word: "expect_cpus=0", .. }));
+        assert!(matches!(p[3], Problem::Malformed { word: "inject=explode", .. }));
+        assert!(matches!(p[4], Problem::Malformed { word: "expect_mem", .. }));
+        assert!(matches!(p[5], Problem::Malformed { word: "selftest=", .. }));
+        assert_eq!(p[6], Problem::Unknown { word: "quiet" });
+        let text = std::format!("{}", p[1]);
+        assert!(text.contains("loglevel=loud") && text.contains("ignored"), "{text}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024M"), Some(1 << 30));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0x1000"), Some(4096));
+        assert_eq!(parse_size("G"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("12Q"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+
+    #[test]
+    fn inject_names_round_trip() {
+        for (name, inject) in Inject::ALL {
+            assert_eq!(inject.name(), name);
+            let line = std::format!("inject={name}");
+            assert_eq!(parse_all(&line).0.inject, Some(inject));
+        }
+    }
+}
