@@ -65,6 +65,7 @@ pub struct RtasTokens {
     pub query_cpu_stopped_state: Option<u32>,
     pub stop_self: Option<u32>,
     pub display_character: Option<u32>,
+    pub get_time_of_day: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -393,6 +394,7 @@ fn read_rtas<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> 
         query_cpu_stopped_state: r.optional_u32(rtas, "query-cpu-stopped-state"),
         stop_self: r.optional_u32(rtas, "stop-self"),
         display_character: r.optional_u32(rtas, "display-character"),
+        get_time_of_day: r.optional_u32(rtas, "get-time-of-day"),
     };
     Ok(())
 }

@@ -22,7 +22,7 @@ pub enum Inject {
     Program,
     /// Allocate more than the heap holds.
     OutOfMemory,
-    /// Load from an address outside memory: an unexpected 0x300 (DSI).
+    /// Load from an address outside memory: an unexpected machine check (0x200).
     BadAccess,
 }
 

@@ -1,1 +1,20 @@
+//! Host harness for the ppc64 kernel: builds the image, boots it in QEMU (`-M pseries`,
+//! VOF or SLOF), and judges the console's KTAP output.
+//!
+//! - [`qemu`]: the one QEMU command-line builder, and running a boot with a deadline.
+//! - [`ktap`], [`banner`]: reading the console.
+//! - [`judge`]: pass/fail of one boot, as a pure function of its output.
+//! - [`matrix`]: the boots `cargo test -p harness` runs (`tests/matrix.cfg`).
+//! - [`image`]: the kernel image (`KERNEL_IMAGE`, or `make kernel` once per process).
+//!
+//! Environment: `QEMU` (binary), `BOOT_TIMEOUT` (seconds), `KERNEL_IMAGE` (skip the build),
+//! `HARNESS_ONLY` (run only matrix rows whose name contains it), `HARNESS_JOBS` (parallel
+//! boots; default: the number of host CPUs).
 
+pub mod banner;
+pub mod image;
+pub mod judge;
+pub mod ktap;
+pub mod matrix;
+mod process;
+pub mod qemu;

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::judge::Machine;
 use crate::process;
 
 /// QEMU binary used when `QEMU` is not set.
@@ -185,6 +186,11 @@ impl BootConfig {
             gdb: false,
             process_group: ProcessGroup::Own,
         }
+    }
+
+    /// The machine the banner must describe.
+    pub fn machine(&self) -> Machine {
+        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
     }
 
     /// The kernel command line: `append`, plus `expect_cpus=`/`expect_mem=` describing the

@@ -1,27 +1,225 @@
+//! The kernel image for POWER9 pseries (QEMU `-M pseries`, KVM guests).
+//!
+//! Boot order: entry.s (endianness, relocation, BSS, stack) → firmware phase
+//! (device tree, RTAS) → exception vectors → command line → banner → frames
+//! and heap → self-tests → deliberate failure if `inject=` asks → power-off.
 #![no_std]
 #![no_main]
 
-use core::arch::{asm, global_asm};
+extern crate alloc;
+
+mod cpu;
+mod exceptions;
+mod fatal;
+mod firmware;
+mod hcall;
+mod hvc;
+mod inject;
+mod ksyms;
+mod percpu;
+mod rtas;
+mod selftests;
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use boot::BootInfo;
+use kernel::cmdline::{self, Inject};
+use kernel::ktest::{self, Env, Suite, SUMMARY};
+use kernel::mm::{self, Reserved, FRAME_SIZE};
+use kernel::{console, info, println, warn};
 
 global_asm!(include_str!("asm/entry.s"));
 
-fn put(s: &[u8]) {
-    for chunk in s.chunks(8) {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        let hi = u64::from_be_bytes(w);
-        unsafe {
-            asm!("sc 1", inout("r3") 0x58u64 => _, in("r4") 0u64, in("r5") chunk.len() as u64, in("r6") hi, in("r7") 0u64, out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("ctr") _, out("xer") _, out("cr0") _);
-        }
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+/// Timebase when the kernel was entered, for the boot-time diagnostic.
+static ENTRY_TIMEBASE: AtomicU64 = AtomicU64::new(0);
+
+/// Every self-test suite, in the order they run.
+static SUITES: &[&Suite] = &[
+    &selftests::BOOT,
+    &selftests::CMDLINE,
+    &selftests::EXCEPTIONS,
+    &selftests::SYMBOLS,
+    &mm::selftests::FRAMES_SUITE,
+    &mm::selftests::HEAP_SUITE,
+];
+
+/// Heap size: a sixteenth of usable memory, within these bounds.
+const HEAP_MIN: u64 = 4 << 20;
+const HEAP_MAX: u64 = 64 << 20;
+
+/// Called by entry.s on the boot CPU, relocated, on the boot stack, in real
+/// mode, with interrupts off.
+#[no_mangle]
+extern "C" fn boot_cpu_entry(
+    client_interface: u64,
+    _initrd_start: u64,
+    _initrd_size: u64,
+    load_base: u64,
+    bad_relocations: u64,
+) -> ! {
+    ENTRY_TIMEBASE.store(cpu::timebase(), Ordering::Relaxed);
+    console::set_sink(hvc::write);
+    fatal::set_readable_limit(ksyms::image_end());
+    if bad_relocations != 0 {
+        panic!("entry: {bad_relocations} dynamic relocations are not R_PPC64_RELATIVE; the image cannot run");
+    }
+    debug_assert_eq!(load_base, ksyms::load_base());
+
+    // SAFETY: the entry the firmware passed us, called once, in real mode,
+    // before anything overwrote firmware memory.
+    let info = BOOT_INFO.call_once(|| unsafe { firmware::take_over(client_interface) });
+    fatal::set_readable_limit(info.real_mode_limit);
+    if let Some(termno) = info.console_termno {
+        hvc::set_termno(termno);
+    }
+
+    percpu::init_boot_cpu();
+    take_interrupts_little_endian();
+    // SAFETY: translation is off and the firmware is quiesced, so the vector
+    // area is ours.
+    unsafe { exceptions::install(info.dcache_block_size as usize, info.icache_block_size as usize) };
+
+    let mut problems: heapless::Vec<cmdline::Problem<'_>, 16> = heapless::Vec::new();
+    let options = cmdline::parse(info.bootargs(), |problem| {
+        let _ = problems.push(problem);
+    });
+    console::set_loglevel(options.loglevel);
+    print_banner(info);
+    for problem in &problems {
+        warn!("cmdline: {problem}");
+    }
+
+    init_memory(info, load_base);
+
+    let env = Env { boot: info, options: &options, online_cpus: 1 };
+    run_selftests(&env);
+    if let Some(inject) = options.inject.filter(|&i| i != Inject::NotOk) {
+        inject::fail(inject);
+    }
+    let _ = SUMMARY.write(&mut ConsoleWriter);
+    fatal::power_off()
+}
+
+/// PAPR: a pseries partition chooses the endianness of interrupts with
+/// H_SET_MODE; the firmware may have left them big-endian.
+fn take_interrupts_little_endian() {
+    let status = hcall::hcall4_retry(
+        hcall::H_SET_MODE,
+        hcall::H_SET_MODE_ENDIAN_LITTLE,
+        hcall::H_SET_MODE_RESOURCE_LE,
+        0,
+        0,
+    );
+    if status != hcall::H_SUCCESS {
+        panic!("H_SET_MODE(little-endian interrupts) failed with status {status}");
     }
 }
 
-#[no_mangle]
-extern "C" fn boot_cpu_entry(ci: u64, _a: u64, _b: u64, base: u64, bad: u64) -> ! {
-    put(b"hello from rust\n");
-    let _ = (ci, base, bad);
-    loop {}
+fn print_banner(info: &BootInfo) {
+    println!(
+        "ppc64-kernel {VERSION}: firmware={} cpus={} memory={}MiB mmu=off cmdline=\"{}\"",
+        info.firmware.unwrap_or(boot::Firmware::Unknown).name(),
+        info.cpus.len(),
+        info.memory_size() >> 20,
+        info.bootargs()
+    );
+    info!(
+        "cpu: PVR {:#010x}, PIR {}, timebase {} Hz, MSR {:#x}",
+        cpu::pvr(),
+        cpu::pir(),
+        info.timebase_frequency,
+        cpu::msr()
+    );
+    for range in &info.memory {
+        info!("memory: {:#014x}-{:#014x} ({} MiB)", range.start, range.end(), range.size >> 20);
+    }
+    info!("real-mode limit: {:#x}; RTAS at {:#x} (entry {:#x}, {} bytes)", info.real_mode_limit, info.rtas.base, info.rtas.entry, info.rtas.size);
 }
 
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+/// Builds the frame allocator and the heap.
+fn init_memory(info: &BootInfo, load_base: u64) {
+    let reserved = reserved_ranges(info, load_base);
+    if info.available.is_empty() {
+        info!("memory: firmware publishes no \"available\" ranges; it is quiesced, so its memory is reused");
+    }
+    // SAFETY: real mode (identity), every range still in use is in `reserved`,
+    // and this runs once before any frame is allocated.
+    let frames = unsafe { mm::init(info, info.real_mode_limit, &reserved) }.unwrap_or_else(|why| panic!("memory: {why}"));
+    for r in reserved.iter().chain(core::iter::once(&frames.bitmap)) {
+        info!("memory: reserved {:#012x}-{:#012x} {}", r.start, r.end, r.what);
+    }
+
+    let heap_bytes = (frames.free_frames * FRAME_SIZE / 16).clamp(HEAP_MIN, HEAP_MAX);
+    let heap_frames = heap_bytes / FRAME_SIZE;
+    let heap = mm::FRAMES
+        .lock()
+        .as_mut()
+        .and_then(|a| a.alloc_contiguous(heap_frames, 1))
+        .unwrap_or_else(|| panic!("memory: no {heap_bytes}-byte run for the heap"));
+    // SAFETY: the frames were just taken from the allocator and are never
+    // returned; real mode maps them at their physical address.
+    unsafe { mm::heap::HEAP.init(mm::phys_to_virt(heap.address()), heap_bytes as usize) };
+    info!(
+        "memory: {} MiB free in {} frames of 64 KiB; heap {} MiB at {:#x}",
+        mm::free_frames() * FRAME_SIZE >> 20,
+        mm::free_frames(),
+        heap_bytes >> 20,
+        heap.address()
+    );
+}
+
+/// What the frame allocator must never hand out.
+pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
+    [
+        Reserved { start: 0, end: exceptions::VECTOR_AREA_END, what: "exception vectors" },
+        Reserved { start: load_base, end: ksyms::image_end(), what: "kernel image" },
+        Reserved { start: info.rtas.base, end: info.rtas.base + info.rtas.size as u64, what: "RTAS" },
+    ]
+}
+
+fn run_selftests(env: &Env<'_>) {
+    let filter = ktest::Filter::new(env.options.selftest);
+    for pattern in filter.unmatched(SUITES) {
+        warn!("selftest: pattern '{pattern}' matches no test");
+    }
+    let injected = [("inject", &inject::NOT_OK_TEST)];
+    let extra: &[_] = if env.options.inject == Some(Inject::NotOk) { &injected } else { &[] };
+    let now = cpu::timebase();
+    let frequency = env.boot.timebase_frequency.max(1);
+    println!(
+        "# boot: kernel entry at timebase {} ({} us after reset), first self-test at {} us",
+        ENTRY_TIMEBASE.load(Ordering::Relaxed),
+        ENTRY_TIMEBASE.load(Ordering::Relaxed) * 1_000_000 / frequency,
+        now * 1_000_000 / frequency
+    );
+    let _ = ktest::run(SUITES, extra, filter, env, &SUMMARY, &mut ConsoleWriter);
+}
+
+/// The console as a `fmt::Write`, taking the console lock per formatted
+/// write so that each KTAP line stays whole.
+struct ConsoleWriter;
+
+impl core::fmt::Write for ConsoleWriter {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        console::write_fmt(format_args!("{text}"));
+        Ok(())
+    }
+
+    fn write_fmt(&mut self, args: core::fmt::Arguments<'_>) -> core::fmt::Result {
+        console::write_fmt(args);
+        Ok(())
+    }
+}
+
+/// This CPU's index (0 until secondaries exist), for reports.
+pub fn percpu_index() -> u64 {
+    percpu::index()
+}
+
+pub fn boot_info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info is read before anything asks for it")
+}

@@ -2,6 +2,7 @@
 
 pub mod frame;
 pub mod heap;
+pub mod selftests;
 
 use boot::{BootInfo, Range};
 use spin::Mutex;
@@ -79,6 +80,12 @@ pub unsafe fn init(boot: &BootInfo, limit: u64, reserved: &[Reserved]) -> Result
     let report = FramesReport { free_frames: allocator.free_frames(), bitmap };
     *FRAMES.lock() = Some(allocator);
     Ok(report)
+}
+
+/// The address at which the kernel reaches physical memory: identical while
+/// translation is off (real mode).
+pub fn phys_to_virt(physical: u64) -> *mut u8 {
+    physical as *mut u8
 }
 
 /// Allocates one frame from the global allocator.

@@ -1,0 +1,71 @@
+# ppc64-kernel: a Rust bare-metal POWER9 pseries kernel.
+#
+#   make run     build, install what is missing, boot one configuration in QEMU
+#   make test    host unit tests + the QEMU boot matrix (tests/matrix.cfg)
+#   make kernel  build build/kernel.elf only
+#   make gdb     boot halted with QEMU's gdb stub and attach gdb-multiarch
+#   make clean
+#
+# Knobs (make VAR=value):
+#   SMP=1          CPUs (-smp)
+#   MEM=1G         memory (-m)
+#   FW=vof         firmware: vof (QEMU's fast VOF) or slof (SLOF)
+#   APPEND=        kernel command line, e.g. APPEND="loglevel=debug selftest=frames"
+#   QEMU=          QEMU binary (default: qemu-system-ppc64 on PATH, installed if missing)
+#   TIMEOUT=60     seconds before `make run` gives up on a boot
+#   RUSTC=, CARGO= the Rust used for the kernel (needs library source for build-std;
+#                  default: found by scripts/deps.sh)
+#   PROFILE=release  cargo profile for the kernel (release or dev)
+
+SMP     ?= 1
+MEM     ?= 1G
+FW      ?= vof
+APPEND  ?=
+TIMEOUT ?= 60
+PROFILE ?= release
+
+TARGET_SPEC := arch/ppc64/powerpc64le-kernel.json
+CROSS_DIR   := target/cross
+PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+LINKED      := $(CROSS_DIR)/powerpc64le-kernel/$(PROFILE_DIR)/ppc64-kernel
+IMAGE       := build/kernel.elf
+# The host's cargo builds the host tools and runs the tests.
+HOST_CARGO  ?= $(shell command -v cargo || echo /usr/bin/cargo)
+export QEMU
+
+.PHONY: all kernel run test gdb deps clean
+all: kernel
+
+deps:
+	@scripts/deps.sh rust qemu
+
+# The kernel is always rebuilt through cargo, which knows when nothing changed.
+kernel:
+	@scripts/deps.sh rust
+	@eval "$$(scripts/deps.sh env)" && \
+	  RUSTC="$$CROSS_RUSTC" RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CROSS_DIR) \
+	  "$$CROSS_CARGO" build --quiet -p ppc64 --profile $(PROFILE) --target $(TARGET_SPEC) \
+	    -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem -Zjson-target-spec
+	@mkdir -p build
+	@$(HOST_CARGO) run --quiet -p ksyms -- $(LINKED) $(IMAGE)
+
+run: kernel
+	@scripts/deps.sh qemu
+	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --smp $(SMP) --mem $(MEM) \
+	  --timeout $(TIMEOUT) --append "$(APPEND)"
+
+test: kernel
+	@scripts/deps.sh qemu
+	$(HOST_CARGO) test --workspace
+
+# The image is linked at 0 and loaded at 0x400000, hence the symbol offset.
+gdb: kernel
+	@scripts/deps.sh qemu gdb
+	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --smp $(SMP) --mem $(MEM) \
+	  --append "$(APPEND)" --gdb & \
+	sleep 1; gdb-multiarch -q -ex 'set architecture powerpc:common64' -ex 'set endian little' \
+	  -ex 'add-symbol-file $(IMAGE) -o 0x400000' -ex 'target remote localhost:1234'; \
+	kill %1 2>/dev/null || true
+
+clean:
+	rm -rf build target

@@ -1,0 +1,240 @@
+# Interrupt entry and exit.
+#
+# Every vector holds a 4-instruction stub (exceptions.rs copies it there and
+# patches the vector number and the branch):
+#     mtspr  SPRG1, r13        save r13
+#     mtspr  SPRG2, r12        save r12
+#     li     r12, <vector>
+#     b      exception_common
+# exception_common saves the interrupted state as a TrapFrame on the current
+# stack (kernel only, for now), calls exception_dispatch(&mut TrapFrame) and
+# returns with rfid (hrfid for the hypervisor vectors 0xe00-0xea0).
+#
+# SPRG0 always holds this CPU's PerCpu pointer (percpu.rs).
+
+    .set SPRG0, 272
+    .set SPRG1, 273
+    .set SPRG2, 274
+    .set HSRR0, 314
+    .set HSRR1, 315
+
+    # PerCpu offsets (checked against the Rust struct in percpu.rs).
+    .set PCPU_SCRATCH0, 0
+    .set PCPU_TOC, 32
+
+    # TrapFrame offsets (checked against the Rust struct in exceptions.rs).
+    .set TF_GPR, 0
+    .set TF_SRR0, 256
+    .set TF_SRR1, 264
+    .set TF_LR, 272
+    .set TF_CTR, 280
+    .set TF_XER, 288
+    .set TF_CR, 296
+    .set TF_DAR, 304
+    .set TF_DSISR, 312
+    .set TF_VECTOR, 320
+    .set TF_SIZE, 336
+
+    # ELFv2 minimum frame (back chain, CR, LR, TOC save) below the TrapFrame,
+    # and the 288-byte ABI-protected zone below the interrupted r1 left alone.
+    .set FRAME_HEADER, 32
+    .set PROTECTED_ZONE, 288
+    .set FRAME_SIZE, (FRAME_HEADER + TF_SIZE + 15) & ~15
+    .set TF, FRAME_HEADER
+
+    .section .text, "ax"
+    .globl  vector_stub_template
+    .globl  vector_stub_template_end
+    .balign 4
+vector_stub_template:
+    mtspr   SPRG1, %r13
+    mtspr   SPRG2, %r12
+    li      %r12, 0
+    b       .
+vector_stub_template_end:
+
+    .globl  exception_common
+    .type   exception_common, @function
+    .balign 16
+exception_common:
+    mfspr   %r13, SPRG0
+    std     %r12, PCPU_SCRATCH0(%r13)       # vector
+    mr      %r12, %r1
+    subi    %r1, %r1, PROTECTED_ZONE + FRAME_SIZE
+    clrrdi  %r1, %r1, 4
+    std     %r12, 0(%r1)                    # back chain to the interrupted frame
+    std     %r12, TF + TF_GPR + 8*1(%r1)
+    std     %r0, TF + TF_GPR + 8*0(%r1)
+    std     %r2, TF + TF_GPR + 8*2(%r1)
+    std     %r3, TF + TF_GPR + 8*3(%r1)
+    std     %r4, TF + TF_GPR + 8*4(%r1)
+    std     %r5, TF + TF_GPR + 8*5(%r1)
+    std     %r6, TF + TF_GPR + 8*6(%r1)
+    std     %r7, TF + TF_GPR + 8*7(%r1)
+    std     %r8, TF + TF_GPR + 8*8(%r1)
+    std     %r9, TF + TF_GPR + 8*9(%r1)
+    std     %r10, TF + TF_GPR + 8*10(%r1)
+    std     %r11, TF + TF_GPR + 8*11(%r1)
+    mfspr   %r0, SPRG2
+    std     %r0, TF + TF_GPR + 8*12(%r1)
+    mfspr   %r0, SPRG1
+    std     %r0, TF + TF_GPR + 8*13(%r1)
+    std     %r14, TF + TF_GPR + 8*14(%r1)
+    std     %r15, TF + TF_GPR + 8*15(%r1)
+    std     %r16, TF + TF_GPR + 8*16(%r1)
+    std     %r17, TF + TF_GPR + 8*17(%r1)
+    std     %r18, TF + TF_GPR + 8*18(%r1)
+    std     %r19, TF + TF_GPR + 8*19(%r1)
+    std     %r20, TF + TF_GPR + 8*20(%r1)
+    std     %r21, TF + TF_GPR + 8*21(%r1)
+    std     %r22, TF + TF_GPR + 8*22(%r1)
+    std     %r23, TF + TF_GPR + 8*23(%r1)
+    std     %r24, TF + TF_GPR + 8*24(%r1)
+    std     %r25, TF + TF_GPR + 8*25(%r1)
+    std     %r26, TF + TF_GPR + 8*26(%r1)
+    std     %r27, TF + TF_GPR + 8*27(%r1)
+    std     %r28, TF + TF_GPR + 8*28(%r1)
+    std     %r29, TF + TF_GPR + 8*29(%r1)
+    std     %r30, TF + TF_GPR + 8*30(%r1)
+    std     %r31, TF + TF_GPR + 8*31(%r1)
+
+    ld      %r12, PCPU_SCRATCH0(%r13)
+    std     %r12, TF + TF_VECTOR(%r1)
+    # Hypervisor interrupts (0xe00..0xea0) save state in HSRR0/1.
+    cmpldi  %r12, 0xe00
+    blt     1f
+    cmpldi  %r12, 0xea0
+    bgt     1f
+    mfspr   %r3, HSRR0
+    mfspr   %r4, HSRR1
+    b       2f
+1:  mfsrr0  %r3
+    mfsrr1  %r4
+2:  std     %r3, TF + TF_SRR0(%r1)
+    std     %r4, TF + TF_SRR1(%r1)
+    mflr    %r3
+    std     %r3, TF + TF_LR(%r1)
+    mfctr   %r3
+    std     %r3, TF + TF_CTR(%r1)
+    mfxer   %r3
+    std     %r3, TF + TF_XER(%r1)
+    mfcr    %r3
+    std     %r3, TF + TF_CR(%r1)
+    mfdar   %r3
+    std     %r3, TF + TF_DAR(%r1)
+    mfdsisr %r3
+    std     %r3, TF + TF_DSISR(%r1)
+
+    ld      %r2, PCPU_TOC(%r13)
+    # SRR0/1 are saved: a nested interrupt is now recoverable (MSR[RI]).
+    li      %r0, 2
+    mtmsrd  %r0, 1
+    addi    %r3, %r1, TF
+    bl      exception_dispatch
+    nop
+
+    # Not recoverable again until rfid: SRR0/1 are about to be reloaded.
+    li      %r0, 0
+    mtmsrd  %r0, 1
+    ld      %r12, TF + TF_VECTOR(%r1)
+    ld      %r3, TF + TF_SRR0(%r1)
+    ld      %r4, TF + TF_SRR1(%r1)
+    cmpldi  %r12, 0xe00
+    blt     3f
+    cmpldi  %r12, 0xea0
+    bgt     3f
+    mtspr   HSRR0, %r3
+    mtspr   HSRR1, %r4
+    b       4f
+3:  mtsrr0  %r3
+    mtsrr1  %r4
+4:  ld      %r3, TF + TF_LR(%r1)
+    mtlr    %r3
+    ld      %r3, TF + TF_CTR(%r1)
+    mtctr   %r3
+    ld      %r3, TF + TF_XER(%r1)
+    mtxer   %r3
+    ld      %r3, TF + TF_CR(%r1)
+    mtcr    %r3
+    ld      %r0, TF + TF_GPR + 8*0(%r1)
+    ld      %r2, TF + TF_GPR + 8*2(%r1)
+    ld      %r3, TF + TF_GPR + 8*3(%r1)
+    ld      %r4, TF + TF_GPR + 8*4(%r1)
+    ld      %r5, TF + TF_GPR + 8*5(%r1)
+    ld      %r6, TF + TF_GPR + 8*6(%r1)
+    ld      %r7, TF + TF_GPR + 8*7(%r1)
+    ld      %r8, TF + TF_GPR + 8*8(%r1)
+    ld      %r9, TF + TF_GPR + 8*9(%r1)
+    ld      %r10, TF + TF_GPR + 8*10(%r1)
+    ld      %r11, TF + TF_GPR + 8*11(%r1)
+    ld      %r13, TF + TF_GPR + 8*13(%r1)
+    ld      %r14, TF + TF_GPR + 8*14(%r1)
+    ld      %r15, TF + TF_GPR + 8*15(%r1)
+    ld      %r16, TF + TF_GPR + 8*16(%r1)
+    ld      %r17, TF + TF_GPR + 8*17(%r1)
+    ld      %r18, TF + TF_GPR + 8*18(%r1)
+    ld      %r19, TF + TF_GPR + 8*19(%r1)
+    ld      %r20, TF + TF_GPR + 8*20(%r1)
+    ld      %r21, TF + TF_GPR + 8*21(%r1)
+    ld      %r22, TF + TF_GPR + 8*22(%r1)
+    ld      %r23, TF + TF_GPR + 8*23(%r1)
+    ld      %r24, TF + TF_GPR + 8*24(%r1)
+    ld      %r25, TF + TF_GPR + 8*25(%r1)
+    ld      %r26, TF + TF_GPR + 8*26(%r1)
+    ld      %r27, TF + TF_GPR + 8*27(%r1)
+    ld      %r28, TF + TF_GPR + 8*28(%r1)
+    ld      %r29, TF + TF_GPR + 8*29(%r1)
+    ld      %r30, TF + TF_GPR + 8*30(%r1)
+    ld      %r31, TF + TF_GPR + 8*31(%r1)
+    cmpldi  %r12, 0xe00
+    blt     5f
+    cmpldi  %r12, 0xea0
+    bgt     5f
+    ld      %r12, TF + TF_GPR + 8*12(%r1)
+    ld      %r1, TF + TF_GPR + 8*1(%r1)
+    hrfid
+5:  ld      %r12, TF + TF_GPR + 8*12(%r1)
+    ld      %r1, TF + TF_GPR + 8*1(%r1)
+    rfid
+    .size   exception_common, . - exception_common
+
+# Probes whose faults are expected: each faulting instruction has an entry in
+# __ex_table (two 32-bit offsets, relative to each field: instruction, fix-up).
+# On a fault, exception_dispatch resumes at the fix-up with r3 = vector and
+# r4 = faulting address (DAR for storage interrupts, else SRR0).
+
+.macro EX_TABLE insn, fixup
+    .pushsection __ex_table, "a"
+    .balign 4
+    .long   \insn - .
+    .long   \fixup - .
+    .popsection
+.endm
+
+# u64 probe_trap(void): executes `trap`; returns 0, or the vector it raised.
+    .globl  probe_trap
+    .globl  probe_trap_insn
+    .type   probe_trap, @function
+probe_trap:
+    li      %r3, 0
+probe_trap_insn:
+    trap
+    blr
+    EX_TABLE probe_trap_insn, 9f
+9:  blr
+    .size   probe_trap, . - probe_trap
+
+# u64 probe_load_u64(const u64 *address, u64 *value): 0, or the vector the load raised.
+    .globl  probe_load_u64
+    .globl  probe_load_insn
+    .type   probe_load_u64, @function
+probe_load_u64:
+    mr      %r5, %r3
+    li      %r3, 0
+probe_load_insn:
+    ld      %r6, 0(%r5)
+    std     %r6, 0(%r4)
+    blr
+    EX_TABLE probe_load_insn, 9f
+9:  blr
+    .size   probe_load_u64, . - probe_load_u64

@@ -1,0 +1,109 @@
+//! Processor registers (Power ISA v3.0B, Book III) and small wrappers around
+//! the instructions that touch them.
+
+use core::arch::asm;
+
+/// Special-purpose register numbers (Power ISA v3.0B, Book III, 4.3 and
+/// the SPR table in 1.3.3 of Book III).
+/// (asm/exceptions.s names SPRG1/SPRG2, SRR0/1, HSRR0/1, DAR, DSISR itself.)
+pub mod spr {
+    /// SPRG0 holds this CPU's `PerCpu` pointer (see percpu.rs).
+    pub const SPRG0: u32 = 272;
+    pub const PVR: u32 = 287;
+    pub const PIR: u32 = 1023;
+}
+
+/// Machine State Register bits (Power ISA v3.0B, Book III, 4.2.1).
+pub mod msr {
+    pub const SF: u64 = 1 << 63;
+    pub const HV: u64 = 1 << 60;
+    pub const EE: u64 = 1 << 15;
+    pub const PR: u64 = 1 << 14;
+    pub const FP: u64 = 1 << 13;
+    pub const ME: u64 = 1 << 12;
+    pub const IR: u64 = 1 << 5;
+    pub const DR: u64 = 1 << 4;
+    pub const RI: u64 = 1 << 1;
+    pub const LE: u64 = 1 << 0;
+}
+
+macro_rules! read_spr {
+    ($spr:expr) => {{
+        let value: u64;
+        // SAFETY: reading this SPR has no side effects and is permitted in
+        // supervisor state.
+        unsafe { asm!("mfspr {0}, {1}", out(reg) value, const $spr, options(nomem, nostack, preserves_flags)) };
+        value
+    }};
+}
+
+pub fn pir() -> u32 {
+    read_spr!(spr::PIR) as u32
+}
+
+pub fn pvr() -> u32 {
+    read_spr!(spr::PVR) as u32
+}
+
+pub fn msr() -> u64 {
+    let value: u64;
+    // SAFETY: mfmsr only reads the MSR.
+    unsafe { asm!("mfmsr {0}", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// The timebase (Power ISA Book II, 5.2): the clock for every timing here.
+#[inline]
+pub fn timebase() -> u64 {
+    let value: u64;
+    // SAFETY: mftb only reads the timebase.
+    unsafe { asm!("mftb {0}", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+pub fn set_sprg0(value: u64) {
+    // SAFETY: SPRG0 is software-defined; the kernel reserves it for the PerCpu
+    // pointer and sets it once per CPU before interrupts can be taken.
+    unsafe { asm!("mtspr {0}, {1}", const spr::SPRG0, in(reg) value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// The TOC pointer (r2) of the running kernel, for the interrupt path.
+pub fn toc() -> u64 {
+    let value: u64;
+    // SAFETY: copies r2, which the ABI keeps pointing at the kernel's TOC.
+    unsafe { asm!("mr {0}, 2", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Makes `len` bytes of freshly written instructions at `start` visible to
+/// instruction fetch (Power ISA Book II, 1.8: dcbst, sync, icbi, isync).
+pub fn sync_icache(start: usize, len: usize, dcache_block: usize, icache_block: usize) {
+    let end = start + len;
+    let mut line = start & !(dcache_block - 1);
+    while line < end {
+        // SAFETY: dcbst only writes back a cache block of memory we own.
+        unsafe { asm!("dcbst 0, {0}", in(reg) line, options(nostack, preserves_flags)) };
+        line += dcache_block;
+    }
+    // SAFETY: ordering instruction only.
+    unsafe { asm!("sync", options(nostack, preserves_flags)) };
+    let mut line = start & !(icache_block - 1);
+    while line < end {
+        // SAFETY: icbi only invalidates an instruction cache block.
+        unsafe { asm!("icbi 0, {0}", in(reg) line, options(nostack, preserves_flags)) };
+        line += icache_block;
+    }
+    // SAFETY: context synchronisation only.
+    unsafe { asm!("sync", "isync", options(nostack, preserves_flags)) };
+}
+
+/// Stops this CPU for good with interrupts off (used after a fatal error
+/// when even power-off failed).
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: clearing MSR[EE] (mtmsrd L=1 touches only EE and RI) and
+        // spinning has no other effect.
+        unsafe { asm!("li {0}, 0", "mtmsrd {0}, 1", out(reg) _, options(nomem, nostack)) };
+        core::hint::spin_loop();
+    }
+}

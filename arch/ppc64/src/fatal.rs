@@ -1,0 +1,145 @@
+//! Fatal errors: panics and unexpected interrupts. Each prints what happened
+//! (a `FATAL:` line, registers, a symbolised backtrace), a failing summary
+//! line, and powers the machine off: RTAS power-off always exits QEMU with 0,
+//! so the console is the status.
+
+use core::arch::asm;
+use core::fmt::Write;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::console;
+use kernel::ktest::SUMMARY;
+
+use crate::exceptions::{vector_name, TrapFrame};
+use crate::ksyms::Sym;
+use crate::{cpu, rtas};
+
+/// Set when a fatal report starts; a second fatal error (inside the report)
+/// goes straight to power-off.
+static IN_FATAL: AtomicBool = AtomicBool::new(false);
+
+/// Highest address the backtrace may read (the real-mode limit while
+/// translation is off); frames outside [image end - stack, limit) stop it.
+static READABLE_LIMIT: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_readable_limit(limit: u64) {
+    READABLE_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+macro_rules! report {
+    ($($arg:tt)*) => { console::write_fmt_unlocked(format_args!($($arg)*)) };
+}
+
+fn enter_fatal() {
+    if IN_FATAL.swap(true, Ordering::SeqCst) {
+        report!("\nFATAL: second fatal error while reporting the first\n");
+        finish_failed();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    enter_fatal();
+    match info.location() {
+        Some(location) => report!("\nFATAL: panic at {}:{}:{}: {}\n", location.file(), location.line(), location.column(), info.message()),
+        None => report!("\nFATAL: panic: {}\n", info.message()),
+    }
+    report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());
+    backtrace(stack_pointer(), None);
+    finish_failed()
+}
+
+pub fn unexpected_exception(frame: &TrapFrame) -> ! {
+    enter_fatal();
+    report!(
+        "\nFATAL: exception {:#x} ({}) at {:#018x} {}\n",
+        frame.vector,
+        vector_name(frame.vector),
+        frame.srr0,
+        Sym(frame.srr0)
+    );
+    if frame.vector == crate::exceptions::vector::DATA_STORAGE {
+        report!("  faulting data address {:#018x}\n", frame.dar);
+    }
+    report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());
+    report!("{}", frame);
+    report!("  LR {}\n", Sym(frame.lr));
+    backtrace(frame.gpr[1], Some(frame.srr0));
+    finish_failed()
+}
+
+/// Walks the ELFv2 back chain from `sp`, calling `visit` with each return
+/// address: each frame's first doubleword points at the caller's frame, whose
+/// doubleword at +16 holds the return address the callee saved there. Stops at
+/// a null or non-increasing back chain, an unreadable frame, or 32 frames.
+pub fn walk_stack(sp: u64, mut visit: impl FnMut(u64)) {
+    let limit = READABLE_LIMIT.load(Ordering::Relaxed);
+    let readable = |address: u64| address % 8 == 0 && address >= crate::exceptions::VECTOR_AREA_END && address + 24 <= limit;
+    let mut frame = sp;
+    for _ in 0..32 {
+        if !readable(frame) {
+            break;
+        }
+        // SAFETY: `frame` is aligned and inside readable RAM (checked above).
+        let caller = unsafe { (frame as *const u64).read_volatile() };
+        if caller <= frame || !readable(caller) {
+            break;
+        }
+        // SAFETY: as above, for the caller's frame.
+        let return_address = unsafe { ((caller + 16) as *const u64).read_volatile() };
+        if return_address == 0 {
+            break;
+        }
+        visit(return_address);
+        frame = caller;
+    }
+}
+
+fn backtrace(sp: u64, faulting_pc: Option<u64>) {
+    report!("Call trace:\n");
+    let mut depth = 0;
+    let mut line = |address: u64| {
+        report!(" [{depth}] {address:#018x} {}\n", Sym(address));
+        depth += 1;
+    };
+    if let Some(pc) = faulting_pc {
+        line(pc);
+    }
+    walk_stack(sp, line);
+}
+
+/// The current stack pointer.
+#[inline(always)]
+pub fn stack_pointer() -> u64 {
+    let sp: u64;
+    // SAFETY: copies r1.
+    unsafe { asm!("mr {0}, 1", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
+/// Prints the failing summary line and powers off.
+pub fn finish_failed() -> ! {
+    SUMMARY.record_failure();
+    let _ = SUMMARY.write(&mut Unlocked);
+    power_off()
+}
+
+pub fn power_off() -> ! {
+    report!("Powering off.\n");
+    match rtas::power_off() {
+        Ok(status) => report!("RTAS power-off returned status {status}; halting\n"),
+        Err(why) => report!("cannot power off: {why}; halting\n"),
+    }
+    cpu::halt()
+}
+
+/// The console without its lock, as a `fmt::Write`.
+struct Unlocked;
+
+impl Write for Unlocked {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        console::write_fmt_unlocked(format_args!("{text}"));
+        Ok(())
+    }
+}

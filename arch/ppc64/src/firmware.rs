@@ -1,0 +1,60 @@
+//! The firmware phase of boot: while SLOF or VOF is still alive, read the
+//! device tree through the client interface, instantiate RTAS, then quiesce
+//! the firmware. After this the kernel owns the machine.
+
+use boot::of::ClientInterface;
+use boot::tree::DeviceTree;
+use boot::BootInfo;
+
+/// RTAS is instantiated on a 4 KiB boundary (as Linux's prom_init does).
+const RTAS_ALIGN: u32 = 0x1000;
+
+extern "C" {
+    /// asm/entry.s: calls big-endian 32-bit real-mode firmware.
+    pub fn firmware_call_be32(entry: u64, arg: u64, arg2: u64) -> u64;
+}
+
+/// Reads everything the kernel needs from the firmware and instantiates RTAS.
+/// A missing required node or property is a panic naming it.
+///
+/// # Safety
+/// `client_interface` must be the entry the firmware passed at boot, and this
+/// must run once, in real mode, before anything overwrites firmware memory.
+pub unsafe fn take_over(client_interface: u64) -> BootInfo {
+    // SAFETY: forwarded from the caller; firmware_call_be32 implements the
+    // calling convention.
+    let ci = unsafe { ClientInterface::new(client_interface, firmware_call_be32) };
+
+    // RTAS first, so that later fatal errors can power the machine off.
+    let rtas_node = ci.find("/rtas").unwrap_or_else(|| panic!("device tree has no node /rtas"));
+    let rtas_size = read_u32(&ci, rtas_node, "/rtas", "rtas-size");
+    let power_off = read_u32(&ci, rtas_node, "/rtas", "power-off");
+    let base = ci
+        .claim(rtas_size, RTAS_ALIGN)
+        .unwrap_or_else(|| panic!("firmware: cannot claim {rtas_size:#x} bytes for RTAS"));
+    let entry = ci.instantiate_rtas(base).unwrap_or_else(|| panic!("firmware: instantiate-rtas at {base:#x} failed"));
+    let mut rtas = boot::Rtas { size: rtas_size, base: base as u64, entry: entry as u64, ..Default::default() };
+    rtas.tokens.power_off = power_off;
+    crate::rtas::init(&rtas);
+
+    // Read after the claim, so `available` already excludes RTAS.
+    let mut info = BootInfo::read(&ci).unwrap_or_else(|error| panic!("{error}"));
+    info.rtas.base = rtas.base;
+    info.rtas.entry = rtas.entry;
+    crate::rtas::init(&info.rtas);
+
+    // SLOF stops its devices; VOF has nothing to stop. Failure is harmless.
+    if ci.quiesce().is_err() {
+        kernel::debug!("firmware: quiesce not supported");
+    }
+    info
+}
+
+fn read_u32(ci: &ClientInterface, node: u32, path: &str, property: &str) -> u32 {
+    let mut buf = [0u8; 4];
+    match ci.getprop(node, property, &mut buf) {
+        Some(4) => u32::from_be_bytes(buf),
+        Some(_) => panic!("device tree node {path}: property \"{property}\" is not a 32-bit cell"),
+        None => panic!("device tree node {path} lacks required property \"{property}\""),
+    }
+}

@@ -1,0 +1,59 @@
+//! Hypervisor calls (PAPR 2.x, "Hypervisor call functions"; numbers as in
+//! Linux's arch/powerpc/include/asm/hvcall.h). `sc 1` with the function in
+//! r3 and arguments in r4..r10; status back in r3, results in r4..r12.
+
+use core::arch::asm;
+
+/// H_PUT_TERM_CHAR: write up to 16 bytes to a virtual terminal.
+pub const H_PUT_TERM_CHAR: u64 = 0x58;
+
+/// Status codes (PAPR): 0 is success, positive values ask the caller to retry.
+pub const H_SUCCESS: i64 = 0;
+pub const H_BUSY: i64 = 1;
+/// H_LONG_BUSY_ORDER_1_MSEC .. H_LONG_BUSY_ORDER_100_SEC.
+pub const H_LONG_BUSY_START: i64 = 9900;
+pub const H_LONG_BUSY_END: i64 = 9905;
+
+pub fn is_busy(status: i64) -> bool {
+    status == H_BUSY || (H_LONG_BUSY_START..=H_LONG_BUSY_END).contains(&status)
+}
+
+/// An hcall with up to four arguments and no results beyond the status.
+pub fn hcall4(function: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+    let status: u64;
+    // SAFETY: `sc 1` enters the hypervisor, which follows the PAPR register
+    // convention: r0 and r3..r12, CTR, XER and CR0/CR1/CR5-CR7 may change; no
+    // memory is touched by the calls made through this wrapper.
+    unsafe {
+        asm!(
+            "sc 1",
+            inout("r3") function => status,
+            inout("r4") a => _,
+            inout("r5") b => _,
+            inout("r6") c => _,
+            inout("r7") d => _,
+            out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+            out("ctr") _, out("xer") _,
+            out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
+            options(nostack)
+        );
+    }
+    status as i64
+}
+
+/// H_SET_MODE (PAPR; Linux hvcall.h) and its resources.
+pub const H_SET_MODE: u64 = 0x31c;
+/// Resource 4: interrupt endianness (LPCR[ILE]); mflags 1 = little-endian.
+pub const H_SET_MODE_RESOURCE_LE: u64 = 4;
+pub const H_SET_MODE_ENDIAN_LITTLE: u64 = 1;
+
+/// Retries an hcall while the hypervisor answers busy.
+pub fn hcall4_retry(function: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
+    loop {
+        let status = hcall4(function, a, b, c, d);
+        if !is_busy(status) {
+            return status;
+        }
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,57 @@
+//! `inject=`: deliberate failures after the self-tests, so that the harness
+//! can prove that each kind of failure is reported and judged as one.
+
+use alloc::vec::Vec;
+use core::arch::asm;
+
+use kernel::cmdline::Inject;
+use kernel::ktest::{Env, Failure, Test, TestResult};
+
+/// The self-test `inject=notok` adds: it fails, on purpose.
+pub static NOT_OK_TEST: Test = Test { name: "deliberate_failure", run: deliberate_failure };
+
+fn deliberate_failure(_: &Env<'_>) -> TestResult {
+    Err(Failure::Fail(alloc::string::String::from("inject=notok: this test fails on purpose")))
+}
+
+pub fn fail(inject: Inject) {
+    kernel::println!("# inject={}: failing on purpose", inject.name());
+    match inject {
+        Inject::Panic => panic!("inject=panic: deliberate panic"),
+        Inject::Hang => hang_with_interrupts_off(),
+        Inject::Program => raise_program_check(),
+        Inject::OutOfMemory => exhaust_heap(),
+        Inject::BadAccess => load_outside_memory(),
+        Inject::NotOk => {}
+    }
+}
+
+#[inline(never)]
+fn hang_with_interrupts_off() -> ! {
+    crate::cpu::halt()
+}
+
+/// A trap with no exception-table entry: an unexpected program interrupt.
+#[inline(never)]
+fn raise_program_check() {
+    // SAFETY: `trap` raises a program interrupt, which the fatal path reports.
+    unsafe { asm!("trap", options(nomem, nostack)) };
+}
+
+#[inline(never)]
+fn exhaust_heap() {
+    let size = kernel::mm::heap::HEAP.stats().size * 2;
+    let mut too_big: Vec<u8> = Vec::new();
+    too_big.reserve_exact(size);
+    too_big.push(1);
+    core::hint::black_box(&too_big);
+}
+
+/// Loads from far beyond RAM: in real mode that is a machine check.
+#[inline(never)]
+fn load_outside_memory() {
+    let address = core::hint::black_box(crate::boot_info().memory_size() * 16) as *const u64;
+    // SAFETY: deliberately invalid; the fault is reported by the fatal path.
+    let value = unsafe { address.read_volatile() };
+    core::hint::black_box(value);
+}

@@ -1,0 +1,279 @@
+//! Self-tests of the pseries platform code: device-tree facts, command line,
+//! exceptions and the symbol table.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use kernel::cmdline;
+use kernel::ktest::{Env, Failure, Suite, Test, TestResult};
+use kernel::{kassert, kassert_eq, kskip};
+
+use crate::exceptions::{self, program_srr1, vector};
+use crate::{cpu, fatal, ksyms, percpu};
+
+pub static BOOT: Suite = Suite {
+    name: "boot",
+    tests: &[
+        Test { name: "cpus_match_expected", run: cpus_match_expected },
+        Test { name: "memory_matches_expected", run: memory_matches_expected },
+        Test { name: "boot_cpu_is_listed", run: boot_cpu_is_listed },
+        Test { name: "memory_map_is_consistent", run: memory_map_is_consistent },
+        Test { name: "reserved_ranges_not_free", run: reserved_ranges_not_free },
+        Test { name: "rtas_instantiated", run: rtas_instantiated },
+        Test { name: "rtas_time_of_day", run: rtas_time_of_day },
+        Test { name: "timebase_advances", run: timebase_advances },
+    ],
+};
+
+pub static CMDLINE: Suite = Suite {
+    name: "cmdline",
+    tests: &[
+        Test { name: "bootargs_parsed", run: bootargs_parsed },
+        Test { name: "bad_options_reported", run: bad_options_reported },
+    ],
+};
+
+pub static EXCEPTIONS: Suite = Suite {
+    name: "exceptions",
+    tests: &[
+        Test { name: "vectors_installed", run: vectors_installed },
+        Test { name: "trap_is_caught", run: trap_is_caught },
+        Test { name: "load_outside_memory_machine_checks", run: load_outside_memory_machine_checks },
+        Test { name: "registers_survive_interrupt", run: registers_survive_interrupt },
+    ],
+};
+
+pub static SYMBOLS: Suite = Suite {
+    name: "symbols",
+    tests: &[
+        Test { name: "table_present", run: table_present },
+        Test { name: "lookup_names_functions", run: lookup_names_functions },
+        Test { name: "backtrace_names_callers", run: backtrace_names_callers },
+    ],
+};
+
+fn fail(why: String) -> Failure {
+    Failure::Fail(why)
+}
+
+fn cpus_match_expected(env: &Env<'_>) -> TestResult {
+    let Some(expected) = env.options.expect_cpus else { kskip!("no expect_cpus= on the command line") };
+    kassert_eq!(env.boot.cpus.len(), expected as usize);
+    Ok(())
+}
+
+fn memory_matches_expected(env: &Env<'_>) -> TestResult {
+    let Some(expected) = env.options.expect_mem else { kskip!("no expect_mem= on the command line") };
+    kassert_eq!(env.boot.memory_size(), expected);
+    Ok(())
+}
+
+fn boot_cpu_is_listed(env: &Env<'_>) -> TestResult {
+    let pir = cpu::pir();
+    kassert!(env.boot.cpus.iter().any(|c| c.server == pir), "PIR {pir} not among the device tree's interrupt servers");
+    Ok(())
+}
+
+/// Memory ranges are disjoint, `available` lies inside memory, and neither
+/// the kernel image nor RTAS is listed as available (the firmware claimed them).
+fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
+    let boot = env.boot;
+    for pair in boot.memory.windows(2) {
+        kassert!(pair[0].end() <= pair[1].start, "memory ranges overlap: {:?}", pair);
+    }
+    for a in &boot.available {
+        kassert!(boot.memory.iter().any(|m| m.start <= a.start && a.end() <= m.end()), "available {a:?} outside memory");
+        let overlaps = |start: u64, end: u64| a.start < end && start < a.end();
+        kassert!(!overlaps(ksyms::load_base(), ksyms::image_end()), "kernel image listed as available in {a:?}");
+        kassert!(!overlaps(boot.rtas.base, boot.rtas.base + boot.rtas.size as u64), "RTAS listed as available in {a:?}");
+    }
+    kassert!(boot.real_mode_limit > 0 && boot.real_mode_limit <= boot.memory_size());
+    Ok(())
+}
+
+fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
+    let allocator = kernel::mm::FRAMES.lock();
+    let allocator = allocator.as_ref().ok_or_else(|| fail("no frame allocator".into()))?;
+    for range in crate::reserved_ranges(env.boot, ksyms::load_base()) {
+        let mut frame = range.start & !(kernel::mm::FRAME_SIZE - 1);
+        while frame < range.end {
+            let f = kernel::mm::Frame::from_address(frame).expect("aligned");
+            kassert!(!allocator.is_free(f), "{} frame {frame:#x} is free", range.what);
+            frame += kernel::mm::FRAME_SIZE;
+        }
+    }
+    Ok(())
+}
+
+fn rtas_instantiated(env: &Env<'_>) -> TestResult {
+    let rtas = &env.boot.rtas;
+    kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
+    kassert!(rtas.entry >= rtas.base && rtas.entry < rtas.base + rtas.size as u64, "entry {:#x} outside RTAS", rtas.entry);
+    kassert!(crate::rtas::is_ready());
+    kassert!(rtas.tokens.power_off != 0);
+    Ok(())
+}
+
+/// A real RTAS call: get-time-of-day returns year, month, day, hour, minute,
+/// second, nanoseconds (PAPR, "get-time-of-day").
+fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
+    let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
+    let mut date = [0u32; 7];
+    let status = crate::rtas::call(token, &[], &mut date).map_err(|why| fail(why.into()))?;
+    kassert_eq!(status, crate::rtas::RTAS_SUCCESS);
+    let [year, month, day, hour, minute, second, _] = date;
+    kassert!((2000..3000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day), "date {date:?}");
+    kassert!(hour < 24 && minute < 60 && second < 61, "time {date:?}");
+    Ok(())
+}
+
+fn timebase_advances(env: &Env<'_>) -> TestResult {
+    kassert!(env.boot.timebase_frequency >= 1_000_000, "timebase {} Hz", env.boot.timebase_frequency);
+    let start = cpu::timebase();
+    let mut later = start;
+    for _ in 0..1_000_000 {
+        later = cpu::timebase();
+        if later > start {
+            break;
+        }
+    }
+    kassert!(later > start, "timebase stuck at {start}");
+    Ok(())
+}
+
+/// The options the kernel runs with are exactly what /chosen/bootargs says.
+fn bootargs_parsed(env: &Env<'_>) -> TestResult {
+    let reparsed = cmdline::parse(env.boot.bootargs(), |_| {});
+    kassert_eq!(&reparsed, env.options);
+    kassert_eq!(kernel::console::loglevel(), env.options.loglevel);
+    Ok(())
+}
+
+fn bad_options_reported(_: &Env<'_>) -> TestResult {
+    let mut problems = Vec::new();
+    let options = cmdline::parse("loglevel=3 frobnicate expect_cpus=lots selftest=frames", |p| problems.push(p));
+    kassert_eq!(options.loglevel, 3);
+    kassert_eq!(options.selftest, "frames");
+    kassert_eq!(options.expect_cpus, None);
+    kassert_eq!(problems.len(), 2);
+    kassert!(matches!(problems[0], cmdline::Problem::Unknown { word: "frobnicate" }));
+    kassert!(matches!(problems[1], cmdline::Problem::Malformed { word: "expect_cpus=lots", .. }));
+    Ok(())
+}
+
+/// Each vector starts with the stub and branches to exception_common.
+fn vectors_installed(_: &Env<'_>) -> TestResult {
+    const MTSPR_SPRG1_R13: u32 = 0x7db1_43a6; // mtspr 273, r13
+    let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common".into()))?;
+    for (vector, name) in exceptions::VECTORS {
+        // SAFETY: the vector area is identity-mapped RAM written by install().
+        let words: [u32; 4] = unsafe { core::ptr::read_volatile(vector as *const [u32; 4]) };
+        kassert_eq!(words[0], MTSPR_SPRG1_R13);
+        kassert_eq!(words[2] & 0xffff, vector as u32);
+        let displacement = ((words[3] & 0x03ff_fffc) as i32) << 6 >> 6;
+        let target = (vector as i64 + 12 + displacement as i64) as u64;
+        kassert!(target == common, "vector {vector:#x} ({name}) branches to {target:#x}, not {common:#x}");
+    }
+    Ok(())
+}
+
+fn trap_is_caught(_: &Env<'_>) -> TestResult {
+    // SAFETY: probe_trap's trap has an exception-table entry.
+    let raised = unsafe { exceptions::probe_trap() };
+    kassert_eq!(raised, vector::PROGRAM);
+    let fault = percpu::this().last_fault();
+    // SAFETY: address of an asm label only.
+    let trap_insn = unsafe { &exceptions::probe_trap_insn as *const u32 as u64 };
+    kassert_eq!(fault.vector, vector::PROGRAM);
+    kassert!(fault.srr0 == trap_insn, "SRR0 {:#x}, trap at {trap_insn:#x}", fault.srr0);
+    kassert!(fault.srr1 & program_srr1::TRAP != 0, "SRR1 {:#x} lacks the trap bit", fault.srr1);
+    kassert!(fault.srr1 & cpu::msr::LE != 0, "interrupted MSR not little-endian");
+    Ok(())
+}
+
+/// A real-mode load from an address where nothing exists is a machine check
+/// (Power ISA Book III, 7.5.2; QEMU raises it for unassigned addresses), taken
+/// at the load itself.
+fn load_outside_memory_machine_checks(env: &Env<'_>) -> TestResult {
+    let address = (env.boot.memory_size() * 16) as *const u64;
+    let mut value = 0;
+    // SAFETY: probe_load_u64's load has an exception-table entry.
+    let raised = unsafe { exceptions::probe_load_u64(address, &mut value) };
+    kassert_eq!(raised, vector::MACHINE_CHECK);
+    // SAFETY: address of an asm label only.
+    let load_insn = unsafe { &exceptions::probe_load_insn as *const u32 as u64 };
+    kassert_eq!(percpu::this().last_fault().srr0, load_insn);
+    // A load from RAM through the same probe does not fault.
+    let word = 0x5a5a_1234_u64;
+    // SAFETY: as above; `word` is a valid u64.
+    let raised = unsafe { exceptions::probe_load_u64(&word, &mut value) };
+    kassert_eq!(raised, 0);
+    kassert_eq!(value, word);
+    Ok(())
+}
+
+/// An interrupt and its return preserve the registers the interrupted code
+/// holds: values computed before and checked after a caught trap.
+fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
+    let seeds: [u64; 8] = core::array::from_fn(|i| core::hint::black_box(0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 7)));
+    let before = core::hint::black_box(seeds);
+    // SAFETY: probe_trap's trap has an exception-table entry.
+    let raised = unsafe { exceptions::probe_trap() };
+    kassert_eq!(raised, vector::PROGRAM);
+    kassert_eq!(core::hint::black_box(before), seeds);
+    Ok(())
+}
+
+fn table_present(_: &Env<'_>) -> TestResult {
+    let table = ksyms::table().ok_or_else(|| fail("the image carries no symbol table (not patched by tools/ksyms)".into()))?;
+    kassert!(table.len() > 100, "only {} symbols", table.len());
+    Ok(())
+}
+
+#[inline(never)]
+fn symbol_probe_target() -> u64 {
+    core::hint::black_box(42)
+}
+
+fn lookup_names_functions(_: &Env<'_>) -> TestResult {
+    let table = ksyms::table().ok_or_else(|| fail("no symbol table".into()))?;
+    let base = ksyms::load_base();
+    // An assembly label and a Rust function, each looked up by address.
+    let probe = exceptions::probe_trap as unsafe extern "C" fn() -> u64 as usize as u64;
+    let found = table.lookup(probe - base).ok_or_else(|| fail("probe_trap not found".into()))?;
+    kassert_eq!(found.name, "probe_trap");
+    kassert_eq!(found.offset, 0);
+    let rust_fn = symbol_probe_target as fn() -> u64 as usize as u64;
+    let found = table.lookup(rust_fn + 4 - base).ok_or_else(|| fail("symbol_probe_target not found".into()))?;
+    kassert!(found.name.ends_with("selftests::symbol_probe_target"), "got {}", found.name);
+    kassert_eq!(found.offset, 4);
+    kassert_eq!(symbol_probe_target(), 42);
+    Ok(())
+}
+
+#[inline(never)]
+fn backtrace_outer(names: &mut Vec<String>) {
+    backtrace_inner(names);
+    core::hint::black_box(());
+}
+
+#[inline(never)]
+fn backtrace_inner(names: &mut Vec<String>) {
+    let table = ksyms::table();
+    fatal::walk_stack(fatal::stack_pointer(), |address| {
+        let name = table.and_then(|t| t.lookup(address - ksyms::load_base())).map_or(String::from("?"), |s| s.name.into());
+        names.push(name);
+    });
+    core::hint::black_box(());
+}
+
+fn backtrace_names_callers(_: &Env<'_>) -> TestResult {
+    let mut names = Vec::new();
+    backtrace_outer(&mut names);
+    let position = |suffix: &str| names.iter().position(|n| n.ends_with(suffix));
+    let outer = position("selftests::backtrace_outer");
+    let test = position("selftests::backtrace_names_callers");
+    kassert!(outer.is_some() && test.is_some() && outer < test, "backtrace: {names:?}");
+    kassert!(names.iter().any(|n| n.ends_with("boot_cpu_entry")), "backtrace does not reach boot_cpu_entry: {names:?}");
+    Ok(())
+}

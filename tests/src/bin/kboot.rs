@@ -1,0 +1,164 @@
+//! `kboot`: boots the kernel once in QEMU, streaming its console, and judges the result
+//! (exit status 0 pass, 1 fail, 2 could not boot). `make run` calls it.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use harness::image;
+use harness::judge;
+use harness::qemu::{self, BootConfig, Firmware, ProcessGroup, Stream};
+
+const USAGE: &str = "\
+usage: kboot [--fw vof|slof] [--smp N] [--mem SIZE] [--append CMDLINE]
+             [--kernel PATH] [--qemu PATH] [--timeout SECONDS] [--gdb]
+
+  --fw       firmware: vof (default, instant) or slof
+  --smp      number of CPUs (default 1)
+  --mem      memory, e.g. 512M or 1G (default 1024M)
+  --append   kernel command line, e.g. \"selftest=mm,dt loglevel=debug\"
+             (expect_cpus=/expect_mem= are added from --smp/--mem)
+  --kernel   image (default: $KERNEL_IMAGE, else build/kernel.elf; not rebuilt)
+  --qemu     QEMU binary (default: $QEMU, else qemu-system-ppc64)
+  --timeout  seconds before QEMU is killed (default: $BOOT_TIMEOUT, else 30 vof / 60 slof)
+  --gdb      start halted with QEMU's gdb stub on localhost:1234 (-s -S), no timeout";
+
+/// The options that take a value (`--gdb` and `--help` take none).
+const VALUE_OPTIONS: &[&str] = &["--fw", "--smp", "--mem", "--append", "--kernel", "--qemu", "--timeout"];
+
+struct Options {
+    firmware: Firmware,
+    cpus: u32,
+    memory_mib: u64,
+    append: String,
+    kernel: Option<PathBuf>,
+    qemu: Option<PathBuf>,
+    timeout: Option<Duration>,
+    gdb: bool,
+}
+
+fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        firmware: Firmware::Vof,
+        cpus: 1,
+        memory_mib: 1024,
+        append: String::new(),
+        kernel: None,
+        qemu: None,
+        timeout: None,
+        gdb: false,
+    };
+    while let Some(arg) = args.next() {
+        // Accept both `--smp 2` and `--smp=2`.
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--gdb" {
+            options.gdb = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(String::new());
+        }
+        if !VALUE_OPTIONS.contains(&flag.as_str()) {
+            return Err(format!("unknown option `{arg}`"));
+        }
+        let value = match inline_value.or_else(|| args.next()) {
+            Some(value) => value,
+            None => return Err(format!("{flag} needs a value")),
+        };
+        match flag.as_str() {
+            "--fw" => options.firmware = value.parse()?,
+            "--smp" => {
+                options.cpus = value.parse().ok().filter(|&cpus| cpus > 0).ok_or(format!("bad --smp `{value}`"))?
+            }
+            "--mem" => options.memory_mib = qemu::parse_memory_size(&value)?,
+            "--append" => options.append = value,
+            "--kernel" => options.kernel = Some(value.into()),
+            "--qemu" => options.qemu = Some(value.into()),
+            "--timeout" => options.timeout = Some(qemu::parse_seconds(&value)?),
+            _ => unreachable!("VALUE_OPTIONS lists every option taking a value"),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            if !error.is_empty() {
+                eprintln!("kboot: {error}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match boot(options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("kboot: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Boots once; `Ok(passed)`, or `Err` if the boot could not happen at all.
+fn boot(options: Options) -> Result<bool, String> {
+    let qemu_binary = options.qemu.unwrap_or_else(qemu::binary_from_env);
+    let kernel = options.kernel.unwrap_or_else(image::default_image);
+    if !kernel.is_file() {
+        return Err(format!("no kernel image at {} (run `make kernel`)", kernel.display()));
+    }
+    let mut config = BootConfig::new(qemu_binary, kernel);
+    config.firmware = options.firmware;
+    config.cpus = options.cpus;
+    config.memory_mib = options.memory_mib;
+    config.append = options.append;
+    config.gdb = options.gdb;
+    config.timeout = if options.gdb {
+        None
+    } else {
+        Some(match options.timeout {
+            Some(timeout) => timeout,
+            None => qemu::timeout_from_env()?.unwrap_or(options.firmware.default_timeout()),
+        })
+    };
+    // At a terminal QEMU stays in our process group so that Ctrl-C stops it too.
+    if std::io::stdin().is_terminal() {
+        config.process_group = ProcessGroup::Shared;
+    }
+
+    eprintln!("kboot: {}", qemu::version(&config.qemu)?);
+    eprintln!("kboot: {}", config.display_command());
+    if config.gdb {
+        eprintln!("kboot: QEMU is halted; attach with `target remote localhost:1234` in gdb");
+    }
+
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let mut stream = |stream: Stream, bytes: &[u8]| {
+        // A closed stdout (`kboot | head`) must not stop the boot, so errors are ignored.
+        let sink: &mut dyn Write = match stream {
+            Stream::Stdout => &mut stdout,
+            Stream::Stderr => &mut stderr,
+        };
+        let _ = sink.write_all(bytes).and_then(|()| sink.flush());
+    };
+    let output = qemu::run(&config, &mut stream).map_err(|error| error.to_string())?;
+
+    let verdict = judge::judge(&output, config.machine());
+    let seconds = output.elapsed.as_secs_f64();
+    if verdict.passed() {
+        eprintln!("kboot: PASS: selftests {} ({seconds:.2} s)", verdict.counted);
+    } else {
+        eprintln!("kboot: FAIL ({seconds:.2} s):");
+        for failure in &verdict.failures {
+            eprintln!("kboot:   {failure}");
+        }
+    }
+    Ok(verdict.passed())
+}

@@ -1,0 +1,519 @@
+//! Deciding whether a boot passed: a pure function of what QEMU printed, how it exited and
+//! whether it was killed at the deadline. RTAS power-off makes QEMU exit 0 whatever
+//! happened, so the console is the real status.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::banner::Banner;
+use crate::ktap::{self, Counts, Outcome};
+use crate::qemu::BootOutput;
+
+/// The machine QEMU was given, which the banner must describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub cpus: u32,
+    pub memory_mib: u64,
+}
+
+/// One reason a boot failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    TimedOut { after: Duration },
+    QemuExit { code: Option<i32> },
+    QemuError { line: String },
+    Fatal { line: String },
+    NotOk { number: u32, name: String, reason: Option<String> },
+    NoBanner,
+    BannerMismatch { key: &'static str, expected: String, found: String },
+    NoHeader,
+    RepeatedHeader { count: usize },
+    NoPlan,
+    RepeatedPlan { count: usize },
+    Malformed { line: String },
+    Duplicate { number: u32 },
+    OutOfOrder { expected: u32, found: u32 },
+    ResultCount { planned: u32, found: u32 },
+    NoSummary,
+    RepeatedSummary { count: usize },
+    SummaryMismatch { summary: Counts, counted: Counts },
+    SummaryFailed { failed: u32 },
+}
+
+/// Every [`Failure::kind`], for validating the matrix's `expect_reason`.
+pub const KINDS: &[&str] = &[
+    "timeout",
+    "qemu-exit",
+    "qemu-stderr",
+    "fatal",
+    "not-ok",
+    "banner",
+    "ktap",
+    "numbering",
+    "count",
+    "summary",
+    "summary-failed",
+];
+
+/// Kinds that say how a boot ended rather than what its tests reported. A boot expected to
+/// fail must not also end in one of these unless it expects it: a kernel meant to report
+/// `not ok` that hangs instead has failed for the wrong reason.
+pub const ABNORMAL_END_KINDS: &[&str] = &["timeout", "qemu-exit", "qemu-stderr", "fatal"];
+
+impl Failure {
+    /// A short stable name, used by the matrix's `expect_reason`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::TimedOut { .. } => "timeout",
+            Failure::QemuExit { .. } => "qemu-exit",
+            Failure::QemuError { .. } => "qemu-stderr",
+            Failure::Fatal { .. } => "fatal",
+            Failure::NotOk { .. } => "not-ok",
+            Failure::NoBanner | Failure::BannerMismatch { .. } => "banner",
+            Failure::NoHeader
+            | Failure::RepeatedHeader { .. }
+            | Failure::NoPlan
+            | Failure::RepeatedPlan { .. }
+            | Failure::Malformed { .. } => "ktap",
+            Failure::Duplicate { .. } | Failure::OutOfOrder { .. } => "numbering",
+            Failure::ResultCount { .. } => "count",
+            Failure::NoSummary | Failure::RepeatedSummary { .. } | Failure::SummaryMismatch { .. } => "summary",
+            Failure::SummaryFailed { .. } => "summary-failed",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::TimedOut { after } => {
+                write!(formatter, "timed out after {:.1} s; QEMU killed", after.as_secs_f64())
+            }
+            Failure::QemuExit { code: Some(code) } => write!(formatter, "QEMU exited with status {code}"),
+            Failure::QemuExit { code: None } => write!(formatter, "QEMU was killed by a signal"),
+            Failure::QemuError { line } => write!(formatter, "QEMU error: {line}"),
+            Failure::Fatal { line } => write!(formatter, "kernel: {line}"),
+            Failure::NotOk { number, name, reason } => {
+                write!(formatter, "not ok {number} {name}")?;
+                match reason {
+                    Some(reason) => write!(formatter, " ({reason})"),
+                    None => Ok(()),
+                }
+            }
+            Failure::NoBanner => write!(formatter, "no `{}` banner line", crate::banner::PREFIX.trim_end()),
+            Failure::BannerMismatch { key, expected, found } => {
+                write!(formatter, "banner says {key}={found}, but QEMU was given {expected}")
+            }
+            Failure::NoHeader => write!(formatter, "no `{}` line", ktap::HEADER),
+            Failure::RepeatedHeader { count } => {
+                write!(formatter, "`{}` printed {count} times", ktap::HEADER)
+            }
+            Failure::NoPlan => write!(formatter, "no test plan (`1..N`)"),
+            Failure::RepeatedPlan { count } => write!(formatter, "{count} test plans"),
+            Failure::Malformed { line } => write!(formatter, "malformed KTAP line: {line}"),
+            Failure::Duplicate { number } => write!(formatter, "test number {number} reported twice"),
+            Failure::OutOfOrder { expected, found } => {
+                write!(formatter, "test number {found} out of order (expected {expected})")
+            }
+            Failure::ResultCount { planned, found } => {
+                let results = if *found == 1 { "result was" } else { "results were" };
+                write!(formatter, "plan says {planned} tests, but {found} {results} reported")
+            }
+            Failure::NoSummary => write!(formatter, "no `selftests: P passed, F failed, S skipped` line"),
+            Failure::RepeatedSummary { count } => write!(formatter, "{count} summary lines"),
+            Failure::SummaryMismatch { summary, counted } => {
+                write!(formatter, "summary says {summary}, but the results were {counted}")
+            }
+            Failure::SummaryFailed { failed } => write!(formatter, "summary reports {failed} failed"),
+        }
+    }
+}
+
+/// The judge's decision: passed iff there are no failures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Most telling first: how the boot ended, then what the kernel reported.
+    pub failures: Vec<Failure>,
+    /// The results counted from the console.
+    pub counted: Counts,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    pub fn has_kind(&self, kind: &str) -> bool {
+        self.failures.iter().any(|failure| failure.kind() == kind)
+    }
+
+    /// All reasons on one line.
+    pub fn reason(&self) -> String {
+        self.failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// Judges one boot of `machine`.
+pub fn judge(output: &BootOutput, machine: Machine) -> Verdict {
+    let mut failures = Vec::new();
+
+    if output.timed_out {
+        failures.push(Failure::TimedOut { after: output.elapsed });
+    } else if output.exit_code != Some(0) {
+        failures.push(Failure::QemuExit { code: output.exit_code });
+    }
+    failures.extend(qemu_errors(&output.stderr).map(|line| Failure::QemuError { line: line.to_string() }));
+
+    let report = ktap::parse(&output.console);
+    failures.extend(report.fatal.iter().map(|line| Failure::Fatal { line: line.clone() }));
+    failures.extend(report.results.iter().filter(|result| result.outcome == Outcome::Fail).map(|result| {
+        Failure::NotOk { number: result.number, name: result.name.clone(), reason: result.reason.clone() }
+    }));
+
+    check_banner(&output.console, machine, &mut failures);
+    check_structure(&report, &mut failures);
+
+    let counted = report.counts();
+    match report.summaries.as_slice() {
+        [] => failures.push(Failure::NoSummary),
+        [summary, rest @ ..] => {
+            if !rest.is_empty() {
+                failures.push(Failure::RepeatedSummary { count: report.summaries.len() });
+            }
+            if *summary != counted {
+                failures.push(Failure::SummaryMismatch { summary: *summary, counted });
+            }
+            if summary.failed > 0 {
+                failures.push(Failure::SummaryFailed { failed: summary.failed });
+            }
+        }
+    }
+
+    Verdict { failures, counted }
+}
+
+/// Lines of QEMU's stderr that are errors: everything but `<program>: warning: ...`.
+fn qemu_errors(stderr: &str) -> impl Iterator<Item = &str> {
+    ktap::lines(stderr).filter(|line| !line.is_empty() && !is_warning(line))
+}
+
+fn is_warning(line: &str) -> bool {
+    let message = line.split_once(": ").map_or(line, |(_program, message)| message);
+    message.starts_with("warning: ") || line.starts_with("warning: ")
+}
+
+fn check_banner(console: &str, machine: Machine, failures: &mut Vec<Failure>) {
+    let Some(banner) = Banner::find(console) else {
+        failures.push(Failure::NoBanner);
+        return;
+    };
+    if banner.cpus() != Some(machine.cpus) {
+        failures.push(Failure::BannerMismatch {
+            key: "cpus",
+            expected: format!("-smp {}", machine.cpus),
+            found: banner.get("cpus").unwrap_or("(missing)").to_string(),
+        });
+    }
+    if banner.memory_mib() != Some(machine.memory_mib) {
+        failures.push(Failure::BannerMismatch {
+            key: "memory",
+            expected: format!("-m {}M", machine.memory_mib),
+            found: banner.get("memory").unwrap_or("(missing)").to_string(),
+        });
+    }
+}
+
+/// The KTAP block's shape: one header, one plan, results numbered 1, 2, 3... matching it.
+fn check_structure(report: &ktap::Report, failures: &mut Vec<Failure>) {
+    failures.extend(report.malformed.iter().map(|line| Failure::Malformed { line: line.clone() }));
+    match report.headers {
+        0 => {
+            failures.push(Failure::NoHeader);
+            return;
+        }
+        1 => {}
+        count => failures.push(Failure::RepeatedHeader { count }),
+    }
+
+    // Only the first numbering error is reported: after one, every later number is off too.
+    let mut seen = Vec::new();
+    for result in &report.results {
+        let expected = seen.len() as u32 + 1;
+        if result.number != expected {
+            failures.push(if seen.contains(&result.number) {
+                Failure::Duplicate { number: result.number }
+            } else {
+                Failure::OutOfOrder { expected, found: result.number }
+            });
+            break;
+        }
+        seen.push(result.number);
+    }
+
+    match report.plans.as_slice() {
+        [] => failures.push(Failure::NoPlan),
+        [planned, rest @ ..] => {
+            if !rest.is_empty() {
+                failures.push(Failure::RepeatedPlan { count: report.plans.len() });
+            }
+            let found = report.results.len() as u32;
+            if found != *planned {
+                failures.push(Failure::ResultCount { planned: *planned, found });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MACHINE: Machine = Machine { cpus: 2, memory_mib: 1024 };
+    const BANNER: &str =
+        "ppc64-kernel 0.1.0 firmware=vof cpus=2 memory=1024MiB mmu=radix cmdline=\"selftest=* loglevel=info\"";
+
+    /// A clean QEMU exit with `console` on stdout.
+    fn boot(console: &str) -> BootOutput {
+        BootOutput {
+            console: console.into(),
+            transcript: console.into(),
+            exit_code: Some(0),
+            elapsed: Duration::from_millis(700),
+            ..BootOutput::default()
+        }
+    }
+
+    /// A good run's console with `body` between the plan and the summary.
+    fn console(plan: &str, body: &str, summary: &str) -> String {
+        format!("VOF firmware\n{BANNER}\nKTAP version 1\n{plan}\n{body}{summary}\n")
+    }
+
+    fn passing_console() -> String {
+        console(
+            "1..3",
+            "# mm: 3 regions\nok 1 mm_alloc\n[ 0.2] unrelated log\nok 2 dt_cpus\nok 3 radix # SKIP hash mode\n",
+            "selftests: 2 passed, 0 failed, 1 skipped",
+        )
+    }
+
+    fn kinds(verdict: &Verdict) -> Vec<&'static str> {
+        verdict.failures.iter().map(Failure::kind).collect()
+    }
+
+    #[test]
+    fn passing_boot() {
+        let verdict = judge(&boot(&passing_console()), MACHINE);
+        assert!(verdict.passed(), "{}", verdict.reason());
+        assert_eq!(verdict.counted, Counts { passed: 2, failed: 0, skipped: 1 });
+    }
+
+    #[test]
+    fn passing_boot_with_slof_line_endings_and_qemu_warning() {
+        let mut output = boot(&passing_console().replace('\n', "\r\r\n"));
+        output.stderr = "qemu-system-ppc64: warning: TCG doesn't support requested feature\n".into();
+        let verdict = judge(&output, MACHINE);
+        assert!(verdict.passed(), "{}", verdict.reason());
+    }
+
+    #[test]
+    fn not_ok() {
+        let text = console(
+            "1..2",
+            "ok 1 a\nnot ok 2 b # expected 4 got 5\n",
+            "selftests: 1 passed, 1 failed, 0 skipped",
+        );
+        let verdict = judge(&boot(&text), MACHINE);
+        assert_eq!(kinds(&verdict), ["not-ok", "summary-failed"]);
+        assert_eq!(verdict.failures[0].to_string(), "not ok 2 b (expected 4 got 5)");
+    }
+
+    #[test]
+    fn no_ktap_header() {
+        let text = passing_console().replace("KTAP version 1\n", "");
+        let verdict = judge(&boot(&text), MACHINE);
+        // Without a header the result lines are not KTAP; the summary then disagrees too.
+        assert_eq!(kinds(&verdict), ["ktap", "summary"]);
+        assert_eq!(verdict.failures[0], Failure::NoHeader);
+    }
+
+    #[test]
+    fn repeated_header() {
+        let text = passing_console().replace("1..3\n", "1..3\nKTAP version 1\n");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::RepeatedHeader { count: 2 }]);
+    }
+
+    #[test]
+    fn missing_plan() {
+        let text = passing_console().replace("1..3\n", "");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::NoPlan]);
+    }
+
+    #[test]
+    fn repeated_plan() {
+        let text = passing_console().replace("1..3\n", "1..3\n1..3\n");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::RepeatedPlan { count: 2 }]);
+    }
+
+    #[test]
+    fn fewer_results_than_planned() {
+        let text = passing_console().replace("1..3", "1..4");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::ResultCount { planned: 4, found: 3 }]);
+    }
+
+    #[test]
+    fn more_results_than_planned() {
+        let text = passing_console().replace("1..3", "1..2");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::ResultCount { planned: 2, found: 3 }]);
+    }
+
+    #[test]
+    fn duplicate_number() {
+        let text = console("1..2", "ok 1 a\nok 1 b\n", "selftests: 2 passed, 0 failed, 0 skipped");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::Duplicate { number: 1 }]);
+    }
+
+    #[test]
+    fn out_of_order_number() {
+        let text = console("1..2", "ok 2 b\nok 1 a\n", "selftests: 2 passed, 0 failed, 0 skipped");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::OutOfOrder { expected: 1, found: 2 }]);
+    }
+
+    #[test]
+    fn malformed_result() {
+        let text = passing_console().replace("ok 2 dt_cpus", "ok two dt_cpus");
+        let verdict = judge(&boot(&text), MACHINE);
+        assert!(verdict.failures.contains(&Failure::Malformed { line: "ok two dt_cpus".into() }));
+    }
+
+    #[test]
+    fn fatal_panic() {
+        let text = console(
+            "1..3",
+            "ok 1 mm_alloc\nFATAL: panic at kernel/src/x.rs:10:5: msg\n r0 = 0000000000000000 r31 = 0000000000000001\n\
+             Call trace:\n [0] 0x0000000000412345 kernel::x::f+0x24\n",
+            "selftests: 1 passed, 1 failed, 0 skipped",
+        );
+        let verdict = judge(&boot(&text), MACHINE);
+        assert_eq!(kinds(&verdict), ["fatal", "count", "summary", "summary-failed"]);
+        assert_eq!(verdict.failures[0].to_string(), "kernel: FATAL: panic at kernel/src/x.rs:10:5: msg");
+    }
+
+    #[test]
+    fn fatal_before_any_ktap() {
+        let text = format!("{BANNER}\nFATAL: exception 0x700 (program) at 0x4123 <f+0x8>\nselftests: 0 passed, 1 failed, 0 skipped\n");
+        let verdict = judge(&boot(&text), MACHINE);
+        assert_eq!(kinds(&verdict), ["fatal", "ktap", "summary", "summary-failed"]);
+    }
+
+    #[test]
+    fn no_summary() {
+        let text = passing_console().replace("selftests: 2 passed, 0 failed, 1 skipped\n", "");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::NoSummary]);
+    }
+
+    #[test]
+    fn summary_not_alone_on_its_line_is_malformed() {
+        let text = passing_console().replace("selftests: 2 passed, 0 failed, 1 skipped", "selftests: 2 passed, 0 failed, 1 skipped!");
+        assert_eq!(kinds(&judge(&boot(&text), MACHINE)), ["ktap", "summary"]);
+    }
+
+    #[test]
+    fn repeated_summary() {
+        let text = passing_console() + "selftests: 2 passed, 0 failed, 1 skipped\n";
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::RepeatedSummary { count: 2 }]);
+    }
+
+    #[test]
+    fn summary_disagrees_with_results() {
+        let text = passing_console().replace("2 passed, 0 failed, 1 skipped", "3 passed, 0 failed, 0 skipped");
+        let counted = Counts { passed: 2, failed: 0, skipped: 1 };
+        let summary = Counts { passed: 3, failed: 0, skipped: 0 };
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::SummaryMismatch { summary, counted }]);
+    }
+
+    #[test]
+    fn summary_reports_failures() {
+        // A failure the kernel counted without printing `not ok` (e.g. a test that panicked).
+        let text = console("1..1", "ok 1 a\n", "selftests: 1 passed, 1 failed, 0 skipped");
+        assert_eq!(kinds(&judge(&boot(&text), MACHINE)), ["summary", "summary-failed"]);
+    }
+
+    #[test]
+    fn timeout() {
+        let mut output = boot(&format!("{BANNER}\nKTAP version 1\n1..3\nok 1 a\n"));
+        output.timed_out = true;
+        output.exit_code = None;
+        output.elapsed = Duration::from_secs(10);
+        let verdict = judge(&output, MACHINE);
+        assert_eq!(kinds(&verdict), ["timeout", "count", "summary"]);
+        assert_eq!(verdict.failures[0].to_string(), "timed out after 10.0 s; QEMU killed");
+    }
+
+    #[test]
+    fn qemu_exit_status() {
+        let mut output = boot(&passing_console());
+        output.exit_code = Some(1);
+        assert_eq!(judge(&output, MACHINE).failures, [Failure::QemuExit { code: Some(1) }]);
+        output.exit_code = None;
+        assert_eq!(judge(&output, MACHINE).failures, [Failure::QemuExit { code: None }]);
+    }
+
+    #[test]
+    fn qemu_error_on_stderr() {
+        let mut output = boot(&passing_console());
+        output.stderr = "qemu-system-ppc64: warning: fine\nqemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0\n".into();
+        let verdict = judge(&output, MACHINE);
+        assert_eq!(
+            verdict.failures,
+            [Failure::QemuError { line: "qemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0".into() }]
+        );
+    }
+
+    #[test]
+    fn banner_cpus_and_memory_must_match() {
+        let text = passing_console().replace("cpus=2 memory=1024MiB", "cpus=1 memory=512MiB");
+        let verdict = judge(&boot(&text), MACHINE);
+        assert_eq!(
+            verdict.reason(),
+            "banner says cpus=1, but QEMU was given -smp 2; banner says memory=512MiB, but QEMU was given -m 1024M"
+        );
+    }
+
+    #[test]
+    fn banner_missing_fields() {
+        let text = passing_console().replace("cpus=2 memory=1024MiB", "");
+        assert_eq!(kinds(&judge(&boot(&text), MACHINE)), ["banner", "banner"]);
+    }
+
+    #[test]
+    fn no_banner() {
+        let text = passing_console().replace(BANNER, "");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::NoBanner]);
+    }
+
+    #[test]
+    fn empty_console_fails_for_every_missing_part() {
+        let verdict = judge(&boot(""), MACHINE);
+        assert_eq!(kinds(&verdict), ["banner", "ktap", "summary"]);
+    }
+
+    #[test]
+    fn every_kind_is_listed() {
+        let failures = [
+            Failure::TimedOut { after: Duration::ZERO },
+            Failure::QemuExit { code: None },
+            Failure::QemuError { line: String::new() },
+            Failure::Fatal { line: String::new() },
+            Failure::NotOk { number: 1, name: String::new(), reason: None },
+            Failure::NoBanner,
+            Failure::NoHeader,
+            Failure::Duplicate { number: 1 },
+            Failure::ResultCount { planned: 1, found: 0 },
+            Failure::NoSummary,
+            Failure::SummaryFailed { failed: 1 },
+        ];
+        let kinds: Vec<_> = failures.iter().map(Failure::kind).collect();
+        assert_eq!(kinds, KINDS);
+        assert!(ABNORMAL_END_KINDS.iter().all(|kind| KINDS.contains(kind)));
+    }
+}

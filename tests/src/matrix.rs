@@ -1,0 +1,374 @@
+//! The boot matrix, `tests/matrix.cfg`: one `[section]` per boot, `key = value` lines,
+//! `#` comments, in the spirit of kvm-unit-tests' unittests.cfg. See that file's header for
+//! the keys.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::{Regex, RegexBuilder};
+
+use crate::judge::{self, Machine, Verdict};
+use crate::ktap;
+use crate::qemu::{self, BootConfig, BootOutput, Firmware};
+
+/// Whether a row's boot should pass the judge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Pass,
+    /// The judge must fail the boot, for each of the row's `expect_reason` kinds.
+    Fail,
+}
+
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub name: String,
+    pub firmware: Firmware,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub append: String,
+    /// `None`: `BOOT_TIMEOUT`, else the firmware's default.
+    pub timeout: Option<Duration>,
+    pub expect: Expect,
+    /// [`judge::Failure::kind`]s the boot must fail with.
+    pub expect_reasons: Vec<String>,
+    /// Patterns the console must match (multi-line mode: `^`/`$` match at line ends).
+    pub expect_output: Vec<Regex>,
+}
+
+/// The matrix shipped with the harness.
+pub fn default_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("matrix.cfg")
+}
+
+pub fn load(path: &Path) -> Result<Vec<Row>, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    parse(&text).map_err(|error| format!("{}:{error}", path.display()))
+}
+
+/// Parses a matrix; errors are "<line>: <message>".
+pub fn parse(text: &str) -> Result<Vec<Row>, String> {
+    let mut sections: Vec<Section> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name
+                .strip_suffix(']')
+                .map(str::trim)
+                .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace))
+                .ok_or_else(|| format!("{number}: bad section header `{line}`"))?;
+            if sections.iter().any(|section| section.name == name) {
+                return Err(format!("{number}: row `{name}` defined twice"));
+            }
+            sections.push(Section { name: name.to_string(), line: number, entries: Vec::new() });
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{number}: expected `key = value`, `[name]` or a `#` comment"))?;
+        let section = sections.last_mut().ok_or_else(|| format!("{number}: `{}` outside any [row]", key.trim()))?;
+        section.entries.push((number, key.trim().to_string(), value.trim().to_string()));
+    }
+    sections.iter().map(Section::to_row).collect()
+}
+
+struct Section {
+    name: String,
+    line: usize,
+    entries: Vec<(usize, String, String)>,
+}
+
+impl Section {
+    fn to_row(&self) -> Result<Row, String> {
+        let mut row = Row {
+            name: self.name.clone(),
+            firmware: Firmware::Vof,
+            cpus: 1,
+            memory_mib: 1024,
+            append: String::new(),
+            timeout: None,
+            expect: Expect::Pass,
+            expect_reasons: Vec::new(),
+            expect_output: Vec::new(),
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        let mut firmware_given = false;
+        for (number, key, value) in &self.entries {
+            let fail = |message: String| format!("{number}: {message}");
+            let repeatable = matches!(key.as_str(), "expect_reason" | "expect_output");
+            if !repeatable && seen.contains(&key.as_str()) {
+                return Err(fail(format!("`{key}` given twice in [{}]", self.name)));
+            }
+            seen.push(key);
+            match key.as_str() {
+                "firmware" => {
+                    row.firmware = value.parse().map_err(fail)?;
+                    firmware_given = true;
+                }
+                "smp" => {
+                    row.cpus = value
+                        .parse()
+                        .ok()
+                        .filter(|&cpus| cpus > 0)
+                        .ok_or_else(|| fail(format!("bad smp `{value}`")))?;
+                }
+                "mem" => row.memory_mib = qemu::parse_memory_size(value).map_err(fail)?,
+                "append" => row.append = value.clone(),
+                "timeout" => row.timeout = Some(qemu::parse_seconds(value).map_err(fail)?),
+                "expect" => {
+                    row.expect = match value.as_str() {
+                        "pass" => Expect::Pass,
+                        "fail" => Expect::Fail,
+                        _ => return Err(fail(format!("expect must be `pass` or `fail`, not `{value}`"))),
+                    }
+                }
+                "expect_reason" => {
+                    if !judge::KINDS.contains(&value.as_str()) {
+                        return Err(fail(format!("unknown reason `{value}` (one of: {})", judge::KINDS.join(", "))));
+                    }
+                    row.expect_reasons.push(value.clone());
+                }
+                "expect_output" => {
+                    let pattern = RegexBuilder::new(value)
+                        .multi_line(true)
+                        .build()
+                        .map_err(|error| fail(format!("bad expect_output pattern: {error}")))?;
+                    row.expect_output.push(pattern);
+                }
+                _ => return Err(fail(format!("unknown key `{key}`"))),
+            }
+        }
+        let at = |message: &str| format!("{}: [{}] {message}", self.line, self.name);
+        if !firmware_given {
+            return Err(at("needs `firmware = vof|slof`"));
+        }
+        match row.expect {
+            Expect::Fail if row.expect_reasons.is_empty() => {
+                return Err(at("expects failure, so needs at least one `expect_reason`"))
+            }
+            Expect::Pass if !row.expect_reasons.is_empty() => {
+                return Err(at("expects a pass, so cannot have an `expect_reason`"))
+            }
+            _ => {}
+        }
+        Ok(row)
+    }
+}
+
+impl Row {
+    /// Whether `HARNESS_ONLY` (a substring of the name) selects this row.
+    pub fn selected_by(&self, only: Option<&str>) -> bool {
+        only.is_none_or(|only| self.name.contains(only))
+    }
+
+    pub fn machine(&self) -> Machine {
+        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
+    }
+
+    /// The boot for this row; `env_timeout` is `BOOT_TIMEOUT`, which the row's own
+    /// `timeout` overrides.
+    pub fn boot_config(&self, qemu: &Path, kernel: &Path, env_timeout: Option<Duration>) -> BootConfig {
+        let mut config = BootConfig::new(qemu, kernel);
+        config.firmware = self.firmware;
+        config.cpus = self.cpus;
+        config.memory_mib = self.memory_mib;
+        config.append = self.append.clone();
+        config.timeout = Some(self.timeout.or(env_timeout).unwrap_or(self.firmware.default_timeout()));
+        config
+    }
+
+    /// Whether the boot turned out as the row expects. `Ok` holds a note for the log (why an
+    /// expected failure failed); `Err` says what was wrong.
+    pub fn assess(&self, output: &BootOutput, verdict: &Verdict) -> Result<String, String> {
+        let note = match self.expect {
+            Expect::Pass if !verdict.passed() => return Err(format!("boot failed: {}", verdict.reason())),
+            Expect::Pass => String::new(),
+            Expect::Fail if verdict.passed() => return Err("boot passed, but this row expects it to fail".into()),
+            Expect::Fail => {
+                let missing: Vec<&str> = self
+                    .expect_reasons
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|kind| !verdict.has_kind(kind))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(format!(
+                        "boot failed, but not with the expected {}: {}",
+                        missing.join(", "),
+                        verdict.reason()
+                    ));
+                }
+                let unexpected: Vec<&str> = judge::ABNORMAL_END_KINDS
+                    .iter()
+                    .copied()
+                    .filter(|kind| verdict.has_kind(kind) && !self.expect_reasons.iter().any(|expected| expected == kind))
+                    .collect();
+                if !unexpected.is_empty() {
+                    return Err(format!("boot also failed with unexpected {}: {}", unexpected.join(", "), verdict.reason()));
+                }
+                format!("failed as expected: {}", verdict.reason())
+            }
+        };
+        let console = ktap::normalise(&output.console);
+        let unmatched: Vec<String> = self
+            .expect_output
+            .iter()
+            .filter(|pattern| !pattern.is_match(&console))
+            .map(|pattern| format!("/{}/", pattern.as_str()))
+            .collect();
+        if !unmatched.is_empty() {
+            return Err(format!("console does not match {}", unmatched.join(", ")));
+        }
+        Ok(note)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::Failure;
+
+    const SAMPLE: &str = "\
+# comment
+[vof-smp1]
+firmware = vof
+smp = 2
+mem = 512M
+append = selftest=mm,dt loglevel=debug
+expect = pass
+
+[panic]
+firmware = slof
+append = inject=panic
+timeout = 5
+expect = fail
+expect_reason = fatal
+expect_output = ^FATAL: panic
+expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
+";
+
+    fn rows() -> Vec<Row> {
+        parse(SAMPLE).expect("sample parses")
+    }
+
+    #[test]
+    fn parses_rows() {
+        let rows = rows();
+        assert_eq!(rows.len(), 2);
+        let vof = &rows[0];
+        assert_eq!((vof.name.as_str(), vof.firmware, vof.cpus, vof.memory_mib), ("vof-smp1", Firmware::Vof, 2, 512));
+        assert_eq!(vof.append, "selftest=mm,dt loglevel=debug");
+        assert_eq!(vof.expect, Expect::Pass);
+        let panic = &rows[1];
+        assert_eq!((panic.firmware, panic.cpus, panic.memory_mib), (Firmware::Slof, 1, 1024));
+        assert_eq!(panic.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(panic.expect_reasons, ["fatal"]);
+        assert_eq!(panic.expect_output.len(), 2);
+    }
+
+    #[test]
+    fn timeouts() {
+        let rows = rows();
+        let config = |row: &Row, env| row.boot_config(Path::new("q"), Path::new("k"), env).timeout;
+        assert_eq!(config(&rows[0], None), Some(Duration::from_secs(30)));
+        assert_eq!(config(&rows[0], Some(Duration::from_secs(90))), Some(Duration::from_secs(90)));
+        assert_eq!(config(&rows[1], Some(Duration::from_secs(90))), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let error = |text: &str| parse(text).unwrap_err();
+        assert_eq!(error("[a]\nfirmware = vof\nsmpp = 2\n"), "3: unknown key `smpp`");
+        assert_eq!(error("firmware = vof\n"), "1: `firmware` outside any [row]");
+        assert_eq!(error("[a]\nsmp = 1\n"), "1: [a] needs `firmware = vof|slof`");
+        assert_eq!(error("[a]\nfirmware = vof\n[a]\n"), "3: row `a` defined twice");
+        assert_eq!(error("[a]\nfirmware = vof\nsmp = 1\nsmp = 2\n"), "4: `smp` given twice in [a]");
+        assert!(error("[a]\nfirmware = ofw\n").starts_with("2: unknown firmware"));
+        assert!(error("[a]\nfirmware = vof\nexpect = fail\n").contains("needs at least one `expect_reason`"));
+        assert!(error("[a]\nfirmware = vof\nexpect_reason = boom\n").starts_with("3: unknown reason `boom`"));
+        assert!(error("[a]\nfirmware = vof\nexpect_output = (\n").starts_with("3: bad expect_output pattern"));
+        assert!(error("[a b]\n").starts_with("1: bad section header"));
+    }
+
+    #[test]
+    fn only_filter() {
+        let rows = rows();
+        assert!(rows[0].selected_by(None));
+        assert!(rows[0].selected_by(Some("smp1")));
+        assert!(!rows[1].selected_by(Some("smp1")));
+    }
+
+    fn verdict(failures: Vec<Failure>) -> Verdict {
+        Verdict { failures, ..Verdict::default() }
+    }
+
+    fn output(console: &str) -> BootOutput {
+        BootOutput { console: console.into(), ..BootOutput::default() }
+    }
+
+    const PANIC_CONSOLE: &str = "x\r\nFATAL: panic at a.rs:1:1: boom\r\nselftests: 1 passed, 1 failed, 0 skipped\r\n";
+
+    #[test]
+    fn expected_failure_for_the_right_reason() {
+        let row = &rows()[1];
+        let failures = vec![Failure::Fatal { line: "FATAL: panic".into() }, Failure::SummaryFailed { failed: 1 }];
+        let note = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).expect("row passes");
+        assert!(note.starts_with("failed as expected: kernel: FATAL: panic"), "{note}");
+    }
+
+    #[test]
+    fn expected_failure_that_passed() {
+        let row = &rows()[1];
+        let error = row.assess(&output(PANIC_CONSOLE), &verdict(vec![])).unwrap_err();
+        assert_eq!(error, "boot passed, but this row expects it to fail");
+    }
+
+    #[test]
+    fn expected_failure_for_another_reason() {
+        let row = &rows()[1];
+        let failures = vec![Failure::NotOk { number: 1, name: "a".into(), reason: None }];
+        let error = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).unwrap_err();
+        assert_eq!(error, "boot failed, but not with the expected fatal: not ok 1 a");
+    }
+
+    #[test]
+    fn expected_failure_that_also_hung() {
+        let row = &rows()[1];
+        let failures = vec![
+            Failure::TimedOut { after: Duration::from_secs(5) },
+            Failure::Fatal { line: "FATAL: panic".into() },
+        ];
+        let error = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).unwrap_err();
+        assert!(error.starts_with("boot also failed with unexpected timeout: "), "{error}");
+    }
+
+    #[test]
+    fn expected_output_must_match() {
+        let row = &rows()[1];
+        let failures = vec![Failure::Fatal { line: "FATAL: panic".into() }];
+        let console = "FATAL: panic at a.rs:1:1: boom\nselftests: 1 passed, 0 failed, 0 skipped\n";
+        let error = row.assess(&output(console), &verdict(failures)).unwrap_err();
+        assert_eq!(error, r"console does not match /^selftests: \d+ passed, [1-9]\d* failed/");
+    }
+
+    #[test]
+    fn expected_pass() {
+        let row = &rows()[0];
+        assert_eq!(row.assess(&output(""), &verdict(vec![])), Ok(String::new()));
+        let error = row.assess(&output(""), &verdict(vec![Failure::NoSummary])).unwrap_err();
+        assert_eq!(error, "boot failed: no `selftests: P passed, F failed, S skipped` line");
+    }
+
+    #[test]
+    fn shipped_matrix_parses() {
+        let rows = load(&default_path()).expect("tests/matrix.cfg parses");
+        assert!(rows.iter().any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Vof));
+        assert!(rows.iter().any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Slof));
+        for kind in ["fatal", "timeout", "not-ok"] {
+            assert!(rows.iter().any(|row| row.expect_reasons.iter().any(|reason| reason == kind)), "{kind}");
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The harness's process handling and judging, end to end, against fake QEMUs: shell
+//! scripts given to the runner exactly as `QEMU` would be, printing canned consoles,
+//! hanging, leaving children behind or failing like QEMU does.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use harness::judge::{self, Verdict};
+use harness::matrix::{self, Expect};
+use harness::qemu::{self, BootConfig, BootOutput, Stream};
+
+/// Common start of every fake: answers `--version`, records its arguments one per line.
+const PREAMBLE: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+if [ "$1" = "--version" ]; then
+    echo "QEMU emulator version 0.0.0 (fake)"
+    echo "Copyright (c) nobody"
+    exit 0
+fi
+printf '%s\n' "$@" > "$dir/args"
+"#;
+
+/// A console that passes for `-smp 2 -m 512M`.
+const PASSING_CONSOLE: &str = r#"cat <<'EOF'
+VOF firmware
+ppc64-kernel 0.1.0 firmware=vof cpus=2 memory=512MiB mmu=radix cmdline="a b"
+KTAP version 1
+1..2
+ok 1 mm_alloc
+# note
+ok 2 dt_cpus # SKIP not today
+selftests: 1 passed, 0 failed, 1 skipped
+EOF
+"#;
+
+/// A fake kernel following the console contract, driven by `-append` (`inject=...`,
+/// unknown options) and reporting the `-smp`/`-m` it was given: lets the shipped matrix's
+/// expectations be checked before the real kernel exists.
+const CONTRACT_KERNEL: &str = r#"append=""; smp=1; mem=1024M
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -append) append="$2"; shift ;;
+        -smp) smp="$2"; shift ;;
+        -m) mem="$2"; shift ;;
+    esac
+    shift
+done
+echo "SLOF-ish noise"
+printf 'ppc64-kernel 0.1.0 firmware=vof cpus=%s memory=%sMiB mmu=radix cmdline="%s"\r\n' "$smp" "${mem%M}" "$append"
+case " $append " in
+    *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
+esac
+echo "KTAP version 1"
+echo "1..3"
+echo "ok 1 mm_alloc"
+fatal() {
+    echo "FATAL: $1"
+    echo " r0  = 0000000000000000 r1  = 0000000000ffe000 r31 = 0000000000000000"
+    echo "Call trace:"
+    echo " [0] 0x0000000000412345 kernel::selftest::run+0x24"
+    echo "selftests: 1 passed, 1 failed, 0 skipped"
+    exit 0
+}
+case "$append" in
+    *inject=hang*) exec sleep 1000 ;;
+    *inject=panic*) fatal "panic at kernel/src/inject.rs:10:5: injected panic" ;;
+    *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <kernel::inject::trap+0x8>" ;;
+    *inject=notok*) echo "ok 2 dt_cpus"; echo "not ok 3 injected # inject=notok" ;
+                    echo "selftests: 2 passed, 1 failed, 0 skipped"; exit 0 ;;
+esac
+echo "ok 2 dt_cpus"
+echo "ok 3 radix # SKIP hash MMU"
+echo "selftests: 2 passed, 0 failed, 1 skipped"
+"#;
+
+/// A fake QEMU in a directory of its own under cargo's per-target temporary directory.
+struct FakeQemu {
+    dir: PathBuf,
+    script: PathBuf,
+}
+
+impl FakeQemu {
+    fn new(body: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-qemu-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir_all(&dir).expect("create fake QEMU directory");
+        let script = dir.join("qemu-system-ppc64");
+        fs::write(&script, format!("{PREAMBLE}{body}")).expect("write fake QEMU");
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod fake QEMU");
+        fs::write(dir.join("kernel.elf"), "not really a kernel").expect("write fake kernel");
+        FakeQemu { dir, script }
+    }
+
+    fn kernel(&self) -> PathBuf {
+        self.dir.join("kernel.elf")
+    }
+
+    /// `-smp 2 -m 512M`, VOF, 5 s timeout.
+    fn config(&self) -> BootConfig {
+        let mut config = BootConfig::new(&self.script, self.kernel());
+        config.cpus = 2;
+        config.memory_mib = 512;
+        config.append = "a b".into();
+        config.timeout = Some(Duration::from_secs(5));
+        config
+    }
+
+    /// The arguments the fake was last started with.
+    fn recorded_args(&self) -> Vec<String> {
+        let text = fs::read_to_string(self.dir.join("args")).expect("fake recorded its arguments");
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// The pid a fake wrote to `$dir/<name>`.
+    fn recorded_pid(&self, name: &str) -> u32 {
+        let text = fs::read_to_string(self.dir.join(name)).expect("fake recorded a pid");
+        text.trim().parse().expect("pid")
+    }
+
+    fn kboot(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kboot"))
+            .args(args)
+            .env("QEMU", &self.script)
+            .env("KERNEL_IMAGE", self.kernel())
+            .env_remove("BOOT_TIMEOUT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kboot")
+    }
+}
+
+impl Drop for FakeQemu {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn boot(config: &BootConfig) -> (BootOutput, Verdict) {
+    let output = qemu::run(config, &mut |_, _| {}).expect("fake QEMU starts");
+    let verdict = judge::judge(&output, config.machine());
+    (output, verdict)
+}
+
+/// Whether `pid` is gone (or a zombie nobody has reaped yet), waiting up to two seconds.
+fn process_is_dead(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let dead = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the parenthesised command name.
+            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Err(_) => true,
+        };
+        if dead || Instant::now() >= deadline {
+            return dead;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_is_the_first_line() {
+    let fake = FakeQemu::new("");
+    assert_eq!(qemu::version(&fake.script), Ok("QEMU emulator version 0.0.0 (fake)".into()));
+    assert!(qemu::version(&fake.dir.join("missing")).is_err());
+}
+
+#[test]
+fn passing_boot_gets_exactly_the_built_command_line() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    let config = fake.config();
+    let (output, verdict) = boot(&config);
+    assert!(verdict.passed(), "{}\n{}", verdict.reason(), output.transcript);
+    assert_eq!(output.exit_code, Some(0));
+    let built: Vec<String> = config.args().iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    assert_eq!(fake.recorded_args(), built);
+    assert!(built.windows(2).any(|pair| pair == ["-append", "a b expect_cpus=2 expect_mem=512M"]));
+}
+
+#[test]
+fn banner_must_match_the_machine() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    let mut config = fake.config();
+    config.cpus = 4;
+    let (_, verdict) = boot(&config);
+    assert_eq!(verdict.reason(), "banner says cpus=2, but QEMU was given -smp 4");
+}
+
+#[test]
+fn hang_is_killed_at_the_deadline_with_its_process_group() {
+    let fake = FakeQemu::new(
+        "echo 'ppc64-kernel cpus=2 memory=512MiB'\necho 'KTAP version 1'\n\
+         sleep 1000 &\necho $! > \"$dir/sleeper\"\nwait\n",
+    );
+    let mut config = fake.config();
+    config.timeout = Some(Duration::from_secs(1));
+    let (output, verdict) = boot(&config);
+    assert!(output.timed_out);
+    assert!(output.elapsed >= Duration::from_secs(1) && output.elapsed < Duration::from_secs(4), "{:?}", output.elapsed);
+    assert_eq!(verdict.failures[0].kind(), "timeout");
+    assert!(output.console.contains("KTAP version 1"), "output before the hang is kept");
+    assert!(process_is_dead(fake.recorded_pid("sleeper")), "the fake's child survived");
+}
+
+#[test]
+fn qemu_failing_to_start_the_machine() {
+    let fake = FakeQemu::new("echo 'qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0' >&2\nexit 1\n");
+    let (output, verdict) = boot(&fake.config());
+    let kinds: Vec<_> = verdict.failures.iter().map(|failure| failure.kind()).collect();
+    assert_eq!(kinds[..2], ["qemu-exit", "qemu-stderr"]);
+    assert_eq!(verdict.failures[0].to_string(), "QEMU exited with status 1");
+    assert_eq!(verdict.failures[1].to_string(), "QEMU error: qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0");
+    assert!(output.transcript.contains("Invalid SMP CPUs"));
+}
+
+#[test]
+fn qemu_error_after_a_good_console() {
+    let fake = FakeQemu::new(&format!(
+        "{PASSING_CONSOLE}echo 'qemu-system-ppc64: warning: harmless' >&2\n\
+         echo 'qemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x00000000' >&2\n"
+    ));
+    let (_, verdict) = boot(&fake.config());
+    assert_eq!(
+        verdict.reason(),
+        "QEMU error: qemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x00000000"
+    );
+}
+
+#[test]
+fn qemu_warnings_are_not_errors() {
+    let fake = FakeQemu::new(&format!("echo 'qemu-system-ppc64: warning: TCG does not support X' >&2\n{PASSING_CONSOLE}"));
+    let (output, verdict) = boot(&fake.config());
+    assert!(verdict.passed(), "{}", verdict.reason());
+    assert!(output.transcript.contains("warning: TCG"));
+}
+
+#[test]
+fn qemu_killed_by_a_signal() {
+    let fake = FakeQemu::new(&format!("{PASSING_CONSOLE}kill -KILL $$\n"));
+    let (output, verdict) = boot(&fake.config());
+    assert!(!output.timed_out);
+    assert_eq!(verdict.reason(), "QEMU was killed by a signal");
+}
+
+#[test]
+fn child_left_holding_the_console_does_not_hang_the_harness() {
+    let fake = FakeQemu::new(&format!("{PASSING_CONSOLE}sleep 1000 &\necho $! > \"$dir/leftover\"\nexit 0\n"));
+    let started = Instant::now();
+    let (output, verdict) = boot(&fake.config());
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(verdict.passed(), "{}", verdict.reason());
+    assert!(process_is_dead(fake.recorded_pid("leftover")), "the leftover child survived");
+    assert!(!output.timed_out);
+}
+
+#[test]
+fn output_is_streamed_as_it_arrives() {
+    let fake = FakeQemu::new("echo first\nsleep 1\necho second\n");
+    let started = Instant::now();
+    let mut first_seen = None;
+    let mut observer = |stream: Stream, bytes: &[u8]| {
+        if stream == Stream::Stdout && bytes.starts_with(b"first") {
+            first_seen = Some(started.elapsed());
+        }
+    };
+    let output = qemu::run(&fake.config(), &mut observer).expect("fake QEMU starts");
+    let first_seen = first_seen.expect("saw the first line");
+    assert!(first_seen < Duration::from_millis(800), "first line after {first_seen:?}");
+    assert!(output.elapsed >= Duration::from_secs(1));
+    assert_eq!(output.console, "first\nsecond\n");
+}
+
+#[test]
+fn missing_qemu_is_a_harness_error() {
+    let fake = FakeQemu::new("");
+    let mut config = fake.config();
+    config.qemu = fake.dir.join("no-such-qemu");
+    let error = qemu::run(&config, &mut |_, _| {}).unwrap_err();
+    assert!(error.to_string().starts_with("cannot start"), "{error}");
+}
+
+/// Every row of the shipped matrix, against a fake that keeps the console contract: the
+/// rows' expectations (reasons, patterns) must hold for a kernel that does what it should.
+#[test]
+fn shipped_matrix_against_a_contract_kernel() {
+    let fake = FakeQemu::new(CONTRACT_KERNEL);
+    let rows = matrix::load(&matrix::default_path()).expect("matrix parses");
+    let mut failures = Vec::new();
+    for mut row in rows {
+        // Hang rows wait for their timeout; a fake hang need not wait as long.
+        if row.expect_reasons.iter().any(|reason| reason == "timeout") {
+            row.timeout = Some(Duration::from_millis(500));
+        }
+        let config = row.boot_config(&fake.script, &fake.kernel(), None);
+        let (output, verdict) = boot(&config);
+        if let Err(error) = row.assess(&output, &verdict) {
+            failures.push(format!("{}: {error}\n{}", row.name, output.transcript));
+        }
+        if row.expect == Expect::Pass {
+            assert!(verdict.counted.passed > 0, "{}", row.name);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn kboot_streams_and_passes() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    let output = fake.kboot(&["--fw", "vof", "--smp", "2", "--mem=512M", "--append", "a b"]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("KTAP version 1\n1..2\n"), "{stdout}");
+    assert!(stderr.contains("kboot: QEMU emulator version 0.0.0 (fake)"), "{stderr}");
+    assert!(stderr.contains("kboot: PASS: selftests 1 passed, 0 failed, 1 skipped"), "{stderr}");
+    assert!(!fake.recorded_args().contains(&"-S".to_string()));
+}
+
+#[test]
+fn kboot_fails_with_the_reason() {
+    let fake = FakeQemu::new(&PASSING_CONSOLE.replace("ok 1 mm_alloc", "not ok 1 mm_alloc # leaked 4 pages"));
+    let output = fake.kboot(&["--smp", "2", "--mem", "512M"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("kboot:   not ok 1 mm_alloc (leaked 4 pages)"), "{stderr}");
+}
+
+#[test]
+fn kboot_timeout() {
+    let fake = FakeQemu::new("exec sleep 1000\n");
+    let started = Instant::now();
+    let output = fake.kboot(&["--timeout", "0.5"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("timed out after"), "{}", text(&output.stderr));
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn kboot_gdb_starts_halted_with_the_stub() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    let output = fake.kboot(&["--gdb", "--smp", "2", "--mem", "512M", "--fw", "slof"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let args = fake.recorded_args();
+    assert!(args.windows(2).any(|pair| pair == ["-s", "-S"]), "{args:?}");
+    assert!(args.contains(&"pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off".to_string()));
+}
+
+#[test]
+fn kboot_usage_errors() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    for args in [&["--smp", "two"][..], &["--fw", "ofw"], &["--frobnicate"], &["--mem"]] {
+        let output = fake.kboot(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(text(&output.stderr).contains("usage: kboot"), "{args:?}");
+    }
+    let output = fake.kboot(&["--kernel", "/nonexistent/kernel.elf"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no kernel image"));
+}
