@@ -127,3 +127,21 @@ macro_rules! info {
 macro_rules! debug {
     ($($arg:tt)*) => { $crate::console::log($crate::console::Level::Debug, format_args!($($arg)*)) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loglevel_threshold_follows_linux_numbering() {
+        set_loglevel(5);
+        assert!(enabled(Level::Error) && enabled(Level::Warn));
+        assert!(!enabled(Level::Notice) && !enabled(Level::Info) && !enabled(Level::Debug));
+        set_loglevel(0);
+        assert!(!enabled(Level::Error));
+        set_loglevel(8);
+        assert!(enabled(Level::Debug));
+        set_loglevel(DEFAULT_LOGLEVEL);
+        assert!(enabled(Level::Info) && !enabled(Level::Debug));
+    }
+}

@@ -17,6 +17,8 @@ pub mod spr {
 pub mod msr {
     pub const SF: u64 = 1 << 63;
     pub const HV: u64 = 1 << 60;
+    pub const VEC: u64 = 1 << 25;
+    pub const VSX: u64 = 1 << 23;
     pub const EE: u64 = 1 << 15;
     pub const PR: u64 = 1 << 14;
     pub const FP: u64 = 1 << 13;
@@ -59,6 +61,16 @@ pub fn timebase() -> u64 {
     // SAFETY: mftb only reads the timebase.
     unsafe { asm!("mftb {0}", out(reg) value, options(nomem, nostack, preserves_flags)) };
     value
+}
+
+/// Turns off MSR[FP], MSR[VEC] and MSR[VSX]: the kernel is built soft-float
+/// and saves no FP/vector state, so any such instruction must trap (0x800,
+/// 0xf20, 0xf40) and be reported rather than silently corrupt a register.
+pub fn disable_fp_and_vector() {
+    let value = msr() & !(msr::FP | msr::VEC | msr::VSX);
+    // SAFETY: clearing facility-enable bits only; translation, endianness and
+    // interrupt enables are unchanged.
+    unsafe { asm!("mtmsrd {0}", "isync", in(reg) value, options(nomem, nostack)) };
 }
 
 pub fn set_sprg0(value: u64) {

@@ -27,7 +27,7 @@ use boot::BootInfo;
 use kernel::cmdline::{self, Inject};
 use kernel::ktest::{self, Env, Suite, SUMMARY};
 use kernel::mm::{self, Reserved, FRAME_SIZE};
-use kernel::{console, info, println, warn};
+use kernel::{console, debug, info, println, warn};
 
 global_asm!(include_str!("asm/entry.s"));
 
@@ -78,6 +78,7 @@ extern "C" fn boot_cpu_entry(
     }
 
     percpu::init_boot_cpu();
+    cpu::disable_fp_and_vector();
     take_interrupts_little_endian();
     // SAFETY: translation is off and the firmware is quiesced, so the vector
     // area is ours.
@@ -133,6 +134,15 @@ fn print_banner(info: &BootInfo) {
         cpu::pir(),
         info.timebase_frequency,
         cpu::msr()
+    );
+    for cpu in &info.cpus {
+        debug!("cpu: interrupt server {} (core {} thread {})", cpu.server, cpu.core, cpu.thread);
+    }
+    debug!(
+        "mmu: hash table 2^{} bytes, SLB {} entries, radix page sizes {:x?}",
+        info.hpt_size_log2.unwrap_or(0),
+        info.slb_size.unwrap_or(0),
+        info.radix_page_sizes.as_slice()
     );
     for range in &info.memory {
         info!("memory: {:#014x}-{:#014x} ({} MiB)", range.start, range.end(), range.size >> 20);

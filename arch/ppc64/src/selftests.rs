@@ -40,6 +40,7 @@ pub static EXCEPTIONS: Suite = Suite {
         Test { name: "trap_is_caught", run: trap_is_caught },
         Test { name: "load_outside_memory_machine_checks", run: load_outside_memory_machine_checks },
         Test { name: "registers_survive_interrupt", run: registers_survive_interrupt },
+        Test { name: "fp_use_traps", run: fp_use_traps },
     ],
 };
 
@@ -221,6 +222,16 @@ fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
     let raised = unsafe { exceptions::probe_trap() };
     kassert_eq!(raised, vector::PROGRAM);
     kassert_eq!(core::hint::black_box(before), seeds);
+    Ok(())
+}
+
+/// The kernel keeps MSR[FP] off (it saves no FP state): an FP instruction
+/// raises floating-point unavailable instead of running.
+fn fp_use_traps(_: &Env<'_>) -> TestResult {
+    kassert!(cpu::msr() & cpu::msr::FP == 0, "MSR[FP] is on");
+    // SAFETY: the FP instruction has an exception-table entry.
+    let raised = unsafe { exceptions::probe_fp_instruction() };
+    kassert_eq!(raised, vector::FP_UNAVAILABLE);
     Ok(())
 }
 

@@ -238,3 +238,15 @@ probe_load_insn:
     EX_TABLE probe_load_insn, 9f
 9:  blr
     .size   probe_load_u64, . - probe_load_u64
+
+# u64 probe_fp_instruction(void): executes `fmr f0, f0` (encoded by hand: the
+# kernel is built without the FPU); 0, or the vector it raised.
+    .globl  probe_fp_instruction
+    .type   probe_fp_instruction, @function
+probe_fp_instruction:
+    li      %r3, 0
+1:  .long   0xfc000090          # fmr f0, f0 (Power ISA Book I, 4.6.5: opcode 63, XO 72)
+    blr
+    EX_TABLE 1b, 9f
+9:  blr
+    .size   probe_fp_instruction, . - probe_fp_instruction
