@@ -22,8 +22,8 @@ pub enum Inject {
     Program,
     /// Allocate more than the heap holds.
     OutOfMemory,
-    /// Load from an address outside memory: an unexpected machine check (0x200).
-    BadAccess,
+    /// A misaligned `lwarx`: an unexpected alignment interrupt (0x600).
+    Alignment,
 }
 
 impl Inject {
@@ -33,7 +33,7 @@ impl Inject {
         ("notok", Inject::NotOk),
         ("program", Inject::Program),
         ("oom", Inject::OutOfMemory),
-        ("badaccess", Inject::BadAccess),
+        ("align", Inject::Alignment),
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,7 +100,7 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 .iter()
                 .find(|(n, _)| *n == v)
                 .map(|&(_, i)| options.inject = Some(i))
-                .ok_or("inject=panic|hang|notok|program|oom|badaccess"),
+                .ok_or("inject=panic|hang|notok|program|oom|align"),
             ("expect_cpus", Some(v)) => {
                 v.parse::<u32>().ok().filter(|&n| n > 0).map(|n| options.expect_cpus = Some(n)).ok_or("a CPU count")
             }

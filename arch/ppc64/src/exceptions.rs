@@ -190,6 +190,7 @@ extern "C" {
     pub fn probe_load_u64(address: *const u64, value: *mut u64) -> u64;
     pub static probe_load_insn: u32;
     pub fn probe_fp_instruction() -> u64;
+    pub fn probe_lwarx(address: u64) -> u64;
 }
 
 const STUB_WORDS: usize = 4;

@@ -21,7 +21,7 @@ pub fn fail(inject: Inject) {
         Inject::Hang => hang_with_interrupts_off(),
         Inject::Program => raise_program_check(),
         Inject::OutOfMemory => exhaust_heap(),
-        Inject::BadAccess => load_outside_memory(),
+        Inject::Alignment => misaligned_atomic_load(),
         Inject::NotOk => {}
     }
 }
@@ -47,11 +47,14 @@ fn exhaust_heap() {
     core::hint::black_box(&too_big);
 }
 
-/// Loads from far beyond RAM: in real mode that is a machine check.
+/// `lwarx` needs a word-aligned address (Power ISA Book II, 4.6.2); without
+/// a fix-up the alignment interrupt is unexpected.
 #[inline(never)]
-fn load_outside_memory() {
-    let address = core::hint::black_box(crate::boot_info().memory_size() * 16) as *const u64;
-    // SAFETY: deliberately invalid; the fault is reported by the fatal path.
-    let value = unsafe { address.read_volatile() };
+fn misaligned_atomic_load() {
+    let word = [0u64; 2];
+    let address = core::hint::black_box(word.as_ptr() as u64 + 2);
+    let value: u64;
+    // SAFETY: the load raises an alignment interrupt, reported by the fatal path.
+    unsafe { asm!("lwarx {0}, 0, {1}", out(reg) value, in(reg) address, options(nostack)) };
     core::hint::black_box(value);
 }

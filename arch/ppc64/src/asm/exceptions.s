@@ -239,6 +239,18 @@ probe_load_insn:
 9:  blr
     .size   probe_load_u64, . - probe_load_u64
 
+# u64 probe_lwarx(u64 address): `lwarx` at `address`; 0, or the vector it raised.
+    .globl  probe_lwarx
+    .type   probe_lwarx, @function
+probe_lwarx:
+    mr      %r5, %r3
+    li      %r3, 0
+1:  lwarx   %r6, 0, %r5
+    blr
+    EX_TABLE 1b, 9f
+9:  blr
+    .size   probe_lwarx, . - probe_lwarx
+
 # u64 probe_fp_instruction(void): executes `fmr f0, f0` (encoded by hand: the
 # kernel is built without the FPU); 0, or the vector it raised.
     .globl  probe_fp_instruction
