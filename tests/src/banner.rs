@@ -52,7 +52,10 @@ impl Banner {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_str())
+        self.fields
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
     }
 
     /// `memory=` in MiB, if it has the `<N>MiB` form.
@@ -93,7 +96,10 @@ mod tests {
 
     #[test]
     fn no_banner() {
-        assert_eq!(Banner::find("ppc64-kernelx cpus=1\n  ppc64-kernel cpus=1\n"), None);
+        assert_eq!(
+            Banner::find("ppc64-kernelx cpus=1\n  ppc64-kernel cpus=1\n"),
+            None
+        );
     }
 
     #[test]

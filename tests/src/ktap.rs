@@ -13,7 +13,9 @@ pub const SUMMARY_PREFIX: &str = "selftests:";
 /// The console's lines without carriage returns or trailing blanks. Leading blanks are kept:
 /// an indented `ok` belongs to a nested KTAP block, not to the top level.
 pub fn lines(console: &str) -> impl Iterator<Item = &str> {
-    console.split('\n').map(|line| line.trim_start_matches('\r').trim_end())
+    console
+        .split('\n')
+        .map(|line| line.trim_start_matches('\r').trim_end())
 }
 
 /// The console with line endings normalised, for pattern matching and display.
@@ -48,7 +50,11 @@ pub struct Counts {
 
 impl fmt::Display for Counts {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+        write!(
+            formatter,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
     }
 }
 
@@ -151,7 +157,9 @@ fn parse_result(line: &str) -> Option<Option<TestResult>> {
         number,
         name: name.trim().to_string(),
         outcome,
-        reason: reason.filter(|reason| !reason.is_empty()).map(str::to_string),
+        reason: reason
+            .filter(|reason| !reason.is_empty())
+            .map(str::to_string),
     }))
 }
 
@@ -159,7 +167,9 @@ fn parse_result(line: &str) -> Option<Option<TestResult>> {
 fn strip_skip(directive: &str) -> Option<&str> {
     let keyword = directive.get(..4)?;
     let rest = &directive[4..];
-    if keyword.eq_ignore_ascii_case("skip") && (rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+    if keyword.eq_ignore_ascii_case("skip")
+        && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+    {
         Some(rest.trim())
     } else {
         None
@@ -184,7 +194,12 @@ mod tests {
     use super::*;
 
     fn result(number: u32, name: &str, outcome: Outcome, reason: Option<&str>) -> TestResult {
-        TestResult { number, name: name.into(), outcome, reason: reason.map(str::to_string) }
+        TestResult {
+            number,
+            name: name.into(),
+            outcome,
+            reason: reason.map(str::to_string),
+        }
     }
 
     #[test]
@@ -210,8 +225,22 @@ mod tests {
                 result(4, "smp_ipi", Outcome::Skip, None),
             ]
         );
-        assert_eq!(report.counts(), Counts { passed: 1, failed: 1, skipped: 2 });
-        assert_eq!(report.summaries, [Counts { passed: 2, failed: 1, skipped: 1 }]);
+        assert_eq!(
+            report.counts(),
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 2
+            }
+        );
+        assert_eq!(
+            report.summaries,
+            [Counts {
+                passed: 2,
+                failed: 1,
+                skipped: 1
+            }]
+        );
         assert!(report.malformed.is_empty() && report.fatal.is_empty());
     }
 
@@ -237,8 +266,12 @@ mod tests {
 
     #[test]
     fn fatal_lines_anywhere() {
-        let report = parse("FATAL: early\nKTAP version 1\nFATAL: panic at kernel/src/x.rs:10:5: msg\n");
-        assert_eq!(report.fatal, ["FATAL: early", "FATAL: panic at kernel/src/x.rs:10:5: msg"]);
+        let report =
+            parse("FATAL: early\nKTAP version 1\nFATAL: panic at kernel/src/x.rs:10:5: msg\n");
+        assert_eq!(
+            report.fatal,
+            ["FATAL: early", "FATAL: panic at kernel/src/x.rs:10:5: msg"]
+        );
     }
 
     #[test]

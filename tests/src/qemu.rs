@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::sync::mpsc;
 use std::thread;
@@ -71,7 +71,9 @@ impl FromStr for Firmware {
         match text {
             "vof" => Ok(Firmware::Vof),
             "slof" => Ok(Firmware::Slof),
-            _ => Err(format!("unknown firmware `{text}` (expected `vof` or `slof`)")),
+            _ => Err(format!(
+                "unknown firmware `{text}` (expected `vof` or `slof`)"
+            )),
         }
     }
 }
@@ -86,7 +88,9 @@ impl fmt::Display for Firmware {
 /// MiB, optionally suffixed `M`/`MiB` or `G`/`GiB` (case-insensitive).
 pub fn parse_memory_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let number: u64 = digits
         .parse()
@@ -94,7 +98,11 @@ pub fn parse_memory_size(text: &str) -> Result<u64, String> {
     let mib_per_unit = match unit.to_ascii_lowercase().as_str() {
         "" | "m" | "mib" => 1,
         "g" | "gib" => 1024,
-        _ => return Err(format!("bad memory size `{text}` (expected e.g. 512M or 1G)")),
+        _ => {
+            return Err(format!(
+                "bad memory size `{text}` (expected e.g. 512M or 1G)"
+            ))
+        }
     };
     match number.checked_mul(mib_per_unit) {
         Some(mib) if mib > 0 => Ok(mib),
@@ -113,7 +121,9 @@ pub fn binary_from_env() -> PathBuf {
 /// The timeout from env `BOOT_TIMEOUT` (seconds, may be fractional), if set.
 pub fn timeout_from_env() -> Result<Option<Duration>, String> {
     match std::env::var("BOOT_TIMEOUT") {
-        Ok(text) => parse_seconds(&text).map(Some).map_err(|error| format!("BOOT_TIMEOUT: {error}")),
+        Ok(text) => parse_seconds(&text)
+            .map(Some)
+            .map_err(|error| format!("BOOT_TIMEOUT: {error}")),
         Err(_) => Ok(None),
     }
 }
@@ -128,11 +138,13 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// The first line of `qemu --version`, e.g. "QEMU emulator version 10.0.2 (...)".
 pub fn version(qemu: &Path) -> Result<String, String> {
-    let output = Command::new(qemu)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run `{} --version`: {error}", qemu.display()))?;
+    let output = retry_if_busy(|| {
+        Command::new(qemu)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+    })
+    .map_err(|error| format!("cannot run `{} --version`: {error}", qemu.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     match stdout.lines().next() {
         Some(line) if output.status.success() => Ok(line.trim().to_string()),
@@ -190,22 +202,33 @@ impl BootConfig {
 
     /// The machine the banner must describe.
     pub fn machine(&self) -> Machine {
-        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
+        Machine {
+            cpus: self.cpus,
+            memory_mib: self.memory_mib,
+        }
     }
 
     /// The kernel command line: `append`, plus `expect_cpus=`/`expect_mem=` describing the
     /// machine (unless `append` already sets them), so that the kernel's device-tree
     /// self-test always checks what QEMU was really given.
     pub fn kernel_cmdline(&self) -> String {
-        let mut words: Vec<String> = self.append.split_whitespace().map(str::to_string).collect();
-        let has = |key: &str| self.append.split_whitespace().any(|word| word.starts_with(key));
-        if !has("expect_cpus=") {
-            words.push(format!("expect_cpus={}", self.cpus));
-        }
-        if !has("expect_mem=") {
-            words.push(format!("expect_mem={}M", self.memory_mib));
-        }
-        words.join(" ")
+        let mut cmdline = self.append.trim().to_string();
+        let mut add = |key: &str, value: String| {
+            if !self
+                .append
+                .split_whitespace()
+                .any(|word| word.starts_with(key))
+            {
+                if !cmdline.is_empty() {
+                    cmdline.push(' ');
+                }
+                cmdline.push_str(key);
+                cmdline.push_str(&value);
+            }
+        };
+        add("expect_cpus=", self.cpus.to_string());
+        add("expect_mem=", format!("{}M", self.memory_mib));
+        cmdline
     }
 
     /// QEMU's arguments. The console (spapr-vty) goes to stdout with no monitor multiplexed
@@ -313,7 +336,10 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
 
     let started = Instant::now();
     let mut qemu = RunningQemu::spawn(&mut command, config.process_group).map_err(|error| {
-        io::Error::new(error.kind(), format!("cannot start `{}`: {error}", config.qemu.display()))
+        io::Error::new(
+            error.kind(),
+            format!("cannot start `{}`: {error}", config.qemu.display()),
+        )
     })?;
     let deadline = config.timeout.map(|timeout| started + timeout);
 
@@ -328,10 +354,11 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
     let mut transcript = Vec::new();
     let mut open_streams = 2;
     let mut timed_out = false;
-    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut stragglers_killed = false;
 
-    while open_streams > 0 {
+    // Until QEMU has exited and its output is drained (or abandoned, see DRAIN_GRACE).
+    loop {
         let now = Instant::now();
         if exited.is_none() {
             if let Some(status) = qemu.child.try_wait()? {
@@ -343,6 +370,9 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
             }
         }
         if let Some((_, exit_time)) = exited {
+            if open_streams == 0 {
+                break;
+            }
             // Something QEMU left behind still holds its stdout/stderr open.
             let waited = now - exit_time;
             if waited >= DRAIN_GRACE && !stragglers_killed {
@@ -352,6 +382,11 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
             if waited >= 2 * DRAIN_GRACE {
                 break;
             }
+        }
+        if open_streams == 0 {
+            // QEMU closed its output but runs on: only its exit or the deadline can end this.
+            thread::sleep(POLL_INTERVAL);
+            continue;
         }
         match events.recv_timeout(POLL_INTERVAL) {
             Ok(Event::Data(stream, bytes)) => {
@@ -364,14 +399,11 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
             }
             Ok(Event::Closed) => open_streams -= 1,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => open_streams = 0,
         }
     }
 
-    let status = match exited {
-        Some((status, _)) => status,
-        None => qemu.child.wait()?,
-    };
+    let (status, _) = exited.expect("the loop ends only after QEMU has exited");
     qemu.reaped = true;
     let elapsed = started.elapsed();
     // Both streams are closed, so nothing QEMU started can still be writing; make sure
@@ -390,6 +422,23 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
     })
 }
 
+/// Runs `start` (which executes QEMU) again while it fails with ETXTBSY; see SPAWN_ATTEMPTS.
+fn retry_if_busy<T>(mut start: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(error)
+                if error.kind() == io::ErrorKind::ExecutableFileBusy
+                    && attempt < SPAWN_ATTEMPTS =>
+            {
+                attempt += 1;
+                thread::sleep(SPAWN_RETRY_DELAY);
+            }
+            result => return result,
+        }
+    }
+}
+
 fn spawn_reader(mut pipe: impl Read + Send + 'static, stream: Stream, events: mpsc::Sender<Event>) {
     thread::spawn(move || {
         let mut buffer = [0u8; 4096];
@@ -397,7 +446,10 @@ fn spawn_reader(mut pipe: impl Read + Send + 'static, stream: Stream, events: mp
             match pipe.read(&mut buffer) {
                 Ok(0) => break,
                 Ok(length) => {
-                    if events.send(Event::Data(stream, buffer[..length].to_vec())).is_err() {
+                    if events
+                        .send(Event::Data(stream, buffer[..length].to_vec()))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -419,19 +471,12 @@ struct RunningQemu {
 
 impl RunningQemu {
     fn spawn(command: &mut Command, process_group: ProcessGroup) -> io::Result<Self> {
-        let mut attempt = 1;
-        loop {
-            match command.spawn() {
-                Ok(child) => return Ok(RunningQemu { child, process_group, reaped: false }),
-                Err(error)
-                    if error.kind() == io::ErrorKind::ExecutableFileBusy && attempt < SPAWN_ATTEMPTS =>
-                {
-                    attempt += 1;
-                    thread::sleep(SPAWN_RETRY_DELAY);
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        let child = retry_if_busy(|| command.spawn())?;
+        Ok(RunningQemu {
+            child,
+            process_group,
+            reaped: false,
+        })
     }
 
     fn kill(&mut self) {
@@ -464,7 +509,11 @@ mod tests {
     }
 
     fn args(config: &BootConfig) -> Vec<String> {
-        config.args().into_iter().map(|arg| arg.into_string().unwrap()).collect()
+        config
+            .args()
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect()
     }
 
     #[test]
@@ -517,6 +566,13 @@ mod tests {
         let mut config = config();
         config.append = "expect_cpus=3 expect_mem=2G".into();
         assert_eq!(config.kernel_cmdline(), "expect_cpus=3 expect_mem=2G");
+        config.append = " x=\"a  b\" expect_mem=2G ".into();
+        assert_eq!(
+            config.kernel_cmdline(),
+            "x=\"a  b\" expect_mem=2G expect_cpus=1"
+        );
+        config.append = String::new();
+        assert_eq!(config.kernel_cmdline(), "expect_cpus=1 expect_mem=1024M");
     }
 
     #[test]
@@ -524,8 +580,14 @@ mod tests {
         let mut config = config();
         config.append = "cmd='x'".into();
         let shown = config.display_command();
-        assert!(shown.starts_with("qemu-system-ppc64 -M pseries,x-vof=on,"), "{shown}");
-        assert!(shown.contains(r"-append 'cmd='\''x'\'' expect_cpus=1 expect_mem=1024M'"), "{shown}");
+        assert!(
+            shown.starts_with("qemu-system-ppc64 -M pseries,x-vof=on,"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(r"-append 'cmd='\''x'\'' expect_cpus=1 expect_mem=1024M'"),
+            "{shown}"
+        );
     }
 
     #[test]

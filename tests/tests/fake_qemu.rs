@@ -86,8 +86,11 @@ struct FakeQemu {
 impl FakeQemu {
     fn new(body: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("fake-qemu-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "fake-qemu-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::create_dir_all(&dir).expect("create fake QEMU directory");
         let script = dir.join("qemu-system-ppc64");
         fs::write(&script, format!("{PREAMBLE}{body}")).expect("write fake QEMU");
@@ -152,7 +155,9 @@ fn process_is_dead(pid: u32) -> bool {
     loop {
         let dead = match fs::read_to_string(format!("/proc/{pid}/stat")) {
             // The state follows the parenthesised command name.
-            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
             Err(_) => true,
         };
         if dead || Instant::now() >= deadline {
@@ -169,7 +174,10 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn version_is_the_first_line() {
     let fake = FakeQemu::new("");
-    assert_eq!(qemu::version(&fake.script), Ok("QEMU emulator version 0.0.0 (fake)".into()));
+    assert_eq!(
+        qemu::version(&fake.script),
+        Ok("QEMU emulator version 0.0.0 (fake)".into())
+    );
     assert!(qemu::version(&fake.dir.join("missing")).is_err());
 }
 
@@ -178,11 +186,22 @@ fn passing_boot_gets_exactly_the_built_command_line() {
     let fake = FakeQemu::new(PASSING_CONSOLE);
     let config = fake.config();
     let (output, verdict) = boot(&config);
-    assert!(verdict.passed(), "{}\n{}", verdict.reason(), output.transcript);
+    assert!(
+        verdict.passed(),
+        "{}\n{}",
+        verdict.reason(),
+        output.transcript
+    );
     assert_eq!(output.exit_code, Some(0));
-    let built: Vec<String> = config.args().iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    let built: Vec<String> = config
+        .args()
+        .iter()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     assert_eq!(fake.recorded_args(), built);
-    assert!(built.windows(2).any(|pair| pair == ["-append", "a b expect_cpus=2 expect_mem=512M"]));
+    assert!(built
+        .windows(2)
+        .any(|pair| pair == ["-append", "a b expect_cpus=2 expect_mem=512M"]));
 }
 
 #[test]
@@ -191,7 +210,10 @@ fn banner_must_match_the_machine() {
     let mut config = fake.config();
     config.cpus = 4;
     let (_, verdict) = boot(&config);
-    assert_eq!(verdict.reason(), "banner says cpus=2, but QEMU was given -smp 4");
+    assert_eq!(
+        verdict.reason(),
+        "banner says cpus=2, but QEMU was given -smp 4"
+    );
 }
 
 #[test]
@@ -204,20 +226,37 @@ fn hang_is_killed_at_the_deadline_with_its_process_group() {
     config.timeout = Some(Duration::from_secs(1));
     let (output, verdict) = boot(&config);
     assert!(output.timed_out);
-    assert!(output.elapsed >= Duration::from_secs(1) && output.elapsed < Duration::from_secs(4), "{:?}", output.elapsed);
+    assert!(
+        output.elapsed >= Duration::from_secs(1) && output.elapsed < Duration::from_secs(4),
+        "{:?}",
+        output.elapsed
+    );
     assert_eq!(verdict.failures[0].kind(), "timeout");
-    assert!(output.console.contains("KTAP version 1"), "output before the hang is kept");
-    assert!(process_is_dead(fake.recorded_pid("sleeper")), "the fake's child survived");
+    assert!(
+        output.console.contains("KTAP version 1"),
+        "output before the hang is kept"
+    );
+    assert!(
+        process_is_dead(fake.recorded_pid("sleeper")),
+        "the fake's child survived"
+    );
 }
 
 #[test]
 fn qemu_failing_to_start_the_machine() {
     let fake = FakeQemu::new("echo 'qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0' >&2\nexit 1\n");
     let (output, verdict) = boot(&fake.config());
-    let kinds: Vec<_> = verdict.failures.iter().map(|failure| failure.kind()).collect();
+    let kinds: Vec<_> = verdict
+        .failures
+        .iter()
+        .map(|failure| failure.kind())
+        .collect();
     assert_eq!(kinds[..2], ["qemu-exit", "qemu-stderr"]);
     assert_eq!(verdict.failures[0].to_string(), "QEMU exited with status 1");
-    assert_eq!(verdict.failures[1].to_string(), "QEMU error: qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0");
+    assert_eq!(
+        verdict.failures[1].to_string(),
+        "QEMU error: qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0"
+    );
     assert!(output.transcript.contains("Invalid SMP CPUs"));
 }
 
@@ -236,7 +275,9 @@ fn qemu_error_after_a_good_console() {
 
 #[test]
 fn qemu_warnings_are_not_errors() {
-    let fake = FakeQemu::new(&format!("echo 'qemu-system-ppc64: warning: TCG does not support X' >&2\n{PASSING_CONSOLE}"));
+    let fake = FakeQemu::new(&format!(
+        "echo 'qemu-system-ppc64: warning: TCG does not support X' >&2\n{PASSING_CONSOLE}"
+    ));
     let (output, verdict) = boot(&fake.config());
     assert!(verdict.passed(), "{}", verdict.reason());
     assert!(output.transcript.contains("warning: TCG"));
@@ -252,13 +293,33 @@ fn qemu_killed_by_a_signal() {
 
 #[test]
 fn child_left_holding_the_console_does_not_hang_the_harness() {
-    let fake = FakeQemu::new(&format!("{PASSING_CONSOLE}sleep 1000 &\necho $! > \"$dir/leftover\"\nexit 0\n"));
+    let fake = FakeQemu::new(&format!(
+        "{PASSING_CONSOLE}sleep 1000 &\necho $! > \"$dir/leftover\"\nexit 0\n"
+    ));
     let started = Instant::now();
     let (output, verdict) = boot(&fake.config());
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(verdict.passed(), "{}", verdict.reason());
-    assert!(process_is_dead(fake.recorded_pid("leftover")), "the leftover child survived");
+    assert!(
+        process_is_dead(fake.recorded_pid("leftover")),
+        "the leftover child survived"
+    );
     assert!(!output.timed_out);
+}
+
+#[test]
+fn qemu_that_closes_its_output_and_hangs_still_times_out() {
+    let fake = FakeQemu::new("echo bye\nexec sleep 1000 >&- 2>&-\n");
+    let mut config = fake.config();
+    config.timeout = Some(Duration::from_secs(1));
+    let (output, verdict) = boot(&config);
+    assert!(output.timed_out);
+    assert_eq!(output.console, "bye\n");
+    assert_eq!(verdict.failures[0].kind(), "timeout");
 }
 
 #[test]
@@ -273,7 +334,10 @@ fn output_is_streamed_as_it_arrives() {
     };
     let output = qemu::run(&fake.config(), &mut observer).expect("fake QEMU starts");
     let first_seen = first_seen.expect("saw the first line");
-    assert!(first_seen < Duration::from_millis(800), "first line after {first_seen:?}");
+    assert!(
+        first_seen < Duration::from_millis(800),
+        "first line after {first_seen:?}"
+    );
     assert!(output.elapsed >= Duration::from_secs(1));
     assert_eq!(output.console, "first\nsecond\n");
 }
@@ -318,18 +382,29 @@ fn kboot_streams_and_passes() {
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("KTAP version 1\n1..2\n"), "{stdout}");
-    assert!(stderr.contains("kboot: QEMU emulator version 0.0.0 (fake)"), "{stderr}");
-    assert!(stderr.contains("kboot: PASS: selftests 1 passed, 0 failed, 1 skipped"), "{stderr}");
+    assert!(
+        stderr.contains("kboot: QEMU emulator version 0.0.0 (fake)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kboot: PASS: selftests 1 passed, 0 failed, 1 skipped"),
+        "{stderr}"
+    );
     assert!(!fake.recorded_args().contains(&"-S".to_string()));
 }
 
 #[test]
 fn kboot_fails_with_the_reason() {
-    let fake = FakeQemu::new(&PASSING_CONSOLE.replace("ok 1 mm_alloc", "not ok 1 mm_alloc # leaked 4 pages"));
+    let fake = FakeQemu::new(
+        &PASSING_CONSOLE.replace("ok 1 mm_alloc", "not ok 1 mm_alloc # leaked 4 pages"),
+    );
     let output = fake.kboot(&["--smp", "2", "--mem", "512M"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("kboot:   not ok 1 mm_alloc (leaked 4 pages)"), "{stderr}");
+    assert!(
+        stderr.contains("kboot:   not ok 1 mm_alloc (leaked 4 pages)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -338,7 +413,11 @@ fn kboot_timeout() {
     let started = Instant::now();
     let output = fake.kboot(&["--timeout", "0.5"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("timed out after"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("timed out after"),
+        "{}",
+        text(&output.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
@@ -349,13 +428,20 @@ fn kboot_gdb_starts_halted_with_the_stub() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let args = fake.recorded_args();
     assert!(args.windows(2).any(|pair| pair == ["-s", "-S"]), "{args:?}");
-    assert!(args.contains(&"pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off".to_string()));
+    assert!(args.contains(
+        &"pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off".to_string()
+    ));
 }
 
 #[test]
 fn kboot_usage_errors() {
     let fake = FakeQemu::new(PASSING_CONSOLE);
-    for args in [&["--smp", "two"][..], &["--fw", "ofw"], &["--frobnicate"], &["--mem"]] {
+    for args in [
+        &["--smp", "two"][..],
+        &["--fw", "ofw"],
+        &["--frobnicate"],
+        &["--mem"],
+    ] {
         let output = fake.kboot(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(text(&output.stderr).contains("usage: kboot"), "{args:?}");

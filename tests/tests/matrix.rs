@@ -34,10 +34,17 @@ impl Arguments {
         let mut parsed = Arguments::default();
         while let Some(arg) = args.next() {
             let (flag, inline_value) = match arg.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_string(), Some(value.to_string()))
+                }
                 _ => (arg.clone(), None),
             };
-            let mut value = || inline_value.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
+            let mut value = || {
+                inline_value
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or(format!("{flag} needs a value"))
+            };
             match flag.as_str() {
                 "--list" => parsed.list = true,
                 "--exact" => parsed.exact = true,
@@ -45,7 +52,12 @@ impl Arguments {
                 "--skip" => parsed.skips.push(value()?),
                 "--test-threads" => {
                     let text = value()?;
-                    parsed.jobs = Some(text.parse().ok().filter(|&jobs| jobs > 0).ok_or(format!("bad --test-threads `{text}`"))?);
+                    parsed.jobs = Some(
+                        text.parse()
+                            .ok()
+                            .filter(|&jobs| jobs > 0)
+                            .ok_or(format!("bad --test-threads `{text}`"))?,
+                    );
                 }
                 "--color" | "--format" | "--logfile" | "-Z" => {
                     value()?;
@@ -58,8 +70,15 @@ impl Arguments {
     }
 
     fn selects(&self, name: &str) -> bool {
-        let matches = |pattern: &String| if self.exact { name == pattern } else { name.contains(pattern.as_str()) };
-        (self.filters.is_empty() || self.filters.iter().any(matches)) && !self.skips.iter().any(matches)
+        let matches = |pattern: &String| {
+            if self.exact {
+                name == pattern
+            } else {
+                name.contains(pattern.as_str())
+            }
+        };
+        (self.filters.is_empty() || self.filters.iter().any(matches))
+            && !self.skips.iter().any(matches)
     }
 }
 
@@ -86,10 +105,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let only = std::env::var("HARNESS_ONLY").ok().filter(|only| !only.is_empty());
+    let only = std::env::var("HARNESS_ONLY")
+        .ok()
+        .filter(|only| !only.is_empty());
     let selected: Vec<Row> = rows
         .into_iter()
-        .filter(|row| row.selected_by(only.as_deref()) && arguments.selects(&row.name) && !arguments.ignored_only)
+        .filter(|row| {
+            row.selected_by(only.as_deref())
+                && arguments.selects(&row.name)
+                && !arguments.ignored_only
+        })
         .collect();
 
     if arguments.list {
@@ -98,14 +123,24 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!("\nrunning {} matrix boot{}", selected.len(), if selected.len() == 1 { "" } else { "s" });
+    println!(
+        "\nrunning {} matrix boot{}",
+        selected.len(),
+        if selected.len() == 1 { "" } else { "s" }
+    );
     if selected.is_empty() {
         return ExitCode::SUCCESS;
     }
 
     let qemu_binary = qemu::binary_from_env();
     let results = match prepare(&qemu_binary) {
-        Ok((kernel, env_timeout)) => run_rows(&selected, &qemu_binary, &kernel, env_timeout, jobs(&arguments)),
+        Ok((kernel, env_timeout)) => run_rows(
+            &selected,
+            &qemu_binary,
+            &kernel,
+            env_timeout,
+            jobs(&arguments),
+        ),
         Err(error) => {
             // Every selected boot fails with the reason (e.g. the build error): never skipped.
             println!("matrix: cannot boot:\n{error}");
@@ -132,13 +167,25 @@ fn prepare(qemu_binary: &Path) -> Result<(PathBuf, Option<Duration>), String> {
 }
 
 fn jobs(arguments: &Arguments) -> usize {
-    let from_env = || std::env::var("HARNESS_JOBS").ok()?.parse().ok().filter(|&jobs: &usize| jobs > 0);
+    let from_env = || {
+        std::env::var("HARNESS_JOBS")
+            .ok()?
+            .parse()
+            .ok()
+            .filter(|&jobs: &usize| jobs > 0)
+    };
     let host = || thread::available_parallelism().map_or(1, usize::from);
     arguments.jobs.or_else(from_env).unwrap_or_else(host)
 }
 
 /// Boots every row, `jobs` at a time; results in row order.
-fn run_rows(rows: &[Row], qemu_binary: &Path, kernel: &Path, env_timeout: Option<Duration>, jobs: usize) -> Vec<RowResult> {
+fn run_rows(
+    rows: &[Row],
+    qemu_binary: &Path,
+    kernel: &Path,
+    env_timeout: Option<Duration>,
+    jobs: usize,
+) -> Vec<RowResult> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<RowResult>>> = Mutex::new(rows.iter().map(|_| None).collect());
     thread::scope(|scope| {
@@ -147,32 +194,60 @@ fn run_rows(rows: &[Row], qemu_binary: &Path, kernel: &Path, env_timeout: Option
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(row) = rows.get(index) else { break };
                 let result = run_row(row, qemu_binary, kernel, env_timeout);
-                results.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[index] = Some(result);
+                results
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())[index] = Some(result);
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-    results.into_iter().map(|result| result.expect("every row ran")).collect()
+    let results = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    results
+        .into_iter()
+        .map(|result| result.expect("every row ran"))
+        .collect()
 }
 
 /// Boots one row and prints its result: on failure, with the whole console.
-fn run_row(row: &Row, qemu_binary: &Path, kernel: &Path, env_timeout: Option<Duration>) -> RowResult {
+fn run_row(
+    row: &Row,
+    qemu_binary: &Path,
+    kernel: &Path,
+    env_timeout: Option<Duration>,
+) -> RowResult {
     let config = row.boot_config(qemu_binary, kernel, env_timeout);
     let (assessment, elapsed, transcript) = match qemu::run(&config, &mut |_, _| {}) {
         Ok(output) => {
             let verdict = judge::judge(&output, config.machine());
-            (row.assess(&output, &verdict), output.elapsed, output.transcript)
+            (
+                row.assess(&output, &verdict),
+                output.elapsed,
+                output.transcript,
+            )
         }
-        Err(error) => (Err(format!("cannot boot: {error}")), Duration::ZERO, String::new()),
+        Err(error) => (
+            Err(format!("cannot boot: {error}")),
+            Duration::ZERO,
+            String::new(),
+        ),
     };
     let seconds = elapsed.as_secs_f64();
     let mut report = String::new();
     match &assessment {
-        Ok(note) if note.is_empty() => report.push_str(&format!("test {} ... ok ({seconds:.2} s)\n", row.name)),
-        Ok(note) => report.push_str(&format!("test {} ... ok ({seconds:.2} s; {note})\n", row.name)),
+        Ok(note) if note.is_empty() => {
+            report.push_str(&format!("test {} ... ok ({seconds:.2} s)\n", row.name))
+        }
+        Ok(note) => report.push_str(&format!(
+            "test {} ... ok ({seconds:.2} s; {note})\n",
+            row.name
+        )),
         Err(reason) => {
             report.push_str(&format!("test {} ... FAILED ({seconds:.2} s)\n", row.name));
-            report.push_str(&format!("  reason:  {reason}\n  command: {}\n", config.display_command()));
+            report.push_str(&format!(
+                "  reason:  {reason}\n  command: {}\n",
+                config.display_command()
+            ));
             report.push_str(&format!("---- {} console (stdout+stderr) ----\n", row.name));
             report.push_str(&transcript);
             if !transcript.is_empty() && !transcript.ends_with('\n') {
@@ -183,27 +258,44 @@ fn run_row(row: &Row, qemu_binary: &Path, kernel: &Path, env_timeout: Option<Dur
     }
     // One write per row, so that parallel rows' reports do not interleave.
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(report.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush());
 
     let (passed, note) = match assessment {
         Ok(note) => (true, note),
         Err(reason) => (false, reason),
     };
-    RowResult { name: row.name.clone(), passed, elapsed, note }
+    RowResult {
+        name: row.name.clone(),
+        passed,
+        elapsed,
+        note,
+    }
 }
 
 fn print_summary(results: &[RowResult]) -> ExitCode {
-    let width = results.iter().map(|result| result.name.len()).max().unwrap_or(0);
+    let width = results
+        .iter()
+        .map(|result| result.name.len())
+        .max()
+        .unwrap_or(0);
     println!("\nmatrix summary:");
     for result in results {
         let verdict = if result.passed { "pass" } else { "FAIL" };
         let seconds = result.elapsed.as_secs_f64();
         let note = shorten(first_line(&result.note), 100);
-        println!("  {:width$}  {verdict}  {seconds:6.2} s  {note}", result.name);
+        println!(
+            "  {:width$}  {verdict}  {seconds:6.2} s  {note}",
+            result.name
+        );
     }
     let failed = results.iter().filter(|result| !result.passed).count();
     let outcome = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {outcome}. {} passed; {failed} failed\n", results.len() - failed);
+    println!(
+        "\ntest result: {outcome}. {} passed; {failed} failed\n",
+        results.len() - failed
+    );
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -25,7 +25,15 @@ usage: kboot [--fw vof|slof] [--smp N] [--mem SIZE] [--append CMDLINE]
   --gdb      start halted with QEMU's gdb stub on localhost:1234 (-s -S), no timeout";
 
 /// The options that take a value (`--gdb` and `--help` take none).
-const VALUE_OPTIONS: &[&str] = &["--fw", "--smp", "--mem", "--append", "--kernel", "--qemu", "--timeout"];
+const VALUE_OPTIONS: &[&str] = &[
+    "--fw",
+    "--smp",
+    "--mem",
+    "--append",
+    "--kernel",
+    "--qemu",
+    "--timeout",
+];
 
 struct Options {
     firmware: Firmware,
@@ -52,7 +60,9 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     while let Some(arg) = args.next() {
         // Accept both `--smp 2` and `--smp=2`.
         let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
             _ => (arg.clone(), None),
         };
         if flag == "--gdb" {
@@ -72,7 +82,11 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         match flag.as_str() {
             "--fw" => options.firmware = value.parse()?,
             "--smp" => {
-                options.cpus = value.parse().ok().filter(|&cpus| cpus > 0).ok_or(format!("bad --smp `{value}`"))?
+                options.cpus = value
+                    .parse()
+                    .ok()
+                    .filter(|&cpus| cpus > 0)
+                    .ok_or(format!("bad --smp `{value}`"))?
             }
             "--mem" => options.memory_mib = qemu::parse_memory_size(&value)?,
             "--append" => options.append = value,
@@ -111,7 +125,10 @@ fn boot(options: Options) -> Result<bool, String> {
     let qemu_binary = options.qemu.unwrap_or_else(qemu::binary_from_env);
     let kernel = options.kernel.unwrap_or_else(image::default_image);
     if !kernel.is_file() {
-        return Err(format!("no kernel image at {} (run `make kernel`)", kernel.display()));
+        return Err(format!(
+            "no kernel image at {} (run `make kernel`)",
+            kernel.display()
+        ));
     }
     let mut config = BootConfig::new(qemu_binary, kernel);
     config.firmware = options.firmware;
@@ -153,7 +170,10 @@ fn boot(options: Options) -> Result<bool, String> {
     let verdict = judge::judge(&output, config.machine());
     let seconds = output.elapsed.as_secs_f64();
     if verdict.passed() {
-        eprintln!("kboot: PASS: selftests {} ({seconds:.2} s)", verdict.counted);
+        eprintln!(
+            "kboot: PASS: selftests {} ({seconds:.2} s)",
+            verdict.counted
+        );
     } else {
         eprintln!("kboot: FAIL ({seconds:.2} s):");
         for failure in &verdict.failures {
