@@ -68,7 +68,11 @@ fatal() {
 case "$append" in
     *inject=hang*) exec sleep 1000 ;;
     *inject=panic*) fatal "panic at kernel/src/inject.rs:10:5: injected panic" ;;
-    *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <kernel::inject::trap+0x8>" ;;
+    *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <ppc64_kernel::inject::raise_program_check+0x8>" ;;
+    *inject=oom*) echo "[error] heap: out of memory: request of 134217728 bytes (align 1) failed; heap 67108864 bytes, 0 used, 67108864 free"
+                  fatal "panic at library/alloc/src/alloc.rs:573:9: memory allocation of 134217728 bytes failed" ;;
+    *inject=align*) echo "  DAR:  00000000005a0002  DSISR: 00000000"
+                    fatal "exception 0x600 (alignment) at 0x0000000000405ed8 <ppc64_kernel::inject::misaligned_atomic_load+0x28>" ;;
     *inject=notok*) echo "ok 2 dt_cpus"; echo "not ok 3 injected # inject=notok" ;
                     echo "selftests: 2 passed, 1 failed, 0 skipped"; exit 0 ;;
 esac

@@ -2,6 +2,7 @@
 
 pub mod frame;
 pub mod heap;
+pub mod pagetable;
 pub mod selftests;
 
 use boot::{BootInfo, Range};

@@ -1,0 +1,432 @@
+//! The software page-table tree both POWER MMUs use, as Linux's book3s64:
+//! PGD → PUD → PMD → PTE in the radix format with 64 KiB base pages. Index
+//! sizes 13/9/9/5 (Linux's RADIX_{PGD,PUD,PMD,PTE}_INDEX_SIZE for 64K pages),
+//! so a PTE maps 64 KiB, a PMD leaf 2 MiB and a PUD leaf 1 GiB, over a 52-bit
+//! address. Radix hardware walks this tree directly; the hash MMU fills its
+//! hashed page table from it.
+//!
+//! Changing a valid entry needs a TLB flush afterwards; the caller does that
+//! through the arch's flush interface. Tables emptied by `unmap` are handed
+//! back in `Unmapped::tables`, to be released with `release` only after the
+//! flush (and, once lockless walkers exist, after an RCU grace period).
+
+pub mod entry;
+pub mod tables;
+
+use core::sync::atomic::Ordering;
+
+use heapless::Vec;
+
+pub use entry::{Entry, Prot, Slot};
+pub use tables::{FrameSource, TableAllocator, TableMemory};
+
+/// Bits of an effective address the tree translates (below the quadrant).
+pub const ADDRESS_BITS: u32 = 52;
+pub const PAGE_SHIFT: u32 = 16;
+
+/// One level of the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub name: &'static str,
+    /// log2 of the bytes one entry of this level covers.
+    pub shift: u32,
+    /// log2 of the number of entries in a table of this level.
+    pub index_bits: u32,
+}
+
+pub const PGD: Level = Level { name: "PGD", shift: 39, index_bits: 13 };
+pub const PUD: Level = Level { name: "PUD", shift: 30, index_bits: 9 };
+pub const PMD: Level = Level { name: "PMD", shift: 21, index_bits: 9 };
+pub const PTE: Level = Level { name: "PTE", shift: PAGE_SHIFT, index_bits: 5 };
+pub const LEVELS: [Level; 4] = [PGD, PUD, PMD, PTE];
+
+impl Level {
+    pub fn index(self, address: u64) -> usize {
+        ((address >> self.shift) & ((1 << self.index_bits) - 1)) as usize
+    }
+
+    /// Bytes in one table of this level.
+    pub fn table_bytes(self) -> usize {
+        8 << self.index_bits
+    }
+
+    pub fn entry_span(self) -> u64 {
+        1 << self.shift
+    }
+}
+
+/// Sizes the tree maps with one leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PageSize {
+    /// 64 KiB, a PTE.
+    Base,
+    /// 2 MiB, a PMD leaf.
+    Huge2M,
+    /// 1 GiB, a PUD leaf.
+    Huge1G,
+}
+
+impl PageSize {
+    pub fn bytes(self) -> u64 {
+        self.level().entry_span()
+    }
+
+    /// The level whose entries are leaves of this size.
+    pub fn level(self) -> Level {
+        match self {
+            PageSize::Base => PTE,
+            PageSize::Huge2M => PMD,
+            PageSize::Huge1G => PUD,
+        }
+    }
+
+    fn depth(self) -> usize {
+        match self {
+            PageSize::Base => 3,
+            PageSize::Huge2M => 2,
+            PageSize::Huge1G => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// Address or physical address not aligned to the page size.
+    Misaligned,
+    /// Address outside the 52 bits the tree translates (after the quadrant).
+    OutOfRange,
+    /// Something is mapped there already (a leaf, or a table where a huge
+    /// leaf was asked for).
+    AlreadyMapped,
+    NotMapped,
+    /// No memory for a table.
+    NoMemory,
+}
+
+/// A translation found by `translate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translation {
+    pub physical: u64,
+    pub size: PageSize,
+    pub entry: Entry,
+}
+
+/// What `unmap` took away.
+#[derive(Debug)]
+pub struct Unmapped {
+    pub entry: Entry,
+    pub size: PageSize,
+    /// Tables left empty and unhooked, to `release` after the TLB and
+    /// page-walk-cache flush: (physical address, bytes).
+    pub tables: Vec<(u64, usize), 3>,
+}
+
+pub struct PageTable<M: TableMemory> {
+    root: u64,
+    memory: M,
+}
+
+/// Strips the quadrant (EA bits 0:1) and checks that the rest fits.
+fn tree_address(address: u64) -> Result<u64, MapError> {
+    let in_quadrant = address & ((1 << 62) - 1);
+    if in_quadrant >> ADDRESS_BITS != 0 {
+        return Err(MapError::OutOfRange);
+    }
+    Ok(in_quadrant)
+}
+
+impl<M: TableMemory> PageTable<M> {
+    pub fn new(mut memory: M) -> Result<Self, MapError> {
+        let root = memory.alloc_table(PGD.table_bytes()).ok_or(MapError::NoMemory)?;
+        Ok(PageTable { root, memory })
+    }
+
+    /// Physical address of the PGD (for the process table / hash code).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.memory
+    }
+
+    /// The entry of `level` covering `address` in the table at `table`.
+    fn slot(&self, table: u64, level: Level, address: u64) -> &Slot {
+        let slots = self.memory.virt(table) as *const Slot;
+        // SAFETY: `table` is a live table of `level` (allocated by this tree
+        // and reached from its root), so it holds 1 << index_bits slots.
+        unsafe { &*slots.add(level.index(address)) }
+    }
+
+    /// Maps `[address, address + size)` to `physical`.
+    pub fn map(&mut self, address: u64, physical: u64, size: PageSize, prot: Prot) -> Result<(), MapError> {
+        let tree = tree_address(address)?;
+        if tree % size.bytes() != 0 || physical % size.bytes() != 0 {
+            return Err(MapError::Misaligned);
+        }
+        let mut table = self.root;
+        for depth in 0..size.depth() {
+            let level = LEVELS[depth];
+            let slot = self.slot(table, level, tree);
+            let entry = slot.load(Ordering::Acquire);
+            table = if entry.is_empty() {
+                let next = LEVELS[depth + 1];
+                let new = self.memory.alloc_table(next.table_bytes()).ok_or(MapError::NoMemory)?;
+                // Release: the zeroed table is visible before the entry that links it.
+                self.slot(table, level, tree).store(Entry::directory(new, next.index_bits), Ordering::Release);
+                new
+            } else if entry.is_directory() {
+                entry.next_table()
+            } else {
+                return Err(MapError::AlreadyMapped);
+            };
+        }
+        let slot = self.slot(table, size.level(), tree);
+        if !slot.load(Ordering::Acquire).is_empty() {
+            return Err(MapError::AlreadyMapped);
+        }
+        slot.store(Entry::leaf(physical, prot), Ordering::Release);
+        self.memory.sync();
+        Ok(())
+    }
+
+    /// The slots from the root down to the leaf covering `address`.
+    fn path(&self, tree: u64) -> Result<(Vec<(u64, Level), 4>, PageSize), MapError> {
+        let mut path = Vec::new();
+        let mut table = self.root;
+        for (depth, level) in LEVELS.iter().copied().enumerate() {
+            let _ = path.push((table, level));
+            let entry = self.slot(table, level, tree).load(Ordering::Acquire);
+            if entry.is_leaf() {
+                let size = match depth {
+                    1 => PageSize::Huge1G,
+                    2 => PageSize::Huge2M,
+                    3 => PageSize::Base,
+                    _ => return Err(MapError::NotMapped), // a leaf in the PGD is not something we create
+                };
+                return Ok((path, size));
+            }
+            if !entry.is_directory() {
+                return Err(MapError::NotMapped);
+            }
+            table = entry.next_table();
+        }
+        Err(MapError::NotMapped)
+    }
+
+    pub fn translate(&self, address: u64) -> Option<Translation> {
+        let tree = tree_address(address).ok()?;
+        let (path, size) = self.path(tree).ok()?;
+        let &(table, level) = path.last()?;
+        let entry = self.slot(table, level, tree).load(Ordering::Acquire);
+        Some(Translation { physical: entry.physical() + (tree & (size.bytes() - 1)), size, entry })
+    }
+
+    /// Changes the access rights of the leaf covering `address`; returns the
+    /// old entry. The caller flushes the TLB.
+    pub fn protect(&mut self, address: u64, prot: Prot) -> Result<(Entry, PageSize), MapError> {
+        let tree = tree_address(address)?;
+        let (path, size) = self.path(tree)?;
+        let &(table, level) = path.last().ok_or(MapError::NotMapped)?;
+        let slot = self.slot(table, level, tree);
+        let old = slot.load(Ordering::Acquire);
+        slot.store(old.with_prot(prot), Ordering::Release);
+        self.memory.sync();
+        Ok((old, size))
+    }
+
+    /// Removes the leaf covering `address` (which must be its first byte), and
+    /// unhooks the tables that leaves empty.
+    pub fn unmap(&mut self, address: u64) -> Result<Unmapped, MapError> {
+        let tree = tree_address(address)?;
+        let (path, size) = self.path(tree)?;
+        if tree % size.bytes() != 0 {
+            return Err(MapError::Misaligned);
+        }
+        let &(table, level) = path.last().ok_or(MapError::NotMapped)?;
+        let entry = self.slot(table, level, tree).swap(Entry::EMPTY, Ordering::AcqRel);
+        let mut tables = Vec::new();
+        // Walk back up: a table with no entry left is unhooked from its parent.
+        for pair in path.windows(2).rev() {
+            let ((parent, parent_level), (child, child_level)) = (pair[0], pair[1]);
+            if !self.table_is_empty(child, child_level) {
+                break;
+            }
+            self.slot(parent, parent_level, tree).store(Entry::EMPTY, Ordering::Release);
+            let _ = tables.push((child, child_level.table_bytes()));
+        }
+        self.memory.sync();
+        Ok(Unmapped { entry, size, tables })
+    }
+
+    /// Frees tables `unmap` unhooked, once no walker can hold them any more.
+    pub fn release(&mut self, tables: &[(u64, usize)]) {
+        for &(table, bytes) in tables {
+            self.memory.free_table(table, bytes);
+        }
+    }
+
+    fn table_is_empty(&self, table: u64, level: Level) -> bool {
+        let slots = self.memory.virt(table) as *const Slot;
+        // SAFETY: a live table of `level` holds 1 << index_bits slots.
+        let slots = unsafe { core::slice::from_raw_parts(slots, 1 << level.index_bits) };
+        slots.iter().all(|s| s.load(Ordering::Relaxed).is_empty())
+    }
+
+    /// Frees every table of the tree (not the pages it maps).
+    pub fn destroy(mut self) -> M {
+        self.free_subtree(self.root, 0);
+        self.memory
+    }
+
+    fn free_subtree(&mut self, table: u64, depth: usize) {
+        let level = LEVELS[depth];
+        if depth + 1 < LEVELS.len() {
+            for index in 0..1u64 << level.index_bits {
+                let entry = self.slot(table, level, index << level.shift).load(Ordering::Relaxed);
+                if entry.is_directory() {
+                    self.free_subtree(entry.next_table(), depth + 1);
+                }
+            }
+        }
+        self.memory.free_table(table, level.table_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tables::emulated::EmulatedFrames;
+    use super::*;
+
+    const KERNEL: u64 = 0xc000_0000_0000_0000;
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    fn tree(frames: u64) -> PageTable<TableAllocator<EmulatedFrames>> {
+        PageTable::new(TableAllocator::new(EmulatedFrames::new(frames))).unwrap()
+    }
+
+    #[test]
+    fn geometry_is_linux_radix_64k() {
+        assert_eq!(LEVELS.iter().map(|l| l.index_bits).sum::<u32>() + PAGE_SHIFT, ADDRESS_BITS);
+        assert_eq!(PageSize::Base.bytes(), 64 << 10);
+        assert_eq!(PageSize::Huge2M.bytes(), 2 * MIB);
+        assert_eq!(PageSize::Huge1G.bytes(), GIB);
+        assert_eq!(PGD.table_bytes(), 64 << 10);
+        assert_eq!(PUD.table_bytes(), 4096);
+        assert_eq!(PTE.table_bytes(), 256);
+        // 0x0003_4567_89ab_0000 = 0x68a << 39 | 0x19e << 30 | 0x4d << 21 | 0xb << 16.
+        let a = 0x0003_4567_89ab_0000;
+        assert_eq!((PGD.index(a), PUD.index(a), PMD.index(a), PTE.index(a)), (0x68a, 0x19e, 0x4d, 0xb));
+        assert_eq!((0x68a << 39) | (0x19e << 30) | (0x4d << 21) | (0xb << 16), a);
+    }
+
+    #[test]
+    fn index_reassembles_the_address() {
+        for a in [0u64, 0x1_0000, 0x1234_5678_0000, 0x000f_ffff_ffff_0000] {
+            let back = LEVELS.iter().fold(0u64, |acc, l| acc | ((l.index(a) as u64) << l.shift));
+            assert_eq!(back, a);
+        }
+    }
+
+    #[test]
+    fn map_translate_unmap_base_page() {
+        let mut t = tree(64);
+        let va = KERNEL + 0x1234_0000;
+        t.map(va, 0x4010_0000, PageSize::Base, Prot::READ | Prot::WRITE).unwrap();
+        let found = t.translate(va + 0x1234).unwrap();
+        assert_eq!(found.physical, 0x4010_1234);
+        assert_eq!(found.size, PageSize::Base);
+        assert_eq!(found.entry.prot(), Prot::READ | Prot::WRITE);
+        assert_eq!(t.translate(va + 0x1_0000), None);
+        assert_eq!(t.map(va, 0x4020_0000, PageSize::Base, Prot::READ), Err(MapError::AlreadyMapped));
+        let gone = t.unmap(va).unwrap();
+        assert_eq!(gone.entry.physical(), 0x4010_0000);
+        assert_eq!(gone.tables.len(), 3, "PTE, PMD and PUD tables emptied");
+        assert_eq!(t.translate(va), None);
+        assert_eq!(t.unmap(va).unwrap_err(), MapError::NotMapped);
+    }
+
+    #[test]
+    fn huge_leaves_translate() {
+        let mut t = tree(64);
+        t.map(KERNEL + 2 * MIB, 0x4020_0000, PageSize::Huge2M, Prot::READ).unwrap();
+        t.map(KERNEL + 4 * GIB, 0, PageSize::Huge1G, Prot::READ | Prot::EXECUTE).unwrap();
+        let two_m = t.translate(KERNEL + 2 * MIB + 0x1_2345).unwrap();
+        assert_eq!((two_m.physical, two_m.size), (0x4021_2345, PageSize::Huge2M));
+        let one_g = t.translate(KERNEL + 4 * GIB + 0x3abc_def0).unwrap();
+        assert_eq!((one_g.physical, one_g.size), (0x3abc_def0, PageSize::Huge1G));
+        // A base page inside a huge leaf is refused, and so is a huge leaf over a table.
+        assert_eq!(t.map(KERNEL + 2 * MIB, 0x4000_0000, PageSize::Base, Prot::READ), Err(MapError::AlreadyMapped));
+        t.map(KERNEL + 8 * MIB, 0x4000_0000, PageSize::Base, Prot::READ).unwrap();
+        assert_eq!(t.map(KERNEL + 8 * MIB, 0x4000_0000, PageSize::Huge2M, Prot::READ), Err(MapError::AlreadyMapped));
+        assert_eq!(t.unmap(KERNEL + 2 * MIB + 0x1_0000).unwrap_err(), MapError::Misaligned);
+        assert_eq!(t.unmap(KERNEL + 2 * MIB).unwrap().size, PageSize::Huge2M);
+    }
+
+    #[test]
+    fn alignment_and_range_are_checked() {
+        let mut t = tree(16);
+        assert_eq!(t.map(KERNEL + 0x1000, 0, PageSize::Base, Prot::READ), Err(MapError::Misaligned));
+        assert_eq!(t.map(KERNEL, 0x1_0000, PageSize::Huge2M, Prot::READ), Err(MapError::Misaligned));
+        assert_eq!(t.map(KERNEL | (1 << 52), 0, PageSize::Base, Prot::READ), Err(MapError::OutOfRange));
+        // Quadrants 0 and 3 share the tree layout: the quadrant bits are not translated.
+        t.map(0x10_0000, 0x4000_0000, PageSize::Base, Prot::READ | Prot::USER).unwrap();
+        assert_eq!(t.translate(0x10_0000).unwrap().physical, 0x4000_0000);
+    }
+
+    #[test]
+    fn protect_changes_rights_only() {
+        let mut t = tree(16);
+        t.map(KERNEL, 0x4000_0000, PageSize::Base, Prot::READ | Prot::WRITE).unwrap();
+        let (old, size) = t.protect(KERNEL, Prot::READ).unwrap();
+        assert_eq!((old.prot(), size), (Prot::READ | Prot::WRITE, PageSize::Base));
+        let now = t.translate(KERNEL).unwrap();
+        assert_eq!((now.physical, now.entry.prot()), (0x4000_0000, Prot::READ));
+        assert_eq!(t.protect(KERNEL + 0x1_0000, Prot::READ).unwrap_err(), MapError::NotMapped);
+    }
+
+    #[test]
+    fn tables_return_to_the_frame_allocator() {
+        let mut t = tree(64);
+        let frames_before = t.memory_mut().frame_source().free_frames();
+        let tables_before = t.memory().frames_in_use();
+        // Pages spread over two PMDs and two PTE tables.
+        let pages = [0u64, 0x1_0000, 2 * MIB, 2 * MIB + 0x1_0000, GIB];
+        for (i, &offset) in pages.iter().enumerate() {
+            t.map(KERNEL + offset, 0x4000_0000 + i as u64 * 0x1_0000, PageSize::Base, Prot::READ).unwrap();
+        }
+        assert!(t.memory().frames_in_use() > tables_before);
+        for &offset in &pages {
+            let gone = t.unmap(KERNEL + offset).unwrap();
+            t.release(&gone.tables);
+        }
+        assert_eq!(t.memory().frames_in_use(), tables_before);
+        assert_eq!(t.memory_mut().frame_source().free_frames(), frames_before);
+        let mut memory = t.destroy();
+        assert_eq!(memory.frames_in_use(), 0);
+        assert_eq!(memory.frame_source().free_frames(), 64);
+    }
+
+    #[test]
+    fn entries_are_stored_big_endian() {
+        let mut t = tree(16);
+        t.map(KERNEL, 0x4001_0000, PageSize::Base, Prot::READ).unwrap();
+        let root = t.root();
+        // SAFETY: reads the first PGD slot of the live tree.
+        let raw = unsafe { (t.memory().virt(root) as *const u64).read() };
+        let pde = Entry(u64::from_be(raw));
+        assert!(pde.is_directory());
+        assert_eq!(pde.next_table_index_bits(), PUD.index_bits);
+    }
+
+    #[test]
+    fn running_out_of_table_memory_is_an_error() {
+        let mut t = tree(1); // the PGD takes the only frame
+        assert_eq!(t.map(KERNEL, 0x4000_0000, PageSize::Base, Prot::READ), Err(MapError::NoMemory));
+    }
+}
