@@ -58,13 +58,13 @@ test: kernel
 	@scripts/deps.sh qemu
 	$(HOST_CARGO) test --workspace
 
-# The image is linked at 0 and loaded at 0x400000, hence the symbol offset.
+# The image is linked at 0, loaded at 0x400000 and runs at KERNEL_BASE (0xc...) + that.
 gdb: kernel
 	@scripts/deps.sh qemu gdb
 	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --smp $(SMP) --mem $(MEM) \
 	  --append "$(APPEND)" --gdb & \
 	sleep 1; gdb-multiarch -q -ex 'set architecture powerpc:common64' -ex 'set endian little' \
-	  -ex 'add-symbol-file $(IMAGE) -o 0x400000' -ex 'target remote localhost:1234'; \
+	  -ex 'add-symbol-file $(IMAGE) -o 0xc000000000400000' -ex 'target remote localhost:1234'; \
 	kill %1 2>/dev/null || true
 
 clean:

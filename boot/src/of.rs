@@ -174,10 +174,14 @@ impl DeviceTree for ClientInterface {
     }
 }
 
-/// An address as a firmware cell. Firmware is 32-bit: anything above 4 GiB is
-/// a bug in the caller, not something to truncate silently.
-fn to_cell(address: usize) -> u32 {
-    u32::try_from(address).expect("address passed to firmware must be below 4 GiB")
+/// Bits of an effective address above the real address: POWER real mode
+/// ignores them, and the kernel runs with them set (its kernel quadrant).
+const QUADRANT_BITS: usize = 0xf000_0000_0000_0000;
+
+/// An address as a firmware cell: the real address, which must be below 4 GiB
+/// because the firmware is 32-bit (not something to truncate silently).
+pub fn to_cell(address: usize) -> u32 {
+    u32::try_from(address & !QUADRANT_BITS).expect("address passed to firmware must be below 4 GiB")
 }
 
 /// A NUL-terminated copy of a name for the firmware.

@@ -216,13 +216,13 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
     };
     assert_eq!(template_end as usize - template as usize, STUB_WORDS * 4);
     for (vector, _) in VECTORS {
-        let stub = vector as *mut u32;
+        let stub = kernel::mm::phys_to_virt(vector) as *mut u32;
         for word in 0..STUB_WORDS {
             // SAFETY: the vector area is ours (caller contract) and real-mode
             // addressable; the template is STUB_WORDS words of kernel text.
             unsafe { stub.add(word).write_volatile(template.add(word).read()) };
         }
-        let branch_at = vector + 4 * STUB_BRANCH_WORD as u64;
+        let branch_at = stub as u64 + 4 * STUB_BRANCH_WORD as u64;
         let displacement = common.wrapping_sub(branch_at) as i64;
         assert!((-(1 << 25)..(1 << 25)).contains(&displacement), "exception_common out of branch range");
         // SAFETY: as above; patching the words just written.
@@ -232,7 +232,7 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
             let branch = stub.add(STUB_BRANCH_WORD);
             branch.write_volatile((branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK));
         }
-        cpu::sync_icache(vector as usize, STUB_WORDS * 4, dcache_block, icache_block);
+        cpu::sync_icache(stub as usize, STUB_WORDS * 4, dcache_block, icache_block);
     }
 }
 

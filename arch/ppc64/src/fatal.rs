@@ -19,8 +19,8 @@ use crate::{cpu, rtas};
 /// goes straight to power-off.
 static IN_FATAL: AtomicBool = AtomicBool::new(false);
 
-/// Highest address the backtrace may read (the real-mode limit while
-/// translation is off); frames outside [image end - stack, limit) stop it.
+/// Highest physical address the backtrace may read (the real-mode limit
+/// while translation is off).
 static READABLE_LIMIT: AtomicU64 = AtomicU64::new(0);
 
 pub fn set_readable_limit(limit: u64) {
@@ -75,7 +75,10 @@ pub fn unexpected_exception(frame: &TrapFrame) -> ! {
 /// a null or non-increasing back chain, an unreadable frame, or 32 frames.
 pub fn walk_stack(sp: u64, mut visit: impl FnMut(u64)) {
     let limit = READABLE_LIMIT.load(Ordering::Relaxed);
-    let readable = |address: u64| address % 8 == 0 && address >= crate::exceptions::VECTOR_AREA_END && address + 24 <= limit;
+    let readable = |address: u64| {
+        let physical = address & !kernel::mm::LINEAR_MAP_BASE;
+        address % 8 == 0 && physical >= crate::exceptions::VECTOR_AREA_END && physical + 24 <= limit
+    };
     let mut frame = sp;
     for _ in 0..32 {
         if !readable(frame) {

@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+use kernel::mm::LINEAR_MAP_BASE;
 use kernel::symbols::SymbolTable;
 
 /// Room for the table: tools/ksyms fails the build if it does not fit.
@@ -53,8 +54,12 @@ pub struct Sym(pub u64);
 
 impl fmt::Display for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let base = load_base();
-        let found = self.0.checked_sub(base).filter(|&a| a < image_end() - base).and_then(|link| table()?.lookup(link));
+        // Code reached from a real-mode interrupt runs at the physical alias
+        // of its address; the table is indexed by offset into the image.
+        let base = load_base() & !LINEAR_MAP_BASE;
+        let address = self.0 & !LINEAR_MAP_BASE;
+        let size = image_end() - load_base();
+        let found = address.checked_sub(base).filter(|&a| a < size).and_then(|link| table()?.lookup(link));
         match found {
             Some(symbol) => write!(f, "<{symbol}>"),
             None => write!(f, "<?>"),

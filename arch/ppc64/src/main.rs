@@ -63,7 +63,7 @@ extern "C" fn boot_cpu_entry(
 ) -> ! {
     ENTRY_TIMEBASE.store(cpu::timebase(), Ordering::Relaxed);
     console::set_sink(hvc::write);
-    fatal::set_readable_limit(ksyms::image_end());
+    fatal::set_readable_limit(mm::virt_to_phys(ksyms::image_end()));
     if bad_relocations != 0 {
         panic!("entry: {bad_relocations} dynamic relocations are not R_PPC64_RELATIVE; the image cannot run");
     }
@@ -186,7 +186,7 @@ fn init_memory(info: &BootInfo, load_base: u64) {
 pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
     [
         Reserved { start: 0, end: exceptions::VECTOR_AREA_END, what: "exception vectors" },
-        Reserved { start: load_base, end: ksyms::image_end(), what: "kernel image" },
+        Reserved { start: mm::virt_to_phys(load_base), end: mm::virt_to_phys(ksyms::image_end()), what: "kernel image" },
         Reserved { start: info.rtas.base, end: info.rtas.base + info.rtas.size as u64, what: "RTAS" },
     ]
 }

@@ -62,7 +62,7 @@ fn call_locked(state: &mut State, token: u32, args: &[u32], rets: &mut [u32]) ->
     for (slot, arg) in cells[3..].iter_mut().zip(args) {
         *slot = arg.to_be();
     }
-    let buffer = cells.as_mut_ptr() as u64;
+    let buffer = boot::of::to_cell(cells.as_mut_ptr() as usize) as u64;
     // SAFETY: entry/base come from instantiate-rtas; the buffer is in the
     // kernel image (below 4 GiB, identity-mapped in real mode) and exclusively
     // ours under the lock; firmware_call_be32 switches to the big-endian

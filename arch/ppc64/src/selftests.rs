@@ -86,7 +86,8 @@ fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
     for a in &boot.available {
         kassert!(boot.memory.iter().any(|m| m.start <= a.start && a.end() <= m.end()), "available {a:?} outside memory");
         let overlaps = |start: u64, end: u64| a.start < end && start < a.end();
-        kassert!(!overlaps(ksyms::load_base(), ksyms::image_end()), "kernel image listed as available in {a:?}");
+        let image = (kernel::mm::virt_to_phys(ksyms::load_base()), kernel::mm::virt_to_phys(ksyms::image_end()));
+        kassert!(!overlaps(image.0, image.1), "kernel image listed as available in {a:?}");
         kassert!(!overlaps(boot.rtas.base, boot.rtas.base + boot.rtas.size as u64), "RTAS listed as available in {a:?}");
     }
     kassert!(boot.real_mode_limit > 0 && boot.real_mode_limit <= boot.memory_size());
@@ -169,11 +170,12 @@ fn vectors_installed(_: &Env<'_>) -> TestResult {
     let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common".into()))?;
     for (vector, name) in exceptions::VECTORS {
         // SAFETY: the vector area is identity-mapped RAM written by install().
-        let words: [u32; 4] = unsafe { core::ptr::read_volatile(vector as *const [u32; 4]) };
+        let stub = kernel::mm::phys_to_virt(vector) as u64;
+        let words: [u32; 4] = unsafe { core::ptr::read_volatile(stub as *const [u32; 4]) };
         kassert_eq!(words[0], MTSPR_SPRG1_R13);
         kassert_eq!(words[2] & 0xffff, vector as u32);
         let displacement = ((words[3] & 0x03ff_fffc) as i32) << 6 >> 6;
-        let target = (vector as i64 + 12 + displacement as i64) as u64;
+        let target = (stub as i64 + 12 + displacement as i64) as u64;
         kassert!(target == common, "vector {vector:#x} ({name}) branches to {target:#x}, not {common:#x}");
     }
     Ok(())

@@ -57,7 +57,7 @@ pub struct FramesReport {
 /// Builds the global frame allocator from the boot memory map.
 ///
 /// # Safety
-/// Physical memory must be accessible at the same addresses (real mode), every
+/// Physical memory must be reachable through `phys_to_virt`, every
 /// range the kernel or firmware still uses must be in `reserved`, and this
 /// must run once, before anything allocates frames.
 pub unsafe fn init(boot: &BootInfo, limit: u64, reserved: &[Reserved]) -> Result<FramesReport, &'static str> {
@@ -70,7 +70,7 @@ pub unsafe fn init(boot: &BootInfo, limit: u64, reserved: &[Reserved]) -> Result
     // SAFETY: the caller guarantees identity-mapped memory; find_gap chose
     // usable RAM outside every reserved range, and it is reserved below, so
     // nothing else will ever use it.
-    let bits = unsafe { core::slice::from_raw_parts_mut(bitmap_start as *mut u64, words) };
+    let bits = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(bitmap_start) as *mut u64, words) };
     let mut allocator = FrameAllocator::new(bits, span_start, span_end);
     for range in usable_ranges(boot, limit) {
         allocator.add_free_range(range.start, range.end());
@@ -83,10 +83,19 @@ pub unsafe fn init(boot: &BootInfo, limit: u64, reserved: &[Reserved]) -> Result
     Ok(report)
 }
 
-/// The address at which the kernel reaches physical memory: identical while
-/// translation is off (real mode).
+/// Where the kernel sees all of physical memory: the POWER kernel quadrant.
+/// The linear map puts RAM there once translation is on; before that, real
+/// mode ignores the top four address bits, so the same addresses work.
+pub const LINEAR_MAP_BASE: u64 = 0xc000_0000_0000_0000;
+
 pub fn phys_to_virt(physical: u64) -> *mut u8 {
-    physical as *mut u8
+    (physical | LINEAR_MAP_BASE) as *mut u8
+}
+
+/// The physical address of a linear-map (or kernel image) address.
+pub fn virt_to_phys(address: u64) -> u64 {
+    debug_assert!(address >= LINEAR_MAP_BASE, "{address:#x} is not a kernel address");
+    address & !LINEAR_MAP_BASE
 }
 
 /// Allocates one frame from the global allocator.

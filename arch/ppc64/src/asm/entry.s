@@ -6,6 +6,13 @@
 # The kernel is little-endian, linked at 0 as a static PIE and loaded wherever
 # the firmware chose (0x400000 on QEMU), so it switches endianness, applies its
 # own R_PPC64_RELATIVE relocations, clears BSS, and calls Rust.
+#
+# The kernel runs at KERNEL_BASE | physical address from the start: in real
+# mode the processor ignores the top 4 bits of an effective address, and once
+# translation is on the linear map puts RAM at KERNEL_BASE (radix quadrant 3).
+# So relocations use that base, and Rust is entered there.
+
+    .set KERNEL_BASE_TOP, 0xc           # KERNEL_BASE = 0xc000000000000000
 
 # Flip MSR[LE] when the CPU runs in the wrong endianness, as Linux's FIXUP_ENDIAN.
 # Read big-endian, `tdi 0,0,0x48` is `b .+8`, which enters the byte-reversed
@@ -55,8 +62,13 @@ _start:
     bcl     20, 31, 0f
 0:  mflr    %r12
 
-    # r28 = load base = run-time address of _start (linked at 0).
+    # r28 = load base = run-time address of _start (linked at 0), physical;
+    # r26 = KERNEL_BASE; r25 = the base the kernel runs at.
     LOAD_PCREL %r28, %r12, _start
+    clrldi  %r28, %r28, 4
+    li      %r26, KERNEL_BASE_TOP
+    sldi    %r26, %r26, 60
+    or      %r25, %r28, %r26
 
     # Clear BSS (doubleword aligned by the linker script).
     LOAD_PCREL %r3, %r12, __bss_start
@@ -68,7 +80,7 @@ _start:
     addi    %r3, %r3, 8
     b       1b
 2:
-    # Apply R_PPC64_RELATIVE (type 22): *(base + r_offset) = base + r_addend.
+    # Apply R_PPC64_RELATIVE (type 22): *(base + r_offset) = r25 + r_addend.
     # Anything else is counted in r27 and reported by Rust: a static PIE
     # with hidden symbols must have no other dynamic relocation.
     LOAD_PCREL %r3, %r12, __rela_dyn_start
@@ -84,25 +96,29 @@ _start:
     beq     4f
     addi    %r27, %r27, 1
     b       6f
-4:  add     %r7, %r7, %r28
+4:  add     %r7, %r7, %r25
     stdx    %r7, %r5, %r28
 6:  addi    %r3, %r3, 24
     b       3b
 5:
-    # Stack and TOC for Rust.
+    # Stack and TOC for Rust, at their KERNEL_BASE addresses.
     LOAD_PCREL %r1, %r12, boot_stack_top
+    or      %r1, %r1, %r26
     li      %r0, 0
     stdu    %r0, -64(%r1)         # terminate the back chain
     LOAD_PCREL %r2, %r12, .TOC.
+    or      %r2, %r2, %r26
     li      %r13, 0
 
+    LOAD_PCREL %r12, %r12, boot_cpu_entry
+    or      %r12, %r12, %r26
+    mtctr   %r12
     mr      %r3, %r29             # client-interface entry
     mr      %r4, %r31             # initrd start
     mr      %r5, %r30             # initrd size
-    mr      %r6, %r28             # load base
+    mr      %r6, %r25             # load base, as the kernel sees it
     mr      %r7, %r27             # unexpected relocation count
-    bl      boot_cpu_entry
-    nop
+    bctrl
     # boot_cpu_entry never returns.
 7:  b       7b
     .size   _start, . - _start
@@ -110,8 +126,10 @@ _start:
 # u64 firmware_call_be32(entry, arg_r3, arg_r4)
 #
 # Calls big-endian 32-bit firmware (Open Firmware client interface, RTAS) in
-# real mode and comes back little-endian. The firmware clobbers the upper
-# halves of registers it saves, so every non-volatile register is kept here.
+# real mode and comes back little-endian, at KERNEL_BASE, with the MSR it was
+# called with (translation on again if it was on). The firmware clobbers the
+# upper halves of registers it saves, so every non-volatile register is kept
+# here; in 32-bit mode it sees our stack and buffers at their low 32 bits.
     .section .text, "ax"
     .globl  firmware_call_be32
     .type   firmware_call_be32, @function
@@ -164,11 +182,22 @@ firmware_call_be32:
     rfid
 
 1:  FIXUP_ENDIAN
-    clrldi  %r1, %r1, 32          # the firmware may leave junk in r1's upper half
-    ld      %r0, 200(%r1)
-    mtmsrd  %r0                  # back to 64-bit
-    isync
-    ld      %r2, 32(%r1)
+    # Real mode, 32-bit: rebuild KERNEL_BASE addresses for r1 and the PC, then
+    # rfid back to the caller's MSR (64-bit, maybe translated).
+    li      %r10, KERNEL_BASE_TOP
+    sldi    %r10, %r10, 60
+    clrldi  %r1, %r1, 32
+    or      %r1, %r1, %r10
+    bcl     20, 31, 2f
+2:  mflr    %r12
+    addi    %r12, %r12, (3f - 2b)
+    clrldi  %r12, %r12, 32
+    or      %r12, %r12, %r10
+    ld      %r11, 200(%r1)
+    mtsrr0  %r12
+    mtsrr1  %r11
+    rfid
+3:  ld      %r2, 32(%r1)
     ld      %r13, 40(%r1)
     ld      %r14, 48(%r1)
     ld      %r15, 56(%r1)
