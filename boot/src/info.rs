@@ -103,6 +103,8 @@ pub struct BootInfo {
     pub hash_page_sizes: Vec<u32, 64>,
     /// `/chosen ibm,arch-vec-5-platform-support`: MMU modes the platform offers.
     pub arch_vec5_support: Vec<u8, 16>,
+    /// `/chosen ibm,architecture-vec-5`: what CAS negotiated ([len - 1, byte 1, ...]).
+    pub arch_vec5: Vec<u8, 32>,
     /// `/interrupt-controller ibm,interrupt-server-ranges` (XICS).
     pub interrupt_server_ranges: Vec<(u32, u32), 8>,
     pub dcache_block_size: u32,
@@ -380,6 +382,9 @@ fn read_chosen<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -
     }
     if let Some(bytes) = r.optional(chosen, "ibm,arch-vec-5-platform-support", &mut buf) {
         info.arch_vec5_support = Vec::from_slice(&bytes[..bytes.len().min(16)]).unwrap_or_default();
+    }
+    if let Some(bytes) = r.optional(chosen, "ibm,architecture-vec-5", &mut buf) {
+        info.arch_vec5 = Vec::from_slice(&bytes[..bytes.len().min(32)]).unwrap_or_default();
     }
     Ok(())
 }

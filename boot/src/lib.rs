@@ -5,6 +5,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod cas;
 pub mod info;
 pub mod of;
 pub mod tree;

@@ -29,6 +29,15 @@ pub type Instance = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallFailed;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasError {
+    NoRoot,
+    /// The firmware has no such method.
+    Unsupported,
+    /// The method ran and said no (QEMU: -9005 other CPUs running, -4 bad vector, -1 no PVR match).
+    Refused { catch: u32, status: i32 },
+}
+
 impl ClientInterface {
     /// # Safety
     /// `entry` must be the client-interface entry the firmware passed at boot,
@@ -127,6 +136,22 @@ impl ClientInterface {
         let mut rets = [0u32; 2]; // catch-result, entry
         self.call(b"call-method", &[method.cell(), rtas, base], &mut rets).ok()?;
         (rets[0] == 0 && rets[1] != 0).then_some(rets[1])
+    }
+
+    /// `ibm,client-architecture-support` on the root instance with `vector`
+    /// (which must stay put, below 4 GiB, during the call). Both the
+    /// catch-result and the method's own status must be 0.
+    pub fn client_architecture_support(&self, vector: &[u8]) -> Result<(), CasError> {
+        let root = self.open("/").ok_or(CasError::NoRoot)?;
+        let method = NulString::new("ibm,client-architecture-support").ok_or(CasError::NoRoot)?;
+        let mut rets = [0u32; 2];
+        let result = self.call(b"call-method", &[method.cell(), root, to_cell(vector.as_ptr() as usize)], &mut rets);
+        let _ = self.call(b"close", &[root], &mut []);
+        result.map_err(|_| CasError::Unsupported)?;
+        match rets {
+            [0, 0] => Ok(()),
+            [catch, status] => Err(CasError::Refused { catch, status: status as i32 }),
+        }
     }
 
     /// Tells the firmware that the client is done with devices (SLOF stops DMA).

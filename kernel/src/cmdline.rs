@@ -24,16 +24,20 @@ pub enum Inject {
     OutOfMemory,
     /// A misaligned `lwarx`: an unexpected alignment interrupt (0x600).
     Alignment,
+    /// A load from an unmapped kernel address: an unexpected data storage
+    /// interrupt (0x300) with translation on.
+    Unmapped,
 }
 
 impl Inject {
-    const ALL: [(&'static str, Inject); 6] = [
+    const ALL: [(&'static str, Inject); 7] = [
         ("panic", Inject::Panic),
         ("hang", Inject::Hang),
         ("notok", Inject::NotOk),
         ("program", Inject::Program),
         ("oom", Inject::OutOfMemory),
         ("align", Inject::Alignment),
+        ("unmapped", Inject::Unmapped),
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,8 +45,30 @@ impl Inject {
     }
 }
 
+/// Which MMU the kernel runs with (`mmu=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmuMode {
+    /// Radix tree translation (POWER9's default): negotiated with the
+    /// platform, translation on.
+    Radix,
+    /// Translation off: the kernel stays in real mode (only the real-mode
+    /// area is usable). For bring-up and comparison.
+    Off,
+}
+
+impl MmuMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            MmuMode::Radix => "radix",
+            MmuMode::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options<'a> {
+    /// `mmu=`: translation mode.
+    pub mmu: MmuMode,
     /// `loglevel=`: console threshold, Linux numbering (messages below it print).
     pub loglevel: u8,
     /// `selftest=`: comma-separated patterns selecting self-tests (see ktest).
@@ -57,7 +83,14 @@ pub struct Options<'a> {
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { loglevel: console::DEFAULT_LOGLEVEL, selftest: "all", inject: None, expect_cpus: None, expect_mem: None }
+        Options {
+            mmu: MmuMode::Radix,
+            loglevel: console::DEFAULT_LOGLEVEL,
+            selftest: "all",
+            inject: None,
+            expect_cpus: None,
+            expect_mem: None,
+        }
     }
 }
 
@@ -100,10 +133,19 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 .iter()
                 .find(|(n, _)| *n == v)
                 .map(|&(_, i)| options.inject = Some(i))
-                .ok_or("inject=panic|hang|notok|program|oom|align"),
+                .ok_or("inject=panic|hang|notok|program|oom|align|unmapped"),
             ("expect_cpus", Some(v)) => {
                 v.parse::<u32>().ok().filter(|&n| n > 0).map(|n| options.expect_cpus = Some(n)).ok_or("a CPU count")
             }
+            ("mmu", Some("radix")) => {
+                options.mmu = MmuMode::Radix;
+                Ok(())
+            }
+            ("mmu", Some("off")) => {
+                options.mmu = MmuMode::Off;
+                Ok(())
+            }
+            ("mmu", _) => Err("mmu=radix|off"),
             ("expect_mem", Some(v)) => parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G"),
             ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
             _ => {
@@ -173,8 +215,9 @@ mod tests {
 
     #[test]
     fn known_options() {
-        let (o, p) = parse_all("loglevel=debug selftest=frame,heap.* inject=program expect_cpus=4 expect_mem=2G");
+        let (o, p) = parse_all("loglevel=debug selftest=frame,heap.* inject=program expect_cpus=4 expect_mem=2G mmu=off");
         assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.mmu, MmuMode::Off);
         assert_eq!(o.loglevel, 8);
         assert_eq!(o.selftest, "frame,heap.*");
         assert_eq!(o.inject, Some(Inject::Program));
@@ -190,9 +233,11 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_are_reported_and_defaults_kept() {
-        let (o, p) = parse_all("frobnicate=1 loglevel=loud expect_cpus=0 inject=explode expect_mem selftest= quiet");
+        let (o, p) = parse_all("frobnicate=1 loglevel=loud expect_cpus=0 inject=explode expect_mem selftest= quiet mmu=segments");
         assert_eq!(o, Options::default());
-        assert_eq!(p.len(), 7, "{p:?}");
+        assert_eq!(o.mmu, MmuMode::Radix);
+        assert_eq!(p.len(), 8, "{p:?}");
+        assert!(matches!(p[7], Problem::Malformed { word: "mmu=segments", .. }));
         assert_eq!(p[0], Problem::Unknown { word: "frobnicate=1" });
         assert!(matches!(p[1], Problem::Malformed { word: "loglevel=loud", .. }));
         assert!(matches!(p[2], Problem::Malformed { word: "expect_cpus=0", .. }));

@@ -81,6 +81,8 @@ pub const VECTORS: [(u64, &str); 26] = [
 
 /// The end of the vector area; the frame allocator reserves `[0, VECTOR_AREA_END)`.
 pub const VECTOR_AREA_END: u64 = 0x10000;
+/// Where interrupts land with relocation on (AIL 3): 0xc000000000004000 + vector.
+pub const RELOCATED_VECTOR_OFFSET: u64 = 0x4000;
 
 pub fn vector_name(vector: u64) -> &'static str {
     VECTORS.iter().find(|(v, _)| *v == vector).map_or("unknown", |(_, name)| name)
@@ -191,6 +193,9 @@ extern "C" {
     pub static probe_load_insn: u32;
     pub fn probe_fp_instruction() -> u64;
     pub fn probe_lwarx(address: u64) -> u64;
+    pub fn probe_store_u64(address: *mut u64, value: u64) -> u64;
+    pub fn probe_execute(address: u64) -> u64;
+    static probe_execute_return: u32;
 }
 
 const STUB_WORDS: usize = 4;
@@ -200,7 +205,8 @@ const STUB_LI_WORD: usize = 2;
 const STUB_BRANCH_WORD: usize = 3;
 const BRANCH_DISPLACEMENT_MASK: u32 = 0x03ff_fffc;
 
-/// Writes the vector stubs at their real addresses.
+/// Writes the vector stubs at their real addresses and at their
+/// relocation-on (AIL 3) addresses, 0x4000 higher.
 ///
 /// # Safety
 /// Translation must be off and nothing else may use `[0, VECTOR_AREA_END)`
@@ -215,8 +221,9 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
         )
     };
     assert_eq!(template_end as usize - template as usize, STUB_WORDS * 4);
-    for (vector, _) in VECTORS {
-        let stub = kernel::mm::phys_to_virt(vector) as *mut u32;
+    let places = VECTORS.iter().flat_map(|&(vector, _)| [(vector, vector), (vector, vector + RELOCATED_VECTOR_OFFSET)]);
+    for (vector, place) in places {
+        let stub = kernel::mm::phys_to_virt(place) as *mut u32;
         for word in 0..STUB_WORDS {
             // SAFETY: the vector area is ours (caller contract) and real-mode
             // addressable; the template is STUB_WORDS words of kernel text.
@@ -265,8 +272,20 @@ pub struct CaughtFault {
 
 #[no_mangle]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
+    // A fault the active address space can resolve is retried, as Linux's
+    // do_page_fault runs before the exception-table fix-up.
+    if crate::radix::handle_fault(frame) == crate::radix::FaultAction::Retry {
+        return;
+    }
     let cpu = percpu::this();
-    if let Some(fixup) = search_exception_table(frame.srr0) {
+    // SAFETY: address of an asm label only.
+    let execute_return = unsafe { &probe_execute_return as *const u32 as u64 };
+    let fixup = match frame.vector {
+        // probe_execute: the fault is at the callee, so resume at the return.
+        vector::INSTRUCTION_STORAGE if frame.lr == execute_return => Some(execute_return),
+        _ => search_exception_table(frame.srr0),
+    };
+    if let Some(fixup) = fixup {
         cpu.record_fault(CaughtFault {
             vector: frame.vector,
             srr0: frame.srr0,

@@ -60,7 +60,12 @@ pub fn unexpected_exception(frame: &TrapFrame) -> ! {
         Sym(frame.srr0)
     );
     if frame.vector == crate::exceptions::vector::DATA_STORAGE {
-        report!("  faulting data address {:#018x}\n", frame.dar);
+        report!(
+            "  faulting data address {:#018x} {} ({})\n",
+            frame.dar,
+            Sym(frame.dar),
+            crate::radix::describe_dsisr(frame.dsisr)
+        );
     }
     report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());
     report!("{}", frame);

@@ -2,9 +2,11 @@
 //! device tree through the client interface, instantiate RTAS, then quiesce
 //! the firmware. After this the kernel owns the machine.
 
+use boot::cas::{self, MmuRequest};
 use boot::of::ClientInterface;
-use boot::tree::DeviceTree;
+use boot::tree::{self, DeviceTree};
 use boot::BootInfo;
+use kernel::cmdline::{self, MmuMode};
 
 /// RTAS is instantiated on a 4 KiB boundary (as Linux's prom_init does).
 const RTAS_ALIGN: u32 = 0x1000;
@@ -37,6 +39,12 @@ pub unsafe fn take_over(client_interface: u64) -> BootInfo {
     rtas.tokens.power_off = power_off;
     crate::rtas::init(&rtas);
 
+    // The MMU is chosen before the tree is read: CAS may rewrite it.
+    let mmu = early_mmu_choice(&ci);
+    if mmu == MmuMode::Radix {
+        negotiate_radix(&ci);
+    }
+
     // Read after the claim, so `available` already excludes RTAS.
     let mut info = BootInfo::read(&ci).unwrap_or_else(|error| panic!("{error}"));
     info.rtas.base = rtas.base;
@@ -48,6 +56,33 @@ pub unsafe fn take_over(client_interface: u64) -> BootInfo {
         kernel::debug!("firmware: quiesce not supported");
     }
     info
+}
+
+/// `mmu=` from /chosen/bootargs, read before BootInfo exists. Problems with
+/// the command line are reported later, when it is parsed for real.
+fn early_mmu_choice(ci: &ClientInterface) -> MmuMode {
+    let mut bootargs = [0u8; boot::info::MAX_BOOTARGS];
+    let text = ci
+        .find("/chosen")
+        .and_then(|chosen| ci.getprop(chosen, "bootargs", &mut bootargs))
+        .map(|len| tree::first_string(&bootargs[..len.min(bootargs.len())]))
+        .and_then(|bytes| core::str::from_utf8(bytes).ok())
+        .unwrap_or("");
+    cmdline::parse(text, |_| {}).mmu
+}
+
+/// Asks for radix with GTSE and XICS through `ibm,client-architecture-support`.
+fn negotiate_radix(ci: &ClientInterface) {
+    let chosen = ci.find("/chosen").unwrap_or_else(|| panic!("device tree has no node /chosen"));
+    let mut support = [0u8; 16];
+    let len = ci.getprop(chosen, "ibm,arch-vec-5-platform-support", &mut support).unwrap_or(0);
+    if !cas::platform_offers_radix(&support[..len.min(support.len())]) {
+        panic!("the platform does not offer the radix MMU (/chosen ibm,arch-vec-5-platform-support); boot with mmu=off");
+    }
+    let vector = cas::vector(MmuRequest::RadixGtse);
+    if let Err(error) = ci.client_architecture_support(&vector) {
+        panic!("ibm,client-architecture-support refused radix with GTSE: {error:?}");
+    }
 }
 
 fn read_u32(ci: &ClientInterface, node: u32, path: &str, property: &str) -> u32 {

@@ -22,6 +22,7 @@ pub fn fail(inject: Inject) {
         Inject::Program => raise_program_check(),
         Inject::OutOfMemory => exhaust_heap(),
         Inject::Alignment => misaligned_atomic_load(),
+        Inject::Unmapped => load_unmapped_kernel_address(),
         Inject::NotOk => {}
     }
 }
@@ -45,6 +46,16 @@ fn exhaust_heap() {
     too_big.reserve_exact(size);
     too_big.push(1);
     core::hint::black_box(&too_big);
+}
+
+/// A kernel-quadrant address beyond the linear map: with radix on, a data
+/// storage interrupt with no translation.
+#[inline(never)]
+fn load_unmapped_kernel_address() {
+    let address = core::hint::black_box(kernel::mm::LINEAR_MAP_BASE | 0x000f_0000_0000_0000) as *const u64;
+    // SAFETY: deliberately invalid; the fault is reported by the fatal path.
+    let value = unsafe { address.read_volatile() };
+    core::hint::black_box(value);
 }
 
 /// `lwarx` needs a word-aligned address (Power ISA Book II, 4.6.2); without

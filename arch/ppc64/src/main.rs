@@ -17,6 +17,8 @@ mod hvc;
 mod inject;
 mod ksyms;
 mod percpu;
+mod radix;
+mod radix_selftests;
 mod rtas;
 mod selftests;
 
@@ -24,7 +26,7 @@ use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use boot::BootInfo;
-use kernel::cmdline::{self, Inject};
+use kernel::cmdline::{self, Inject, MmuMode};
 use kernel::ktest::{self, Env, Suite, SUMMARY};
 use kernel::mm::{self, Reserved, FRAME_SIZE};
 use kernel::{console, debug, info, println, warn};
@@ -43,6 +45,7 @@ static SUITES: &[&Suite] = &[
     &selftests::CMDLINE,
     &selftests::EXCEPTIONS,
     &selftests::SYMBOLS,
+    &radix_selftests::RADIX,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::HEAP_SUITE,
 ];
@@ -89,12 +92,21 @@ extern "C" fn boot_cpu_entry(
         let _ = problems.push(problem);
     });
     console::set_loglevel(options.loglevel);
-    print_banner(info);
     for problem in &problems {
         warn!("cmdline: {problem}");
     }
 
     init_memory(info, load_base);
+    if options.mmu == MmuMode::Radix {
+        radix::init(info).unwrap_or_else(|why| panic!("radix: {why}"));
+        // Translation reaches all RAM now, not just the real-mode area.
+        let added = mm::add_memory_above(info, info.real_mode_limit);
+        if added > 0 {
+            info!("memory: {} MiB above the real-mode limit now usable", added * FRAME_SIZE >> 20);
+        }
+        fatal::set_readable_limit(info.memory.iter().map(|r| r.end()).max().unwrap_or(0));
+    }
+    print_banner(info);
 
     let env = Env { boot: info, options: &options, online_cpus: 1 };
     run_selftests(&env);
@@ -122,10 +134,11 @@ fn take_interrupts_little_endian() {
 
 fn print_banner(info: &BootInfo) {
     println!(
-        "ppc64-kernel {VERSION}: firmware={} cpus={} memory={}MiB mmu=off cmdline=\"{}\"",
+        "ppc64-kernel {VERSION}: firmware={} cpus={} memory={}MiB mmu={} cmdline=\"{}\"",
         info.firmware.unwrap_or(boot::Firmware::Unknown).name(),
         info.cpus.len(),
         info.memory_size() >> 20,
+        if radix::enabled() { "radix" } else { "off" },
         info.bootargs()
     );
     info!(

@@ -2,6 +2,7 @@
 
 pub mod frame;
 pub mod heap;
+pub mod mmu;
 pub mod pagetable;
 pub mod selftests;
 
@@ -54,7 +55,9 @@ pub struct FramesReport {
     pub bitmap: Reserved,
 }
 
-/// Builds the global frame allocator from the boot memory map.
+/// Builds the global frame allocator from the boot memory map. The bitmap
+/// spans all RAM, but only memory below `limit` (what the kernel can reach
+/// now) is made free; `add_memory_above` frees the rest once it can.
 ///
 /// # Safety
 /// Physical memory must be reachable through `phys_to_virt`, every
@@ -62,7 +65,7 @@ pub struct FramesReport {
 /// must run once, before anything allocates frames.
 pub unsafe fn init(boot: &BootInfo, limit: u64, reserved: &[Reserved]) -> Result<FramesReport, &'static str> {
     let span_start = boot.memory.first().map_or(0, |r| r.start);
-    let span_end = boot.memory.iter().map(|r| r.end()).max().unwrap_or(0).min(limit);
+    let span_end = boot.memory.iter().map(|r| r.end()).max().unwrap_or(0);
     let words = FrameAllocator::bitmap_words(span_start, span_end);
     let bytes = (words * 8) as u64;
     let bitmap_start = find_gap(usable_ranges(boot, limit), reserved, bytes).ok_or("no room for the frame bitmap")?;
@@ -81,6 +84,18 @@ pub unsafe fn init(boot: &BootInfo, limit: u64, reserved: &[Reserved]) -> Result
     let report = FramesReport { free_frames: allocator.free_frames(), bitmap };
     *FRAMES.lock() = Some(allocator);
     Ok(report)
+}
+
+/// Frees the usable RAM at or above `limit` (which `init` held back), for
+/// when the kernel can reach all of it; returns the frames added.
+pub fn add_memory_above(boot: &BootInfo, limit: u64) -> u64 {
+    let mut frames = FRAMES.lock();
+    let Some(allocator) = frames.as_mut() else { return 0 };
+    let before = allocator.free_frames();
+    for range in usable_ranges(boot, u64::MAX).filter(|r| r.end() > limit) {
+        allocator.add_free_range(range.start.max(limit), range.end());
+    }
+    allocator.free_frames() - before
 }
 
 /// Where the kernel sees all of physical memory: the POWER kernel quadrant.

@@ -262,3 +262,35 @@ probe_fp_instruction:
     EX_TABLE 1b, 9f
 9:  blr
     .size   probe_fp_instruction, . - probe_fp_instruction
+
+# u64 probe_store_u64(u64 *address, u64 value): 0, or the vector the store raised.
+    .globl  probe_store_u64
+    .type   probe_store_u64, @function
+probe_store_u64:
+    mr      %r5, %r3
+    li      %r3, 0
+1:  std     %r4, 0(%r5)
+    blr
+    EX_TABLE 1b, 9f
+9:  blr
+    .size   probe_store_u64, . - probe_store_u64
+
+# u64 probe_execute(u64 address): calls code at `address` (which returns 0 in
+# r3); returns that, or the vector of the instruction storage interrupt the
+# call raised: exception_dispatch resumes an ISI whose LR is
+# probe_execute_return there, with r3 = the vector.
+    .globl  probe_execute
+    .globl  probe_execute_return
+    .type   probe_execute, @function
+probe_execute:
+    mflr    %r0
+    std     %r0, 16(%r1)
+    stdu    %r1, -32(%r1)
+    mtctr   %r3
+    bctrl
+probe_execute_return:
+    addi    %r1, %r1, 32
+    ld      %r0, 16(%r1)
+    mtlr    %r0
+    blr
+    .size   probe_execute, . - probe_execute

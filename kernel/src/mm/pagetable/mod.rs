@@ -239,6 +239,22 @@ impl<M: TableMemory> PageTable<M> {
         Ok((old, size))
     }
 
+    /// Points the leaf covering `address` at `physical` (same size and rights);
+    /// returns the old entry. The caller flushes the TLB.
+    pub fn remap(&mut self, address: u64, physical: u64) -> Result<Entry, MapError> {
+        let tree = tree_address(address)?;
+        let (path, size) = self.path(tree)?;
+        if physical % size.bytes() != 0 {
+            return Err(MapError::Misaligned);
+        }
+        let &(table, level) = path.last().ok_or(MapError::NotMapped)?;
+        let slot = self.slot(table, level, tree);
+        let old = slot.load(Ordering::Acquire);
+        slot.store(Entry::leaf(physical, old.prot()), Ordering::Release);
+        self.memory.sync();
+        Ok(old)
+    }
+
     /// Removes the leaf covering `address` (which must be its first byte), and
     /// unhooks the tables that leaves empty.
     pub fn unmap(&mut self, address: u64) -> Result<Unmapped, MapError> {
@@ -377,6 +393,18 @@ mod tests {
         // Quadrants 0 and 3 share the tree layout: the quadrant bits are not translated.
         t.map(0x10_0000, 0x4000_0000, PageSize::Base, Prot::READ | Prot::USER).unwrap();
         assert_eq!(t.translate(0x10_0000).unwrap().physical, 0x4000_0000);
+    }
+
+    #[test]
+    fn remap_keeps_size_and_rights() {
+        let mut t = tree(16);
+        t.map(KERNEL + 2 * MIB, 0x4020_0000, PageSize::Huge2M, Prot::READ).unwrap();
+        let old = t.remap(KERNEL + 2 * MIB + 0x1234, 0x4040_0000).unwrap();
+        assert_eq!(old.physical(), 0x4020_0000);
+        let now = t.translate(KERNEL + 2 * MIB).unwrap();
+        assert_eq!((now.physical, now.size, now.entry.prot()), (0x4040_0000, PageSize::Huge2M, Prot::READ));
+        assert_eq!(t.remap(KERNEL + 2 * MIB, 0x4041_0000), Err(MapError::Misaligned));
+        assert_eq!(t.remap(KERNEL + 8 * MIB, 0x4000_0000), Err(MapError::NotMapped));
     }
 
     #[test]

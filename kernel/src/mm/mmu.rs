@@ -1,0 +1,37 @@
+//! What the memory-management code asks of an MMU backend. Radix implements
+//! it with `tlbie`/`tlbiel`; hash (later) with hashed-page-table invalidation.
+//! The mm code changes the software page tables, then calls one of these.
+
+use super::pagetable::PageSize;
+
+/// An address space as the MMU knows it: a radix PID (process-table index)
+/// or a hash context.
+pub type SpaceId = u32;
+
+/// The address space of the kernel's own mappings (radix PID 0, used for the
+/// kernel quadrant).
+pub const KERNEL_SPACE: SpaceId = 0;
+
+/// Whether other CPUs may hold translations of the address space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only this CPU has used it: a local invalidation suffices.
+    Local,
+    /// Any CPU may have used it: broadcast.
+    Global,
+}
+
+pub trait TlbFlush: Sync {
+    /// One page of `size` at `address`.
+    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, scope: Scope);
+    /// Pages of `size` covering `[start, end)`.
+    fn flush_range(&self, space: SpaceId, start: u64, end: u64, size: PageSize, scope: Scope);
+    /// Every translation of the address space, and its page-walk cache.
+    fn flush_space(&self, space: SpaceId, scope: Scope);
+    /// A PMD that pointed at a PTE table was cleared (THP collapse): the
+    /// translations of its 2 MiB range and the page-walk cache entries that
+    /// may still point at the old table.
+    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, scope: Scope);
+    /// Only the page-walk cache (a page table was unhooked).
+    fn flush_page_walk_cache(&self, space: SpaceId, scope: Scope);
+}
