@@ -181,10 +181,9 @@ fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
     let frame = filled_frame(3)?;
     let address = TEST_AREA + 0x30_0000;
     kernel_map(address, frame.address(), PageSize::Base, Prot::READ)?;
-    let mut raised = 0;
-    // SAFETY: probe_store_u64 has an exception-table entry for its store.
     let result = (|| {
-        raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 9) };
+        // SAFETY: probe_store_u64 has an exception-table entry for its store.
+        let raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 9) };
         kassert_eq!(raised, vector::DATA_STORAGE);
         let fault = percpu::this().last_fault();
         kassert!(fault.dsisr & dsisr::PROTECTION != 0 && fault.dsisr & dsisr::STORE != 0, "DSISR {:#x}", fault.dsisr);
