@@ -86,6 +86,11 @@ macro_rules! kskip {
     };
 }
 
+/// A failure with a message, for `?` on fallible steps inside tests.
+pub fn fail(why: impl Into<String>) -> Failure {
+    Failure::Fail(why.into())
+}
+
 /// Skips unless at least `n` CPUs are online.
 pub fn require_cpus(env: &Env<'_>, n: usize) -> TestResult {
     if env.online_cpus < n {

@@ -178,10 +178,7 @@ fn init_memory(info: &BootInfo, load_base: u64) {
 
     let heap_bytes = (frames.free_frames * FRAME_SIZE / 16).clamp(HEAP_MIN, HEAP_MAX);
     let heap_frames = heap_bytes / FRAME_SIZE;
-    let heap = mm::FRAMES
-        .lock()
-        .as_mut()
-        .and_then(|a| a.alloc_contiguous(heap_frames, 1))
+    let heap = mm::alloc_contiguous(heap_frames, 1)
         .unwrap_or_else(|| panic!("memory: no {heap_bytes}-byte run for the heap"));
     // SAFETY: the frames were just taken from the allocator and are never
     // returned; real mode maps them at their physical address.

@@ -96,11 +96,7 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
         map_linear(&mut tree, range.start, range.end()).map_err(|_| "cannot build the linear map")?;
     }
 
-    let table = mm::FRAMES
-        .lock()
-        .as_mut()
-        .and_then(|a| a.alloc_contiguous(1, 1))
-        .ok_or("no frame for the process table")?;
+    let table = mm::alloc_frame().ok_or("no frame for the process table")?;
     // SAFETY: a frame just allocated, reached through the linear-map address.
     unsafe { core::ptr::write_bytes(mm::phys_to_virt(table.address()), 0, FRAME_SIZE as usize) };
     PROCESS_TABLE.store(table.address(), Ordering::Release);

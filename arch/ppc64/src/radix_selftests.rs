@@ -1,10 +1,9 @@
 //! Self-tests of the radix MMU: mappings, faults, flushes, huge leaves,
 //! address spaces. Skipped with `mmu=off`.
 
-use alloc::string::String;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::ktest::{Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
 use kernel::mm::mmu::{Scope, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
@@ -39,10 +38,6 @@ pub static RADIX: Suite = Suite {
 const TEST_AREA: u64 = LINEAR_MAP_BASE | 0x0008_0000_0000_0000;
 /// A quadrant-0 address for address-space tests.
 const USER_ADDRESS: u64 = 0x1000_0000;
-
-fn fail(why: impl Into<String>) -> Failure {
-    Failure::Fail(why.into())
-}
 
 fn require_radix() -> TestResult {
     if !radix::enabled() {
@@ -270,10 +265,7 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
     require_radix()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let small = filled_frame(0x5a)?;
-    let huge = mm::FRAMES
-        .lock()
-        .as_mut()
-        .and_then(|a| a.alloc_contiguous(FRAMES, FRAMES))
+    let huge = mm::alloc_contiguous(FRAMES, FRAMES)
         .ok_or_else(|| fail("no 2 MiB run"))?;
     let huge_base = mm::phys_to_virt(huge.address()) as u64;
     for i in 0..FRAMES {
@@ -304,17 +296,14 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
     })();
     let _ = kernel_unmap(start);
     mm::free_frame(small);
-    mm::FRAMES.lock().as_mut().expect("frame allocator").free_contiguous(huge, FRAMES);
+    mm::free_contiguous(huge, FRAMES);
     result
 }
 
 fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
     require_radix()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
-    let run = mm::FRAMES
-        .lock()
-        .as_mut()
-        .and_then(|a| a.alloc_contiguous(FRAMES, FRAMES))
+    let run = mm::alloc_contiguous(FRAMES, FRAMES)
         .ok_or_else(|| fail("no 2 MiB run"))?;
     let base = mm::phys_to_virt(run.address()) as u64;
     let offsets = [0u64, 0x1_0008, 0xf_fff0, 0x1f_fff8];
@@ -333,7 +322,7 @@ fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
         Ok(())
     })();
     kernel_unmap(address)?;
-    mm::FRAMES.lock().as_mut().expect("frame allocator").free_contiguous(run, FRAMES);
+    mm::free_contiguous(run, FRAMES);
     result
 }
 

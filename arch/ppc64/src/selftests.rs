@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use kernel::cmdline;
-use kernel::ktest::{Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, Env, Suite, Test, TestResult};
 use kernel::{kassert, kassert_eq, kskip};
 
 use crate::exceptions::{self, program_srr1, vector};
@@ -54,10 +54,6 @@ pub static SYMBOLS: Suite = Suite {
     ],
 };
 
-fn fail(why: String) -> Failure {
-    Failure::Fail(why)
-}
-
 fn cpus_match_expected(env: &Env<'_>) -> TestResult {
     let Some(expected) = env.options.expect_cpus else { kskip!("no expect_cpus= on the command line") };
     kassert_eq!(env.boot.cpus.len(), expected as usize);
@@ -96,7 +92,7 @@ fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
 
 fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
     let allocator = kernel::mm::FRAMES.lock();
-    let allocator = allocator.as_ref().ok_or_else(|| fail("no frame allocator".into()))?;
+    let allocator = allocator.as_ref().ok_or_else(|| fail("no frame allocator"))?;
     for range in crate::reserved_ranges(env.boot, ksyms::load_base()) {
         let mut frame = range.start & !(kernel::mm::FRAME_SIZE - 1);
         while frame < range.end {
@@ -122,7 +118,7 @@ fn rtas_instantiated(env: &Env<'_>) -> TestResult {
 fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
     let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
     let mut date = [0u32; 7];
-    let status = crate::rtas::call(token, &[], &mut date).map_err(|why| fail(why.into()))?;
+    let status = crate::rtas::call(token, &[], &mut date).map_err(fail)?;
     kassert_eq!(status, crate::rtas::RTAS_SUCCESS);
     let [year, month, day, hour, minute, second, _] = date;
     kassert!((2000..3000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day), "date {date:?}");
@@ -167,7 +163,7 @@ fn bad_options_reported(_: &Env<'_>) -> TestResult {
 /// Each vector starts with the stub and branches to exception_common.
 fn vectors_installed(_: &Env<'_>) -> TestResult {
     const MTSPR_SPRG1_R13: u32 = 0x7db1_43a6; // mtspr 273, r13
-    let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common".into()))?;
+    let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common"))?;
     let places = exceptions::VECTORS.iter().flat_map(|&(v, name)| [(v, v, name), (v, v + exceptions::RELOCATED_VECTOR_OFFSET, name)]);
     for (vector, place, name) in places {
         let stub = kernel::mm::phys_to_virt(place) as u64;
@@ -270,7 +266,7 @@ fn fp_use_traps(_: &Env<'_>) -> TestResult {
 }
 
 fn table_present(_: &Env<'_>) -> TestResult {
-    let table = ksyms::table().ok_or_else(|| fail("the image carries no symbol table (not patched by tools/ksyms)".into()))?;
+    let table = ksyms::table().ok_or_else(|| fail("the image carries no symbol table (not patched by tools/ksyms)"))?;
     kassert!(table.len() > 100, "only {} symbols", table.len());
     Ok(())
 }
@@ -281,15 +277,15 @@ fn symbol_probe_target() -> u64 {
 }
 
 fn lookup_names_functions(_: &Env<'_>) -> TestResult {
-    let table = ksyms::table().ok_or_else(|| fail("no symbol table".into()))?;
+    let table = ksyms::table().ok_or_else(|| fail("no symbol table"))?;
     let base = ksyms::load_base();
     // An assembly label and a Rust function, each looked up by address.
     let probe = exceptions::probe_trap as unsafe extern "C" fn() -> u64 as usize as u64;
-    let found = table.lookup(probe - base).ok_or_else(|| fail("probe_trap not found".into()))?;
+    let found = table.lookup(probe - base).ok_or_else(|| fail("probe_trap not found"))?;
     kassert_eq!(found.name, "probe_trap");
     kassert_eq!(found.offset, 0);
     let rust_fn = symbol_probe_target as fn() -> u64 as usize as u64;
-    let found = table.lookup(rust_fn + 4 - base).ok_or_else(|| fail("symbol_probe_target not found".into()))?;
+    let found = table.lookup(rust_fn + 4 - base).ok_or_else(|| fail("symbol_probe_target not found"))?;
     kassert!(found.name.ends_with("selftests::symbol_probe_target"), "got {}", found.name);
     kassert_eq!(found.offset, 4);
     kassert_eq!(symbol_probe_target(), 42);

@@ -118,6 +118,15 @@ pub fn alloc_frame() -> Option<Frame> {
     FRAMES.lock().as_mut()?.alloc()
 }
 
+/// `count` contiguous frames, the first aligned to `align` frames.
+pub fn alloc_contiguous(count: u64, align: u64) -> Option<Frame> {
+    FRAMES.lock().as_mut()?.alloc_contiguous(count, align)
+}
+
+pub fn free_contiguous(frame: Frame, count: u64) {
+    FRAMES.lock().as_mut().expect("frame allocator initialised").free_contiguous(frame, count)
+}
+
 pub fn free_frame(frame: Frame) {
     FRAMES.lock().as_mut().expect("frame allocator initialised").free(frame)
 }

@@ -8,8 +8,8 @@ use core::alloc::Layout;
 
 use super::frame::{FrameAllocator, FRAME_SIZE};
 use super::heap::HEAP;
-use super::{alloc_frame, free_frame, free_frames, FRAMES};
-use crate::ktest::{Env, Suite, Test, TestResult};
+use super::{alloc_contiguous, alloc_frame, free_contiguous, free_frame, free_frames};
+use crate::ktest::{fail, Env, Suite, Test, TestResult};
 use crate::{kassert, kassert_eq};
 
 pub static FRAMES_SUITE: Suite = Suite {
@@ -89,7 +89,7 @@ fn no_double_handout(_: &Env<'_>) -> TestResult {
 /// system one: allocation then fails cleanly and frees make room again.
 fn exhaustion(_: &Env<'_>) -> TestResult {
     const COUNT: u64 = 16;
-    let run = FRAMES.lock().as_mut().and_then(|a| a.alloc_contiguous(COUNT, 1)).ok_or_else(|| fail("no run of 16 frames"))?;
+    let run = alloc_contiguous(COUNT, 1).ok_or_else(|| fail("no run of 16 frames"))?;
     let (start, end) = (run.address(), run.address() + COUNT * FRAME_SIZE);
     let mut bits = [0u64; 1];
     let result = (|| {
@@ -107,18 +107,18 @@ fn exhaustion(_: &Env<'_>) -> TestResult {
         kassert_eq!(private.alloc(), Some(got[7]));
         Ok(())
     })();
-    FRAMES.lock().as_mut().expect("frame allocator").free_contiguous(run, COUNT);
+    free_contiguous(run, COUNT);
     result
 }
 
 fn huge_contiguous(_: &Env<'_>) -> TestResult {
     const HUGE_FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let before = free_frames();
-    let huge = FRAMES.lock().as_mut().and_then(|a| a.alloc_contiguous(HUGE_FRAMES, HUGE_FRAMES));
+    let huge = alloc_contiguous(HUGE_FRAMES, HUGE_FRAMES);
     let huge = huge.ok_or_else(|| fail("no free 2 MiB-aligned run"))?;
     kassert_eq!(huge.address() % (2 << 20), 0);
     kassert_eq!(free_frames(), before - HUGE_FRAMES);
-    FRAMES.lock().as_mut().expect("frame allocator").free_contiguous(huge, HUGE_FRAMES);
+    free_contiguous(huge, HUGE_FRAMES);
     kassert_eq!(free_frames(), before);
     Ok(())
 }
@@ -176,6 +176,3 @@ fn page_aligned_allocation(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn fail(why: &str) -> crate::ktest::Failure {
-    crate::ktest::Failure::Fail(alloc::string::String::from(why))
-}
