@@ -51,6 +51,8 @@ pub enum MmuMode {
     /// Radix tree translation (POWER9's default): negotiated with the
     /// platform, translation on.
     Radix,
+    /// The hashed page table, filled from the software tree on demand.
+    Hash,
     /// Translation off: the kernel stays in real mode (only the real-mode
     /// area is usable). For bring-up and comparison.
     Off,
@@ -60,6 +62,7 @@ impl MmuMode {
     pub fn name(self) -> &'static str {
         match self {
             MmuMode::Radix => "radix",
+            MmuMode::Hash => "hash",
             MmuMode::Off => "off",
         }
     }
@@ -141,11 +144,15 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 options.mmu = MmuMode::Radix;
                 Ok(())
             }
+            ("mmu", Some("hash")) => {
+                options.mmu = MmuMode::Hash;
+                Ok(())
+            }
             ("mmu", Some("off")) => {
                 options.mmu = MmuMode::Off;
                 Ok(())
             }
-            ("mmu", _) => Err("mmu=radix|off"),
+            ("mmu", _) => Err("mmu=radix|hash|off"),
             ("expect_mem", Some(v)) => parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G"),
             ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
             _ => {

@@ -50,13 +50,13 @@ while [ $# -gt 0 ]; do
     shift
 done
 echo "SLOF-ish noise"
-mmu=radix; case " $append " in *" mmu=off "*) mmu=off ;; esac
+mmu=radix; case " $append " in *" mmu=off "*) mmu=off ;; *" mmu=hash "*) mmu=hash ;; esac
 printf 'ppc64-kernel 0.1.0 firmware=vof cpus=%s memory=%sMiB mmu=%s cmdline="%s"\r\n' "$smp" "${mem%M}" "$mmu" "$append"
 case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..3"
+echo "1..4"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -80,8 +80,9 @@ case "$append" in
                     echo "selftests: 2 passed, 1 failed, 0 skipped"; exit 0 ;;
 esac
 echo "ok 2 dt_cpus"
-echo "ok 3 radix.map_read_write # SKIP translation is off"
-echo "selftests: 2 passed, 0 failed, 1 skipped"
+echo "ok 3 mmu.map_read_write # SKIP translation is off"
+echo "ok 4 hash.full_groups_evict_without_loss"
+echo "selftests: 3 passed, 0 failed, 1 skipped"
 "#;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.

@@ -73,6 +73,15 @@ pub fn disable_fp_and_vector() {
     unsafe { asm!("mtmsrd {0}", "isync", in(reg) value, options(nomem, nostack)) };
 }
 
+/// Turns on instruction and data translation (MSR[IR,DR]). The MMU must map
+/// everything the kernel uses at the addresses it uses them.
+pub fn enable_translation() {
+    let value = msr() | msr::IR | msr::DR;
+    // SAFETY: the caller (an MMU backend) has mapped the kernel's code,
+    // stack and data at the addresses it runs with; isync makes it take effect.
+    unsafe { asm!("mtmsrd {0}", "isync", in(reg) value, options(nostack)) };
+}
+
 pub fn set_sprg0(value: u64) {
     // SAFETY: SPRG0 is software-defined; the kernel reserves it for the PerCpu
     // pointer and sets it once per CPU before interrupts can be taken.

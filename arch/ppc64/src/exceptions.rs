@@ -243,6 +243,21 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
     }
 }
 
+/// H_SET_MODE resource 3: alternate interrupt location; mflags 3 = vectors at
+/// 0xc000000000004000 with translation on (PAPR; Linux plpar_set_mode).
+const H_SET_MODE_RESOURCE_AIL: u64 = 3;
+const AIL_0XC000000000004000: u64 = 3;
+
+/// Asks for interrupts taken with translation on to land at
+/// 0xc000000000004000 + vector, relocated (`install` wrote stubs there).
+pub fn enable_relocation_on_interrupts() -> Result<(), &'static str> {
+    let status = crate::hcall::hcall4_retry(crate::hcall::H_SET_MODE, AIL_0XC000000000004000, H_SET_MODE_RESOURCE_AIL, 0, 0);
+    if status != crate::hcall::H_SUCCESS {
+        return Err("H_SET_MODE refused relocation-on interrupts (AIL 3)");
+    }
+    Ok(())
+}
+
 /// The fix-up for a faulting instruction, from the exception table.
 fn search_exception_table(address: u64) -> Option<u64> {
     // SAFETY: linker-defined bounds of __ex_table, which holds pairs of i32.
@@ -274,7 +289,7 @@ pub struct CaughtFault {
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
     // A fault the active address space can resolve is retried, as Linux's
     // do_page_fault runs before the exception-table fix-up.
-    if crate::radix::handle_fault(frame) == crate::radix::FaultAction::Retry {
+    if crate::mmu::handle_fault(frame) == crate::mmu::FaultAction::Retry {
         return;
     }
     let cpu = percpu::this();

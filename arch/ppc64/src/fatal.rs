@@ -64,7 +64,7 @@ pub fn unexpected_exception(frame: &TrapFrame) -> ! {
             "  faulting data address {:#018x} {} ({})\n",
             frame.dar,
             Sym(frame.dar),
-            crate::radix::describe_dsisr(frame.dsisr)
+            crate::mmu::describe_dsisr(frame.dsisr)
         );
     }
     report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());

@@ -40,9 +40,10 @@ pub unsafe fn take_over(client_interface: u64) -> BootInfo {
     crate::rtas::init(&rtas);
 
     // The MMU is chosen before the tree is read: CAS may rewrite it.
-    let mmu = early_mmu_choice(&ci);
-    if mmu == MmuMode::Radix {
-        negotiate_radix(&ci);
+    match early_mmu_choice(&ci) {
+        MmuMode::Radix => negotiate_radix(&ci),
+        MmuMode::Hash => negotiate(&ci, MmuRequest::Hash),
+        MmuMode::Off => {}
     }
 
     // Read after the claim, so `available` already excludes RTAS.
@@ -79,9 +80,13 @@ fn negotiate_radix(ci: &ClientInterface) {
     if !cas::platform_offers_radix(&support[..len.min(support.len())]) {
         panic!("the platform does not offer the radix MMU (/chosen ibm,arch-vec-5-platform-support); boot with mmu=off");
     }
-    let vector = cas::vector(MmuRequest::RadixGtse);
+    negotiate(ci, MmuRequest::RadixGtse);
+}
+
+fn negotiate(ci: &ClientInterface, mmu: MmuRequest) {
+    let vector = cas::vector(mmu);
     if let Err(error) = ci.client_architecture_support(&vector) {
-        panic!("ibm,client-architecture-support refused radix with GTSE: {error:?}");
+        panic!("ibm,client-architecture-support refused {mmu:?}: {error:?}");
     }
 }
 

@@ -17,8 +17,11 @@ mod hvc;
 mod inject;
 mod ksyms;
 mod percpu;
+mod hash;
+mod hash_selftests;
+mod mmu;
+mod mmu_selftests;
 mod radix;
-mod radix_selftests;
 mod rtas;
 mod selftests;
 
@@ -45,7 +48,8 @@ static SUITES: &[&Suite] = &[
     &selftests::CMDLINE,
     &selftests::EXCEPTIONS,
     &selftests::SYMBOLS,
-    &radix_selftests::RADIX,
+    &mmu_selftests::MMU,
+    &hash_selftests::HASH,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::HEAP_SUITE,
 ];
@@ -97,8 +101,13 @@ extern "C" fn boot_cpu_entry(
     }
 
     init_memory(info, load_base);
-    if options.mmu == MmuMode::Radix {
-        radix::init(info).unwrap_or_else(|why| panic!("radix: {why}"));
+    let mmu_init = match options.mmu {
+        MmuMode::Radix => Some(radix::init(info).map_err(|why| ("radix", why))),
+        MmuMode::Hash => Some(hash::init(info).map_err(|why| ("hash", why))),
+        MmuMode::Off => None,
+    };
+    if let Some(result) = mmu_init {
+        result.unwrap_or_else(|(mmu, why)| panic!("{mmu}: {why}"));
         // Translation reaches all RAM now, not just the real-mode area.
         let added = mm::add_memory_above(info, info.real_mode_limit);
         if added > 0 {
@@ -138,7 +147,7 @@ fn print_banner(info: &BootInfo) {
         info.firmware.unwrap_or(boot::Firmware::Unknown).name(),
         info.cpus.len(),
         info.memory_size() >> 20,
-        if radix::enabled() { "radix" } else { "off" },
+        mmu::mode().name(),
         info.bootargs()
     );
     info!(

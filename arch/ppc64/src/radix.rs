@@ -10,40 +10,15 @@
 //! linear map (PID 0, quadrant 3) now translates to the same RAM.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
-use kernel::mm::pagetable::{self, MapError, PageSize, PageTable, Prot, TableAllocator, FrameSource, PGD};
-use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
-use spin::Mutex;
+use kernel::mm::pagetable::{Entry, PageSize, PGD};
+use kernel::mm::{self, FRAME_SIZE};
 
-use crate::{cpu, exceptions, hcall};
-
-/// Page-table frames for kernel-owned trees, from the global frame allocator.
-pub struct KernelFrames;
-
-impl FrameSource for KernelFrames {
-    fn alloc_frame(&mut self) -> Option<u64> {
-        mm::alloc_frame().map(Frame::address)
-    }
-
-    fn free_frame(&mut self, frame: u64) {
-        mm::free_frame(Frame::from_address(frame).expect("table frames are frame-aligned"));
-    }
-
-    fn virt(&self, physical: u64) -> *mut u8 {
-        mm::phys_to_virt(physical)
-    }
-
-    /// `ptesync` orders page-table stores before the accesses the walker
-    /// makes with them (Power ISA Book III, 6.10.2 "Radix PTE updates").
-    fn sync(&self) {
-        ptesync();
-    }
-}
-
-pub type Tree = PageTable<TableAllocator<KernelFrames>>;
+use crate::mmu::{self, ptesync, Mode};
+use crate::{cpu, hcall};
 
 /// Process table: 2^16 bytes of 16-byte entries, one per PID.
 const PROCESS_TABLE_SHIFT: u32 = 16;
@@ -61,10 +36,6 @@ const H_REGISTER_PROC_TBL: u64 = 0x37c;
 const PROC_TABLE_NEW: u64 = 0x18;
 const PROC_TABLE_RADIX: u64 = 0x04;
 const PROC_TABLE_GTSE: u64 = 0x01;
-/// H_SET_MODE resource 3: alternate interrupt location; mflags 3 = vectors at
-/// 0xc000000000004000 with translation on.
-const H_SET_MODE_RESOURCE_AIL: u64 = 3;
-const AIL_0XC000000000004000: u64 = 3;
 
 /// SPR 48: the PID register (quadrant-0 translations use its process-table entry).
 const SPR_PIDR: u32 = 48;
@@ -79,29 +50,18 @@ fn ap(size: PageSize) -> u64 {
 }
 
 static PROCESS_TABLE: AtomicU64 = AtomicU64::new(0);
-static KERNEL_TREE: Mutex<Option<Tree>> = Mutex::new(None);
-static ENABLED: AtomicBool = AtomicBool::new(false);
-
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Acquire)
-}
 
 /// Builds the kernel's tree and process table and turns translation on.
 pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     if !boot::cas::negotiated_radix(&info.arch_vec5) {
         return Err("CAS did not grant radix (/chosen ibm,architecture-vec-5 byte 24)");
     }
-    let mut tree = PageTable::new(TableAllocator::new(KernelFrames)).map_err(|_| "no memory for the kernel PGD")?;
-    for range in &info.memory {
-        map_linear(&mut tree, range.start, range.end()).map_err(|_| "cannot build the linear map")?;
-    }
-
+    let root = mmu::build_kernel_tree(info)?;
     let table = mm::alloc_frame().ok_or("no frame for the process table")?;
     // SAFETY: a frame just allocated, reached through the linear-map address.
     unsafe { core::ptr::write_bytes(mm::phys_to_virt(table.address()), 0, FRAME_SIZE as usize) };
     PROCESS_TABLE.store(table.address(), Ordering::Release);
-    set_process_table_entry(KERNEL_SPACE, Some(tree.root()));
-    *KERNEL_TREE.lock() = Some(tree);
+    set_process_table_entry(KERNEL_SPACE, Some(root));
 
     let status = hcall::hcall4_retry(
         H_REGISTER_PROC_TBL,
@@ -116,38 +76,24 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     set_pidr(GUARD_PID);
     RADIX_FLUSH.flush_space(KERNEL_SPACE, Scope::Global);
     RADIX_FLUSH.flush_space(GUARD_PID, Scope::Global);
-
-    let status = hcall::hcall4_retry(hcall::H_SET_MODE, AIL_0XC000000000004000, H_SET_MODE_RESOURCE_AIL, 0, 0);
-    if status != hcall::H_SUCCESS {
-        return Err("H_SET_MODE refused relocation-on interrupts (AIL 3)");
-    }
-    let msr = cpu::msr() | cpu::msr::IR | cpu::msr::DR;
-    // SAFETY: the linear map covers all RAM at the addresses the kernel
-    // already uses (PC, stack, TOC, data), so turning translation on changes
-    // nothing the code depends on; isync makes it take effect.
-    unsafe { asm!("mtmsrd {0}", "isync", in(reg) msr, options(nostack)) };
-    ENABLED.store(true, Ordering::Release);
+    crate::exceptions::enable_relocation_on_interrupts()?;
+    cpu::enable_translation();
+    mmu::set_mode(Mode::Radix);
     Ok(())
 }
 
-/// Maps `[start, end)` of RAM at LINEAR_MAP_BASE with the largest leaves
-/// that fit (1 GiB, 2 MiB, 64 KiB).
-fn map_linear(tree: &mut Tree, start: u64, end: u64) -> Result<(), MapError> {
-    let mut physical = start;
-    while physical < end {
-        let size = [PageSize::Huge1G, PageSize::Huge2M, PageSize::Base]
-            .into_iter()
-            .find(|size| physical % size.bytes() == 0 && physical + size.bytes() <= end)
-            .ok_or(MapError::Misaligned)?;
-        tree.map(LINEAR_MAP_BASE | physical, physical, size, Prot::READ | Prot::WRITE | Prot::EXECUTE)?;
-        physical += size.bytes();
-    }
-    Ok(())
+/// Points PID `pid` at the tree rooted at `root` (an address space is born).
+pub fn attach_space(pid: SpaceId, root: u64) {
+    assert!(pid < PID_COUNT, "PID {pid} beyond the process table");
+    set_process_table_entry(pid, Some(root));
+    // A PID reused from an earlier space may still have translations.
+    RADIX_FLUSH.flush_space(pid, Scope::Global);
 }
 
-/// Runs `f` on the kernel's tree (PID 0): for mappings outside the linear map.
-pub fn with_kernel_tree<R>(f: impl FnOnce(&mut Tree) -> R) -> Option<R> {
-    KERNEL_TREE.lock().as_mut().map(f)
+/// Empties PID `pid`'s entry and drops its translations.
+pub fn detach_space(pid: SpaceId) {
+    set_process_table_entry(pid, None);
+    RADIX_FLUSH.flush_space(pid, Scope::Global);
 }
 
 fn process_table_entry(pid: SpaceId) -> &'static [AtomicU64; 2] {
@@ -179,171 +125,6 @@ pub fn pidr() -> SpaceId {
     // SAFETY: reads PIDR.
     unsafe { asm!("mfspr {0}, {spr}", out(reg) value, spr = const SPR_PIDR, options(nomem, nostack)) };
     value as SpaceId
-}
-
-fn ptesync() {
-    // SAFETY: a barrier only.
-    unsafe { asm!("ptesync", options(nostack, preserves_flags)) };
-}
-
-// --- Address spaces -------------------------------------------------------
-
-/// PIDs in use (bit per PID); 0 (kernel) and 1 (guard) are never handed out.
-static PIDS: Mutex<[u64; (PID_COUNT / 64) as usize]> = Mutex::new({
-    let mut bits = [0u64; (PID_COUNT / 64) as usize];
-    bits[0] = 0b11;
-    bits
-});
-
-/// What a fault handler decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultAction {
-    /// The handler fixed the mapping: retry the access.
-    Retry,
-    /// Not handled: fall through to fix-ups or the fatal report.
-    Unhandled,
-}
-
-/// A translation fault in quadrant 0, as the handler sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fault {
-    pub pid: SpaceId,
-    pub address: u64,
-    pub store: bool,
-    pub instruction: bool,
-    /// No translation (as opposed to a protection violation).
-    pub missing: bool,
-}
-
-pub type FaultHandler = fn(&Fault) -> FaultAction;
-
-/// Fault handlers by PID, as function addresses (0 = none). Read from the
-/// interrupt path, so no lock.
-const HANDLER_SLOTS: usize = 64;
-static FAULT_HANDLERS: [AtomicUsize; HANDLER_SLOTS] = [const { AtomicUsize::new(0) }; HANDLER_SLOTS];
-
-/// A radix address space: a PID with its own tree, translating quadrant 0
-/// while it is active on a CPU (PIDR).
-pub struct AddressSpace {
-    pid: SpaceId,
-    /// Always `Some` until drop takes it to destroy it.
-    tree: Option<Tree>,
-}
-
-impl AddressSpace {
-    pub fn new() -> Result<AddressSpace, MapError> {
-        let pid = {
-            let mut pids = PIDS.lock();
-            let pid = (0..PID_COUNT).find(|&p| pids[(p / 64) as usize] & (1 << (p % 64)) == 0).ok_or(MapError::NoMemory)?;
-            pids[(pid / 64) as usize] |= 1 << (pid % 64);
-            pid
-        };
-        let tree = match PageTable::new(TableAllocator::new(KernelFrames)) {
-            Ok(tree) => tree,
-            Err(error) => {
-                release_pid(pid);
-                return Err(error);
-            }
-        };
-        set_process_table_entry(pid, Some(tree.root()));
-        // A PID reused from an earlier space may still have translations.
-        RADIX_FLUSH.flush_space(pid, Scope::Global);
-        Ok(AddressSpace { pid, tree: Some(tree) })
-    }
-
-    pub fn pid(&self) -> SpaceId {
-        self.pid
-    }
-
-    pub fn tree(&mut self) -> &mut Tree {
-        self.tree.as_mut().expect("tree lives until drop")
-    }
-
-    /// Makes this space translate quadrant 0 on this CPU.
-    pub fn activate(&self) {
-        set_pidr(self.pid);
-    }
-
-    /// Calls `handler` for faults in this space that fix-ups do not cover.
-    pub fn set_fault_handler(&self, handler: Option<FaultHandler>) {
-        let slot = FAULT_HANDLERS.get(self.pid as usize).expect("fault handlers exist for the first 64 PIDs");
-        slot.store(handler.map_or(0, |h| h as usize), Ordering::Release);
-    }
-
-    /// Unmaps one page and flushes it, releasing emptied tables after the flush.
-    pub fn unmap(&mut self, address: u64) -> Result<pagetable::Entry, MapError> {
-        let pid = self.pid;
-        let tree = self.tree();
-        let gone = tree.unmap(address)?;
-        RADIX_FLUSH.flush_page(pid, address, gone.size, Scope::Global);
-        if !gone.tables.is_empty() {
-            RADIX_FLUSH.flush_page_walk_cache(pid, Scope::Global);
-        }
-        tree.release(&gone.tables);
-        Ok(gone.entry)
-    }
-}
-
-impl Drop for AddressSpace {
-    fn drop(&mut self) {
-        if pidr() == self.pid {
-            set_pidr(GUARD_PID);
-        }
-        if let Some(slot) = FAULT_HANDLERS.get(self.pid as usize) {
-            slot.store(0, Ordering::Release);
-        }
-        set_process_table_entry(self.pid, None);
-        RADIX_FLUSH.flush_space(self.pid, Scope::Global);
-        if let Some(tree) = self.tree.take() {
-            drop(tree.destroy());
-        }
-        release_pid(self.pid);
-    }
-}
-
-fn release_pid(pid: SpaceId) {
-    PIDS.lock()[(pid / 64) as usize] &= !(1 << (pid % 64));
-}
-
-/// DSISR bits for radix faults (Power ISA Book III, 7.5.3; QEMU mmu-radix64.h).
-pub mod dsisr {
-    pub const NO_TRANSLATION: u64 = 0x4000_0000;
-    pub const PROTECTION: u64 = 0x0800_0000;
-    pub const STORE: u64 = 0x0200_0000;
-    pub const BAD_CONFIG: u64 = 0x0008_0000;
-    pub const ATOMIC_RC: u64 = 0x0004_0000;
-    pub const PROCESS_TABLE: u64 = 0x0002_0000;
-}
-
-/// SRR1 bits of an instruction storage interrupt.
-mod isi_srr1 {
-    pub const NO_TRANSLATION: u64 = 0x4000_0000;
-}
-
-/// Offers a DSI/ISI to the fault handler of the active address space.
-pub fn handle_fault(frame: &exceptions::TrapFrame) -> FaultAction {
-    use exceptions::vector;
-    if !enabled() {
-        return FaultAction::Unhandled;
-    }
-    let (address, store, instruction, missing) = match frame.vector {
-        vector::DATA_STORAGE => {
-            (frame.dar, frame.dsisr & dsisr::STORE != 0, false, frame.dsisr & dsisr::NO_TRANSLATION != 0)
-        }
-        vector::INSTRUCTION_STORAGE => (frame.srr0, false, true, frame.srr1 & isi_srr1::NO_TRANSLATION != 0),
-        _ => return FaultAction::Unhandled,
-    };
-    if address >> 62 != 0 {
-        return FaultAction::Unhandled; // only quadrant 0 belongs to address spaces
-    }
-    let pid = pidr();
-    let Some(handler) = FAULT_HANDLERS.get(pid as usize).map(|slot| slot.load(Ordering::Acquire)).filter(|&h| h != 0)
-    else {
-        return FaultAction::Unhandled;
-    };
-    // SAFETY: slots only ever hold 0 or a FaultHandler stored by set_fault_handler.
-    let handler: FaultHandler = unsafe { core::mem::transmute::<usize, FaultHandler>(handler) };
-    handler(&Fault { pid, address, store, instruction, missing })
 }
 
 // --- Flushes ----------------------------------------------------------------
@@ -413,20 +194,18 @@ pub struct RadixFlush;
 pub static RADIX_FLUSH: RadixFlush = RadixFlush;
 
 impl TlbFlush for RadixFlush {
-    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, scope: Scope) {
+    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, _old: Entry, scope: Scope) {
         flush(scope, || invalidate(scope, Ric::Tlb, rb(address, IS_VA, size), rs(space)));
     }
 
-    fn flush_range(&self, space: SpaceId, start: u64, end: u64, size: PageSize, scope: Scope) {
-        let pages = (end - start).div_ceil(size.bytes());
-        if pages > RANGE_CEILING_PAGES {
+    fn flush_range(&self, space: SpaceId, start: u64, size: PageSize, old: &[Entry], scope: Scope) {
+        if old.len() as u64 > RANGE_CEILING_PAGES {
             return self.flush_space(space, scope);
         }
         flush(scope, || {
-            let mut address = start & !(size.bytes() - 1);
-            while address < end {
-                invalidate(scope, Ric::Tlb, rb(address, IS_VA, size), rs(space));
-                address += size.bytes();
+            let first = start & !(size.bytes() - 1);
+            for page in 0..old.len() as u64 {
+                invalidate(scope, Ric::Tlb, rb(first + page * size.bytes(), IS_VA, size), rs(space));
             }
         });
     }
@@ -437,7 +216,7 @@ impl TlbFlush for RadixFlush {
 
     /// As Linux's radix__flush_tlb_collapsed_pmd with 64K pages: the
     /// page-walk cache of the PID, then each base page of the 2 MiB range.
-    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, scope: Scope) {
+    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, _old_ptes: &[Entry], scope: Scope) {
         let start = address & !(PageSize::Huge2M.bytes() - 1);
         flush(scope, || {
             invalidate(scope, Ric::PageWalkCache, rb(0, IS_PID, PageSize::Base), rs(space));
@@ -452,27 +231,4 @@ impl TlbFlush for RadixFlush {
     fn flush_page_walk_cache(&self, space: SpaceId, scope: Scope) {
         flush(scope, || invalidate(scope, Ric::PageWalkCache, rb(0, IS_PID, PageSize::Base), rs(space)));
     }
-}
-
-/// Describes a DSISR for reports.
-pub fn describe_dsisr(value: u64) -> impl core::fmt::Display {
-    struct Bits(u64);
-    impl core::fmt::Display for Bits {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            let names = [
-                (dsisr::NO_TRANSLATION, "no translation"),
-                (dsisr::PROTECTION, "protection"),
-                (dsisr::BAD_CONFIG, "bad radix config"),
-                (dsisr::ATOMIC_RC, "R/C update"),
-                (dsisr::PROCESS_TABLE, "process-table fault"),
-            ];
-            for (bit, name) in names {
-                if self.0 & bit != 0 {
-                    write!(f, "{name}, ")?;
-                }
-            }
-            write!(f, "{}", if self.0 & dsisr::STORE != 0 { "store" } else { "load" })
-        }
-    }
-    Bits(value)
 }

@@ -199,14 +199,14 @@ fn trap_is_caught(_: &Env<'_>) -> TestResult {
 /// and the test says so. (`alignment_fault_is_caught` holds everywhere.)
 fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
     let mut value = 0;
-    if crate::radix::enabled() {
+    if crate::mmu::translation_on() {
         let address = (kernel::mm::LINEAR_MAP_BASE | env.boot.memory_size() * 16) as *const u64;
         // SAFETY: probe_load_u64's load has an exception-table entry.
         let raised = unsafe { exceptions::probe_load_u64(address, &mut value) };
         kassert_eq!(raised, vector::DATA_STORAGE);
         let fault = percpu::this().last_fault();
         kassert_eq!(fault.dar, address as u64);
-        kassert!(fault.dsisr & crate::radix::dsisr::NO_TRANSLATION != 0, "DSISR {:#x}", fault.dsisr);
+        kassert!(fault.dsisr & crate::mmu::dsisr::NO_TRANSLATION != 0, "DSISR {:#x}", fault.dsisr);
         return Ok(());
     }
     let address = (kernel::mm::LINEAR_MAP_BASE | env.boot.memory_size() * 16) as *const u64;

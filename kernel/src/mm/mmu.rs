@@ -1,15 +1,18 @@
 //! What the memory-management code asks of an MMU backend. Radix implements
-//! it with `tlbie`/`tlbiel`; hash (later) with hashed-page-table invalidation.
-//! The mm code changes the software page tables, then calls one of these.
+//! it with `tlbie`/`tlbiel`; hash with hashed-page-table invalidation
+//! (H_REMOVE/H_BULK_REMOVE, the hypervisor doing the `tlbie`). The mm code
+//! changes the software page tables, then calls one of these with the
+//! entries it replaced: hash finds the HPTEs to remove from the slots those
+//! entries record, radix needs only the addresses.
 
-use super::pagetable::PageSize;
+use super::pagetable::{Entry, PageSize};
 
 /// An address space as the MMU knows it: a radix PID (process-table index)
 /// or a hash context.
 pub type SpaceId = u32;
 
 /// The address space of the kernel's own mappings (radix PID 0, used for the
-/// kernel quadrant).
+/// kernel quadrant; hash context 0).
 pub const KERNEL_SPACE: SpaceId = 0;
 
 /// Whether other CPUs may hold translations of the address space.
@@ -22,16 +25,16 @@ pub enum Scope {
 }
 
 pub trait TlbFlush: Sync {
-    /// One page of `size` at `address`.
-    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, scope: Scope);
-    /// Pages of `size` covering `[start, end)`.
-    fn flush_range(&self, space: SpaceId, start: u64, end: u64, size: PageSize, scope: Scope);
+    /// One page of `size` at `address`, whose entry was `old`.
+    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, old: Entry, scope: Scope);
+    /// Consecutive pages of `size` from `start`, whose entries were `old`.
+    fn flush_range(&self, space: SpaceId, start: u64, size: PageSize, old: &[Entry], scope: Scope);
     /// Every translation of the address space, and its page-walk cache.
     fn flush_space(&self, space: SpaceId, scope: Scope);
     /// A PMD that pointed at a PTE table was cleared (THP collapse): the
-    /// translations of its 2 MiB range and the page-walk cache entries that
-    /// may still point at the old table.
-    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, scope: Scope);
+    /// translations of its 2 MiB range, whose PTEs were `old_ptes`, and the
+    /// page-walk cache entries that may still point at the old table.
+    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, old_ptes: &[Entry], scope: Scope);
     /// Only the page-walk cache (a page table was unhooked).
     fn flush_page_walk_cache(&self, space: SpaceId, scope: Scope);
 }

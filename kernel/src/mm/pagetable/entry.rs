@@ -34,6 +34,11 @@ pub const READ: u64 = 0x4;
 pub const WRITE: u64 = 0x2;
 pub const EXECUTE: u64 = 0x1;
 
+/// Bits the hash backend keeps in a base leaf: SW0 ("an HPTE exists") and
+/// RPN bits 12..15, which are zero for 64 KiB pages (its slot). Never set
+/// under radix.
+pub const HASH_SLOT_BITS: u64 = SW0 | 0xf000;
+
 /// NLB: next-level base of a directory entry, bits 4..55.
 pub const NEXT_LEVEL_BASE_MASK: u64 = 0x0fff_ffff_ffff_ff00;
 /// NLS: log2 of the number of entries in the next-level table, bits 59..63.
@@ -90,9 +95,10 @@ impl Entry {
         self.0 == 0
     }
 
-    /// Physical address a leaf maps.
+    /// Physical address a leaf maps (pages are at least 64 KiB, so RPN bits
+    /// 12..15 are not part of it: see HASH_SLOT_BITS).
     pub fn physical(self) -> u64 {
-        self.0 & RPN_MASK
+        self.0 & RPN_MASK & !0xf000
     }
 
     /// Physical address of the table a directory entry points at.
@@ -124,9 +130,10 @@ impl Entry {
         prot
     }
 
-    /// The same leaf with other access rights.
+    /// The same leaf with other access rights (and no hash slot: the old
+    /// HPTE is flushed by whoever changes the rights).
     pub fn with_prot(self, prot: Prot) -> Entry {
-        Entry((self.0 & !(PRIVILEGED | READ | WRITE | EXECUTE | ATT_MASK)) | prot_bits(prot))
+        Entry((self.0 & !(PRIVILEGED | READ | WRITE | EXECUTE | ATT_MASK | HASH_SLOT_BITS)) | prot_bits(prot))
     }
 }
 

@@ -111,6 +111,49 @@ pub struct Translation {
     pub entry: Entry,
 }
 
+/// A leaf found by `walk`: its entry, size and the slot holding it.
+pub struct Walked<'a> {
+    pub entry: Entry,
+    pub size: PageSize,
+    pub slot: &'a Slot,
+}
+
+/// Walks the tree rooted at physical `root` for `address` without locks:
+/// each entry is read once, atomically, and the walk follows what it read.
+/// The caller keeps the tables alive for as long as it uses the result (the
+/// hash fault path runs with interrupts off; freed tables wait for that).
+///
+/// # Safety-relevant contract
+/// `virt` must map physical table addresses of this tree.
+pub fn walk<'a>(root: u64, address: u64, virt: fn(u64) -> *mut u8) -> Option<Walked<'a>> {
+    let tree = tree_address(address).ok()?;
+    if root == 0 {
+        return None;
+    }
+    let mut table = root;
+    for (depth, level) in LEVELS.iter().copied().enumerate() {
+        let slots = virt(table) as *const Slot;
+        // SAFETY: `table` was read from a valid directory entry of this tree
+        // (or is its root), so it is a live table of `level`.
+        let slot = unsafe { &*slots.add(level.index(tree)) };
+        let entry = slot.load(Ordering::Acquire);
+        if entry.is_leaf() {
+            let size = match depth {
+                1 => PageSize::Huge1G,
+                2 => PageSize::Huge2M,
+                3 => PageSize::Base,
+                _ => return None,
+            };
+            return Some(Walked { entry, size, slot });
+        }
+        if !entry.is_directory() {
+            return None;
+        }
+        table = entry.next_table();
+    }
+    None
+}
+
 /// What `unmap` took away.
 #[derive(Debug)]
 pub struct Unmapped {
@@ -405,6 +448,27 @@ mod tests {
         assert_eq!((now.physical, now.size, now.entry.prot()), (0x4040_0000, PageSize::Huge2M, Prot::READ));
         assert_eq!(t.remap(KERNEL + 2 * MIB, 0x4041_0000), Err(MapError::Misaligned));
         assert_eq!(t.remap(KERNEL + 8 * MIB, 0x4000_0000), Err(MapError::NotMapped));
+    }
+
+    #[test]
+    fn lockless_walk_finds_leaves() {
+        let mut t = tree(16);
+        t.map(KERNEL + 2 * MIB, 0x4020_0000, PageSize::Huge2M, Prot::READ).unwrap();
+        t.map(KERNEL, 0x4001_0000, PageSize::Base, Prot::READ | Prot::WRITE).unwrap();
+        let memory = t.memory_mut().frame_source() as *mut EmulatedFrames;
+        // The walker takes a plain function: route it to this test's memory.
+        std::thread_local!(static MEMORY: core::cell::Cell<*mut EmulatedFrames> = const { core::cell::Cell::new(core::ptr::null_mut()) });
+        MEMORY.with(|m| m.set(memory));
+        fn virt(physical: u64) -> *mut u8 {
+            // SAFETY: set above to a live EmulatedFrames for this thread.
+            MEMORY.with(|m| unsafe { (*m.get()).virt(physical) })
+        }
+        let base = walk(t.root(), KERNEL + 0x1234, virt).unwrap();
+        assert_eq!((base.entry.physical(), base.size), (0x4001_0000, PageSize::Base));
+        let huge = walk(t.root(), KERNEL + 2 * MIB + 0x5_0000, virt).unwrap();
+        assert_eq!((huge.entry.physical(), huge.size), (0x4020_0000, PageSize::Huge2M));
+        assert!(walk(t.root(), KERNEL + 8 * MIB, virt).is_none());
+        assert!(walk(0, KERNEL, virt).is_none());
     }
 
     #[test]

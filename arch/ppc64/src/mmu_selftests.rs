@@ -1,20 +1,22 @@
-//! Self-tests of the radix MMU: mappings, faults, flushes, huge leaves,
-//! address spaces. Skipped with `mmu=off`.
+//! Self-tests of the MMU, whichever was chosen at boot (radix or hash):
+//! mappings, faults, flushes, huge leaves, address spaces. Skipped with
+//! `mmu=off`; the few that only make sense for one MMU say so.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
 use kernel::mm::mmu::{Scope, TlbFlush, KERNEL_SPACE};
-use kernel::mm::pagetable::{PageSize, Prot};
-use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
+use kernel::mm::pagetable::{Entry, PageSize, Prot};
+use kernel::mm::{self, pagetable, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, println};
 
 use crate::exceptions::{self, vector};
-use crate::radix::{self, dsisr, AddressSpace, FaultAction, RADIX_FLUSH};
+use crate::mmu::{self, dsisr, AddressSpace, FaultAction, Mode};
+use crate::radix;
 use crate::{cpu, percpu};
 
-pub static RADIX: Suite = Suite {
-    name: "radix",
+pub static MMU: Suite = Suite {
+    name: "mmu",
     tests: &[
         Test { name: "translation_is_on", run: translation_is_on },
         Test { name: "map_read_write", run: map_read_write },
@@ -39,11 +41,19 @@ const TEST_AREA: u64 = LINEAR_MAP_BASE | 0x0008_0000_0000_0000;
 /// A quadrant-0 address for address-space tests.
 const USER_ADDRESS: u64 = 0x1000_0000;
 
-fn require_radix() -> TestResult {
-    if !radix::enabled() {
-        kskip!("translation is off (mmu=off)");
+/// The flush interface of the MMU in use; skips the test in real mode.
+fn require_translation() -> Result<&'static dyn TlbFlush, Failure> {
+    match mmu::flusher() {
+        Some(flush) => Ok(flush),
+        None => kskip!("translation is off (mmu=off)"),
     }
-    Ok(())
+}
+
+fn require_radix() -> Result<&'static dyn TlbFlush, Failure> {
+    if mmu::mode() != Mode::Radix {
+        kskip!("radix only (mmu={})", mmu::mode().name());
+    }
+    require_translation()
 }
 
 /// A frame filled with `value` in every doubleword.
@@ -67,33 +77,43 @@ fn load(address: u64) -> Result<u64, u64> {
 }
 
 fn kernel_map(address: u64, physical: u64, size: PageSize, prot: Prot) -> TestResult {
-    radix::with_kernel_tree(|tree| tree.map(address, physical, size, prot))
+    mmu::with_kernel_tree(|tree| tree.map(address, physical, size, prot))
         .ok_or_else(|| fail("no kernel tree"))?
         .map_err(|e| fail(alloc::format!("map {address:#x}: {e:?}")))
 }
 
-fn kernel_unmap(address: u64) -> TestResult {
-    let gone = radix::with_kernel_tree(|tree| tree.unmap(address))
+/// Unmaps a kernel test page, flushes what it left, frees emptied tables.
+fn kernel_unmap(address: u64) -> Result<Entry, Failure> {
+    let flush = require_translation()?;
+    let gone = mmu::with_kernel_tree(|tree| tree.unmap(address))
         .ok_or_else(|| fail("no kernel tree"))?
         .map_err(|e| fail(alloc::format!("unmap {address:#x}: {e:?}")))?;
-    RADIX_FLUSH.flush_page(KERNEL_SPACE, address, gone.size, Scope::Global);
+    flush.flush_page(KERNEL_SPACE, address, gone.size, gone.entry, Scope::Global);
     if !gone.tables.is_empty() {
-        RADIX_FLUSH.flush_page_walk_cache(KERNEL_SPACE, Scope::Global);
+        flush.flush_page_walk_cache(KERNEL_SPACE, Scope::Global);
     }
-    radix::with_kernel_tree(|tree| tree.release(&gone.tables));
-    Ok(())
+    mmu::with_kernel_tree(|tree| tree.release(&gone.tables));
+    Ok(gone.entry)
+}
+
+/// The leaf the kernel tree has for `address` now.
+fn kernel_leaf(address: u64) -> Option<pagetable::Translation> {
+    mmu::with_kernel_tree(|tree| tree.translate(address)).flatten()
 }
 
 fn translation_is_on(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let msr = cpu::msr();
     kassert!(msr & cpu::msr::IR != 0 && msr & cpu::msr::DR != 0, "MSR {msr:#x}");
-    kassert_eq!(radix::pidr(), radix::GUARD_PID);
+    kassert_eq!(mmu::active_space(), None);
+    if mmu::mode() == Mode::Radix {
+        kassert_eq!(radix::pidr(), radix::GUARD_PID);
+    }
     Ok(())
 }
 
 fn map_read_write(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let frame = filled_frame(0x1111_2222_3333_4444)?;
     let address = TEST_AREA;
     kernel_map(address, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE)?;
@@ -113,13 +133,14 @@ fn map_read_write(_: &Env<'_>) -> TestResult {
 }
 
 fn unmap_then_access_faults(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let frame = filled_frame(7)?;
     let address = TEST_AREA + 0x10_0000;
     kernel_map(address, frame.address(), PageSize::Base, Prot::READ)?;
     kassert_eq!(load(address), Ok(7));
     kernel_unmap(address)?;
     mm::free_frame(frame);
+    // Hash: the HPTE went with the flush, and the tree has no page to refill it from.
     kassert_eq!(load(address + 8), Err(vector::DATA_STORAGE));
     let fault = percpu::this().last_fault();
     kassert_eq!(fault.dar, address + 8);
@@ -130,18 +151,18 @@ fn unmap_then_access_faults(_: &Env<'_>) -> TestResult {
 /// Re-points a mapping at another frame: the new frame is seen after the
 /// flush. Before it, the CPU may still use the old translation (QEMU's TLB
 /// keeps it), which the diagnostic line reports.
-fn remap_with_flush(scope: Scope) -> TestResult {
+fn remap_with_flush(flush: &dyn TlbFlush, scope: Scope) -> TestResult {
     let old = filled_frame(0xaaaa)?;
     let new = filled_frame(0xbbbb)?;
     let address = TEST_AREA + 0x20_0000;
     kernel_map(address, old.address(), PageSize::Base, Prot::READ)?;
     let result = (|| {
         kassert_eq!(load(address), Ok(0xaaaa)); // the translation is now cached
-        radix::with_kernel_tree(|tree| tree.remap(address, new.address()))
+        let old = mmu::with_kernel_tree(|tree| tree.remap(address, new.address()))
             .ok_or_else(|| fail("no kernel tree"))?
             .map_err(|e| fail(alloc::format!("remap: {e:?}")))?;
         let before = load(address);
-        RADIX_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, scope);
+        flush.flush_page(KERNEL_SPACE, address, PageSize::Base, old, scope);
         let after = load(address);
         println!(
             "# {scope:?} flush: before it the load saw {}, after it {:#x}",
@@ -162,17 +183,18 @@ fn remap_with_flush(scope: Scope) -> TestResult {
 }
 
 fn flush_makes_new_pte_visible(_: &Env<'_>) -> TestResult {
-    require_radix()?;
-    remap_with_flush(Scope::Global)
+    let flush = require_translation()?;
+    remap_with_flush(flush, Scope::Global)
 }
 
+/// `tlbiel`: radix's local flush (hash has no local form here).
 fn local_flush_makes_new_pte_visible(_: &Env<'_>) -> TestResult {
-    require_radix()?;
-    remap_with_flush(Scope::Local)
+    let flush = require_radix()?;
+    remap_with_flush(flush, Scope::Local)
 }
 
 fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let frame = filled_frame(3)?;
     let address = TEST_AREA + 0x30_0000;
     kernel_map(address, frame.address(), PageSize::Base, Prot::READ)?;
@@ -194,13 +216,9 @@ fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
 /// execute permission, or from no mapping, is an instruction storage
 /// interrupt (SRR1 says which).
 fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     const LI_R3_0: u32 = 0x3860_0000;
     const BLR: u32 = 0x4e80_0020;
-    // ISI SRR1 bits (Power ISA Book III, 7.5.5; Linux SRR1_ISI_*): 33 no
-    // translation, 35 no-execute (or guarded).
-    const SRR1_NO_TRANSLATION: u64 = 0x4000_0000;
-    const SRR1_NO_EXECUTE: u64 = 0x1000_0000;
     let frame = filled_frame(0)?;
     let code = mm::phys_to_virt(frame.address()) as *mut u32;
     // SAFETY: the frame was just allocated; two instructions at its start.
@@ -223,16 +241,16 @@ fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
     let unmapped_fault = percpu::this().last_fault();
     mm::free_frame(frame);
     kassert_eq!(results, [0, vector::INSTRUCTION_STORAGE]);
-    kassert!(no_execute_srr1 & SRR1_NO_EXECUTE != 0, "SRR1 {no_execute_srr1:#x}");
+    kassert!(no_execute_srr1 & mmu::isi_srr1::NO_EXECUTE != 0, "SRR1 {no_execute_srr1:#x}");
     kassert_eq!(unmapped, vector::INSTRUCTION_STORAGE);
     kassert_eq!(unmapped_fault.srr0, executable);
-    kassert!(unmapped_fault.srr1 & SRR1_NO_TRANSLATION != 0, "SRR1 {:#x}", unmapped_fault.srr1);
+    kassert!(unmapped_fault.srr1 & mmu::isi_srr1::NO_TRANSLATION != 0, "SRR1 {:#x}", unmapped_fault.srr1);
     Ok(())
 }
 
 /// Re-points eight pages, then one range flush makes all of them visible.
 fn range_flush(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    let flush = require_translation()?;
     const PAGES: u64 = 8;
     let (old, new) = (filled_frame(0x01d)?, filled_frame(0x2e3)?);
     let start = TEST_AREA + 0x70_0000;
@@ -241,10 +259,14 @@ fn range_flush(_: &Env<'_>) -> TestResult {
             kernel_map(start + i * FRAME_SIZE, old.address(), PageSize::Base, Prot::READ)?;
             kassert_eq!(load(start + i * FRAME_SIZE), Ok(0x01d));
         }
+        let mut old = alloc::vec::Vec::new();
         for i in 0..PAGES {
-            radix::with_kernel_tree(|tree| tree.remap(start + i * FRAME_SIZE, new.address()));
+            let entry = mmu::with_kernel_tree(|tree| tree.remap(start + i * FRAME_SIZE, new.address()))
+                .ok_or_else(|| fail("no kernel tree"))?
+                .map_err(|e| fail(alloc::format!("remap: {e:?}")))?;
+            old.push(entry);
         }
-        RADIX_FLUSH.flush_range(KERNEL_SPACE, start, start + PAGES * FRAME_SIZE, PageSize::Base, Scope::Global);
+        flush.flush_range(KERNEL_SPACE, start, PageSize::Base, &old, Scope::Global);
         for i in 0..PAGES {
             kassert_eq!(load(start + i * FRAME_SIZE + 0x40), Ok(0x2e3));
         }
@@ -262,7 +284,7 @@ fn range_flush(_: &Env<'_>) -> TestResult {
 /// (their translations cached) becomes one huge leaf; the PTE table is
 /// unhooked; after flush_collapsed_pmd every access sees the huge page.
 fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    let flush = require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let small = filled_frame(0x5a)?;
     let huge = mm::alloc_contiguous(FRAMES, FRAMES)
@@ -279,16 +301,18 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
             kassert_eq!(load(start + i * FRAME_SIZE), Ok(0x5a));
         }
         let mut unhooked = alloc::vec::Vec::new();
+        let mut old_ptes = alloc::vec::Vec::new();
         for i in 0..FRAMES {
-            let gone = radix::with_kernel_tree(|tree| tree.unmap(start + i * FRAME_SIZE))
+            let gone = mmu::with_kernel_tree(|tree| tree.unmap(start + i * FRAME_SIZE))
                 .ok_or_else(|| fail("no kernel tree"))?
                 .map_err(|e| fail(alloc::format!("{e:?}")))?;
             unhooked.extend_from_slice(&gone.tables);
+            old_ptes.push(gone.entry);
         }
         kassert!(!unhooked.is_empty(), "the PTE table was not unhooked");
         kernel_map(start, huge.address(), PageSize::Huge2M, Prot::READ)?;
-        RADIX_FLUSH.flush_collapsed_pmd(KERNEL_SPACE, start, Scope::Global);
-        radix::with_kernel_tree(|tree| tree.release(&unhooked));
+        flush.flush_collapsed_pmd(KERNEL_SPACE, start, &old_ptes, Scope::Global);
+        mmu::with_kernel_tree(|tree| tree.release(&unhooked));
         for i in 0..FRAMES {
             kassert_eq!(load(start + i * FRAME_SIZE), Ok(0x1000 + i));
         }
@@ -301,7 +325,7 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
 }
 
 fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let run = mm::alloc_contiguous(FRAMES, FRAMES)
         .ok_or_else(|| fail("no 2 MiB run"))?;
@@ -314,7 +338,7 @@ fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
     let address = TEST_AREA + 0x4000_0000;
     kernel_map(address, run.address(), PageSize::Huge2M, Prot::READ)?;
     let result = (|| {
-        let found = radix::with_kernel_tree(|tree| tree.translate(address + 0x1_0008)).flatten();
+        let found = kernel_leaf(address + 0x1_0008);
         kassert_eq!(found.map(|t| (t.physical, t.size)), Some((run.address() + 0x1_0008, PageSize::Huge2M)));
         for &offset in &offsets {
             kassert_eq!(load(address + offset), Ok(offset ^ 0x2222));
@@ -328,7 +352,7 @@ fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
 
 /// A 1 GiB leaf over physical 0..1 GiB reads what the linear map reads.
 fn huge_1g_leaf(env: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     if !env.boot.memory.iter().any(|r| r.start == 0 && r.size >= 1 << 30) {
         kskip!("needs 1 GiB of RAM at physical 0");
     }
@@ -348,18 +372,28 @@ fn huge_1g_leaf(env: &Env<'_>) -> TestResult {
     result
 }
 
+/// The fault a load from a low address raises with no address space
+/// active: radix has no tree for the guard PID (data storage); hash has no
+/// segment for it (data segment).
+fn no_space_fault() -> u64 {
+    match mmu::mode() {
+        Mode::Hash => vector::DATA_SEGMENT,
+        _ => vector::DATA_STORAGE,
+    }
+}
+
 fn null_access_faults(_: &Env<'_>) -> TestResult {
-    require_radix()?;
-    kassert_eq!(load(0), Err(vector::DATA_STORAGE));
+    require_translation()?;
+    kassert_eq!(load(0), Err(no_space_fault()));
     kassert_eq!(percpu::this().last_fault().dar, 0);
     Ok(())
 }
 
 fn pid_switch_switches_address_space(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let mut a = AddressSpace::new().map_err(|e| fail(alloc::format!("space A: {e:?}")))?;
     let mut b = AddressSpace::new().map_err(|e| fail(alloc::format!("space B: {e:?}")))?;
-    kassert!(a.pid() != b.pid() && a.pid() > radix::GUARD_PID);
+    kassert!(a.id() != b.id() && a.id() > radix::GUARD_PID);
     let (frame_a, frame_b) = (filled_frame(0xa)?, filled_frame(0xb)?);
     let result = (|| {
         let prot = Prot::READ | Prot::WRITE | Prot::USER;
@@ -369,16 +403,16 @@ fn pid_switch_switches_address_space(_: &Env<'_>) -> TestResult {
         let in_a = load(USER_ADDRESS);
         b.activate();
         let in_b = load(USER_ADDRESS);
-        radix::set_pidr(radix::GUARD_PID);
+        mmu::deactivate();
         let in_guard = load(USER_ADDRESS);
         kassert_eq!(in_a, Ok(0xa));
         kassert_eq!(in_b, Ok(0xb));
-        kassert_eq!(in_guard, Err(vector::DATA_STORAGE));
+        kassert_eq!(in_guard, Err(no_space_fault()));
         a.unmap(USER_ADDRESS).map_err(|e| fail(alloc::format!("{e:?}")))?;
         b.unmap(USER_ADDRESS).map_err(|e| fail(alloc::format!("{e:?}")))?;
         Ok(())
     })();
-    radix::set_pidr(radix::GUARD_PID);
+    mmu::deactivate();
     mm::free_frame(frame_a);
     mm::free_frame(frame_b);
     result
@@ -389,11 +423,11 @@ static ON_DEMAND_FAULTS: AtomicU64 = AtomicU64::new(0);
 static ON_DEMAND_SPACE: spin::Mutex<Option<AddressSpace>> = spin::Mutex::new(None);
 
 /// Maps the prepared frame at the faulting page, as an anonymous fault would.
-fn map_on_demand(fault: &radix::Fault) -> FaultAction {
+fn map_on_demand(fault: &mmu::Fault) -> FaultAction {
     ON_DEMAND_FAULTS.fetch_add(1, Ordering::Relaxed);
     let Some(mut guard) = ON_DEMAND_SPACE.try_lock() else { return FaultAction::Unhandled };
     let Some(space) = guard.as_mut() else { return FaultAction::Unhandled };
-    if space.pid() != fault.pid || !fault.missing {
+    if space.id() != fault.space || !fault.missing {
         return FaultAction::Unhandled;
     }
     let page = fault.address & !(FRAME_SIZE - 1);
@@ -405,7 +439,7 @@ fn map_on_demand(fault: &radix::Fault) -> FaultAction {
 }
 
 fn fault_handler_maps_on_demand(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
     let frame = filled_frame(0x0d0d)?;
     ON_DEMAND_FRAME.store(frame.address(), Ordering::Relaxed);
@@ -415,7 +449,7 @@ fn fault_handler_maps_on_demand(_: &Env<'_>) -> TestResult {
     *ON_DEMAND_SPACE.lock() = Some(space);
     let first = load(USER_ADDRESS + 0x18);
     let second = load(USER_ADDRESS + 0x20);
-    radix::set_pidr(radix::GUARD_PID);
+    mmu::deactivate();
     let mut space = ON_DEMAND_SPACE.lock().take().ok_or_else(|| fail("space vanished"))?;
     let faults = ON_DEMAND_FAULTS.load(Ordering::Relaxed);
     let unmapped = space.unmap(USER_ADDRESS);
@@ -431,7 +465,7 @@ fn fault_handler_maps_on_demand(_: &Env<'_>) -> TestResult {
 /// An address space's tables go back to the frame allocator when its pages
 /// are unmapped and it is dropped.
 fn freed_tables_return_to_allocator(_: &Env<'_>) -> TestResult {
-    require_radix()?;
+    require_translation()?;
     let frame = filled_frame(1)?;
     let before = mm::free_frames();
     {

@@ -1,0 +1,234 @@
+//! Self-tests of the hash MMU: HPTEs appear on first touch and are found
+//! with H_READ where the tree records them, flushes remove them, full
+//! groups evict without losing mappings, and huge leaves are hashed by the
+//! 64 KiB subpages that are touched. Skipped unless `mmu=hash`.
+
+use core::sync::atomic::Ordering;
+
+use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
+use kernel::mm::hash as hpt;
+use kernel::mm::mmu::{Scope, TlbFlush, KERNEL_SPACE};
+use kernel::mm::pagetable::{Entry, PageSize, Prot};
+use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
+use kernel::{kassert, kassert_eq, kskip};
+
+use crate::exceptions;
+use crate::hash::{self, HASH_FLUSH};
+use crate::mmu::{self, Mode};
+
+pub static HASH: Suite = Suite {
+    name: "hash",
+    tests: &[
+        Test { name: "hpte_inserted_on_first_touch", run: hpte_inserted_on_first_touch },
+        Test { name: "unmap_flush_removes_hpte", run: unmap_flush_removes_hpte },
+        Test { name: "full_groups_evict_without_loss", run: full_groups_evict_without_loss },
+        Test { name: "pmd_leaf_hashes_touched_subpages", run: pmd_leaf_hashes_touched_subpages },
+        Test { name: "flush_hash_table_pmd_range_removes_all", run: flush_hash_table_pmd_range_removes_all },
+    ],
+};
+
+/// Kernel addresses outside the linear map, in their own 1T segment.
+const TEST_AREA: u64 = LINEAR_MAP_BASE | 0x0009_0000_0000_0000;
+
+fn require_hash() -> TestResult {
+    if mmu::mode() != Mode::Hash {
+        kskip!("hash only (mmu={})", mmu::mode().name());
+    }
+    Ok(())
+}
+
+fn touch(address: u64) -> Result<u64, u64> {
+    let mut value = 0;
+    // SAFETY: probe_load_u64 has an exception-table entry for its load.
+    match unsafe { exceptions::probe_load_u64(address as *const u64, &mut value) } {
+        0 => Ok(value),
+        vector => Err(vector),
+    }
+}
+
+fn leaf(address: u64) -> Result<(Entry, PageSize), Failure> {
+    let found = mmu::with_kernel_tree(|tree| tree.translate(address)).flatten().ok_or_else(|| fail("not mapped"))?;
+    Ok((found.entry, found.size))
+}
+
+fn map(address: u64, frame: Frame, size: PageSize) -> TestResult {
+    mmu::with_kernel_tree(|tree| tree.map(address, frame.address(), size, Prot::READ | Prot::WRITE))
+        .ok_or_else(|| fail("no kernel tree"))?
+        .map_err(|e| fail(alloc::format!("map {address:#x}: {e:?}")))
+}
+
+/// Unmaps without flushing; returns the old entry.
+fn unmap_quietly(address: u64) -> Result<(Entry, alloc::vec::Vec<(u64, usize)>), Failure> {
+    let gone = mmu::with_kernel_tree(|tree| tree.unmap(address))
+        .ok_or_else(|| fail("no kernel tree"))?
+        .map_err(|e| fail(alloc::format!("unmap {address:#x}: {e:?}")))?;
+    Ok((gone.entry, gone.tables.to_vec()))
+}
+
+fn release(tables: &[(u64, usize)]) {
+    mmu::with_kernel_tree(|tree| tree.release(tables));
+}
+
+fn hpte_inserted_on_first_touch(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let address = TEST_AREA;
+    map(address, frame, PageSize::Base)?;
+    let result = (|| {
+        let (before, _) = leaf(address)?;
+        kassert!(!hash::is_hashed(before), "hashed before any access: {before:?}");
+        kassert!(touch(address + 0x20).is_ok());
+        let (after, size) = leaf(address)?;
+        kassert!(hash::is_hashed(after), "no slot recorded after the access: {after:?}");
+        let (ptex, hpte) = hash::recorded_hpte(KERNEL_SPACE, address, size, after).ok_or_else(|| fail("no HPTE at the recorded slot"))?;
+        let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
+        kassert!(hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1), "HPTE {ptex:#x} v {:#x} is not this page's", hpte.v);
+        kassert_eq!(hpte.r & hpt::r::RPN_MASK & !0xffff, frame.address());
+        kassert!(hpte.v & hpt::v::BOLTED == 0);
+        Ok(())
+    })();
+    mmu::with_kernel_tree(|tree| tree.unmap(address)).map(|r| r.map(|gone| {
+        HASH_FLUSH.flush_page(KERNEL_SPACE, address, gone.size, gone.entry, Scope::Global);
+        release(&gone.tables);
+    }));
+    mm::free_frame(frame);
+    result
+}
+
+fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let address = TEST_AREA + 0x100_0000;
+    map(address, frame, PageSize::Base)?;
+    kassert!(touch(address).is_ok());
+    let (entry, size) = leaf(address)?;
+    let (ptex, _) = hash::recorded_hpte(KERNEL_SPACE, address, size, entry).ok_or_else(|| fail("not hashed"))?;
+    let (old, tables) = unmap_quietly(address)?;
+    HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
+    release(&tables);
+    mm::free_frame(frame);
+    let after = hash::h_read(ptex).map_err(|e| fail(alloc::format!("H_READ {ptex:#x}: {e:?}")))?;
+    let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
+    kassert!(after.v & hpt::v::VALID == 0 || !hpt::v_matches(after.v, vpn, hpt::SegmentSize::T1), "HPTE {ptex:#x} still there: {after:?}");
+    kassert_eq!(touch(address), Err(exceptions::vector::DATA_STORAGE));
+    Ok(())
+}
+
+/// Pages 4 GiB apart in one 1T segment hash to the same primary (and so
+/// secondary) group: 20 of them overflow the 16 slots; evicted pages fault
+/// back in, so every page stays readable.
+fn full_groups_evict_without_loss(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    const PAGES: u64 = 20;
+    let stride = (hash::geometry().hash_mask() + 1) << hpt::PAGE_SHIFT;
+    let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    // SAFETY: the frame was just allocated; a marker at its start.
+    unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(0x6ec7) };
+    let base = TEST_AREA + 0x2000_0000;
+    let group = hash::page_hash(KERNEL_SPACE, base).map(|h| h & hash::geometry().hash_mask());
+    let evictions_before = hash::EVICTIONS.load(Ordering::Relaxed);
+    let mut result = Ok(());
+    for i in 0..PAGES {
+        let address = base + i * stride;
+        kassert_eq!(hash::page_hash(KERNEL_SPACE, address).map(|h| h & hash::geometry().hash_mask()), group);
+        map(address, frame, PageSize::Base)?;
+    }
+    for round in 0..2 {
+        for i in 0..PAGES {
+            if touch(base + i * stride) != Ok(0x6ec7) {
+                result = Err(fail(alloc::format!("page {i} unreadable in round {round}")));
+            }
+        }
+    }
+    let evictions = hash::EVICTIONS.load(Ordering::Relaxed) - evictions_before;
+    for i in 0..PAGES {
+        let address = base + i * stride;
+        let (old, tables) = unmap_quietly(address)?;
+        HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
+        release(&tables);
+    }
+    mm::free_frame(frame);
+    result?;
+    kassert!(evictions >= PAGES - 2 * hpt::HPTES_PER_GROUP, "only {evictions} evictions for {PAGES} pages in one group pair");
+    Ok(())
+}
+
+/// A 2 MiB leaf gets an HPTE per touched 64 KiB subpage, exactly those, and
+/// the flush of the leaf removes them all.
+fn pmd_leaf_hashes_touched_subpages(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
+    let run = mm::alloc_contiguous(FRAMES, FRAMES).ok_or_else(|| fail("no 2 MiB run"))?;
+    let address = TEST_AREA + 0x4000_0000;
+    map(address, run, PageSize::Huge2M)?;
+    let touched = [0u64, 5, 31];
+    let result = (|| {
+        for &i in &touched {
+            kassert!(touch(address + i * FRAME_SIZE + 8).is_ok());
+        }
+        let (entry, size) = leaf(address)?;
+        kassert_eq!(size, PageSize::Huge2M);
+        let mut present = alloc::vec::Vec::new();
+        for i in 0..FRAMES {
+            if let Some((ptex, hpte)) = hash::recorded_hpte(KERNEL_SPACE, address + i * FRAME_SIZE, size, entry) {
+                kassert!(hpte.v & hpt::v::VALID != 0, "subpage {i}: slot {ptex:#x} invalid");
+                kassert_eq!(hpte.r & hpt::r::RPN_MASK & !0xffff, run.address() + i * FRAME_SIZE);
+                present.push(i);
+            }
+        }
+        kassert_eq!(present, touched);
+        let (old, tables) = unmap_quietly(address)?;
+        HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
+        release(&tables);
+        for &i in &touched {
+            kassert!(hash::recorded_hpte(KERNEL_SPACE, address + i * FRAME_SIZE, size, entry).is_none(), "subpage {i} still recorded");
+            kassert_eq!(touch(address + i * FRAME_SIZE), Err(exceptions::vector::DATA_STORAGE));
+        }
+        Ok(())
+    })();
+    if leaf(address).is_ok() {
+        let (old, tables) = unmap_quietly(address)?;
+        HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
+        release(&tables);
+    }
+    mm::free_contiguous(run, FRAMES);
+    result
+}
+
+/// The collapse flush: the HPTEs that the base PTEs of a PTE table recorded
+/// are all gone after flush_hash_table_pmd_range.
+fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    const PAGES: u64 = 32;
+    let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let start = TEST_AREA + 0x8000_0000;
+    for i in 0..PAGES {
+        map(start + i * FRAME_SIZE, frame, PageSize::Base)?;
+    }
+    let touched = [1u64, 2, 17, 30];
+    for &i in &touched {
+        kassert!(touch(start + i * FRAME_SIZE).is_ok());
+    }
+    let mut slots = alloc::vec::Vec::new();
+    let mut old_ptes = alloc::vec::Vec::new();
+    let mut unhooked = alloc::vec::Vec::new();
+    for i in 0..PAGES {
+        let (entry, size) = leaf(start + i * FRAME_SIZE)?;
+        if let Some((ptex, _)) = hash::recorded_hpte(KERNEL_SPACE, start + i * FRAME_SIZE, size, entry) {
+            slots.push((i, ptex));
+        }
+        let (old, tables) = unmap_quietly(start + i * FRAME_SIZE)?;
+        old_ptes.push(old);
+        unhooked.extend_from_slice(&tables);
+    }
+    HASH_FLUSH.flush_hash_table_pmd_range(KERNEL_SPACE, start, &old_ptes);
+    release(&unhooked);
+    mm::free_frame(frame);
+    kassert_eq!(slots.iter().map(|&(i, _)| i).collect::<alloc::vec::Vec<_>>(), touched);
+    for (i, ptex) in slots {
+        let hpte = hash::h_read(ptex).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
+        let vpn = hash::page_vpn(KERNEL_SPACE, start + i * FRAME_SIZE).ok_or_else(|| fail("no segment"))?;
+        kassert!(hpte.v & hpt::v::VALID == 0 || !hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1), "subpage {i}'s HPTE survived");
+    }
+    Ok(())
+}

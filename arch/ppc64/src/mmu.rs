@@ -1,0 +1,352 @@
+//! The MMU the kernel runs with, chosen at boot (`mmu=`), behind one
+//! interface: the kernel's page-table tree and linear map, the flush
+//! interface of the active backend, address spaces, and fault dispatch.
+//! Radix (radix.rs) and hash (hash.rs) are the two backends; both read the
+//! same software tree.
+
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use boot::BootInfo;
+use kernel::mm::mmu::{Scope, SpaceId, TlbFlush};
+use kernel::mm::pagetable::{Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
+use kernel::mm::{self, Frame, LINEAR_MAP_BASE};
+use spin::Mutex;
+
+use crate::exceptions::{self, TrapFrame};
+use crate::{hash, radix};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// Translation off (real mode).
+    Off,
+    Radix,
+    Hash,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Radix => "radix",
+            Mode::Hash => "hash",
+        }
+    }
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Off as u8);
+
+pub fn mode() -> Mode {
+    match MODE.load(Ordering::Acquire) {
+        1 => Mode::Radix,
+        2 => Mode::Hash,
+        _ => Mode::Off,
+    }
+}
+
+/// Records that `mode`'s translation is on (called by the backend).
+pub fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Ordering::Release);
+}
+
+pub fn translation_on() -> bool {
+    mode() != Mode::Off
+}
+
+/// The flush interface of the active backend; `None` in real mode, where
+/// nothing is translated and so nothing is cached.
+pub fn flusher() -> Option<&'static dyn TlbFlush> {
+    match mode() {
+        Mode::Radix => Some(&radix::RADIX_FLUSH),
+        Mode::Hash => Some(&hash::HASH_FLUSH),
+        Mode::Off => None,
+    }
+}
+
+/// Page-table frames for kernel-owned trees, from the global frame allocator.
+pub struct KernelFrames;
+
+impl FrameSource for KernelFrames {
+    fn alloc_frame(&mut self) -> Option<u64> {
+        mm::alloc_frame().map(Frame::address)
+    }
+
+    fn free_frame(&mut self, frame: u64) {
+        mm::free_frame(Frame::from_address(frame).expect("table frames are frame-aligned"));
+    }
+
+    fn virt(&self, physical: u64) -> *mut u8 {
+        mm::phys_to_virt(physical)
+    }
+
+    /// `ptesync` orders page-table stores before the accesses the MMU makes
+    /// with them (Power ISA Book III, 6.10.2); the hash fault path reads the
+    /// tree too, and is ordered the same way.
+    fn sync(&self) {
+        ptesync();
+    }
+}
+
+pub type Tree = PageTable<TableAllocator<KernelFrames>>;
+
+static KERNEL_TREE: Mutex<Option<Tree>> = Mutex::new(None);
+/// The kernel tree's root, for lockless walkers (the hash fault path).
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Builds the kernel's tree with the linear map: all RAM at LINEAR_MAP_BASE
+/// with the largest leaves that fit (1 GiB, 2 MiB, 64 KiB). Returns its root.
+pub fn build_kernel_tree(info: &BootInfo) -> Result<u64, &'static str> {
+    let mut tree = PageTable::new(TableAllocator::new(KernelFrames)).map_err(|_| "no memory for the kernel PGD")?;
+    for range in &info.memory {
+        let mut physical = range.start;
+        while physical < range.end() {
+            let size = [PageSize::Huge1G, PageSize::Huge2M, PageSize::Base]
+                .into_iter()
+                .find(|size| physical % size.bytes() == 0 && physical + size.bytes() <= range.end())
+                .ok_or("RAM range not 64 KiB-aligned")?;
+            tree.map(LINEAR_MAP_BASE | physical, physical, size, Prot::READ | Prot::WRITE | Prot::EXECUTE)
+                .map_err(|_| "cannot build the linear map")?;
+            physical += size.bytes();
+        }
+    }
+    let root = tree.root();
+    KERNEL_ROOT.store(root, Ordering::Release);
+    *KERNEL_TREE.lock() = Some(tree);
+    Ok(root)
+}
+
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(Ordering::Acquire)
+}
+
+/// Runs `f` on the kernel's tree: for mappings outside the linear map.
+pub fn with_kernel_tree<R>(f: impl FnOnce(&mut Tree) -> R) -> Option<R> {
+    KERNEL_TREE.lock().as_mut().map(f)
+}
+
+pub fn ptesync() {
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("ptesync", options(nostack, preserves_flags)) };
+}
+
+// --- Address spaces ---------------------------------------------------------
+
+/// Address-space ids: radix PIDs (process-table indexes) or hash contexts.
+/// 0 is the kernel's and 1 the radix guard PID; neither is handed out.
+pub const SPACE_IDS: u32 = 4096;
+static SPACE_ID_BITS: Mutex<[u64; (SPACE_IDS / 64) as usize]> = Mutex::new({
+    let mut bits = [0u64; (SPACE_IDS / 64) as usize];
+    bits[0] = 0b11;
+    bits
+});
+
+/// What a fault handler decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// The handler fixed the mapping: retry the access.
+    Retry,
+    /// Not handled: fall through to fix-ups or the fatal report.
+    Unhandled,
+}
+
+/// A translation fault on an address space's address, as its handler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub space: SpaceId,
+    pub address: u64,
+    pub store: bool,
+    pub instruction: bool,
+    /// No translation (as opposed to a protection violation).
+    pub missing: bool,
+}
+
+pub type FaultHandler = fn(&Fault) -> FaultAction;
+
+/// Fault handlers by space id, as function addresses (0 = none). Read from
+/// the interrupt path, so no lock.
+const HANDLER_SLOTS: usize = 64;
+static FAULT_HANDLERS: [AtomicUsize; HANDLER_SLOTS] = [const { AtomicUsize::new(0) }; HANDLER_SLOTS];
+
+/// An address space: its own tree, translating the low (quadrant-0)
+/// addresses while it is active on a CPU.
+pub struct AddressSpace {
+    id: SpaceId,
+    /// Always `Some` until drop takes it to destroy it.
+    tree: Option<Tree>,
+}
+
+impl AddressSpace {
+    pub fn new() -> Result<AddressSpace, MapError> {
+        let id = {
+            let mut bits = SPACE_ID_BITS.lock();
+            let id = (0..SPACE_IDS).find(|&i| bits[(i / 64) as usize] & (1 << (i % 64)) == 0).ok_or(MapError::NoMemory)?;
+            bits[(id / 64) as usize] |= 1 << (id % 64);
+            id
+        };
+        let tree = match PageTable::new(TableAllocator::new(KernelFrames)) {
+            Ok(tree) => tree,
+            Err(error) => {
+                release_id(id);
+                return Err(error);
+            }
+        };
+        match mode() {
+            Mode::Radix => radix::attach_space(id, tree.root()),
+            Mode::Hash => hash::attach_space(id, tree.root()),
+            Mode::Off => {}
+        }
+        Ok(AddressSpace { id, tree: Some(tree) })
+    }
+
+    pub fn id(&self) -> SpaceId {
+        self.id
+    }
+
+    pub fn tree(&mut self) -> &mut Tree {
+        self.tree.as_mut().expect("tree lives until drop")
+    }
+
+    /// Makes this space translate low addresses on this CPU.
+    pub fn activate(&self) {
+        activate(self.id);
+    }
+
+    /// Calls `handler` for faults in this space that the MMU backend and the
+    /// fix-ups do not cover.
+    pub fn set_fault_handler(&self, handler: Option<FaultHandler>) {
+        let slot = FAULT_HANDLERS.get(self.id as usize).expect("fault handlers exist for the first 64 spaces");
+        slot.store(handler.map_or(0, |h| h as usize), Ordering::Release);
+    }
+
+    /// Unmaps one page and flushes it, releasing emptied tables after the flush.
+    pub fn unmap(&mut self, address: u64) -> Result<Entry, MapError> {
+        let id = self.id;
+        let tree = self.tree();
+        let gone = tree.unmap(address)?;
+        if let Some(flush) = flusher() {
+            flush.flush_page(id, address, gone.size, gone.entry, Scope::Global);
+            if !gone.tables.is_empty() {
+                flush.flush_page_walk_cache(id, Scope::Global);
+            }
+        }
+        tree.release(&gone.tables);
+        Ok(gone.entry)
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        if active_space() == Some(self.id) {
+            deactivate();
+        }
+        if let Some(slot) = FAULT_HANDLERS.get(self.id as usize) {
+            slot.store(0, Ordering::Release);
+        }
+        let tree = self.tree.take().expect("tree lives until drop");
+        match mode() {
+            Mode::Radix => radix::detach_space(self.id),
+            Mode::Hash => hash::detach_space(self.id),
+            Mode::Off => {}
+        }
+        drop(tree.destroy());
+        release_id(self.id);
+    }
+}
+
+fn release_id(id: SpaceId) {
+    SPACE_ID_BITS.lock()[(id / 64) as usize] &= !(1 << (id % 64));
+}
+
+pub fn activate(id: SpaceId) {
+    match mode() {
+        Mode::Radix => radix::set_pidr(id),
+        Mode::Hash => hash::activate(id),
+        Mode::Off => {}
+    }
+}
+
+/// Leaves no address space active: low addresses (NULL included) fault.
+pub fn deactivate() {
+    match mode() {
+        Mode::Radix => radix::set_pidr(radix::GUARD_PID),
+        Mode::Hash => hash::deactivate(),
+        Mode::Off => {}
+    }
+}
+
+pub fn active_space() -> Option<SpaceId> {
+    match mode() {
+        Mode::Radix => Some(radix::pidr()).filter(|&pid| pid != radix::GUARD_PID),
+        Mode::Hash => hash::active(),
+        Mode::Off => None,
+    }
+}
+
+/// DSISR bits (Power ISA Book III, 7.5.3; the same for radix and hash).
+pub mod dsisr {
+    /// No translation: no radix PTE, or no HPTE.
+    pub const NO_TRANSLATION: u64 = 0x4000_0000;
+    pub const PROTECTION: u64 = 0x0800_0000;
+    pub const STORE: u64 = 0x0200_0000;
+    pub const BAD_CONFIG: u64 = 0x0008_0000;
+    pub const ATOMIC_RC: u64 = 0x0004_0000;
+    pub const PROCESS_TABLE: u64 = 0x0002_0000;
+}
+
+/// SRR1 bits of an instruction storage interrupt (Linux SRR1_ISI_*).
+pub mod isi_srr1 {
+    pub const NO_TRANSLATION: u64 = 0x4000_0000;
+    pub const NO_EXECUTE: u64 = 0x1000_0000;
+}
+
+/// Storage and segment interrupts: first the backend (the hash MMU fills
+/// its table and SLB from the tree here), then the active address space's
+/// handler. Returns `Retry` when the access should be re-executed.
+pub fn handle_fault(frame: &TrapFrame) -> FaultAction {
+    use exceptions::vector;
+    if !translation_on() {
+        return FaultAction::Unhandled;
+    }
+    if mode() == Mode::Hash && hash::handle_fault(frame) == FaultAction::Retry {
+        return FaultAction::Retry;
+    }
+    let (address, store, instruction, missing) = match frame.vector {
+        vector::DATA_STORAGE => (frame.dar, frame.dsisr & dsisr::STORE != 0, false, frame.dsisr & dsisr::NO_TRANSLATION != 0),
+        vector::INSTRUCTION_STORAGE => (frame.srr0, false, true, frame.srr1 & isi_srr1::NO_TRANSLATION != 0),
+        _ => return FaultAction::Unhandled,
+    };
+    if address >= LINEAR_MAP_BASE {
+        return FaultAction::Unhandled; // kernel addresses belong to no address space
+    }
+    let Some(space) = active_space() else { return FaultAction::Unhandled };
+    let Some(handler) = FAULT_HANDLERS.get(space as usize).map(|slot| slot.load(Ordering::Acquire)).filter(|&h| h != 0)
+    else {
+        return FaultAction::Unhandled;
+    };
+    // SAFETY: slots only ever hold 0 or a FaultHandler stored by set_fault_handler.
+    let handler: FaultHandler = unsafe { core::mem::transmute::<usize, FaultHandler>(handler) };
+    handler(&Fault { space, address, store, instruction, missing })
+}
+
+/// Describes a DSISR for reports.
+pub fn describe_dsisr(value: u64) -> impl core::fmt::Display {
+    struct Bits(u64);
+    impl core::fmt::Display for Bits {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let names = [
+                (dsisr::NO_TRANSLATION, "no translation"),
+                (dsisr::PROTECTION, "protection"),
+                (dsisr::BAD_CONFIG, "bad radix config"),
+                (dsisr::ATOMIC_RC, "R/C update"),
+                (dsisr::PROCESS_TABLE, "process-table fault"),
+            ];
+            for (bit, name) in names {
+                if self.0 & bit != 0 {
+                    write!(f, "{name}, ")?;
+                }
+            }
+            write!(f, "{}", if self.0 & dsisr::STORE != 0 { "store" } else { "load" })
+        }
+    }
+    Bits(value)
+}
