@@ -29,6 +29,7 @@ const H_REGISTER_PROC_TBL: u64 = 0x37c;
 const H_REMOVE: u64 = 0x04;
 const H_ENTER: u64 = 0x08;
 const H_READ: u64 = 0x0c;
+const H_PROTECT: u64 = 0x18;
 const H_BULK_REMOVE: u64 = 0x124;
 /// Flags (r4): match the AVPN given; H_READ four entries at once.
 const H_AVPN: u64 = 1 << 31;
@@ -121,6 +122,20 @@ fn h_enter(group_ptex: u64, v: u64, r: u64) -> Result<u64, HashError> {
 fn h_remove(ptex: u64, v: u64) -> Result<Hpte, HashError> {
     let (code, out) = hcall_ret(H_REMOVE, [H_AVPN, ptex, v & AVPN_COMPARE, 0]);
     status(code).map(|()| Hpte { v: out[0], r: out[1] })
+}
+
+/// H_PROTECT: gives `ptex` (if its AVPN still matches `v`'s) the PP0, PP1,
+/// PP2 and N bits of `r`. The flags carry them as QEMU's h_protect and
+/// Linux's pSeries_lpar_hpte_updatepp do: PP1/PP2 in bits 1:0, N in 0x4,
+/// PP0 in 0x100.
+fn h_protect(ptex: u64, v: u64, r: u64) -> Result<(), HashError> {
+    const FLAG_PP0: u64 = 0x100;
+    let mut flags = H_AVPN | (r & (hpt::r::N | hpt::r::PP_MASK));
+    if r & hpt::r::PP0 != 0 {
+        flags |= FLAG_PP0;
+    }
+    let (code, _) = hcall_ret(H_PROTECT, [flags, ptex, v & AVPN_COMPARE, 0]);
+    status(code)
 }
 
 /// Removes up to four entries in one H_BULK_REMOVE; `Err` for the first that failed.
@@ -574,6 +589,33 @@ pub fn recorded_hpte(space: SpaceId, ea: u64, size: PageSize, entry: Entry) -> O
     };
     let ptex = recorded_ptex(page_hash(space, page)?, bits);
     Some((ptex, h_read(ptex).ok()?))
+}
+
+/// After the tree changed the rights of the leaf at `address` (from `old`
+/// to `new`): a base page's HPTE is updated in place with H_PROTECT and its
+/// slot recorded again (Linux's hpte_updatepp); anything else is flushed and
+/// faults back in with the new rights.
+pub fn reprotect(space: SpaceId, address: u64, size: PageSize, slot: &Slot, old: Entry, new: Entry) {
+    if size == PageSize::Base && old.0 & PTE_HASHED != 0 {
+        if let Some(vpn) = page_vpn(space, address) {
+            let secondary = old.0 & PTE_SECONDARY != 0;
+            let ptex = recorded_ptex(hpt::hash(vpn, hpt::PAGE_SHIFT, SegmentSize::T1), old.0);
+            let v = hpt::encode_v(vpn, SegmentSize::T1) | if secondary { hpt::v::SECONDARY } else { 0 };
+            let prot = new.prot();
+            let r = hpt::encode_r(
+                new.physical(),
+                prot.contains(pagetable::Prot::WRITE),
+                prot.contains(pagetable::Prot::USER),
+                prot.contains(pagetable::Prot::EXECUTE),
+            );
+            if h_protect(ptex, v, r).is_ok() {
+                // The HPTE lives on: the PTE says so again, unless it changed.
+                let _ = slot.compare_exchange(new, Entry(new.0 | (old.0 & pagetable::entry::HASH_SLOT_BITS)));
+                return;
+            }
+        }
+    }
+    HASH_FLUSH.flush_page(space, address, size, old, Scope::Global);
 }
 
 /// The VPN of the 64 KiB page at `ea` in address space `space`.

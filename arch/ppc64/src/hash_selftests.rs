@@ -21,6 +21,7 @@ pub static HASH: Suite = Suite {
     tests: &[
         Test { name: "hpte_inserted_on_first_touch", run: hpte_inserted_on_first_touch },
         Test { name: "unmap_flush_removes_hpte", run: unmap_flush_removes_hpte },
+        Test { name: "h_protect_updates_in_place", run: h_protect_updates_in_place },
         Test { name: "full_groups_evict_without_loss", run: full_groups_evict_without_loss },
         Test { name: "pmd_leaf_hashes_touched_subpages", run: pmd_leaf_hashes_touched_subpages },
         Test { name: "flush_hash_table_pmd_range_removes_all", run: flush_hash_table_pmd_range_removes_all },
@@ -112,6 +113,33 @@ fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
     kassert!(after.v & hpt::v::VALID == 0 || !hpt::v_matches(after.v, vpn, hpt::SegmentSize::T1), "HPTE {ptex:#x} still there: {after:?}");
     kassert_eq!(touch(address), Err(exceptions::vector::DATA_STORAGE));
     Ok(())
+}
+
+/// Making a touched page read-only keeps its HPTE (same slot) with the PP
+/// bits of a read-only kernel page: H_PROTECT, not remove and refault.
+fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let address = TEST_AREA + 0x300_0000;
+    map(address, frame, PageSize::Base)?;
+    let result = (|| {
+        kassert!(touch(address).is_ok());
+        let (entry, size) = leaf(address)?;
+        let (ptex, before) = hash::recorded_hpte(KERNEL_SPACE, address, size, entry).ok_or_else(|| fail("not hashed"))?;
+        kassert_eq!(before.r & (hpt::r::PP0 | hpt::r::PP_MASK), hpt::pp_bits(true, false));
+        mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("{e:?}")))?;
+        let (entry, size) = leaf(address)?;
+        let (same, after) = hash::recorded_hpte(KERNEL_SPACE, address, size, entry).ok_or_else(|| fail("slot lost"))?;
+        kassert_eq!(same, ptex);
+        kassert_eq!(after.r & (hpt::r::PP0 | hpt::r::PP_MASK), hpt::pp_bits(false, false));
+        kassert_eq!(after.v & !0x7f, before.v & !0x7f);
+        Ok(())
+    })();
+    let (old, tables) = unmap_quietly(address)?;
+    HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
+    release(&tables);
+    mm::free_frame(frame);
+    result
 }
 
 /// Pages 4 GiB apart in one 1T segment hash to the same primary (and so

@@ -7,8 +7,8 @@
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use boot::BootInfo;
-use kernel::mm::mmu::{Scope, SpaceId, TlbFlush};
-use kernel::mm::pagetable::{Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
+use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
+use kernel::mm::pagetable::{self, Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
 use kernel::mm::{self, Frame, LINEAR_MAP_BASE};
 use spin::Mutex;
 
@@ -117,6 +117,22 @@ pub fn build_kernel_tree(info: &BootInfo) -> Result<u64, &'static str> {
 
 pub fn kernel_root() -> u64 {
     KERNEL_ROOT.load(Ordering::Acquire)
+}
+
+/// Changes the rights of the kernel mapping at `address` and makes the MMU
+/// use them: radix flushes the old translation; hash updates its HPTE in
+/// place (H_PROTECT) where it can.
+pub fn protect_kernel(address: u64, prot: Prot) -> Result<(), MapError> {
+    let mut guard = KERNEL_TREE.lock();
+    let tree = guard.as_mut().ok_or(MapError::NotMapped)?;
+    let (old, size) = tree.protect(address, prot)?;
+    let found = pagetable::walk(tree.root(), address, mm::phys_to_virt).ok_or(MapError::NotMapped)?;
+    match mode() {
+        Mode::Hash => hash::reprotect(KERNEL_SPACE, address, size, found.slot, old, found.entry),
+        Mode::Radix => radix::RADIX_FLUSH.flush_page(KERNEL_SPACE, address, size, old, Scope::Global),
+        Mode::Off => {}
+    }
+    Ok(())
 }
 
 /// Runs `f` on the kernel's tree: for mappings outside the linear map.

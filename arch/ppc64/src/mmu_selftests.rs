@@ -25,6 +25,7 @@ pub static MMU: Suite = Suite {
         Test { name: "local_flush_makes_new_pte_visible", run: local_flush_makes_new_pte_visible },
         Test { name: "read_only_mapping_refuses_stores", run: read_only_mapping_refuses_stores },
         Test { name: "execute_permission_is_enforced", run: execute_permission_is_enforced },
+        Test { name: "protect_downgrades_a_live_mapping", run: protect_downgrades_a_live_mapping },
         Test { name: "range_flush", run: range_flush },
         Test { name: "collapsed_pmd_flush", run: collapsed_pmd_flush },
         Test { name: "huge_2m_leaf", run: huge_2m_leaf },
@@ -205,6 +206,30 @@ fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
         let fault = percpu::this().last_fault();
         kassert!(fault.dsisr & dsisr::PROTECTION != 0 && fault.dsisr & dsisr::STORE != 0, "DSISR {:#x}", fault.dsisr);
         kassert_eq!(load(address), Ok(3));
+        Ok(())
+    })();
+    kernel_unmap(address)?;
+    mm::free_frame(frame);
+    result
+}
+
+/// A read-write mapping in use becomes read-only: stores fault, loads still
+/// work, and the data is what was stored before.
+fn protect_downgrades_a_live_mapping(_: &Env<'_>) -> TestResult {
+    require_translation()?;
+    let frame = filled_frame(0)?;
+    let address = TEST_AREA + 0x90_0000;
+    kernel_map(address, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE)?;
+    let result = (|| {
+        // SAFETY: probe_store_u64 has an exception-table entry for its store.
+        kassert_eq!(unsafe { exceptions::probe_store_u64(address as *mut u64, 0x5107e) }, 0);
+        mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("protect: {e:?}")))?;
+        // SAFETY: as above.
+        let raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 1) };
+        kassert_eq!(raised, vector::DATA_STORAGE);
+        let fault = percpu::this().last_fault();
+        kassert!(fault.dsisr & dsisr::PROTECTION != 0, "DSISR {:#x}", fault.dsisr);
+        kassert_eq!(load(address), Ok(0x5107e));
         Ok(())
     })();
     kernel_unmap(address)?;

@@ -264,6 +264,25 @@ mod tests {
         assert_eq!(hr & r::PP0, 0);
     }
 
+    /// A worked example, computed by hand from Linux's formulas (hpt_vpn,
+    /// hpt_hash, hpte_encode_v/r) and the Power ISA hash definition: the
+    /// kernel's first linear-map page after the vectors, in Linux's own
+    /// 1T kernel VSID 0xea1b217, bolted, with a 2^23-byte HPT.
+    #[test]
+    fn worked_example_from_the_isa_definitions() {
+        let vsid = 0xea1b217;
+        let ea = 0xc000_0000_0001_0000u64;
+        let vpn = vpn(vsid, ea, SegmentSize::T1);
+        assert_eq!(vpn, (0xea1b217 << 28) | 0x10);
+        assert_eq!(encode_v(vpn, SegmentSize::T1) | v::BOLTED, 0x400e_a1b2_1700_0015);
+        assert_eq!(encode_r(0x1_0000, true, false, true), 0x1_1190);
+        let hash = hash(vpn, 16, SegmentSize::T1);
+        assert_eq!(hash, 0x64_20a1_b216);
+        let g = HptGeometry { size_log2: 23 };
+        assert_eq!(g.group_slot(hash, false), 0xb216 * 8);
+        assert_eq!(g.group_slot(hash, true), 0x4de9 * 8);
+    }
+
     #[test]
     fn protection_bits() {
         assert_eq!(pp_bits(true, false), 0);
