@@ -243,6 +243,18 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
     }
 }
 
+/// Loads the doubleword at `address`; `Err(vector)` if the load raised an
+/// interrupt (caught through probe_load_u64's exception-table entry).
+pub fn try_load(address: u64) -> Result<u64, u64> {
+    let mut value = 0;
+    // SAFETY: probe_load_u64's load has an exception-table entry, so a fault
+    // comes back as its vector instead of being fatal.
+    match unsafe { probe_load_u64(address as *const u64, &mut value) } {
+        0 => Ok(value),
+        vector => Err(vector),
+    }
+}
+
 /// H_SET_MODE resource 3: alternate interrupt location; mflags 3 = vectors at
 /// 0xc000000000004000 with translation on (PAPR; Linux plpar_set_mode).
 const H_SET_MODE_RESOURCE_AIL: u64 = 3;

@@ -38,14 +38,7 @@ fn require_hash() -> TestResult {
     Ok(())
 }
 
-fn touch(address: u64) -> Result<u64, u64> {
-    let mut value = 0;
-    // SAFETY: probe_load_u64 has an exception-table entry for its load.
-    match unsafe { exceptions::probe_load_u64(address as *const u64, &mut value) } {
-        0 => Ok(value),
-        vector => Err(vector),
-    }
-}
+use exceptions::try_load as touch;
 
 fn leaf(address: u64) -> Result<(Entry, PageSize), Failure> {
     let found = mmu::with_kernel_tree(|tree| tree.translate(address)).flatten().ok_or_else(|| fail("not mapped"))?;

@@ -68,14 +68,7 @@ fn filled_frame(value: u64) -> Result<Frame, Failure> {
     Ok(frame)
 }
 
-fn load(address: u64) -> Result<u64, u64> {
-    let mut value = 0;
-    // SAFETY: probe_load_u64 has an exception-table entry for its load.
-    match unsafe { exceptions::probe_load_u64(address as *const u64, &mut value) } {
-        0 => Ok(value),
-        vector => Err(vector),
-    }
-}
+use exceptions::try_load as load;
 
 fn kernel_map(address: u64, physical: u64, size: PageSize, prot: Prot) -> TestResult {
     mmu::with_kernel_tree(|tree| tree.map(address, physical, size, prot))
