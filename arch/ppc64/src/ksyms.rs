@@ -4,7 +4,7 @@
 use core::fmt;
 
 use kernel::mm::LINEAR_MAP_BASE;
-use kernel::symbols::SymbolTable;
+use kernel::symbols::{Symbol, SymbolTable};
 
 /// Room for the table: tools/ksyms fails the build if it does not fit.
 const KSYMS_SPACE: usize = 1 << 20;
@@ -49,18 +49,22 @@ pub fn address_of(name: &str) -> Option<u64> {
     table()?.find(name).map(|link| link + load_base())
 }
 
+/// The symbol at a run-time address of the image, under either alias: code
+/// reached from a real-mode interrupt runs at the physical address of its
+/// code (entry.s too, before it jumps to KERNEL_BASE).
+pub fn lookup(address: u64) -> Option<Symbol<'static>> {
+    let base = load_base() & !LINEAR_MAP_BASE;
+    let size = image_end() - load_base();
+    let link = (address & !LINEAR_MAP_BASE).checked_sub(base).filter(|&a| a < size)?;
+    table()?.lookup(link)
+}
+
 /// Shows `<symbol+0xoffset>` for a run-time address, or `<?>`.
 pub struct Sym(pub u64);
 
 impl fmt::Display for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Code reached from a real-mode interrupt runs at the physical alias
-        // of its address; the table is indexed by offset into the image.
-        let base = load_base() & !LINEAR_MAP_BASE;
-        let address = self.0 & !LINEAR_MAP_BASE;
-        let size = image_end() - load_base();
-        let found = address.checked_sub(base).filter(|&a| a < size).and_then(|link| table()?.lookup(link));
-        match found {
+        match lookup(self.0) {
             Some(symbol) => write!(f, "<{symbol}>"),
             None => write!(f, "<?>"),
         }

@@ -300,10 +300,8 @@ fn backtrace_outer(names: &mut Vec<String>) {
 
 #[inline(never)]
 fn backtrace_inner(names: &mut Vec<String>) {
-    let table = ksyms::table();
     fatal::walk_stack(fatal::stack_pointer(), |address| {
-        let name = table.and_then(|t| t.lookup(address - ksyms::load_base())).map_or(String::from("?"), |s| s.name.into());
-        names.push(name);
+        names.push(ksyms::lookup(address).map_or(String::from("?"), |s| s.name.into()));
     });
     core::hint::black_box(());
 }
