@@ -51,12 +51,12 @@ while [ $# -gt 0 ]; do
 done
 echo "SLOF-ish noise"
 mmu=radix; case " $append " in *" mmu=off "*) mmu=off ;; *" mmu=hash "*) mmu=hash ;; esac
-printf 'ppc64-kernel 0.1.0 firmware=vof cpus=%s memory=%sMiB mmu=%s cmdline="%s"\r\n' "$smp" "${mem%M}" "$mmu" "$append"
+printf 'ppc64-kernel 0.1.0 firmware=vof cpus=%s online=%s memory=%sMiB mmu=%s cmdline="%s"\r\n' "$smp" "$smp" "${mem%M}" "$mmu" "$append"
 case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..4"
+echo "1..5"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -82,7 +82,8 @@ esac
 echo "ok 2 dt_cpus"
 echo "ok 3 mmu.map_read_write # SKIP translation is off"
 echo "ok 4 hash.full_groups_evict_without_loss"
-echo "selftests: 3 passed, 0 failed, 1 skipped"
+echo "ok 5 smp.flush_reaches_other_cpus"
+echo "selftests: 4 passed, 0 failed, 1 skipped"
 "#;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.

@@ -298,6 +298,12 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A secondary CPU's SLB: only the bolted kernel segment.
+pub fn init_secondary() {
+    slb_flush_unbolted();
+    slb_insert(0, LINEAR_MAP_BASE, vsid::for_segment(KERNEL_SPACE, 0), false);
+}
+
 /// Inserts an HPTE for `ea` into its primary group, else the secondary one,
 /// else evicts a non-bolted entry of the primary group. Returns the slot
 /// (ptex) and whether it is in the secondary group.

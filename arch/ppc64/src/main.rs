@@ -24,6 +24,8 @@ mod mmu_selftests;
 mod radix;
 mod rtas;
 mod selftests;
+mod smp;
+mod smp_selftests;
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +52,7 @@ static SUITES: &[&Suite] = &[
     &selftests::SYMBOLS,
     &mmu_selftests::MMU,
     &hash_selftests::HASH,
+    &smp_selftests::SMP,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::HEAP_SUITE,
 ];
@@ -115,9 +118,10 @@ extern "C" fn boot_cpu_entry(
         }
         fatal::set_readable_limit(info.memory.iter().map(|r| r.end()).max().unwrap_or(0));
     }
-    print_banner(info);
+    let online = smp::start_secondaries(info);
+    print_banner(info, online);
 
-    let env = Env { boot: info, options: &options, online_cpus: 1 };
+    let env = Env { boot: info, options: &options, online_cpus: online };
     run_selftests(&env);
     if let Some(inject) = options.inject.filter(|&i| i != Inject::NotOk) {
         inject::fail(inject);
@@ -141,9 +145,9 @@ fn take_interrupts_little_endian() {
     }
 }
 
-fn print_banner(info: &BootInfo) {
+fn print_banner(info: &BootInfo, online: usize) {
     println!(
-        "ppc64-kernel {VERSION}: firmware={} cpus={} memory={}MiB mmu={} cmdline=\"{}\"",
+        "ppc64-kernel {VERSION}: firmware={} cpus={} online={online} memory={}MiB mmu={} cmdline=\"{}\"",
         info.firmware.unwrap_or(boot::Firmware::Unknown).name(),
         info.cpus.len(),
         info.memory_size() >> 20,

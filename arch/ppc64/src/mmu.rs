@@ -63,6 +63,22 @@ pub fn flusher() -> Option<&'static dyn TlbFlush> {
     }
 }
 
+/// Turns translation on for a secondary CPU, as the boot CPU has it (the
+/// partition-wide settings, process table and AIL, are already made).
+pub fn enable_on_secondary() {
+    match mode() {
+        Mode::Radix => {
+            radix::set_pidr(radix::GUARD_PID);
+            crate::cpu::enable_translation();
+        }
+        Mode::Hash => {
+            hash::init_secondary();
+            crate::cpu::enable_translation();
+        }
+        Mode::Off => {}
+    }
+}
+
 /// Page-table frames for kernel-owned trees, from the global frame allocator.
 pub struct KernelFrames;
 

@@ -1,69 +1,76 @@
 //! Per-CPU data, reached through SPRG0 (and from the interrupt entry code,
-//! which has no other register to spare).
+//! which has no other register to spare). One `PerCpu` per CPU of the
+//! device tree, in a static array; index 0 is the boot CPU.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
 use core::mem::offset_of;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::cpu;
 use crate::exceptions::CaughtFault;
 
-#[repr(C)]
+/// CPUs the kernel can run on (the rest of a bigger device tree is reported
+/// and left stopped).
+pub const MAX_CPUS: usize = 16;
+
+/// Each area is 256 bytes, so secondary_start finds area `i` at `i << 8`.
+#[repr(C, align(256))]
 pub struct PerCpu {
     /// Scratch for exception_common (the vector number while registers are saved).
     scratch: [u64; 4],
-    /// The kernel TOC, reloaded into r2 on interrupt entry.
-    toc: u64,
-    pub index: u64,
+    /// The kernel TOC, reloaded into r2 on interrupt entry and by
+    /// secondary_start.
+    toc: AtomicU64,
+    /// Top of this CPU's boot stack (secondary_start loads it into r1).
+    stack_top: AtomicU64,
+    /// Where secondary_start jumps (the Rust entry, at its KERNEL_BASE address).
+    entry: AtomicU64,
+    /// Index into the PerCpu array.
+    pub index: AtomicU64,
+    /// Interrupt-server number (PIR on QEMU) from the device tree.
+    pub server: AtomicU32,
+    /// Set by the CPU itself once it runs kernel code with translation as
+    /// the boot CPU chose.
+    pub online: AtomicBool,
+    /// Work another CPU asked this one to run (see smp::run_on): a function
+    /// address (0 = none), its argument and its result.
+    pub work: AtomicUsize,
+    pub work_argument: AtomicU64,
+    pub work_result: AtomicU64,
     /// Last fault a probe caught; written only by this CPU's interrupt path.
     last_fault: UnsafeCell<CaughtFault>,
 }
 
-// The offsets asm/exceptions.s uses.
+// The offsets asm/exceptions.s and asm/entry.s use.
 const _: () = {
     assert!(offset_of!(PerCpu, scratch) == 0);
     assert!(offset_of!(PerCpu, toc) == 32);
+    assert!(offset_of!(PerCpu, stack_top) == 40);
+    assert!(offset_of!(PerCpu, entry) == 48);
+    assert!(core::mem::size_of::<PerCpu>() == 256);
 };
 
-// SAFETY: each PerCpu is only touched by the CPU it belongs to (its interrupt
-// path included), so there is no concurrent access.
+// SAFETY: the atomics are shared deliberately; `last_fault` is only touched
+// by the CPU it belongs to (its interrupt path included).
 unsafe impl Sync for PerCpu {}
 
-static BOOT_CPU: PerCpu =
-    PerCpu { scratch: [0; 4], toc: 0, index: 0, last_fault: UnsafeCell::new(CaughtFault { vector: 0, srr0: 0, srr1: 0, dar: 0, dsisr: 0 }) };
-
-/// Whether SPRG0 points at a PerCpu yet (the firmware's value before that).
-static READY: AtomicBool = AtomicBool::new(false);
-
-/// Points SPRG0 at the boot CPU's area and records the TOC for interrupts.
-pub fn init_boot_cpu() {
-    let area = &BOOT_CPU as *const PerCpu as *mut PerCpu;
-    // SAFETY: before interrupts can reach the kernel, nothing else reads it.
-    unsafe { (*area).toc = cpu::toc() };
-    cpu::set_sprg0(area as u64);
-    READY.store(true, Ordering::Release);
-}
-
-/// This CPU's index, or 0 before per-CPU data exists (for fatal reports).
-pub fn index() -> u64 {
-    if READY.load(Ordering::Acquire) {
-        this().index
-    } else {
-        0
-    }
-}
-
-pub fn this() -> &'static PerCpu {
-    let value: u64;
-    // SAFETY: reads SPRG0, which init_boot_cpu set before interrupts were
-    // possible and which always points at a static PerCpu.
-    unsafe {
-        core::arch::asm!("mfspr {0}, {1}", out(reg) value, const cpu::spr::SPRG0, options(nomem, nostack, preserves_flags));
-        &*(value as *const PerCpu)
-    }
-}
-
 impl PerCpu {
+    const fn new() -> PerCpu {
+        PerCpu {
+            scratch: [0; 4],
+            toc: AtomicU64::new(0),
+            stack_top: AtomicU64::new(0),
+            entry: AtomicU64::new(0),
+            index: AtomicU64::new(0),
+            server: AtomicU32::new(0),
+            online: AtomicBool::new(false),
+            work: AtomicUsize::new(0),
+            work_argument: AtomicU64::new(0),
+            work_result: AtomicU64::new(0),
+            last_fault: UnsafeCell::new(CaughtFault { vector: 0, srr0: 0, srr1: 0, dar: 0, dsisr: 0 }),
+        }
+    }
+
     pub fn record_fault(&self, fault: CaughtFault) {
         // SAFETY: only this CPU's interrupt path writes it, and the interrupted
         // code reads it only through `last_fault` (a copy), never across the write.
@@ -74,4 +81,60 @@ impl PerCpu {
         // SAFETY: see record_fault.
         unsafe { self.last_fault.get().read_volatile() }
     }
+
+    /// Prepares the area of a CPU that secondary_start will bring up.
+    pub fn prepare(&self, index: usize, server: u32, stack_top: u64, entry: u64) {
+        self.index.store(index as u64, Ordering::Relaxed);
+        self.server.store(server, Ordering::Relaxed);
+        self.stack_top.store(stack_top, Ordering::Relaxed);
+        self.entry.store(entry, Ordering::Relaxed);
+        self.toc.store(cpu::toc(), Ordering::Release);
+    }
+}
+
+/// Every CPU's area. secondary_start finds its own by the index RTAS
+/// start-cpu passes in r3.
+#[no_mangle]
+pub static PERCPU: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// Whether SPRG0 points at a PerCpu yet (the firmware's value before that).
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Points SPRG0 at the boot CPU's area and records the TOC for interrupts.
+pub fn init_boot_cpu() {
+    let area = &PERCPU[0];
+    area.server.store(cpu::pir(), Ordering::Relaxed);
+    area.toc.store(cpu::toc(), Ordering::Release);
+    area.online.store(true, Ordering::Release);
+    cpu::set_sprg0(area as *const PerCpu as u64);
+    READY.store(true, Ordering::Release);
+}
+
+/// Called by a secondary CPU on itself: SPRG0 → its area.
+pub fn init_secondary(area: &'static PerCpu) {
+    cpu::set_sprg0(area as *const PerCpu as u64);
+}
+
+/// This CPU's index, or 0 before per-CPU data exists (for fatal reports).
+pub fn index() -> u64 {
+    if READY.load(Ordering::Acquire) {
+        this().index.load(Ordering::Relaxed)
+    } else {
+        0
+    }
+}
+
+pub fn this() -> &'static PerCpu {
+    let value: u64;
+    // SAFETY: reads SPRG0, which init_boot_cpu/init_secondary set before
+    // interrupts were possible and which always points at a static PerCpu.
+    unsafe {
+        core::arch::asm!("mfspr {0}, {1}", out(reg) value, const cpu::spr::SPRG0, options(nomem, nostack, preserves_flags));
+        &*(value as *const PerCpu)
+    }
+}
+
+/// CPUs running kernel code.
+pub fn online_count() -> usize {
+    PERCPU.iter().filter(|c| c.online.load(Ordering::Acquire)).count()
 }

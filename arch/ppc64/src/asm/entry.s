@@ -123,6 +123,42 @@ _start:
 7:  b       7b
     .size   _start, . - _start
 
+# Secondary CPUs start here (RTAS start-cpu): real mode, maybe big-endian,
+# maybe 32-bit, r3 = the CPU's index into PERCPU (percpu.rs; 256-byte areas
+# holding the TOC at +32, the stack top at +40 and the Rust entry at +48).
+    .section .text, "ax"
+    .globl  secondary_start
+    .type   secondary_start, @function
+    .balign 4
+secondary_start:
+    FIXUP_ENDIAN
+    mfmsr   %r11
+    li      %r12, 1
+    rldicr  %r12, %r12, 63, 0
+    or      %r11, %r11, %r12
+    mtmsrd  %r11
+    isync
+    clrldi  %r31, %r3, 32
+    bcl     20, 31, 0f
+0:  mflr    %r12
+    LOAD_PCREL %r4, %r12, PERCPU
+    clrldi  %r4, %r4, 4
+    li      %r26, KERNEL_BASE_TOP
+    sldi    %r26, %r26, 60
+    or      %r4, %r4, %r26
+    sldi    %r5, %r31, 8
+    add     %r4, %r4, %r5            # &PERCPU[index], at its KERNEL_BASE address
+    ld      %r1, 40(%r4)
+    li      %r0, 0
+    stdu    %r0, -64(%r1)            # terminate the back chain
+    ld      %r2, 32(%r4)
+    ld      %r12, 48(%r4)
+    mtctr   %r12
+    mr      %r3, %r4
+    bctrl
+1:  b       1b
+    .size   secondary_start, . - secondary_start
+
 # u64 firmware_call_be32(entry, arg_r3, arg_r4)
 #
 # Calls big-endian 32-bit firmware (Open Firmware client interface, RTAS) in
