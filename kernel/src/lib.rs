@@ -12,3 +12,4 @@ pub mod console;
 pub mod ktest;
 pub mod mm;
 pub mod symbols;
+pub mod time;

@@ -82,6 +82,26 @@ pub fn enable_translation() {
     unsafe { asm!("mtmsrd {0}", "isync", in(reg) value, options(nostack)) };
 }
 
+/// Whether external and decrementer interrupts are on (MSR[EE]).
+pub fn interrupts_enabled() -> bool {
+    msr() & msr::EE != 0
+}
+
+/// Turns MSR[EE] on (and RI: state is recoverable outside interrupt entry).
+pub fn enable_interrupts() {
+    // SAFETY: `mtmsrd r, 1` changes only EE and RI; the handlers for
+    // external and decrementer interrupts are installed.
+    unsafe { asm!("mtmsrd {0}, 1", in(reg) msr::EE | msr::RI, options(nostack)) };
+}
+
+/// Turns MSR[EE] off; returns whether it was on.
+pub fn disable_interrupts() -> bool {
+    let was = interrupts_enabled();
+    // SAFETY: `mtmsrd r, 1` changes only EE and RI.
+    unsafe { asm!("mtmsrd {0}, 1", in(reg) msr::RI, options(nostack)) };
+    was
+}
+
 pub fn set_sprg0(value: u64) {
     // SAFETY: SPRG0 is software-defined; the kernel reserves it for the PerCpu
     // pointer and sets it once per CPU before interrupts can be taken.

@@ -299,6 +299,11 @@ pub struct CaughtFault {
 
 #[no_mangle]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        vector::EXTERNAL => return crate::smp::external_interrupt(),
+        vector::DECREMENTER => return crate::smp::decrementer_interrupt(),
+        _ => {}
+    }
     // A fault the active address space can resolve is retried, as Linux's
     // do_page_fault runs before the exception-table fix-up.
     if crate::mmu::handle_fault(frame) == crate::mmu::FaultAction::Retry {

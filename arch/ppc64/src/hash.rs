@@ -21,7 +21,8 @@ use spin::Mutex;
 
 use crate::exceptions::{self, vector, TrapFrame};
 use crate::mmu::{self, dsisr, isi_srr1, FaultAction, Mode};
-use crate::{cpu, hcall};
+use crate::hcall::{self, hcall_ret};
+use crate::cpu;
 
 const H_REGISTER_PROC_TBL: u64 = 0x37c;
 
@@ -67,30 +68,6 @@ fn status(code: i64) -> Result<(), HashError> {
         -4 | -12..=-9 => Err(HashError::Parameter(code)),
         other => Err(HashError::Other(other)),
     }
-}
-
-/// An hcall that returns up to eight values in r4..r11.
-fn hcall_ret(function: u64, args: [u64; 4]) -> (i64, [u64; 8]) {
-    let status: u64;
-    let mut out = [0u64; 8];
-    // SAFETY: `sc 1` enters the hypervisor with the PAPR convention: arguments
-    // in r4.., results in r4..r11; r0, r12, CTR, XER and volatile CR fields
-    // may change. The hash calls touch no guest memory.
-    unsafe {
-        asm!(
-            "sc 1",
-            inout("r3") function => status,
-            inout("r4") args[0] => out[0],
-            inout("r5") args[1] => out[1],
-            inout("r6") args[2] => out[2],
-            inout("r7") args[3] => out[3],
-            out("r8") out[4], out("r9") out[5], out("r10") out[6], out("r11") out[7],
-            out("r0") _, out("r12") _, out("ctr") _, out("xer") _,
-            out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
-            options(nostack)
-        );
-    }
-    (status as i64, out)
 }
 
 /// An HPTE as H_READ returns it.

@@ -25,6 +25,8 @@ mod radix;
 mod rtas;
 mod selftests;
 mod smp;
+mod timer;
+mod xics;
 mod smp_selftests;
 
 use core::arch::global_asm;
@@ -72,6 +74,7 @@ extern "C" fn boot_cpu_entry(
     bad_relocations: u64,
 ) -> ! {
     ENTRY_TIMEBASE.store(cpu::timebase(), Ordering::Relaxed);
+    kernel::time::set_clock(cpu::timebase, 512_000_000);
     console::set_sink(hvc::write);
     fatal::set_readable_limit(mm::virt_to_phys(ksyms::image_end()));
     if bad_relocations != 0 {
@@ -117,6 +120,11 @@ extern "C" fn boot_cpu_entry(
             info!("memory: {} MiB above the real-mode limit now usable", added * FRAME_SIZE >> 20);
         }
         fatal::set_readable_limit(info.memory.iter().map(|r| r.end()).max().unwrap_or(0));
+    }
+    kernel::time::set_clock(cpu::timebase, info.timebase_frequency);
+    timer::init(info.timebase_frequency);
+    if let Err(status) = xics::init_cpu() {
+        warn!("xics: H_CPPR failed ({status}); no IPIs");
     }
     let online = smp::start_secondaries(info);
     print_banner(info, online);

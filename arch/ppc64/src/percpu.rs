@@ -37,6 +37,13 @@ pub struct PerCpu {
     pub work: AtomicUsize,
     pub work_argument: AtomicU64,
     pub work_result: AtomicU64,
+    /// A cross-call (smp::call_on_cpus): function address (0 = none,
+    /// 1 = being written), argument, and how many calls this CPU finished.
+    pub call_function: AtomicUsize,
+    pub call_argument: AtomicU64,
+    pub calls_done: AtomicU64,
+    /// Decrementer interrupts taken.
+    pub ticks: AtomicU64,
     /// Last fault a probe caught; written only by this CPU's interrupt path.
     last_fault: UnsafeCell<CaughtFault>,
 }
@@ -67,6 +74,10 @@ impl PerCpu {
             work: AtomicUsize::new(0),
             work_argument: AtomicU64::new(0),
             work_result: AtomicU64::new(0),
+            call_function: AtomicUsize::new(0),
+            call_argument: AtomicU64::new(0),
+            calls_done: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
             last_fault: UnsafeCell::new(CaughtFault { vector: 0, srr0: 0, srr1: 0, dar: 0, dsisr: 0 }),
         }
     }

@@ -2,19 +2,26 @@
 //! `query-cpu-stopped-state`), each on its own stack with its own PerCpu,
 //! with translation as the boot CPU chose; then they wait for work.
 //!
-//! Work is handed over through a per-CPU mailbox that the target polls
-//! (`run_on`): enough to run a test body on a chosen CPU. Interrupt-driven
-//! cross-calls (IPIs through XICS), threads and RCU are issue [4/7]'s next
-//! steps.
+//! Two ways to make another CPU run something:
+//! - `post`/`run_on`: a per-CPU mailbox the idle CPU polls, for long-running
+//!   work (a test body);
+//! - `call_on_cpus`: an IPI through XICS, whose handler runs the function in
+//!   interrupt context, as Linux's smp_call_function_many. A target with
+//!   interrupts off does not take it until it turns them back on, and a
+//!   caller that waits waits for that: the property the old THP-collapse fix
+//!   (serialize_against_pte_lookup) relies on.
+//!
+//! Idle secondaries poll with interrupts on; their decrementer ticks.
+//! Threads and RCU are issue [4/7]'s next steps.
 
 use core::sync::atomic::Ordering;
 
 use boot::BootInfo;
 use kernel::mm::{self, FRAME_SIZE};
-use kernel::{info, warn};
+use kernel::{info, time, warn};
 
 use crate::percpu::{self, PerCpu, MAX_CPUS, PERCPU};
-use crate::{cpu, mmu, rtas};
+use crate::{cpu, mmu, rtas, timer, xics};
 
 extern "C" {
     fn secondary_start();
@@ -40,7 +47,6 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
         return percpu::online_count();
     };
     let entry = mm::virt_to_phys(secondary_start as *const () as u64);
-    let frequency = info.timebase_frequency.max(1);
     let mut index = 1;
     for target in info.cpus.iter().filter(|c| c.server != boot_server) {
         if index >= MAX_CPUS {
@@ -71,8 +77,8 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
                 continue;
             }
         }
-        let deadline = cpu::timebase() + ONLINE_TIMEOUT_US * frequency / 1_000_000;
-        while !PERCPU[index].online.load(Ordering::Acquire) && cpu::timebase() < deadline {
+        let deadline = time::deadline_us(ONLINE_TIMEOUT_US);
+        while !PERCPU[index].online.load(Ordering::Acquire) && time::now() < deadline {
             core::hint::spin_loop();
         }
         if !PERCPU[index].online.load(Ordering::Acquire) {
@@ -91,11 +97,18 @@ extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
     percpu::init_secondary(area);
     cpu::disable_fp_and_vector();
     mmu::enable_on_secondary();
+    if let Err(status) = xics::init_cpu() {
+        warn!("smp: CPU {}: H_CPPR failed ({status}); no IPIs", area.server.load(Ordering::Relaxed));
+    }
+    timer::arm();
     area.online.store(true, Ordering::Release);
     wait_for_work(area)
 }
 
+/// The idle loop of a secondary: interrupts on (IPIs, ticks), polling the
+/// mailbox.
 fn wait_for_work(area: &'static PerCpu) -> ! {
+    cpu::enable_interrupts();
     loop {
         let work = area.work.load(Ordering::Acquire);
         if work != 0 {
@@ -110,28 +123,117 @@ fn wait_for_work(area: &'static PerCpu) -> ! {
     }
 }
 
-/// Runs `function(argument)` on CPU `index` and returns its result; `None`
-/// if that CPU is not online or did not finish in time. On the calling CPU
-/// itself it just calls the function.
-pub fn run_on(index: usize, function: fn(u64) -> u64, argument: u64) -> Option<u64> {
-    let area = PERCPU.get(index)?;
-    if index as u64 == percpu::index() {
-        return Some(function(argument));
-    }
-    if !area.online.load(Ordering::Acquire) {
-        return None;
+/// Hands `function(argument)` to idle CPU `index` without waiting; false if
+/// that CPU is not online, is this CPU, or has work already.
+pub fn post(index: usize, function: fn(u64) -> u64, argument: u64) -> bool {
+    let Some(area) = PERCPU.get(index) else { return false };
+    if index as u64 == percpu::index() || !area.online.load(Ordering::Acquire) {
+        return false;
     }
     area.work_argument.store(argument, Ordering::Relaxed);
-    if area.work.compare_exchange(0, function as usize, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        return None; // busy with someone else's work
-    }
-    let frequency = crate::boot_info().timebase_frequency.max(1);
-    let deadline = cpu::timebase() + WORK_TIMEOUT_US * frequency / 1_000_000;
+    // Release: the argument is visible before the work.
+    area.work.compare_exchange(0, function as usize, Ordering::AcqRel, Ordering::Acquire).is_ok()
+}
+
+/// Waits until CPU `index` finished posted work; its result, or `None` on timeout.
+pub fn wait_for(index: usize) -> Option<u64> {
+    let area = PERCPU.get(index)?;
+    let deadline = time::deadline_us(WORK_TIMEOUT_US);
     while area.work.load(Ordering::Acquire) != 0 {
-        if cpu::timebase() > deadline {
+        if time::now() > deadline {
             return None;
         }
         core::hint::spin_loop();
     }
     Some(area.work_result.load(Ordering::Relaxed))
+}
+
+/// Runs `function(argument)` on CPU `index` and returns its result; `None`
+/// if that CPU is not online or did not finish in time. On the calling CPU
+/// itself it just calls the function.
+pub fn run_on(index: usize, function: fn(u64) -> u64, argument: u64) -> Option<u64> {
+    if index as u64 == percpu::index() {
+        return Some(function(argument));
+    }
+    if !post(index, function, argument) {
+        return None;
+    }
+    wait_for(index)
+}
+
+/// Why a cross-call could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    Offline(usize),
+    /// `wait` ran out of patience (a target kept interrupts off too long).
+    Timeout(usize),
+}
+
+/// Marks a call slot claimed while its argument is written.
+const CALL_CLAIMED: usize = 1;
+
+/// Runs `function(argument)` on every CPU in `targets` (indexes; this CPU
+/// included if listed, run directly), through IPIs. With `wait`, returns
+/// only after every target ran it: a target with interrupts off delays the
+/// caller until it turns them on (Linux's smp_call_function_many semantics).
+/// Without `wait`, returns once every target has the call queued.
+pub fn call_on_cpus(targets: &[usize], function: fn(u64), argument: u64, wait: bool) -> Result<(), CallError> {
+    let me = percpu::index() as usize;
+    let mut done_before = [0u64; MAX_CPUS];
+    for &target in targets.iter().filter(|&&t| t != me) {
+        let area = PERCPU.get(target).filter(|a| a.online.load(Ordering::Acquire)).ok_or(CallError::Offline(target))?;
+        // One call in flight per target: claim its slot, then publish.
+        let deadline = time::deadline_us(WORK_TIMEOUT_US);
+        while area.call_function.compare_exchange(0, CALL_CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            if time::now() > deadline {
+                return Err(CallError::Timeout(target));
+            }
+            core::hint::spin_loop();
+        }
+        done_before[target] = area.calls_done.load(Ordering::Acquire);
+        area.call_argument.store(argument, Ordering::Relaxed);
+        area.call_function.store(function as usize, Ordering::Release);
+        xics::send_ipi(area.server.load(Ordering::Relaxed));
+    }
+    if targets.contains(&me) {
+        function(argument);
+    }
+    if wait {
+        for &target in targets.iter().filter(|&&t| t != me) {
+            let area = &PERCPU[target];
+            let deadline = time::deadline_us(WORK_TIMEOUT_US);
+            while area.calls_done.load(Ordering::Acquire) == done_before[target] {
+                if time::now() > deadline {
+                    return Err(CallError::Timeout(target));
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 0x500: runs a pending cross-call of this CPU.
+pub fn external_interrupt() {
+    let area = percpu::this();
+    let other = xics::handle_external(area.server.load(Ordering::Relaxed), || {
+        let function = area.call_function.load(Ordering::Acquire);
+        if function > CALL_CLAIMED {
+            // SAFETY: call_function only holds 0, CALL_CLAIMED or a fn(u64)
+            // stored by call_on_cpus.
+            let function = unsafe { core::mem::transmute::<usize, fn(u64)>(function) };
+            function(area.call_argument.load(Ordering::Relaxed));
+            area.call_function.store(0, Ordering::Release);
+            area.calls_done.fetch_add(1, Ordering::AcqRel);
+        }
+    });
+    if other > 0 {
+        warn!("xics: {other} interrupts from sources nothing asked for");
+    }
+}
+
+/// 0x900: the tick.
+pub fn decrementer_interrupt() {
+    timer::arm();
+    percpu::this().ticks.fetch_add(1, Ordering::Relaxed);
 }

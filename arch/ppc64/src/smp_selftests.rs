@@ -2,13 +2,13 @@
 //! test body on itself, and a mapping changed and flushed on one CPU seen
 //! changed on another (radix `tlbie` broadcast; hash HPTE invalidation).
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
 use kernel::mm::mmu::{Scope, KERNEL_SPACE};
 use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::{self, LINEAR_MAP_BASE};
-use kernel::{kassert, kassert_eq, kskip};
+use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::percpu::{self, MAX_CPUS, PERCPU};
 use crate::{cpu, exceptions, mmu, smp};
@@ -20,8 +20,157 @@ pub static SMP: Suite = Suite {
         Test { name: "each_cpu_runs_work_and_reports_pir", run: each_cpu_runs_work_and_reports_pir },
         Test { name: "secondaries_translate_like_the_boot_cpu", run: secondaries_translate_like_the_boot_cpu },
         Test { name: "flush_reaches_other_cpus", run: flush_reaches_other_cpus },
+        Test { name: "ipi_round_trip_to_each_cpu", run: ipi_round_trip_to_each_cpu },
+        Test { name: "call_on_all_waits_for_all", run: call_on_all_waits_for_all },
+        Test { name: "interrupts_off_target_delays_the_caller", run: interrupts_off_target_delays_the_caller },
+        Test { name: "idle_cpus_tick", run: idle_cpus_tick },
+        Test { name: "state_survives_asynchronous_interrupts", run: state_survives_asynchronous_interrupts },
     ],
 };
+
+fn online_secondaries() -> impl Iterator<Item = usize> {
+    (1..MAX_CPUS).filter(|&i| PERCPU[i].online.load(Ordering::Acquire))
+}
+
+/// Per-CPU marks the cross-call bodies leave.
+static MARKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+fn mark(value: u64) {
+    MARKS[percpu::index() as usize].store(value, Ordering::Release);
+}
+
+fn ipi_round_trip_to_each_cpu(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    for target in online_secondaries() {
+        MARKS[target].store(0, Ordering::Release);
+        let start = time::now();
+        smp::call_on_cpus(&[target], mark, 0x1000 + target as u64, true).map_err(|e| fail(alloc::format!("{e:?}")))?;
+        let round_trip = time::ticks_to_us(time::now() - start);
+        kassert_eq!(MARKS[target].load(Ordering::Acquire), 0x1000 + target as u64);
+        kernel::println!("# IPI round trip to CPU {target}: {round_trip} us");
+    }
+    Ok(())
+}
+
+/// Each target stays in the call for a while (longer for higher indexes):
+/// the caller comes back only when all are done.
+fn slow_mark(value: u64) {
+    let until = time::deadline_us(2_000 * percpu::index());
+    while time::now() < until {
+        core::hint::spin_loop();
+    }
+    mark(value);
+}
+
+fn call_on_all_waits_for_all(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let all: alloc::vec::Vec<usize> = (0..MAX_CPUS).filter(|&i| PERCPU[i].online.load(Ordering::Acquire)).collect();
+    for &i in &all {
+        MARKS[i].store(0, Ordering::Release);
+    }
+    smp::call_on_cpus(&all, slow_mark, 0x77, true).map_err(|e| fail(alloc::format!("{e:?}")))?;
+    for &i in &all {
+        kassert_eq!(MARKS[i].load(Ordering::Acquire), 0x77);
+    }
+    Ok(())
+}
+
+static SPINNING: AtomicU64 = AtomicU64::new(0);
+static SPIN_END: AtomicU64 = AtomicU64::new(0);
+static CALL_RAN_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Posted work: interrupts off for `microseconds`, then on again.
+fn spin_with_interrupts_off(microseconds: u64) -> u64 {
+    let was_on = cpu::disable_interrupts();
+    SPINNING.store(1, Ordering::Release);
+    let until = time::deadline_us(microseconds);
+    while time::now() < until {
+        core::hint::spin_loop();
+    }
+    SPIN_END.store(time::now(), Ordering::Release);
+    if was_on {
+        cpu::enable_interrupts(); // the pending IPI is taken here
+    }
+    0
+}
+
+fn record_time(_: u64) {
+    CALL_RAN_AT.store(time::now(), Ordering::Release);
+}
+
+/// A cross-call to a CPU that has interrupts off runs only once it turns
+/// them on, and the waiting caller returns only after that.
+fn interrupts_off_target_delays_the_caller(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    const SPIN_US: u64 = 50_000;
+    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    SPINNING.store(0, Ordering::Release);
+    kassert!(smp::post(target, spin_with_interrupts_off, SPIN_US));
+    while SPINNING.load(Ordering::Acquire) == 0 {
+        core::hint::spin_loop();
+    }
+    let sent = time::now();
+    smp::call_on_cpus(&[target], record_time, 0, true).map_err(|e| fail(alloc::format!("{e:?}")))?;
+    let returned = time::now();
+    smp::wait_for(target).ok_or_else(|| fail("spinning CPU did not finish"))?;
+    let (ran, spin_end) = (CALL_RAN_AT.load(Ordering::Acquire), SPIN_END.load(Ordering::Acquire));
+    kernel::println!(
+        "# call sent {} us before the target re-enabled interrupts; it ran {} us after; caller waited {} us",
+        time::ticks_to_us(spin_end.saturating_sub(sent)),
+        time::ticks_to_us(ran.saturating_sub(spin_end)),
+        time::ticks_to_us(returned - sent)
+    );
+    kassert!(ran >= spin_end, "the call ran while the target had interrupts off");
+    kassert!(returned >= ran, "the caller returned before the call ran");
+    Ok(())
+}
+
+/// Counts odd numbers the slow way for `microseconds` with interrupts on;
+/// returns how often the count disagreed with arithmetic. Ticks land at
+/// arbitrary instructions here, between a compare and its branch too, so a
+/// handler that loses CR (or any register) shows up as a disagreement.
+fn count_with_interrupts_on(microseconds: u64) -> u64 {
+    let until = time::deadline_us(microseconds);
+    let (mut checked, mut odd, mut mismatches) = (0u64, 0u64, 0u64);
+    while time::now() < until {
+        for _ in 0..1000 {
+            if core::hint::black_box(checked) & 1 == 1 {
+                odd += 1;
+            }
+            checked += 1;
+        }
+        if odd != checked / 2 {
+            mismatches += 1;
+            odd = checked / 2;
+        }
+    }
+    mismatches
+}
+
+fn state_survives_asynchronous_interrupts(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let ticks = PERCPU[target].ticks.load(Ordering::Relaxed);
+    let mismatches = smp::run_on(target, count_with_interrupts_on, 100_000).ok_or_else(|| fail("no answer"))?;
+    let taken = PERCPU[target].ticks.load(Ordering::Relaxed) - ticks;
+    kassert!(taken >= 2, "only {taken} ticks during 100 ms");
+    kassert_eq!(mismatches, 0);
+    Ok(())
+}
+
+/// Idle secondaries have interrupts on, so their decrementer ticks.
+fn idle_cpus_tick(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let before = PERCPU[target].ticks.load(Ordering::Relaxed);
+    let until = time::deadline_us(5 * 1_000_000 / crate::timer::HZ);
+    while time::now() < until {
+        core::hint::spin_loop();
+    }
+    let after = PERCPU[target].ticks.load(Ordering::Relaxed);
+    kassert!(after > before, "CPU {target}: {before} ticks before, {after} after 5 tick periods");
+    Ok(())
+}
 
 fn all_cpus_online(env: &Env<'_>) -> TestResult {
     let expected = env.boot.cpus.len().min(MAX_CPUS);

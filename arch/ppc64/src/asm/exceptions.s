@@ -42,6 +42,60 @@
     .set FRAME_SIZE, (FRAME_HEADER + TF_SIZE + 15) & ~15
     .set TF, FRAME_HEADER
 
+    .set SRR0_SPR, 26
+    .set SRR1_SPR, 27
+
+# Restores the TrapFrame at r1 + TF and returns with `ret` through the
+# save/restore registers `srr0`/`srr1`. CR is restored last but one, and
+# nothing after it changes CR.
+.macro RESTORE_AND_RETURN srr0, srr1, ret
+    ld      %r3, TF + TF_SRR0(%r1)
+    ld      %r4, TF + TF_SRR1(%r1)
+    mtspr   \srr0, %r3
+    mtspr   \srr1, %r4
+    ld      %r3, TF + TF_LR(%r1)
+    mtlr    %r3
+    ld      %r3, TF + TF_CTR(%r1)
+    mtctr   %r3
+    ld      %r3, TF + TF_XER(%r1)
+    mtxer   %r3
+    ld      %r3, TF + TF_CR(%r1)
+    mtcr    %r3
+    ld      %r0, TF + TF_GPR + 8*0(%r1)
+    ld      %r2, TF + TF_GPR + 8*2(%r1)
+    ld      %r3, TF + TF_GPR + 8*3(%r1)
+    ld      %r4, TF + TF_GPR + 8*4(%r1)
+    ld      %r5, TF + TF_GPR + 8*5(%r1)
+    ld      %r6, TF + TF_GPR + 8*6(%r1)
+    ld      %r7, TF + TF_GPR + 8*7(%r1)
+    ld      %r8, TF + TF_GPR + 8*8(%r1)
+    ld      %r9, TF + TF_GPR + 8*9(%r1)
+    ld      %r10, TF + TF_GPR + 8*10(%r1)
+    ld      %r11, TF + TF_GPR + 8*11(%r1)
+    ld      %r12, TF + TF_GPR + 8*12(%r1)
+    ld      %r13, TF + TF_GPR + 8*13(%r1)
+    ld      %r14, TF + TF_GPR + 8*14(%r1)
+    ld      %r15, TF + TF_GPR + 8*15(%r1)
+    ld      %r16, TF + TF_GPR + 8*16(%r1)
+    ld      %r17, TF + TF_GPR + 8*17(%r1)
+    ld      %r18, TF + TF_GPR + 8*18(%r1)
+    ld      %r19, TF + TF_GPR + 8*19(%r1)
+    ld      %r20, TF + TF_GPR + 8*20(%r1)
+    ld      %r21, TF + TF_GPR + 8*21(%r1)
+    ld      %r22, TF + TF_GPR + 8*22(%r1)
+    ld      %r23, TF + TF_GPR + 8*23(%r1)
+    ld      %r24, TF + TF_GPR + 8*24(%r1)
+    ld      %r25, TF + TF_GPR + 8*25(%r1)
+    ld      %r26, TF + TF_GPR + 8*26(%r1)
+    ld      %r27, TF + TF_GPR + 8*27(%r1)
+    ld      %r28, TF + TF_GPR + 8*28(%r1)
+    ld      %r29, TF + TF_GPR + 8*29(%r1)
+    ld      %r30, TF + TF_GPR + 8*30(%r1)
+    ld      %r31, TF + TF_GPR + 8*31(%r1)
+    ld      %r1, TF + TF_GPR + 8*1(%r1)
+    \ret
+.endm
+
     .section .text, "ax"
     .globl  vector_stub_template
     .globl  vector_stub_template_end
@@ -98,6 +152,9 @@ exception_common:
     std     %r30, TF + TF_GPR + 8*30(%r1)
     std     %r31, TF + TF_GPR + 8*31(%r1)
 
+    # CR before anything here compares (the interrupted code's CR0 may be live).
+    mfcr    %r3
+    std     %r3, TF + TF_CR(%r1)
     ld      %r12, PCPU_SCRATCH0(%r13)
     std     %r12, TF + TF_VECTOR(%r1)
     # Hypervisor interrupts (0xe00..0xea0) save state in HSRR0/1.
@@ -118,8 +175,6 @@ exception_common:
     std     %r3, TF + TF_CTR(%r1)
     mfxer   %r3
     std     %r3, TF + TF_XER(%r1)
-    mfcr    %r3
-    std     %r3, TF + TF_CR(%r1)
     mfdar   %r3
     std     %r3, TF + TF_DAR(%r1)
     mfdsisr %r3
@@ -136,66 +191,14 @@ exception_common:
     # Not recoverable again until rfid: SRR0/1 are about to be reloaded.
     li      %r0, 0
     mtmsrd  %r0, 1
+    # Pick the return path now: after CR is restored nothing may compare.
     ld      %r12, TF + TF_VECTOR(%r1)
-    ld      %r3, TF + TF_SRR0(%r1)
-    ld      %r4, TF + TF_SRR1(%r1)
     cmpldi  %r12, 0xe00
     blt     3f
     cmpldi  %r12, 0xea0
     bgt     3f
-    mtspr   HSRR0, %r3
-    mtspr   HSRR1, %r4
-    b       4f
-3:  mtsrr0  %r3
-    mtsrr1  %r4
-4:  ld      %r3, TF + TF_LR(%r1)
-    mtlr    %r3
-    ld      %r3, TF + TF_CTR(%r1)
-    mtctr   %r3
-    ld      %r3, TF + TF_XER(%r1)
-    mtxer   %r3
-    ld      %r3, TF + TF_CR(%r1)
-    mtcr    %r3
-    ld      %r0, TF + TF_GPR + 8*0(%r1)
-    ld      %r2, TF + TF_GPR + 8*2(%r1)
-    ld      %r3, TF + TF_GPR + 8*3(%r1)
-    ld      %r4, TF + TF_GPR + 8*4(%r1)
-    ld      %r5, TF + TF_GPR + 8*5(%r1)
-    ld      %r6, TF + TF_GPR + 8*6(%r1)
-    ld      %r7, TF + TF_GPR + 8*7(%r1)
-    ld      %r8, TF + TF_GPR + 8*8(%r1)
-    ld      %r9, TF + TF_GPR + 8*9(%r1)
-    ld      %r10, TF + TF_GPR + 8*10(%r1)
-    ld      %r11, TF + TF_GPR + 8*11(%r1)
-    ld      %r13, TF + TF_GPR + 8*13(%r1)
-    ld      %r14, TF + TF_GPR + 8*14(%r1)
-    ld      %r15, TF + TF_GPR + 8*15(%r1)
-    ld      %r16, TF + TF_GPR + 8*16(%r1)
-    ld      %r17, TF + TF_GPR + 8*17(%r1)
-    ld      %r18, TF + TF_GPR + 8*18(%r1)
-    ld      %r19, TF + TF_GPR + 8*19(%r1)
-    ld      %r20, TF + TF_GPR + 8*20(%r1)
-    ld      %r21, TF + TF_GPR + 8*21(%r1)
-    ld      %r22, TF + TF_GPR + 8*22(%r1)
-    ld      %r23, TF + TF_GPR + 8*23(%r1)
-    ld      %r24, TF + TF_GPR + 8*24(%r1)
-    ld      %r25, TF + TF_GPR + 8*25(%r1)
-    ld      %r26, TF + TF_GPR + 8*26(%r1)
-    ld      %r27, TF + TF_GPR + 8*27(%r1)
-    ld      %r28, TF + TF_GPR + 8*28(%r1)
-    ld      %r29, TF + TF_GPR + 8*29(%r1)
-    ld      %r30, TF + TF_GPR + 8*30(%r1)
-    ld      %r31, TF + TF_GPR + 8*31(%r1)
-    cmpldi  %r12, 0xe00
-    blt     5f
-    cmpldi  %r12, 0xea0
-    bgt     5f
-    ld      %r12, TF + TF_GPR + 8*12(%r1)
-    ld      %r1, TF + TF_GPR + 8*1(%r1)
-    hrfid
-5:  ld      %r12, TF + TF_GPR + 8*12(%r1)
-    ld      %r1, TF + TF_GPR + 8*1(%r1)
-    rfid
+    RESTORE_AND_RETURN HSRR0, HSRR1, hrfid
+3:  RESTORE_AND_RETURN SRR0_SPR, SRR1_SPR, rfid
     .size   exception_common, . - exception_common
 
 # Probes whose faults are expected: each faulting instruction has an entry in
