@@ -11,5 +11,6 @@ pub mod cmdline;
 pub mod console;
 pub mod ktest;
 pub mod mm;
+pub mod rcu;
 pub mod symbols;
 pub mod time;

@@ -56,7 +56,7 @@ case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..5"
+echo "1..8"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -83,7 +83,10 @@ echo "ok 2 dt_cpus"
 echo "ok 3 mmu.map_read_write # SKIP translation is off"
 echo "ok 4 hash.full_groups_evict_without_loss"
 echo "ok 5 smp.flush_reaches_other_cpus"
-echo "selftests: 4 passed, 0 failed, 1 skipped"
+echo "ok 6 smp.interrupts_off_target_delays_the_caller"
+echo "ok 7 rcu.synchronize_waits_for_interrupts_off_cpu"
+echo "ok 8 rcu.unhooked_table_outlives_lockless_walk"
+echo "selftests: 7 passed, 0 failed, 1 skipped"
 "#;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.

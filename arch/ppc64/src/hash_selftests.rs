@@ -60,7 +60,7 @@ fn unmap_quietly(address: u64) -> Result<(Entry, alloc::vec::Vec<(u64, usize)>),
 }
 
 fn release(tables: &[(u64, usize)]) {
-    mmu::with_kernel_tree(|tree| tree.release(tables));
+    mmu::release_kernel_tables(tables);
 }
 
 fn hpte_inserted_on_first_touch(_: &Env<'_>) -> TestResult {

@@ -22,6 +22,7 @@ mod hash_selftests;
 mod mmu;
 mod mmu_selftests;
 mod radix;
+mod rcu_selftests;
 mod rtas;
 mod selftests;
 mod smp;
@@ -55,6 +56,7 @@ static SUITES: &[&Suite] = &[
     &mmu_selftests::MMU,
     &hash_selftests::HASH,
     &smp_selftests::SMP,
+    &rcu_selftests::RCU,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::HEAP_SUITE,
 ];
@@ -126,9 +128,14 @@ extern "C" fn boot_cpu_entry(
     if let Err(status) = xics::init_cpu() {
         warn!("xics: H_CPPR failed ({status}); no IPIs");
     }
+    smp::init_rcu();
     let online = smp::start_secondaries(info);
     print_banner(info, online);
 
+    // From here the boot CPU runs with interrupts on: it takes IPIs and
+    // ticks, and so passes RCU quiescent states like every other CPU.
+    timer::arm();
+    cpu::enable_interrupts();
     let env = Env { boot: info, options: &options, online_cpus: online };
     run_selftests(&env);
     if let Some(inject) = options.inject.filter(|&i| i != Inject::NotOk) {

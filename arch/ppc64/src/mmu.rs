@@ -10,6 +10,7 @@ use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{self, Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
 use kernel::mm::{self, Frame, LINEAR_MAP_BASE};
+use kernel::rcu::Deferred;
 use spin::Mutex;
 
 use crate::exceptions::{self, TrapFrame};
@@ -106,6 +107,26 @@ impl FrameSource for KernelFrames {
 pub type Tree = PageTable<TableAllocator<KernelFrames>>;
 
 static KERNEL_TREE: Mutex<Option<Tree>> = Mutex::new(None);
+/// Kernel tables unhooked from the tree, freed after a grace period: a
+/// lockless walker (the hash fault path, GUP-fast) may still be in them.
+static KERNEL_DEFERRED: Mutex<Deferred<(u64, usize)>> = Mutex::new(Deferred::new());
+
+/// Frees `tables` (unhooked by an unmap whose flush is done) once no
+/// lockless walker can be in them, and whatever earlier releases are due.
+pub fn release_kernel_tables(tables: &[(u64, usize)]) {
+    let mut deferred = KERNEL_DEFERRED.lock();
+    for &table in tables {
+        deferred.push(table);
+    }
+    deferred.drain_due(|table| {
+        with_kernel_tree(|tree| tree.release(&[table]));
+    });
+}
+
+/// Kernel tables still waiting for their grace period.
+pub fn deferred_kernel_tables() -> usize {
+    KERNEL_DEFERRED.lock().len()
+}
 /// The kernel tree's root, for lockless walkers (the hash fault path).
 static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -205,6 +226,8 @@ pub struct AddressSpace {
     id: SpaceId,
     /// Always `Some` until drop takes it to destroy it.
     tree: Option<Tree>,
+    /// Unhooked tables waiting for a grace period.
+    deferred: Deferred<(u64, usize)>,
 }
 
 impl AddressSpace {
@@ -227,7 +250,7 @@ impl AddressSpace {
             Mode::Hash => hash::attach_space(id, tree.root()),
             Mode::Off => {}
         }
-        Ok(AddressSpace { id, tree: Some(tree) })
+        Ok(AddressSpace { id, tree: Some(tree), deferred: Deferred::new() })
     }
 
     pub fn id(&self) -> SpaceId {
@@ -250,10 +273,17 @@ impl AddressSpace {
         slot.store(handler.map_or(0, |h| h as usize), Ordering::Release);
     }
 
-    /// Unmaps one page and flushes it, releasing emptied tables after the flush.
+    /// Frees the unhooked tables whose grace period is over.
+    pub fn reclaim(&mut self) {
+        let tree = self.tree.as_mut().expect("tree lives until drop");
+        self.deferred.drain_due(|table| tree.release(&[table]));
+    }
+
+    /// Unmaps one page and flushes it; emptied tables are freed after the
+    /// flush and a grace period.
     pub fn unmap(&mut self, address: u64) -> Result<Entry, MapError> {
         let id = self.id;
-        let tree = self.tree();
+        let tree = self.tree.as_mut().expect("tree lives until drop");
         let gone = tree.unmap(address)?;
         if let Some(flush) = flusher() {
             flush.flush_page(id, address, gone.size, gone.entry, Scope::Global);
@@ -261,7 +291,10 @@ impl AddressSpace {
                 flush.flush_page_walk_cache(id, Scope::Global);
             }
         }
-        tree.release(&gone.tables);
+        for &table in &gone.tables {
+            self.deferred.push(table);
+        }
+        self.deferred.drain_due(|table| tree.release(&[table]));
         Ok(gone.entry)
     }
 }
@@ -274,7 +307,8 @@ impl Drop for AddressSpace {
         if let Some(slot) = FAULT_HANDLERS.get(self.id as usize) {
             slot.store(0, Ordering::Release);
         }
-        let tree = self.tree.take().expect("tree lives until drop");
+        let mut tree = self.tree.take().expect("tree lives until drop");
+        self.deferred.drain_all(|table| tree.release(&[table]));
         match mode() {
             Mode::Radix => radix::detach_space(self.id),
             Mode::Hash => hash::detach_space(self.id),

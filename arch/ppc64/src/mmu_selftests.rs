@@ -86,7 +86,7 @@ fn kernel_unmap(address: u64) -> Result<Entry, Failure> {
     if !gone.tables.is_empty() {
         flush.flush_page_walk_cache(KERNEL_SPACE, Scope::Global);
     }
-    mmu::with_kernel_tree(|tree| tree.release(&gone.tables));
+    mmu::release_kernel_tables(&gone.tables);
     Ok(gone.entry)
 }
 
@@ -330,7 +330,7 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
         kassert!(!unhooked.is_empty(), "the PTE table was not unhooked");
         kernel_map(start, huge.address(), PageSize::Huge2M, Prot::READ)?;
         flush.flush_collapsed_pmd(KERNEL_SPACE, start, &old_ptes, Scope::Global);
-        mmu::with_kernel_tree(|tree| tree.release(&unhooked));
+        mmu::release_kernel_tables(&unhooked);
         for i in 0..FRAMES {
             kassert_eq!(load(start + i * FRAME_SIZE), Ok(0x1000 + i));
         }
@@ -497,6 +497,10 @@ fn freed_tables_return_to_allocator(_: &Env<'_>) -> TestResult {
         for &page in &pages {
             space.unmap(page).map_err(|e| fail(alloc::format!("{e:?}")))?;
         }
+        // The emptied tables wait for a grace period (a lockless walker may
+        // still be in them), then go back.
+        kernel::rcu::synchronize();
+        space.reclaim();
         kassert_eq!(mm::free_frames(), after_pgd);
     }
     kassert_eq!(mm::free_frames(), before);

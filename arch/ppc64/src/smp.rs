@@ -110,6 +110,7 @@ extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
 fn wait_for_work(area: &'static PerCpu) -> ! {
     cpu::enable_interrupts();
     loop {
+        kernel::rcu::note_quiescent();
         let work = area.work.load(Ordering::Acquire);
         if work != 0 {
             // SAFETY: `work` only ever holds 0 or a `fn(u64) -> u64` stored by run_on.
@@ -232,8 +233,26 @@ pub fn external_interrupt() {
     }
 }
 
-/// 0x900: the tick.
+/// 0x900: the tick. It is only taken with interrupts on, so it is a
+/// sched-RCU quiescent state.
 pub fn decrementer_interrupt() {
     timer::arm();
     percpu::this().ticks.fetch_add(1, Ordering::Relaxed);
+    kernel::rcu::quiescent_state();
+}
+
+fn rcu_this_cpu() -> usize {
+    percpu::index() as usize
+}
+
+fn rcu_online(index: usize) -> bool {
+    PERCPU.get(index).is_some_and(|c| c.online.load(Ordering::Acquire))
+}
+
+static RCU_PLATFORM: kernel::rcu::Platform =
+    kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: rcu_online, relax: core::hint::spin_loop };
+
+/// Tells RCU about this platform's CPUs (before any secondary starts).
+pub fn init_rcu() {
+    kernel::rcu::set_platform(&RCU_PLATFORM);
 }

@@ -28,7 +28,7 @@ pub static SMP: Suite = Suite {
     ],
 };
 
-fn online_secondaries() -> impl Iterator<Item = usize> {
+pub fn online_secondaries() -> impl Iterator<Item = usize> {
     (1..MAX_CPUS).filter(|&i| PERCPU[i].online.load(Ordering::Acquire))
 }
 
@@ -75,12 +75,12 @@ fn call_on_all_waits_for_all(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-static SPINNING: AtomicU64 = AtomicU64::new(0);
-static SPIN_END: AtomicU64 = AtomicU64::new(0);
+pub static SPINNING: AtomicU64 = AtomicU64::new(0);
+pub static SPIN_END: AtomicU64 = AtomicU64::new(0);
 static CALL_RAN_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Posted work: interrupts off for `microseconds`, then on again.
-fn spin_with_interrupts_off(microseconds: u64) -> u64 {
+pub fn spin_with_interrupts_off(microseconds: u64) -> u64 {
     let was_on = cpu::disable_interrupts();
     SPINNING.store(1, Ordering::Release);
     let until = time::deadline_us(microseconds);
@@ -246,7 +246,7 @@ fn flush_reaches_other_cpus(env: &Env<'_>) -> TestResult {
     let after = smp::run_on(target, load_shared, 0);
     if let Some(Ok(gone)) = mmu::with_kernel_tree(|tree| tree.unmap(SHARED)) {
         flush.flush_page(KERNEL_SPACE, SHARED, gone.size, gone.entry, Scope::Global);
-        mmu::with_kernel_tree(|tree| tree.release(&gone.tables));
+        mmu::release_kernel_tables(&gone.tables);
     }
     mm::free_frame(old);
     mm::free_frame(new);

@@ -1,0 +1,338 @@
+//! Sched-RCU, the flavour Linux's GUP-fast relies on: a CPU with interrupts
+//! off is inside a read-side critical section, so a grace period is over
+//! once every online CPU has passed a quiescent state: a timer tick (which a
+//! CPU only takes with interrupts on), an idle-loop iteration, or an
+//! explicit `quiescent_state()` outside any read-side section.
+//!
+//! `synchronize` waits for one full grace period; `call` queues a callback
+//! that runs, in queue order, once a grace period that started after it was
+//! queued has ended. Grace periods advance from `quiescent_state`, so they
+//! make progress as long as CPUs tick or idle; the CPU that waits counts as
+//! quiescent (it must not be inside a read-side section itself).
+//!
+//! The platform says which CPUs are online and which one is running
+//! (`set_platform`); the state here is per CPU index.
+
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use spin::Mutex;
+
+pub const MAX_CPUS: usize = 64;
+
+/// What RCU needs to know about CPUs.
+pub struct Platform {
+    /// Index of the running CPU.
+    pub this_cpu: fn() -> usize,
+    /// Whether CPU `i` is online (offline CPUs hold no read-side sections).
+    pub online: fn(usize) -> bool,
+    /// Spin-wait hint while waiting for a grace period.
+    pub relax: fn(),
+}
+
+fn cpu_zero() -> usize {
+    0
+}
+fn only_cpu_zero(i: usize) -> bool {
+    i == 0
+}
+fn no_relax() {}
+
+static UNIPROCESSOR: Platform = Platform { this_cpu: cpu_zero, online: only_cpu_zero, relax: no_relax };
+static PLATFORM: AtomicPtr<Platform> = AtomicPtr::new(&UNIPROCESSOR as *const Platform as *mut Platform);
+
+pub fn set_platform(platform: &'static Platform) {
+    PLATFORM.store(platform as *const Platform as *mut Platform, Ordering::Release);
+}
+
+fn platform() -> &'static Platform {
+    // SAFETY: PLATFORM only ever holds a pointer to a `'static Platform`.
+    unsafe { &*PLATFORM.load(Ordering::Acquire) }
+}
+
+/// Quiescent states each CPU has passed.
+static QUIESCENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Grace periods: `completed` have ended; while one is in progress,
+/// `snapshot` holds the counts it waits to see advance.
+static COMPLETED: AtomicU64 = AtomicU64::new(0);
+static IN_PROGRESS: AtomicBool = AtomicBool::new(false);
+static SNAPSHOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Serialises grace-period bookkeeping (taken with try_lock from ticks).
+static ADVANCE: Mutex<()> = Mutex::new(());
+
+pub type Callback = fn(u64);
+
+struct Pending {
+    callback: Callback,
+    argument: u64,
+    /// Runs once `COMPLETED` reaches this.
+    after: u64,
+}
+
+static CALLBACKS: Mutex<VecDeque<Pending>> = Mutex::new(VecDeque::new());
+static CALLBACKS_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// Reports that this CPU is outside any read-side section, and moves grace
+/// periods and callbacks along. Called from the tick, the idle loop, and
+/// wherever code knows it holds no RCU-protected pointer.
+pub fn quiescent_state() {
+    let cpu = (platform().this_cpu)();
+    QUIESCENT[cpu].fetch_add(1, Ordering::AcqRel);
+    advance();
+}
+
+/// Ends the grace period in progress if every online CPU has passed a
+/// quiescent state since it began; starts one if callbacks wait; runs the
+/// callbacks that are due. Never blocks (ticks call it).
+fn advance() {
+    let Some(_guard) = ADVANCE.try_lock() else { return };
+    let p = platform();
+    if IN_PROGRESS.load(Ordering::Acquire) {
+        let all_passed = (0..MAX_CPUS)
+            .filter(|&i| (p.online)(i))
+            .all(|i| QUIESCENT[i].load(Ordering::Acquire) != SNAPSHOT[i].load(Ordering::Relaxed));
+        if all_passed {
+            COMPLETED.fetch_add(1, Ordering::AcqRel);
+            IN_PROGRESS.store(false, Ordering::Release);
+        }
+    }
+    // Only an advance that can start a grace period consumes WANTED: one
+    // set while a grace period runs asks for the next one.
+    let callbacks_wait = || CALLBACKS.try_lock().is_some_and(|q| q.iter().any(|c| c.after > COMPLETED.load(Ordering::Acquire)));
+    if !IN_PROGRESS.load(Ordering::Acquire) && (WANTED.swap(false, Ordering::AcqRel) || callbacks_wait()) {
+        for (i, snapshot) in SNAPSHOT.iter().enumerate() {
+            snapshot.store(QUIESCENT[i].load(Ordering::Acquire), Ordering::Relaxed);
+        }
+        // The starter is quiescent right now (it is running this).
+        let me = (p.this_cpu)();
+        SNAPSHOT[me].store(QUIESCENT[me].load(Ordering::Acquire).wrapping_sub(1), Ordering::Relaxed);
+        IN_PROGRESS.store(true, Ordering::Release);
+    }
+    run_due_callbacks();
+}
+
+fn run_due_callbacks() {
+    loop {
+        let due = {
+            let Some(mut queue) = CALLBACKS.try_lock() else { return };
+            match queue.front() {
+                Some(front) if front.after <= COMPLETED.load(Ordering::Acquire) => queue.pop_front(),
+                _ => None,
+            }
+        };
+        let Some(pending) = due else { return };
+        (pending.callback)(pending.argument);
+        CALLBACKS_RUN.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The grace-period count after which everything that is running now has
+/// left its read-side sections: a grace period already in progress may have
+/// started before now, so it takes the one after it. The caller holds
+/// ADVANCE, so no grace period starts in between.
+fn target_locked() -> u64 {
+    COMPLETED.load(Ordering::Acquire) + if IN_PROGRESS.load(Ordering::Acquire) { 2 } else { 1 }
+}
+
+/// Queues `callback(argument)` to run after a grace period that starts
+/// after this call. Callbacks run in the order they were queued.
+pub fn call(callback: Callback, argument: u64) {
+    let _guard = ADVANCE.lock();
+    let after = target_locked();
+    CALLBACKS.lock().push_back(Pending { callback, argument, after });
+}
+
+/// A cheaper quiescent state for idle loops: counted, but grace periods
+/// move on at the next full `quiescent_state`.
+pub fn note_quiescent() {
+    QUIESCENT[(platform().this_cpu)()].fetch_add(1, Ordering::AcqRel);
+}
+
+/// Things to free after a grace period, kept by their owner (a page table's
+/// emptied tables, which only the tree's allocator can free).
+pub struct Deferred<T> {
+    items: VecDeque<(T, u64)>,
+}
+
+impl<T> Deferred<T> {
+    pub const fn new() -> Self {
+        Deferred { items: VecDeque::new() }
+    }
+
+    /// Defers `item` until every CPU has left the read-side sections it may
+    /// be in now (a lockless walker may still hold it).
+    pub fn push(&mut self, item: T) {
+        let after = {
+            let _guard = ADVANCE.lock();
+            let after = target_locked();
+            // Someone must drive the grace period: make sure one is wanted.
+            WANTED.store(true, Ordering::Release);
+            after
+        };
+        self.items.push_back((item, after));
+    }
+
+    /// Hands over the items whose grace period is over.
+    pub fn drain_due(&mut self, mut free: impl FnMut(T)) {
+        while self.items.front().is_some_and(|(_, after)| *after <= COMPLETED.load(Ordering::Acquire)) {
+            if let Some((item, _)) = self.items.pop_front() {
+                free(item);
+            }
+        }
+    }
+
+    /// Waits for a grace period, then hands over everything.
+    pub fn drain_all(&mut self, mut free: impl FnMut(T)) {
+        if !self.items.is_empty() {
+            synchronize();
+        }
+        while let Some((item, _)) = self.items.pop_front() {
+            free(item);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<T> Default for Deferred<T> {
+    fn default() -> Self {
+        Deferred::new()
+    }
+}
+
+/// Set when a `Deferred` waits for a grace period, so one starts even with
+/// no callbacks queued.
+static WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Callbacks queued and not yet run.
+pub fn pending_callbacks() -> usize {
+    CALLBACKS.lock().len()
+}
+
+pub fn callbacks_run() -> u64 {
+    CALLBACKS_RUN.load(Ordering::Relaxed)
+}
+
+pub fn completed_grace_periods() -> u64 {
+    COMPLETED.load(Ordering::Acquire)
+}
+
+/// Waits for a full grace period: every read-side section that began before
+/// this call has ended. The caller must not be inside one.
+pub fn synchronize() {
+    let p = platform();
+    let target = {
+        let _guard = ADVANCE.lock();
+        WANTED.store(true, Ordering::Release);
+        target_locked()
+    };
+    while COMPLETED.load(Ordering::Acquire) < target {
+        // Our own quiescent states move grace periods (and callbacks) along.
+        quiescent_state();
+        (p.relax)();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One host thread plays every CPU: `CURRENT` says which one is "running".
+    use super::*;
+    extern crate std;
+    use std::sync::atomic::AtomicUsize;
+    use std::vec::Vec;
+
+    static CURRENT: AtomicUsize = AtomicUsize::new(0);
+    static ONLINE: AtomicUsize = AtomicUsize::new(3);
+    fn this_cpu() -> usize {
+        CURRENT.load(Ordering::Relaxed)
+    }
+    fn online(i: usize) -> bool {
+        i < ONLINE.load(Ordering::Relaxed)
+    }
+    static HOST: Platform = Platform { this_cpu, online, relax: no_relax };
+
+    static ORDER: spin::Mutex<Vec<u64>> = spin::Mutex::new(Vec::new());
+    fn record(value: u64) {
+        ORDER.lock().push(value);
+    }
+
+    fn on(cpu: usize) {
+        CURRENT.store(cpu, Ordering::Relaxed);
+        quiescent_state();
+    }
+
+    /// The whole protocol in one test: the statics are global.
+    #[test]
+    fn grace_periods_and_callbacks() {
+        set_platform(&HOST);
+        let start = completed_grace_periods();
+        // Callbacks queued on CPU 0 do not run until CPUs 1 and 2 pass a quiescent state.
+        CURRENT.store(0, Ordering::Relaxed);
+        call(record, 1);
+        call(record, 2);
+        on(0);
+        on(0);
+        assert!(ORDER.lock().is_empty(), "ran before CPUs 1 and 2 were quiescent");
+        on(1);
+        assert!(ORDER.lock().is_empty(), "ran before CPU 2 was quiescent");
+        on(2);
+        on(0);
+        assert_eq!(*ORDER.lock(), [1, 2]);
+        assert!(completed_grace_periods() > start);
+
+        // A callback queued while a grace period runs waits for the next one.
+        call(record, 3);
+        on(1);
+        on(2);
+        on(0);
+        call(record, 4);
+        for cpu in [1, 2, 0, 1, 2, 0, 1, 2, 0] {
+            on(cpu);
+        }
+        assert_eq!(*ORDER.lock(), [1, 2, 3, 4], "in order, none lost");
+        assert_eq!(pending_callbacks(), 0);
+
+        // An offline CPU does not hold grace periods up.
+        ONLINE.store(2, Ordering::Relaxed);
+        call(record, 5);
+        for cpu in [0, 1, 0, 1, 0] {
+            on(cpu);
+        }
+        assert_eq!(ORDER.lock().last(), Some(&5));
+        ONLINE.store(3, Ordering::Relaxed);
+
+        // Deferred items come out only after a full grace period.
+        let mut deferred = Deferred::new();
+        deferred.push(10u64);
+        let mut freed = Vec::new();
+        on(0);
+        deferred.drain_due(|x| freed.push(x));
+        assert!(freed.is_empty(), "freed before CPUs 1 and 2 were quiescent");
+        for cpu in [1, 2, 0, 1, 2, 0] {
+            on(cpu);
+        }
+        deferred.drain_due(|x| freed.push(x));
+        assert_eq!(freed, [10]);
+        assert!(deferred.is_empty());
+
+        // Deferred while a grace period is in progress: it needs the next
+        // one, which must still start although nothing else asks for it.
+        deferred.push(11);
+        on(0); // starts a grace period for it
+        assert!(IN_PROGRESS.load(Ordering::Acquire));
+        deferred.push(12);
+        on(1); // an advance that cannot start one must not forget the request
+        for cpu in [2, 0, 1, 2, 0, 1, 2, 0] {
+            on(cpu);
+        }
+        deferred.drain_due(|x| freed.push(x));
+        assert_eq!(freed, [10, 11, 12], "the grace period after the running one never started");
+    }
+}
