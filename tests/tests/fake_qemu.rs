@@ -56,7 +56,7 @@ case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..8"
+echo "1..10"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -86,7 +86,9 @@ echo "ok 5 smp.flush_reaches_other_cpus"
 echo "ok 6 smp.interrupts_off_target_delays_the_caller"
 echo "ok 7 rcu.synchronize_waits_for_interrupts_off_cpu"
 echo "ok 8 rcu.unhooked_table_outlives_lockless_walk"
-echo "selftests: 7 passed, 0 failed, 1 skipped"
+echo "ok 9 sched.threads_share_a_cpu_by_preemption"
+echo "ok 10 sched.thread_sees_its_address_space"
+echo "selftests: 9 passed, 0 failed, 1 skipped"
 "#;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.

@@ -24,6 +24,8 @@ mod mmu_selftests;
 mod radix;
 mod rcu_selftests;
 mod rtas;
+mod sched;
+mod sched_selftests;
 mod selftests;
 mod smp;
 mod timer;
@@ -57,6 +59,7 @@ static SUITES: &[&Suite] = &[
     &hash_selftests::HASH,
     &smp_selftests::SMP,
     &rcu_selftests::RCU,
+    &sched_selftests::SCHED,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::HEAP_SUITE,
 ];
@@ -134,6 +137,7 @@ extern "C" fn boot_cpu_entry(
 
     // From here the boot CPU runs with interrupts on: it takes IPIs and
     // ticks, and so passes RCU quiescent states like every other CPU.
+    sched::init_cpu();
     timer::arm();
     cpu::enable_interrupts();
     let env = Env { boot: info, options: &options, online_cpus: online };

@@ -100,6 +100,7 @@ extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
     if let Err(status) = xics::init_cpu() {
         warn!("smp: CPU {}: H_CPPR failed ({status}); no IPIs", area.server.load(Ordering::Relaxed));
     }
+    crate::sched::init_cpu();
     timer::arm();
     area.online.store(true, Ordering::Release);
     wait_for_work(area)
@@ -111,6 +112,7 @@ fn wait_for_work(area: &'static PerCpu) -> ! {
     cpu::enable_interrupts();
     loop {
         kernel::rcu::note_quiescent();
+        crate::sched::run_ready();
         let work = area.work.load(Ordering::Acquire);
         if work != 0 {
             // SAFETY: `work` only ever holds 0 or a `fn(u64) -> u64` stored by run_on.
@@ -239,6 +241,7 @@ pub fn decrementer_interrupt() {
     timer::arm();
     percpu::this().ticks.fetch_add(1, Ordering::Relaxed);
     kernel::rcu::quiescent_state();
+    crate::sched::preempt();
 }
 
 fn rcu_this_cpu() -> usize {
