@@ -1,6 +1,7 @@
-//! Per-CPU data, reached through SPRG0 (and from the interrupt entry code,
-//! which has no other register to spare). One `PerCpu` per CPU of the
-//! device tree, in a static array; index 0 is the boot CPU.
+//! Per-CPU data, reached through r13 as Linux's PACA (the ELFv2 ABI reserves
+//! r13, so compiled code never touches it), and through SPRG0 in the first
+//! instructions of an interrupt, which cannot trust r13. One `PerCpu` per
+//! CPU of the device tree, in a static array; index 0 is the boot CPU.
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
@@ -117,13 +118,21 @@ pub fn init_boot_cpu() {
     area.server.store(cpu::pir(), Ordering::Relaxed);
     area.toc.store(cpu::toc(), Ordering::Release);
     area.online.store(true, Ordering::Release);
-    cpu::set_sprg0(area as *const PerCpu as u64);
+    point_at(area);
     READY.store(true, Ordering::Release);
 }
 
-/// Called by a secondary CPU on itself: SPRG0 → its area.
+/// Called by a secondary CPU on itself: r13 and SPRG0 → its area.
 pub fn init_secondary(area: &'static PerCpu) {
-    cpu::set_sprg0(area as *const PerCpu as u64);
+    point_at(area);
+}
+
+fn point_at(area: &'static PerCpu) {
+    let address = area as *const PerCpu as u64;
+    cpu::set_sprg0(address);
+    // SAFETY: r13 is reserved by the ABI (no compiled code uses it); from
+    // here on it always holds this CPU's area, which lives forever.
+    unsafe { core::arch::asm!("mr 13, {0}", in(reg) address, options(nomem, nostack, preserves_flags)) };
 }
 
 /// This CPU's index, or 0 before per-CPU data exists (for fatal reports).
@@ -137,10 +146,11 @@ pub fn index() -> u64 {
 
 pub fn this() -> &'static PerCpu {
     let value: u64;
-    // SAFETY: reads SPRG0, which init_boot_cpu/init_secondary set before
-    // interrupts were possible and which always points at a static PerCpu.
+    // SAFETY: r13 was pointed at this CPU's static PerCpu by init_boot_cpu or
+    // init_secondary before anything calls this, and nothing changes it:
+    // interrupt entry and the firmware trampoline restore it on the way out.
     unsafe {
-        core::arch::asm!("mfspr {0}, {1}", out(reg) value, const cpu::spr::SPRG0, options(nomem, nostack, preserves_flags));
+        core::arch::asm!("mr {0}, 13", out(reg) value, options(nomem, nostack, preserves_flags));
         &*(value as *const PerCpu)
     }
 }
