@@ -61,6 +61,7 @@ static SUITES: &[&Suite] = &[
     &rcu_selftests::RCU,
     &sched_selftests::SCHED,
     &mm::selftests::FRAMES_SUITE,
+    &mm::selftests::PAGES_SUITE,
     &mm::selftests::HEAP_SUITE,
 ];
 
@@ -208,6 +209,7 @@ fn init_memory(info: &BootInfo, load_base: u64) {
         info!("memory: reserved {:#012x}-{:#012x} {}", r.start, r.end, r.what);
     }
 
+    mm::init_pages(info).unwrap_or_else(|why| panic!("memory: {why}"));
     let heap_bytes = (frames.free_frames * FRAME_SIZE / 16).clamp(HEAP_MIN, HEAP_MAX);
     let heap_frames = heap_bytes / FRAME_SIZE;
     let heap = mm::alloc_contiguous(heap_frames, 1)

@@ -4,6 +4,7 @@ pub mod frame;
 pub mod hash;
 pub mod heap;
 pub mod mmu;
+pub mod page;
 pub mod pagetable;
 pub mod selftests;
 
@@ -112,6 +113,34 @@ pub fn phys_to_virt(physical: u64) -> *mut u8 {
 pub fn virt_to_phys(address: u64) -> u64 {
     debug_assert!(address >= LINEAR_MAP_BASE, "{address:#x} is not a kernel address");
     address & !LINEAR_MAP_BASE
+}
+
+/// Every frame's page descriptor (set up by `init_pages`).
+static PAGES: spin::Once<page::PageArray<'static>> = spin::Once::new();
+
+/// Allocates the page descriptors for all of RAM from the frame allocator.
+pub fn init_pages(boot: &BootInfo) -> Result<(), &'static str> {
+    let start = boot.memory.first().map_or(0, |r| r.start);
+    let end = boot.memory.iter().map(|r| r.end()).max().unwrap_or(0);
+    let count = ((end - start) >> FRAME_SHIFT) as usize;
+    let bytes = (count * core::mem::size_of::<page::Page>()) as u64;
+    let frames = bytes.div_ceil(FRAME_SIZE);
+    let run = alloc_contiguous(frames, 1).ok_or("no memory for page descriptors")?;
+    let first = phys_to_virt(run.address()) as *mut page::Page;
+    for i in 0..count {
+        // SAFETY: the run was just allocated and holds `count` descriptors;
+        // each is written once before the slice below is made.
+        unsafe { first.add(i).write(page::Page::new()) };
+    }
+    // SAFETY: initialised above; the run is never freed.
+    let pages = unsafe { core::slice::from_raw_parts(first, count) };
+    PAGES.call_once(|| page::PageArray::new(start, pages));
+    Ok(())
+}
+
+/// The page descriptors of all RAM.
+pub fn pages() -> &'static page::PageArray<'static> {
+    PAGES.get().expect("page descriptors are set up at boot")
 }
 
 /// Allocates one frame from the global allocator.
