@@ -34,6 +34,22 @@
 191:
 .endm
 
+# MSR[SF]: firmware (and RTAS start-cpu) may enter in 32-bit mode.
+.macro ENABLE_64BIT
+    mfmsr   %r11
+    li      %r12, 1
+    rldicr  %r12, %r12, 63, 0
+    or      %r11, %r11, %r12
+    mtmsrd  %r11
+    isync
+.endm
+
+# rd = KERNEL_BASE (0xc000000000000000).
+.macro LOAD_KERNEL_BASE rd
+    li      \rd, KERNEL_BASE_TOP
+    sldi    \rd, \rd, 60
+.endm
+
 # Load the run-time address of `sym` into `rd`, PC-relative to label 0 whose
 # run-time address is in `rbase` (no absolute relocation: we run before relocating).
 .macro LOAD_PCREL rd, rbase, sym
@@ -47,13 +63,7 @@
 _start:
     FIXUP_ENDIAN
 
-    # MSR[SF]: the firmware may have entered us in 32-bit mode.
-    mfmsr   %r11
-    li      %r12, 1
-    rldicr  %r12, %r12, 63, 0
-    or      %r11, %r11, %r12
-    mtmsrd  %r11
-    isync
+    ENABLE_64BIT
 
     mr      %r31, %r3             # initrd start
     mr      %r30, %r4             # initrd size
@@ -66,8 +76,7 @@ _start:
     # r26 = KERNEL_BASE; r25 = the base the kernel runs at.
     LOAD_PCREL %r28, %r12, _start
     clrldi  %r28, %r28, 4
-    li      %r26, KERNEL_BASE_TOP
-    sldi    %r26, %r26, 60
+    LOAD_KERNEL_BASE %r26
     or      %r25, %r28, %r26
 
     # Clear BSS (doubleword aligned by the linker script).
@@ -132,19 +141,13 @@ _start:
     .balign 4
 secondary_start:
     FIXUP_ENDIAN
-    mfmsr   %r11
-    li      %r12, 1
-    rldicr  %r12, %r12, 63, 0
-    or      %r11, %r11, %r12
-    mtmsrd  %r11
-    isync
+    ENABLE_64BIT
     clrldi  %r31, %r3, 32
     bcl     20, 31, 0f
 0:  mflr    %r12
     LOAD_PCREL %r4, %r12, PERCPU
     clrldi  %r4, %r4, 4
-    li      %r26, KERNEL_BASE_TOP
-    sldi    %r26, %r26, 60
+    LOAD_KERNEL_BASE %r26
     or      %r4, %r4, %r26
     sldi    %r5, %r31, 8
     add     %r4, %r4, %r5            # &PERCPU[index], at its KERNEL_BASE address
@@ -220,8 +223,7 @@ firmware_call_be32:
 1:  FIXUP_ENDIAN
     # Real mode, 32-bit: rebuild KERNEL_BASE addresses for r1 and the PC, then
     # rfid back to the caller's MSR (64-bit, maybe translated).
-    li      %r10, KERNEL_BASE_TOP
-    sldi    %r10, %r10, 60
+    LOAD_KERNEL_BASE %r10
     clrldi  %r1, %r1, 32
     or      %r1, %r1, %r10
     bcl     20, 31, 2f
