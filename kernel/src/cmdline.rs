@@ -68,10 +68,34 @@ impl MmuMode {
     }
 }
 
+/// Whether `pmdp_collapse_flush` IPIs the CPUs that may walk the address
+/// space locklessly and waits for them (`serialize_against_pte_lookup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollapseIpi {
+    /// As Linux today: on for hash (its fault path walks locklessly), off
+    /// for radix (GUP-fast rechecks the PMD instead).
+    Auto,
+    On,
+    Off,
+}
+
+impl CollapseIpi {
+    /// Whether the IPI is sent under the hash MMU (`hash`) or radix.
+    pub fn enabled(self, hash: bool) -> bool {
+        match self {
+            CollapseIpi::Auto => hash,
+            CollapseIpi::On => true,
+            CollapseIpi::Off => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options<'a> {
     /// `mmu=`: translation mode.
     pub mmu: MmuMode,
+    /// `collapse_ipi=`: see CollapseIpi.
+    pub collapse_ipi: CollapseIpi,
     /// `loglevel=`: console threshold, Linux numbering (messages below it print).
     pub loglevel: u8,
     /// `selftest=`: comma-separated patterns selecting self-tests (see ktest).
@@ -88,6 +112,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             mmu: MmuMode::Radix,
+            collapse_ipi: CollapseIpi::Auto,
             loglevel: console::DEFAULT_LOGLEVEL,
             selftest: "all",
             inject: None,
@@ -153,6 +178,15 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 Ok(())
             }
             ("mmu", _) => Err("mmu=radix|hash|off"),
+            ("collapse_ipi", Some(v)) => match v {
+                "auto" => Some(CollapseIpi::Auto),
+                "on" => Some(CollapseIpi::On),
+                "off" => Some(CollapseIpi::Off),
+                _ => None,
+            }
+            .map(|c| options.collapse_ipi = c)
+            .ok_or("collapse_ipi=auto|on|off"),
+            ("collapse_ipi", None) => Err("collapse_ipi=auto|on|off"),
             ("expect_mem", Some(v)) => parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G"),
             ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
             _ => {
@@ -225,6 +259,12 @@ mod tests {
         let (o, p) = parse_all("loglevel=debug selftest=frame,heap.* inject=program expect_cpus=4 expect_mem=2G mmu=off");
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(o.mmu, MmuMode::Off);
+        assert_eq!(o.collapse_ipi, CollapseIpi::Auto);
+        let (ipi, ipi_problems) = parse_all("collapse_ipi=on collapse_ipi=sometimes");
+        assert_eq!(ipi.collapse_ipi, CollapseIpi::On);
+        assert!(matches!(ipi_problems[0], Problem::Malformed { word: "collapse_ipi=sometimes", .. }));
+        assert!(CollapseIpi::Auto.enabled(true) && !CollapseIpi::Auto.enabled(false));
+        assert!(CollapseIpi::On.enabled(false) && !CollapseIpi::Off.enabled(true));
         assert_eq!(o.loglevel, 8);
         assert_eq!(o.selftest, "frame,heap.*");
         assert_eq!(o.inject, Some(Inject::Program));

@@ -40,7 +40,7 @@ EOF
 /// A fake kernel following the console contract, driven by `-append` (`inject=...`,
 /// unknown options) and reporting the `-smp`/`-m` it was given: lets the shipped matrix's
 /// expectations be checked before the real kernel exists.
-const CONTRACT_KERNEL: &str = r#"append=""; smp=1; mem=1024M
+const CONTRACT_KERNEL: &str = r##"append=""; smp=1; mem=1024M
 while [ $# -gt 0 ]; do
     case "$1" in
         -append) append="$2"; shift ;;
@@ -56,7 +56,7 @@ case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..10"
+echo "1..11"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -88,8 +88,12 @@ echo "ok 7 rcu.synchronize_waits_for_interrupts_off_cpu"
 echo "ok 8 rcu.unhooked_table_outlives_lockless_walk"
 echo "ok 9 sched.threads_share_a_cpu_by_preemption"
 echo "ok 10 sched.thread_sees_its_address_space"
-echo "selftests: 9 passed, 0 failed, 1 skipped"
-"#;
+ipi=Auto; case " $append " in *" collapse_ipi=on "*) ipi=On ;; esac
+waited=false; { [ "$mmu" = hash ] || [ "$ipi" = On ]; } && waited=true
+echo "# collapse_ipi=$ipi under $mmu: waited for the walker: $waited"
+echo "ok 11 collapse.command_line_policy_decides"
+echo "selftests: 10 passed, 0 failed, 1 skipped"
+"##;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.
 struct FakeQemu {

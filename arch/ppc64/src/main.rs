@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod collapse_selftests;
 mod cpu;
 mod exceptions;
 mod fatal;
@@ -60,6 +61,7 @@ static SUITES: &[&Suite] = &[
     &smp_selftests::SMP,
     &rcu_selftests::RCU,
     &sched_selftests::SCHED,
+    &collapse_selftests::COLLAPSE,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::PAGES_SUITE,
     &mm::selftests::HEAP_SUITE,
@@ -113,6 +115,7 @@ extern "C" fn boot_cpu_entry(
     }
 
     init_memory(info, load_base);
+    mmu::set_collapse_ipi(options.collapse_ipi);
     let mmu_init = match options.mmu {
         MmuMode::Radix => Some(radix::init(info).map_err(|why| ("radix", why))),
         MmuMode::Hash => Some(hash::init(info).map_err(|why| ("hash", why))),

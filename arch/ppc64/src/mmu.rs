@@ -172,6 +172,83 @@ pub fn protect_kernel(address: u64, prot: Prot) -> Result<(), MapError> {
     Ok(())
 }
 
+/// What `pmdp_collapse_flush` took out of the tree.
+pub struct CollapsedPmd {
+    /// The PTE table the PMD pointed at: restored if collapse gives up,
+    /// freed after a grace period if it goes ahead.
+    pub table: u64,
+    /// Its entries when the PMD was cleared.
+    pub ptes: [Entry; 32],
+}
+
+/// The collapse policy in force (`collapse_ipi=`), set at boot.
+static COLLAPSE_IPI: AtomicU8 = AtomicU8::new(0);
+
+pub fn set_collapse_ipi(policy: kernel::cmdline::CollapseIpi) {
+    use kernel::cmdline::CollapseIpi;
+    let value = match policy {
+        CollapseIpi::Auto => 0,
+        CollapseIpi::On => 1,
+        CollapseIpi::Off => 2,
+    };
+    COLLAPSE_IPI.store(value, Ordering::Relaxed);
+}
+
+pub fn collapse_ipi() -> kernel::cmdline::CollapseIpi {
+    use kernel::cmdline::CollapseIpi;
+    match COLLAPSE_IPI.load(Ordering::Relaxed) {
+        1 => CollapseIpi::On,
+        2 => CollapseIpi::Off,
+        _ => CollapseIpi::Auto,
+    }
+}
+
+/// THP collapse's `pmdp_collapse_flush` (Linux: radix__/hash__pmdp_collapse_flush):
+/// clears the PMD covering `address` in `tree` (address space `space`),
+/// then makes sure no CPU still translates through the old PTE table:
+/// radix flushes the range and the page-walk cache with `tlbie`; hash
+/// removes every HPTE the old PTEs recorded (flush_hash_table_pmd_range).
+/// With the IPI (`ipi`, Linux's serialize_against_pte_lookup), it then
+/// waits until every other CPU has had interrupts on, so no lockless walker
+/// that started before the clear is still inside the old table. Ends with
+/// a full barrier: the caller reads page refcounts next.
+pub fn pmdp_collapse_flush(
+    space: SpaceId,
+    tree: &mut Tree,
+    address: u64,
+    ipi: kernel::cmdline::CollapseIpi,
+) -> Result<CollapsedPmd, MapError> {
+    let (table, ptes) = tree.clear_pmd_table(address)?;
+    match mode() {
+        Mode::Radix => radix::RADIX_FLUSH.flush_collapsed_pmd(space, address, &ptes, Scope::Global),
+        Mode::Hash => hash::HASH_FLUSH.flush_hash_table_pmd_range(space, address, &ptes),
+        Mode::Off => {}
+    }
+    if ipi.enabled(mode() == Mode::Hash) {
+        serialize_against_pte_lookup();
+    }
+    // SAFETY: a full barrier only (pairs with GUP-fast's reference, then
+    // recheck of the PMD, on the other CPU).
+    unsafe { core::arch::asm!("sync", options(nostack, preserves_flags)) };
+    Ok(CollapsedPmd { table, ptes })
+}
+
+fn nothing(_: u64) {}
+
+/// IPIs every other online CPU and waits for each to run it: a CPU inside a
+/// lockless walk (interrupts off) answers only after the walk. Linux sends
+/// it to the CPUs in the mm's cpumask; this kernel does not track which
+/// CPUs used an address space, so it asks them all.
+pub fn serialize_against_pte_lookup() {
+    let me = crate::percpu::index() as usize;
+    let others: heapless::Vec<usize, { crate::percpu::MAX_CPUS }> = (0..crate::percpu::MAX_CPUS)
+        .filter(|&i| i != me && crate::percpu::PERCPU[i].online.load(Ordering::Acquire))
+        .collect();
+    if let Err(error) = crate::smp::call_on_cpus(&others, nothing, 0, true) {
+        kernel::warn!("collapse: serialize_against_pte_lookup: {error:?}");
+    }
+}
+
 /// Runs `f` on the kernel's tree: for mappings outside the linear map.
 pub fn with_kernel_tree<R>(f: impl FnOnce(&mut Tree) -> R) -> Option<R> {
     KERNEL_TREE.lock().as_mut().map(f)

@@ -322,6 +322,48 @@ impl<M: TableMemory> PageTable<M> {
         Ok(Unmapped { entry, size, tables })
     }
 
+    /// THP collapse's first step: clears the PMD entry covering `address`,
+    /// which must point at a PTE table, and returns that table with the
+    /// entries it held. The table stays allocated (the caller restores it on
+    /// abort, or frees it after a grace period); the caller flushes.
+    pub fn clear_pmd_table(&mut self, address: u64) -> Result<(u64, [Entry; 32]), MapError> {
+        let tree = tree_address(address)?;
+        let (pmd_table, entry) = self.pmd_slot(tree)?;
+        if !entry.is_directory() {
+            return Err(if entry.is_leaf() { MapError::AlreadyMapped } else { MapError::NotMapped });
+        }
+        self.slot(pmd_table, PMD, tree).store(Entry::EMPTY, Ordering::Release);
+        self.memory.sync();
+        let table = entry.next_table();
+        let ptes = core::array::from_fn(|i| self.slot(table, PTE, (i as u64) << PTE.shift).load(Ordering::Acquire));
+        Ok((table, ptes))
+    }
+
+    /// Puts back a PTE table that `clear_pmd_table` took (collapse gave up).
+    pub fn restore_pmd_table(&mut self, address: u64, table: u64) -> Result<(), MapError> {
+        let tree = tree_address(address)?;
+        let (pmd_table, entry) = self.pmd_slot(tree)?;
+        if !entry.is_empty() {
+            return Err(MapError::AlreadyMapped);
+        }
+        self.slot(pmd_table, PMD, tree).store(Entry::directory(table, PTE.index_bits), Ordering::Release);
+        self.memory.sync();
+        Ok(())
+    }
+
+    /// The PMD table and entry covering `tree` (a tree address).
+    fn pmd_slot(&self, tree: u64) -> Result<(u64, Entry), MapError> {
+        let mut table = self.root;
+        for level in [PGD, PUD] {
+            let entry = self.slot(table, level, tree).load(Ordering::Acquire);
+            if !entry.is_directory() {
+                return Err(MapError::NotMapped);
+            }
+            table = entry.next_table();
+        }
+        Ok((table, self.slot(table, PMD, tree).load(Ordering::Acquire)))
+    }
+
     /// Frees tables `unmap` unhooked, once no walker can hold them any more.
     pub fn release(&mut self, tables: &[(u64, usize)]) {
         for &(table, bytes) in tables {
@@ -469,6 +511,25 @@ mod tests {
         assert_eq!((huge.entry.physical(), huge.size), (0x4020_0000, PageSize::Huge2M));
         assert!(walk(t.root(), KERNEL + 8 * MIB, virt).is_none());
         assert!(walk(0, KERNEL, virt).is_none());
+    }
+
+    #[test]
+    fn clear_and_restore_a_pmd_table() {
+        let mut t = tree(16);
+        let base = KERNEL + 4 * MIB;
+        for i in 0..32u64 {
+            t.map(base + i * 0x1_0000, 0x4000_0000 + i * 0x1_0000, PageSize::Base, Prot::READ).unwrap();
+        }
+        let (table, ptes) = t.clear_pmd_table(base + 0x5_0000).unwrap();
+        assert!(ptes.iter().enumerate().all(|(i, e)| e.physical() == 0x4000_0000 + i as u64 * 0x1_0000));
+        assert_eq!(t.translate(base), None);
+        assert_eq!(t.clear_pmd_table(base).unwrap_err(), MapError::NotMapped);
+        t.restore_pmd_table(base, table).unwrap();
+        assert_eq!(t.translate(base + 0x3_0000).unwrap().physical, 0x4003_0000);
+        assert_eq!(t.restore_pmd_table(base, table).unwrap_err(), MapError::AlreadyMapped);
+        // A huge leaf is not a PTE table.
+        t.map(KERNEL + 8 * MIB, 0x4020_0000, PageSize::Huge2M, Prot::READ).unwrap();
+        assert_eq!(t.clear_pmd_table(KERNEL + 8 * MIB).unwrap_err(), MapError::AlreadyMapped);
     }
 
     #[test]
