@@ -1,6 +1,7 @@
 //! Memory management: physical frames and the kernel heap.
 
 pub mod frame;
+pub mod gup;
 pub mod hash;
 pub mod heap;
 pub mod mmu;

@@ -1,0 +1,302 @@
+//! GUP-fast, the lockless get_user_pages walker of the seed thread, and the
+//! page-side steps of THP collapse it races with.
+//!
+//! GUP-fast runs with interrupts off (its sched-RCU read side; the caller
+//! turns them off), reads the PMD once, walks the PTE table reached from that
+//! copy, pins the page with add-unless-zero, then rechecks the PTE and (the
+//! 2022 fix) the PMD, backing off by dropping its pin if either changed.
+//!
+//! `RaceHooks` are test-only synchronisation points: the race tests use them
+//! to drive the exact interleaving of the thread; everywhere else they are
+//! `NoHooks`, which the compiler removes.
+
+use core::sync::atomic::Ordering;
+
+use super::frame::{Frame, FRAME_SIZE};
+use super::page::PageArray;
+use super::pagetable::{self, Entry, PageSize, Slot, PMD, PTE};
+
+/// Where a racing test may stop GUP-fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// PMD and PTE read, nothing pinned yet.
+    GupRead,
+    /// Page pinned, nothing rechecked yet.
+    GupPinned,
+}
+
+pub trait RaceHooks {
+    fn at(&self, _point: Point) {}
+}
+
+/// No synchronisation points (the production path).
+pub struct NoHooks;
+impl RaceHooks for NoHooks {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GupError {
+    NotMapped,
+    /// A write pin on a read-only mapping.
+    ReadOnly,
+    /// The page was being freed (its count was zero).
+    Freed,
+    /// The PTE or PMD changed under the walk: the pin was dropped.
+    BackedOff,
+}
+
+/// One GUP-fast pin of the page at `address` in the tree rooted at `root`.
+/// The caller has interrupts off for the whole call. `recheck_pmd` is the
+/// fix (`gup_pmd_recheck=`).
+pub fn gup_fast_one(
+    root: u64,
+    address: u64,
+    write: bool,
+    recheck_pmd: bool,
+    pages: &PageArray<'_>,
+    virt: fn(u64) -> *mut u8,
+    hooks: &impl RaceHooks,
+) -> Result<Frame, GupError> {
+    let pmd_slot = pmd_slot(root, address, virt).ok_or(GupError::NotMapped)?;
+    let pmd = pmd_slot.load(Ordering::Acquire);
+    let (leaf_slot, leaf, offset) = if pmd.is_leaf() {
+        (pmd_slot, pmd, address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1))
+    } else if pmd.is_directory() {
+        let table = virt(pmd.next_table()) as *const Slot;
+        // SAFETY: the PTE table pmd pointed at when read stays allocated
+        // until a grace period after it is unhooked, and the caller's
+        // interrupts-off section holds that grace period off.
+        let slot = unsafe { &*table.add(PTE.index(address)) };
+        (slot, slot.load(Ordering::Acquire), 0)
+    } else {
+        return Err(GupError::NotMapped);
+    };
+    if !leaf.is_leaf() {
+        return Err(GupError::NotMapped);
+    }
+    if write && !leaf.prot().contains(pagetable::Prot::WRITE) {
+        return Err(GupError::ReadOnly);
+    }
+    hooks.at(Point::GupRead);
+    let frame = Frame::from_address(leaf.physical() + offset).ok_or(GupError::NotMapped)?;
+    let page = pages.head(frame).ok_or(GupError::NotMapped)?;
+    if !page.try_pin() {
+        return Err(GupError::Freed);
+    }
+    hooks.at(Point::GupPinned);
+    // Order the pin before the rechecks (pairs with the full barrier
+    // collapse runs between clearing the PMD and reading refcounts).
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let pte_changed = !same(leaf_slot.load(Ordering::Acquire), leaf);
+    let pmd_changed = recheck_pmd && !same(pmd_slot.load(Ordering::Acquire), pmd);
+    if pte_changed || pmd_changed {
+        page.unpin();
+        return Err(GupError::BackedOff);
+    }
+    Ok(frame)
+}
+
+/// Entries compared without the hash backend's slot bits (an HPTE being
+/// recorded is not a change of mapping).
+fn same(a: Entry, b: Entry) -> bool {
+    (a.0 ^ b.0) & !pagetable::entry::HASH_SLOT_BITS == 0
+}
+
+/// The PMD slot covering `address`, walking PGD and PUD locklessly.
+fn pmd_slot<'a>(root: u64, address: u64, virt: fn(u64) -> *mut u8) -> Option<&'a Slot> {
+    let tree = address & ((1 << pagetable::ADDRESS_BITS) - 1);
+    let mut table = root;
+    for level in [pagetable::PGD, pagetable::PUD] {
+        let slots = virt(table) as *const Slot;
+        // SAFETY: `table` is the root or was read from a valid directory
+        // entry; tables outlive the caller's read-side section.
+        let entry = unsafe { &*slots.add(level.index(tree)) }.load(Ordering::Acquire);
+        if !entry.is_directory() {
+            return None;
+        }
+        table = entry.next_table();
+    }
+    let slots = virt(table) as *const Slot;
+    // SAFETY: as above, for the PMD table.
+    Some(unsafe { &*slots.add(PMD.index(tree)) })
+}
+
+/// Collapse's isolation check (khugepaged's __collapse_huge_page_isolate):
+/// every page of the old PTE table must be referenced by its mapping alone
+/// (plus `held` references collapse took itself); a GUP pin makes collapse
+/// give up. Returns the index of the first page that is not, if any.
+pub fn first_unexplained_reference(ptes: &[Entry], pages: &PageArray<'_>, held: u32) -> Option<usize> {
+    ptes.iter().position(|pte| {
+        pte.is_leaf()
+            && Frame::from_address(pte.physical())
+                .and_then(|f| pages.head(f))
+                .is_some_and(|page| !page.only_mapped(held))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The seed thread's race, driven step by step on one host thread: the
+    //! GUP-fast hook runs collapse's steps at the exact point of the thread.
+    use super::*;
+    use crate::mm::page::{flags, Page};
+    use crate::mm::pagetable::tables::emulated::EmulatedFrames;
+    use crate::mm::pagetable::{FrameSource, PageTable, Prot, TableAllocator};
+    extern crate std;
+    use core::cell::{Cell, RefCell};
+    use std::vec::Vec;
+
+    const BASE: u64 = 0x1000_0000; // a 2 MiB-aligned user address
+    const PAGES: u64 = 32;
+
+    std::thread_local!(static MEMORY: Cell<*mut EmulatedFrames> = const { Cell::new(core::ptr::null_mut()) });
+    fn virt(physical: u64) -> *mut u8 {
+        // SAFETY: set by World::new to this thread's live emulated memory.
+        MEMORY.with(|m| unsafe { (*m.get()).virt(physical) })
+    }
+
+    struct World {
+        tree: RefCell<PageTable<TableAllocator<EmulatedFrames>>>,
+        descriptors: Vec<Page>,
+        base: u64,
+        small: Vec<Frame>,
+        huge: Frame,
+    }
+
+    impl World {
+        /// Boxed, so that the emulated memory `virt` points into stays put.
+        fn new() -> std::boxed::Box<World> {
+            let mut tree = PageTable::new(TableAllocator::new(EmulatedFrames::new(256))).unwrap();
+            let base = tree.memory_mut().frame_source().base;
+            let descriptors: Vec<Page> = (0..256).map(|_| Page::new()).collect();
+            let (small, huge) = {
+                let source = tree.memory_mut().frame_source();
+                let small: Vec<Frame> = (0..PAGES).map(|_| Frame::from_address(source.alloc_frame().unwrap()).unwrap()).collect();
+                let huge = source.allocator.alloc_contiguous(PAGES, PAGES).unwrap();
+                (small, huge)
+            };
+            let world = std::boxed::Box::new(World { tree: RefCell::new(tree), descriptors, base, small, huge });
+            let memory = world.tree.borrow_mut().memory_mut().frame_source() as *mut EmulatedFrames;
+            MEMORY.with(|m| m.set(memory));
+            let pages = world.pages();
+            for (i, &frame) in world.small.iter().enumerate() {
+                world.tree.borrow_mut().map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER).unwrap();
+                let page = pages.init_allocated(frame, flags::ANONYMOUS);
+                page.map();
+            }
+            world
+        }
+
+        fn pages(&self) -> PageArray<'_> {
+            PageArray::new(self.base, &self.descriptors)
+        }
+
+        /// Collapse up to and including the isolation check; None = aborted.
+        fn collapse_until_isolated(&self) -> Option<(u64, [Entry; 32])> {
+            let (table, ptes) = self.tree.borrow_mut().clear_pmd_table(BASE).unwrap();
+            if first_unexplained_reference(&ptes, &self.pages(), 0).is_some() {
+                self.tree.borrow_mut().restore_pmd_table(BASE, table).unwrap();
+                return None;
+            }
+            Some((table, ptes))
+        }
+
+        /// The rest: (copy,) clear the PTEs, install the huge PMD, release
+        /// the old pages.
+        fn collapse_finish(&self, table: u64, ptes: [Entry; 32]) {
+            let slots = virt(table) as *const Slot;
+            for i in 0..32 {
+                // SAFETY: the unhooked PTE table, still allocated.
+                unsafe { &*slots.add(i) }.store(Entry::EMPTY, Ordering::Release);
+            }
+            self.tree.borrow_mut().map(BASE, self.huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER).unwrap();
+            let pages = self.pages();
+            for pte in ptes {
+                let page = pages.head(Frame::from_address(pte.physical()).unwrap()).unwrap();
+                page.unmap();
+                page.put();
+            }
+        }
+    }
+
+    /// At GupRead, collapse runs past its isolation check (nothing is pinned
+    /// yet); at GupPinned, nothing; after GUP returns, collapse finishes.
+    struct CollapseDuringWalk<'w> {
+        world: &'w World,
+        isolated: Cell<Option<(u64, [Entry; 32])>>,
+    }
+
+    impl RaceHooks for CollapseDuringWalk<'_> {
+        fn at(&self, point: Point) {
+            if point == Point::GupRead {
+                self.isolated.set(self.world.collapse_until_isolated());
+            }
+        }
+    }
+
+    fn race(recheck_pmd: bool) -> (std::boxed::Box<World>, Result<Frame, GupError>, usize) {
+        let world = World::new();
+        let target = BASE + 5 * FRAME_SIZE;
+        let root = world.tree.borrow().root();
+        let hooks = CollapseDuringWalk { world: &world, isolated: Cell::new(None) };
+        let result = gup_fast_one(root, target, true, recheck_pmd, &world.pages(), virt, &hooks);
+        let isolated = hooks.isolated.take().expect("collapse got past isolation during the walk");
+        world.collapse_finish(isolated.0, isolated.1);
+        drop(hooks);
+        (world, result, 5)
+    }
+
+    #[test]
+    fn without_the_recheck_gup_returns_a_page_collapse_discarded() {
+        let (world, result, index) = race(false);
+        let old = world.small[index];
+        assert_eq!(result, Ok(old), "GUP-fast pinned the old page");
+        // The address is now the huge page's subpage: the pinned page is stale.
+        let now = world.tree.borrow().translate(BASE + index as u64 * FRAME_SIZE).unwrap();
+        assert_eq!(now.physical, world.huge.address() + index as u64 * FRAME_SIZE);
+        assert_ne!(now.physical, old.address());
+        let page = world.pages().frame(old).unwrap().refcount();
+        assert_eq!(page, crate::mm::page::PIN_BIAS, "only the stale pin keeps the discarded page alive");
+    }
+
+    #[test]
+    fn with_the_recheck_gup_backs_off() {
+        let (world, result, index) = race(true);
+        assert_eq!(result, Err(GupError::BackedOff));
+        // The pin was dropped: collapse's put released the old page for good.
+        assert_eq!(world.pages().frame(world.small[index]).unwrap().refcount(), 0);
+    }
+
+    /// With the IPI, collapse cannot get past pmdp_collapse_flush while the
+    /// walker has interrupts off, so it runs after GUP-fast: it then sees
+    /// the pin and gives up, restoring the PMD.
+    #[test]
+    fn with_the_ipi_collapse_sees_the_pin_and_gives_up() {
+        let world = World::new();
+        let target = BASE + 9 * FRAME_SIZE;
+        let root = world.tree.borrow().root();
+        let frame = gup_fast_one(root, target, true, false, &world.pages(), virt, &NoHooks).unwrap();
+        assert_eq!(world.collapse_until_isolated(), None, "collapse went ahead over a pinned page");
+        assert_eq!(world.tree.borrow().translate(target).unwrap().physical, frame.address(), "PMD restored");
+        assert!(world.pages().frame(frame).unwrap().maybe_pinned(0));
+    }
+
+    #[test]
+    fn gup_fast_basics() {
+        let world = World::new();
+        let root = world.tree.borrow().root();
+        let pages = world.pages();
+        let frame = gup_fast_one(root, BASE + 3 * FRAME_SIZE + 0x123, true, true, &pages, virt, &NoHooks).unwrap();
+        assert_eq!(frame, world.small[3]);
+        assert!(pages.frame(frame).unwrap().maybe_pinned(0));
+        assert!(!pages.frame(frame).unwrap().unpin());
+        assert_eq!(gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, &NoHooks), Err(GupError::NotMapped));
+        world.tree.borrow_mut().protect(BASE, Prot::READ | Prot::USER).unwrap();
+        assert_eq!(gup_fast_one(root, BASE, true, true, &pages, virt, &NoHooks), Err(GupError::ReadOnly));
+        assert!(gup_fast_one(root, BASE, false, true, &pages, virt, &NoHooks).is_ok());
+        // A page whose count is zero is not resurrected.
+        let page = pages.frame(world.small[7]).unwrap();
+        page.unmap();
+        assert!(page.put());
+        assert_eq!(gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, &NoHooks), Err(GupError::Freed));
+    }
+}
