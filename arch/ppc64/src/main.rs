@@ -22,6 +22,7 @@ mod hash;
 mod hash_selftests;
 mod mmu;
 mod mmu_selftests;
+mod race_selftests;
 mod radix;
 mod rcu_selftests;
 mod rtas;
@@ -62,6 +63,7 @@ static SUITES: &[&Suite] = &[
     &rcu_selftests::RCU,
     &sched_selftests::SCHED,
     &collapse_selftests::COLLAPSE,
+    &race_selftests::RACE,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::PAGES_SUITE,
     &mm::selftests::HEAP_SUITE,

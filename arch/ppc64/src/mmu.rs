@@ -350,6 +350,13 @@ impl AddressSpace {
         slot.store(handler.map_or(0, |h| h as usize), Ordering::Release);
     }
 
+    /// Frees `table` (of `bytes`), already unhooked and flushed, after a
+    /// grace period: a lockless walker may still be in it.
+    pub fn defer_table(&mut self, table: u64, bytes: usize) {
+        self.deferred.push((table, bytes));
+        self.reclaim();
+    }
+
     /// Frees the unhooked tables whose grace period is over.
     pub fn reclaim(&mut self) {
         let tree = self.tree.as_mut().expect("tree lives until drop");

@@ -1,0 +1,266 @@
+//! The seed thread's race on two real CPUs, driven by the test-only
+//! synchronisation points of GUP-fast (kernel/src/mm/gup.rs):
+//!
+//!   CPU A (collapse)                       CPU B (GUP-fast, interrupts off)
+//!                                          read PMD, read PTE
+//!   pmdp_collapse_flush  [IPI: waits for B]
+//!   isolation check: nothing pinned
+//!                                          pin the page
+//!                                          recheck PTE: unchanged
+//!                                          [recheck PMD: changed -> back off]
+//!   copy, clear PTEs, install huge PMD,
+//!   release the old pages
+//!                                          return the (stale) page
+//!
+//! Each test fixes `gup_pmd_recheck` and `collapse_ipi` and checks the
+//! outcome: with both off GUP returns a page collapse discarded; the
+//! recheck makes GUP back off; the IPI makes collapse see the pin and give
+//! up. B waits for A at its synchronisation point with a timeout: with the
+//! IPI, A cannot get past the flush while B waits, so B goes on alone.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::cmdline::CollapseIpi;
+use kernel::ktest::{fail, require_cpus, Env, Failure, Suite, Test, TestResult};
+use kernel::mm::gup::{self, GupError, Point, RaceHooks};
+use kernel::mm::page::flags;
+use kernel::mm::pagetable::{Entry, PageSize, Prot, PTE};
+use kernel::mm::{self, Frame, FRAME_SIZE};
+use kernel::{kassert, kassert_eq, kskip, time};
+
+use crate::mmu::{self, AddressSpace};
+use crate::smp;
+use crate::smp_selftests::online_secondaries;
+
+pub static RACE: Suite = Suite {
+    name: "race",
+    tests: &[
+        Test { name: "no_recheck_no_ipi_returns_a_discarded_page", run: no_recheck_no_ipi },
+        Test { name: "pmd_recheck_backs_off", run: recheck_no_ipi },
+        Test { name: "collapse_ipi_makes_collapse_give_up", run: no_recheck_ipi },
+        Test { name: "both_fixes", run: recheck_and_ipi },
+    ],
+};
+
+const BASE: u64 = 0x4000_0000; // a 2 MiB-aligned low address of the test's space
+const PAGES: u64 = 32;
+const TARGET: u64 = 5;
+/// How long B waits at its synchronisation point for A's isolation check.
+const WAIT_FOR_COLLAPSE_US: u64 = 100_000;
+
+static ROOT: AtomicU64 = AtomicU64::new(0);
+static READ_DONE: AtomicU64 = AtomicU64::new(0);
+static ISOLATED: AtomicU64 = AtomicU64::new(0);
+static B_WAIT_TIMED_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// B's synchronisation points: after reading, tell A and wait for A's
+/// isolation check (or give up waiting).
+struct CrossCpu;
+
+impl RaceHooks for CrossCpu {
+    fn at(&self, point: Point) {
+        if point == Point::GupRead {
+            READ_DONE.store(1, Ordering::Release);
+            let deadline = time::deadline_us(WAIT_FOR_COLLAPSE_US);
+            while ISOLATED.load(Ordering::Acquire) == 0 {
+                if time::now() > deadline {
+                    B_WAIT_TIMED_OUT.store(1, Ordering::Release);
+                    return;
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Encodes a GUP result for the mailbox: the frame, or 1..=4 for an error.
+fn encode(result: Result<Frame, GupError>) -> u64 {
+    match result {
+        Ok(frame) => frame.address(),
+        Err(GupError::NotMapped) => 1,
+        Err(GupError::ReadOnly) => 2,
+        Err(GupError::Freed) => 3,
+        Err(GupError::BackedOff) => 4,
+    }
+}
+
+/// CPU B: one GUP-fast pin of the target page, interrupts off throughout.
+fn gup_on_b(recheck_pmd: u64) -> u64 {
+    let was_on = crate::cpu::disable_interrupts();
+    let result = gup::gup_fast_one(
+        ROOT.load(Ordering::Acquire),
+        BASE + TARGET * FRAME_SIZE,
+        true,
+        recheck_pmd != 0,
+        mm::pages(),
+        mm::phys_to_virt,
+        &CrossCpu,
+    );
+    if was_on {
+        crate::cpu::enable_interrupts();
+    }
+    encode(result)
+}
+
+struct Outcome {
+    gup: u64,
+    collapsed: bool,
+    b_waited_alone: bool,
+    old: Frame,
+    mapped_now: u64,
+    old_refcount: u32,
+}
+
+fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Failure> {
+    require_cpus(env, 2)?;
+    if mmu::flusher().is_none() {
+        kskip!("translation is off (mmu=off)");
+    }
+    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let pages = mm::pages();
+    let mut space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
+    let small: alloc::vec::Vec<Frame> = (0..PAGES).filter_map(|_| mm::alloc_frame()).collect();
+    kassert_eq!(small.len() as u64, PAGES);
+    let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
+    for (i, &frame) in small.iter().enumerate() {
+        // SAFETY: frames just allocated; a marker per page, through the linear map.
+        unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(0x100 + i as u64) };
+        space
+            .tree()
+            .map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
+        pages.init_allocated(frame, flags::ANONYMOUS).map();
+    }
+    ROOT.store(space.tree().root(), Ordering::Release);
+    READ_DONE.store(0, Ordering::Release);
+    ISOLATED.store(0, Ordering::Release);
+    B_WAIT_TIMED_OUT.store(0, Ordering::Release);
+
+    // B starts its walk and stops after reading PMD and PTE.
+    kassert!(smp::post(b, gup_on_b, recheck_pmd as u64), "CPU {b} busy");
+    while READ_DONE.load(Ordering::Acquire) == 0 {
+        core::hint::spin_loop();
+    }
+    // A: collapse up to the isolation check.
+    let id = space.id();
+    let collapsed_pmd = mmu::pmdp_collapse_flush(id, space.tree(), BASE, ipi).map_err(|e| fail(alloc::format!("{e:?}")))?;
+    let pinned = gup::first_unexplained_reference(&collapsed_pmd.ptes, pages, 0);
+    ISOLATED.store(1, Ordering::Release);
+    let gup_result = smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?;
+    let collapsed = pinned.is_none();
+    if collapsed {
+        // Copy, clear the old PTEs, install the huge PMD, release the old pages.
+        for (i, pte) in collapsed_pmd.ptes.iter().enumerate() {
+            // SAFETY: both are frames this test owns, through the linear map.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    mm::phys_to_virt(pte.physical()) as *const u8,
+                    mm::phys_to_virt(huge.address() + i as u64 * FRAME_SIZE),
+                    FRAME_SIZE as usize,
+                )
+            };
+        }
+        let slots = mm::phys_to_virt(collapsed_pmd.table) as *const kernel::mm::pagetable::Slot;
+        for i in 0..PAGES as usize {
+            // SAFETY: the unhooked PTE table, still allocated until its grace period.
+            unsafe { &*slots.add(i) }.store(Entry::EMPTY, Ordering::Release);
+        }
+        space
+            .tree()
+            .map(BASE, huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
+        space.defer_table(collapsed_pmd.table, PTE.table_bytes());
+        for &frame in &small {
+            let page = pages.head(frame).ok_or_else(|| fail("no descriptor"))?;
+            page.unmap();
+            page.put();
+        }
+    } else {
+        space
+            .tree()
+            .restore_pmd_table(BASE, collapsed_pmd.table)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
+    }
+    let old = small[TARGET as usize];
+    let mapped_now = space.tree().translate(BASE + TARGET * FRAME_SIZE).map_or(0, |t| t.physical);
+    let old_refcount = pages.frame(old).map_or(0, |p| p.refcount());
+    kernel::println!(
+        "# recheck={recheck_pmd} ipi={ipi:?}: GUP {}, collapse {}, B's wait {}",
+        match gup_result {
+            1..=4 => ["not mapped", "read-only", "freed", "backed off"][gup_result as usize - 1],
+            _ => "pinned a page",
+        },
+        if collapsed { "went ahead" } else { "gave up (page pinned)" },
+        if B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0 { "timed out (A held back by the IPI)" } else { "ended by A" }
+    );
+    let outcome = Outcome {
+        gup: gup_result,
+        collapsed,
+        b_waited_alone: B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0,
+        old,
+        mapped_now,
+        old_refcount,
+    };
+
+    // Tear down: unpin what GUP pinned, unmap, free.
+    if gup_result > 4 {
+        if let Some(page) = Frame::from_address(gup_result).and_then(|f| pages.head(f)) {
+            page.unpin();
+        }
+    }
+    if collapsed {
+        let _ = space.unmap(BASE);
+    } else {
+        for (i, &frame) in small.iter().enumerate() {
+            let _ = space.unmap(BASE + i as u64 * FRAME_SIZE);
+            let page = pages.head(frame).ok_or_else(|| fail("no descriptor"))?;
+            page.unmap();
+            page.put();
+        }
+    }
+    drop(space);
+    for frame in small {
+        mm::free_frame(frame);
+    }
+    mm::free_contiguous(huge, PAGES);
+    Ok(outcome)
+}
+
+fn no_recheck_no_ipi(env: &Env<'_>) -> TestResult {
+    let o = run(false, CollapseIpi::Off, env)?;
+    kassert!(o.collapsed, "collapse gave up");
+    kassert_eq!(o.gup, o.old.address());
+    kassert!(o.mapped_now != o.old.address(), "the address still maps the pinned page");
+    kassert_eq!(o.old_refcount, kernel::mm::page::PIN_BIAS);
+    kernel::println!("# counter-example: GUP pinned {:#x}; the address now maps {:#x}", o.gup, o.mapped_now);
+    Ok(())
+}
+
+fn recheck_no_ipi(env: &Env<'_>) -> TestResult {
+    let o = run(true, CollapseIpi::Off, env)?;
+    kassert!(o.collapsed, "collapse gave up");
+    kassert_eq!(o.gup, 4); // BackedOff
+    kassert_eq!(o.old_refcount, 0);
+    Ok(())
+}
+
+fn no_recheck_ipi(env: &Env<'_>) -> TestResult {
+    let o = run(false, CollapseIpi::On, env)?;
+    kassert!(o.b_waited_alone, "collapse got past the IPI while B was inside its walk");
+    kassert!(!o.collapsed, "collapse went ahead over a pinned page");
+    kassert_eq!(o.gup, o.old.address());
+    kassert_eq!(o.mapped_now, o.old.address());
+    Ok(())
+}
+
+/// Both: B, let go by the timeout, pins after A cleared the PMD, so its
+/// recheck backs off before A's IPI completes; A then finds nothing pinned
+/// and collapses. Safe: no one holds the discarded page.
+fn recheck_and_ipi(env: &Env<'_>) -> TestResult {
+    let o = run(true, CollapseIpi::On, env)?;
+    kassert!(o.b_waited_alone, "collapse got past the IPI while B was inside its walk");
+    kassert_eq!(o.gup, 4); // BackedOff
+    kassert!(o.collapsed);
+    kassert_eq!(o.old_refcount, 0);
+    Ok(())
+}
