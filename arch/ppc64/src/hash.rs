@@ -183,7 +183,12 @@ static SLB_NEXT: AtomicU64 = AtomicU64::new(BOLTED_SLB_ENTRIES);
 /// is `slbie`d first.
 static SLB_SHADOW: [AtomicU64; MAX_SLB] = [const { AtomicU64::new(0) }; MAX_SLB];
 /// The context translating low addresses, or 0 for none.
-static ACTIVE_CONTEXT: AtomicU32 = AtomicU32::new(0);
+/// Per CPU: the context translating low addresses (0 = none).
+static ACTIVE_CONTEXT: [AtomicU32; crate::percpu::MAX_CPUS] = [const { AtomicU32::new(0) }; crate::percpu::MAX_CPUS];
+
+fn active_context() -> &'static AtomicU32 {
+    &ACTIVE_CONTEXT[crate::percpu::index() as usize]
+}
 /// Roots of the trees of address-space contexts, for the lockless walk.
 static CONTEXT_ROOTS: [AtomicU64; mmu::SPACE_IDS as usize] = [const { AtomicU64::new(0) }; mmu::SPACE_IDS as usize];
 
@@ -197,7 +202,7 @@ fn segment_of(ea: u64) -> Option<(SpaceId, u64)> {
     }
     let context = match region {
         0xc => KERNEL_SPACE,
-        0 => Some(ACTIVE_CONTEXT.load(Ordering::Acquire)).filter(|&c| c != 0)?,
+        0 => Some(active_context().load(Ordering::Acquire)).filter(|&c| c != 0)?,
         _ => return None,
     };
     Some((context, vsid::for_segment(context, esid_bits)))
@@ -433,17 +438,17 @@ pub fn detach_space(context: SpaceId) {
 }
 
 pub fn activate(context: SpaceId) {
-    ACTIVE_CONTEXT.store(context, Ordering::Release);
+    active_context().store(context, Ordering::Release);
     slb_flush_unbolted();
 }
 
 pub fn deactivate() {
-    ACTIVE_CONTEXT.store(0, Ordering::Release);
+    active_context().store(0, Ordering::Release);
     slb_flush_unbolted();
 }
 
 pub fn active() -> Option<SpaceId> {
-    Some(ACTIVE_CONTEXT.load(Ordering::Acquire)).filter(|&c| c != 0)
+    Some(active_context().load(Ordering::Acquire)).filter(|&c| c != 0)
 }
 
 // --- Flushes ----------------------------------------------------------------------

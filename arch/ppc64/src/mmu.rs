@@ -204,28 +204,31 @@ pub fn collapse_ipi() -> kernel::cmdline::CollapseIpi {
 }
 
 /// THP collapse's `pmdp_collapse_flush` (Linux: radix__/hash__pmdp_collapse_flush):
-/// clears the PMD covering `address` in `tree` (address space `space`),
-/// then makes sure no CPU still translates through the old PTE table:
-/// radix flushes the range and the page-walk cache with `tlbie`; hash
-/// removes every HPTE the old PTEs recorded (flush_hash_table_pmd_range).
-/// With the IPI (`ipi`, Linux's serialize_against_pte_lookup), it then
-/// waits until every other CPU has had interrupts on, so no lockless walker
-/// that started before the clear is still inside the old table. Ends with
-/// a full barrier: the caller reads page refcounts next.
+/// clears the PMD covering `address` in `tree` (address space `space`);
+/// with the IPI (`ipi`, Linux's serialize_against_pte_lookup) waits until
+/// every other CPU has had interrupts on, so no lockless walker that read
+/// the old PMD is still inside the old table; then makes sure no CPU
+/// translates through that table: radix flushes the range and the
+/// page-walk cache with `tlbie`; hash removes every HPTE the old PTEs
+/// record, read after the IPI, so that an HPTE a hash fault inserted during
+/// the wait goes too (the order of hash__pmdp_collapse_flush). Ends with a
+/// full barrier: the caller reads page refcounts next.
 pub fn pmdp_collapse_flush(
     space: SpaceId,
     tree: &mut Tree,
     address: u64,
     ipi: kernel::cmdline::CollapseIpi,
 ) -> Result<CollapsedPmd, MapError> {
-    let (table, ptes) = tree.clear_pmd_table(address)?;
+    let (table, _) = tree.clear_pmd_table(address)?;
+    if ipi.enabled(mode() == Mode::Hash) {
+        serialize_against_pte_lookup();
+    }
+    // The old PTEs as they are now (a walker may have recorded a slot).
+    let ptes = tree.read_pte_table(table);
     match mode() {
         Mode::Radix => radix::RADIX_FLUSH.flush_collapsed_pmd(space, address, &ptes, Scope::Global),
         Mode::Hash => hash::HASH_FLUSH.flush_hash_table_pmd_range(space, address, &ptes),
         Mode::Off => {}
-    }
-    if ipi.enabled(mode() == Mode::Hash) {
-        serialize_against_pte_lookup();
     }
     // SAFETY: a full barrier only (pairs with GUP-fast's reference, then
     // recheck of the PMD, on the other CPU).

@@ -335,8 +335,12 @@ impl<M: TableMemory> PageTable<M> {
         self.slot(pmd_table, PMD, tree).store(Entry::EMPTY, Ordering::Release);
         self.memory.sync();
         let table = entry.next_table();
-        let ptes = core::array::from_fn(|i| self.slot(table, PTE, (i as u64) << PTE.shift).load(Ordering::Acquire));
-        Ok((table, ptes))
+        Ok((table, self.read_pte_table(table)))
+    }
+
+    /// The entries of a PTE table of this tree (hooked in or just unhooked).
+    pub fn read_pte_table(&self, table: u64) -> [Entry; 32] {
+        core::array::from_fn(|i| self.slot(table, PTE, (i as u64) << PTE.shift).load(Ordering::Acquire))
     }
 
     /// Puts back a PTE table that `clear_pmd_table` took (collapse gave up).
