@@ -92,7 +92,7 @@ ipi=Auto; case " $append " in *" collapse_ipi=on "*) ipi=On ;; esac
 waited=false; { [ "$mmu" = hash ] || [ "$ipi" = On ]; } && waited=true
 echo "# collapse_ipi=$ipi under $mmu: waited for the walker: $waited"
 echo "ok 11 collapse.command_line_policy_decides"
-echo "# counter-example: GUP pinned 0x1d0000; the address now maps 0x4650000"
+echo "# counter-example: GUP pinned 0x1d0000; the address now maps 0x4650000; a write through the pin is lost"
 echo "ok 12 race.no_recheck_no_ipi_returns_a_discarded_page"
 echo "ok 13 race.pmd_recheck_backs_off"
 echo "ok 14 race.collapse_ipi_makes_collapse_give_up"

@@ -104,6 +104,9 @@ fn gup_on_b(recheck_pmd: u64) -> u64 {
 
 struct Outcome {
     gup: u64,
+    /// After everything: a write through GUP's pin, read back through the
+    /// mapping — None when GUP pinned nothing.
+    write_visible: Option<bool>,
     collapsed: bool,
     b_waited_alone: bool,
     old: Frame,
@@ -183,6 +186,17 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     }
     let old = small[TARGET as usize];
     let mapped_now = space.tree().translate(BASE + TARGET * FRAME_SIZE).map_or(0, |t| t.physical);
+    // What a device would do with the pin: write into the pinned page. Does
+    // the process see it through its mapping?
+    let write_visible = (gup_result > 4).then(|| {
+        const MARKER: u64 = 0xd1e7_0000_0000_0005;
+        // SAFETY: the pinned frame, through the linear map.
+        unsafe { ((mm::phys_to_virt(gup_result) as u64 + 0x40) as *mut u64).write_volatile(MARKER) };
+        space.activate();
+        let seen = crate::exceptions::try_load(BASE + TARGET * FRAME_SIZE + 0x40);
+        mmu::deactivate();
+        seen == Ok(MARKER)
+    });
     let old_refcount = pages.frame(old).map_or(0, |p| p.refcount());
     kernel::println!(
         "# recheck={recheck_pmd} ipi={ipi:?}: GUP {}, collapse {}, B's wait {}",
@@ -195,6 +209,7 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     );
     let outcome = Outcome {
         gup: gup_result,
+        write_visible,
         collapsed,
         b_waited_alone: B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0,
         old,
@@ -232,7 +247,8 @@ fn no_recheck_no_ipi(env: &Env<'_>) -> TestResult {
     kassert_eq!(o.gup, o.old.address());
     kassert!(o.mapped_now != o.old.address(), "the address still maps the pinned page");
     kassert_eq!(o.old_refcount, kernel::mm::page::PIN_BIAS);
-    kernel::println!("# counter-example: GUP pinned {:#x}; the address now maps {:#x}", o.gup, o.mapped_now);
+    kassert_eq!(o.write_visible, Some(false));
+    kernel::println!("# counter-example: GUP pinned {:#x}; the address now maps {:#x}; a write through the pin is lost", o.gup, o.mapped_now);
     Ok(())
 }
 
@@ -250,6 +266,7 @@ fn no_recheck_ipi(env: &Env<'_>) -> TestResult {
     kassert!(!o.collapsed, "collapse went ahead over a pinned page");
     kassert_eq!(o.gup, o.old.address());
     kassert_eq!(o.mapped_now, o.old.address());
+    kassert_eq!(o.write_visible, Some(true));
     Ok(())
 }
 
