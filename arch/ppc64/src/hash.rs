@@ -390,6 +390,11 @@ pub enum HashPageError {
 /// must be serialised against), inserts an HPTE for its 64 KiB page and
 /// records the slot.
 pub fn hash_page(ea: u64) -> Result<(), HashPageError> {
+    hash_page_with(ea, &kernel::mm::gup::NoHooks)
+}
+
+/// `hash_page` with test-only synchronisation points.
+pub fn hash_page_with(ea: u64, hooks: &impl kernel::mm::gup::RaceHooks) -> Result<(), HashPageError> {
     let (context, vsid) = segment_of(ea).ok_or(HashPageError::NoSegment)?;
     let root = if context == KERNEL_SPACE { mmu::kernel_root() } else { CONTEXT_ROOTS[context as usize].load(Ordering::Acquire) };
     let found = pagetable::walk(root, ea, mm::phys_to_virt).ok_or(HashPageError::NotMapped)?;
@@ -404,6 +409,7 @@ pub fn hash_page(ea: u64) -> Result<(), HashPageError> {
         prot.contains(pagetable::Prot::USER),
         prot.contains(pagetable::Prot::EXECUTE),
     );
+    hooks.at(kernel::mm::gup::Point::HashWalked);
     let (ptex, secondary) = insert(page, v, r).map_err(HashPageError::Hcall)?;
     match size {
         PageSize::Base => record_base_slot(slot, entry, ptex, secondary, v),

@@ -39,6 +39,8 @@ pub static RACE: Suite = Suite {
         Test { name: "pmd_recheck_backs_off", run: recheck_no_ipi },
         Test { name: "collapse_ipi_makes_collapse_give_up", run: no_recheck_ipi },
         Test { name: "both_fixes", run: recheck_and_ipi },
+        Test { name: "hash_fault_without_ipi_loses_a_write", run: hash_fault_without_ipi },
+        Test { name: "hash_fault_with_ipi_keeps_the_write", run: hash_fault_with_ipi },
     ],
 };
 
@@ -279,5 +281,140 @@ fn recheck_and_ipi(env: &Env<'_>) -> TestResult {
     kassert_eq!(o.gup, 4); // BackedOff
     kassert!(o.collapsed);
     kassert_eq!(o.old_refcount, 0);
+    Ok(())
+}
+
+// --- Hash: the fault path is a lockless walker too ------------------------------
+
+static SPACE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The hash fault path's synchronisation point: walked, waiting for A.
+struct HashCrossCpu;
+
+impl RaceHooks for HashCrossCpu {
+    fn at(&self, point: Point) {
+        if point == Point::HashWalked {
+            CrossCpu.at(Point::GupRead);
+        }
+    }
+}
+
+/// CPU B: the hash fault for the target page, as its handler runs it
+/// (interrupts off), in the test's address space.
+fn hash_fault_on_b(_: u64) -> u64 {
+    mmu::activate(SPACE_ID.load(Ordering::Acquire) as u32);
+    let was_on = crate::cpu::disable_interrupts();
+    let result = crate::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu);
+    if was_on {
+        crate::cpu::enable_interrupts();
+    }
+    mmu::deactivate();
+    result.is_ok() as u64
+}
+
+/// Collapse while CPU B's hash fault for a small page is between its walk
+/// and its H_ENTER; then write through the mapping. Returns whether the
+/// write reached the huge page (true) or went to the discarded small page.
+fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
+    require_cpus(env, 2)?;
+    if mmu::mode() != mmu::Mode::Hash {
+        kskip!("hash only (mmu={})", mmu::mode().name());
+    }
+    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let pages = mm::pages();
+    let mut space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
+    let small: alloc::vec::Vec<Frame> = (0..PAGES).filter_map(|_| mm::alloc_frame()).collect();
+    kassert_eq!(small.len() as u64, PAGES);
+    let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
+    for (i, &frame) in small.iter().enumerate() {
+        // SAFETY: frames just allocated, through the linear map.
+        unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(0x200 + i as u64) };
+        space
+            .tree()
+            .map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
+        pages.init_allocated(frame, flags::ANONYMOUS).map();
+    }
+    SPACE_ID.store(space.id() as u64, Ordering::Release);
+    READ_DONE.store(0, Ordering::Release);
+    ISOLATED.store(0, Ordering::Release);
+    B_WAIT_TIMED_OUT.store(0, Ordering::Release);
+
+    kassert!(smp::post(b, hash_fault_on_b, 0), "CPU {b} busy");
+    while READ_DONE.load(Ordering::Acquire) == 0 {
+        core::hint::spin_loop();
+    }
+    let id = space.id();
+    let collapsed = mmu::pmdp_collapse_flush(id, space.tree(), BASE, ipi).map_err(|e| fail(alloc::format!("{e:?}")))?;
+    // The hash fault path takes no page reference: isolation always passes.
+    kassert_eq!(gup::first_unexplained_reference(&collapsed.ptes, pages, 0), None);
+    ISOLATED.store(1, Ordering::Release);
+    kassert_eq!(smp::wait_for(b), Some(1));
+    for (i, pte) in collapsed.ptes.iter().enumerate() {
+        // SAFETY: frames this test owns, through the linear map.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                mm::phys_to_virt(pte.physical()) as *const u8,
+                mm::phys_to_virt(huge.address() + i as u64 * FRAME_SIZE),
+                FRAME_SIZE as usize,
+            )
+        };
+    }
+    let slots = mm::phys_to_virt(collapsed.table) as *const kernel::mm::pagetable::Slot;
+    for i in 0..PAGES as usize {
+        // SAFETY: the unhooked PTE table, allocated until its grace period.
+        unsafe { &*slots.add(i) }.store(Entry::EMPTY, Ordering::Release);
+    }
+    space
+        .tree()
+        .map(BASE, huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER)
+        .map_err(|e| fail(alloc::format!("{e:?}")))?;
+    space.defer_table(collapsed.table, PTE.table_bytes());
+    for &frame in &small {
+        let page = pages.head(frame).ok_or_else(|| fail("no descriptor"))?;
+        page.unmap();
+        page.put();
+    }
+
+    // The process writes to its page.
+    const MARKER: u64 = 0x4a54_0000_0000_0005;
+    space.activate();
+    // SAFETY: probe_store_u64 has an exception-table entry.
+    let stored = unsafe { crate::exceptions::probe_store_u64((BASE + TARGET * FRAME_SIZE + 0x80) as *mut u64, MARKER) };
+    mmu::deactivate();
+    // SAFETY: the huge page's subpage, through the linear map.
+    let in_huge = unsafe { ((mm::phys_to_virt(huge.address() + TARGET * FRAME_SIZE) as u64 + 0x80) as *const u64).read_volatile() };
+    kernel::println!(
+        "# hash, collapse_ipi={ipi:?}: B's wait {}; the write {}",
+        if B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0 { "timed out (A held back by the IPI)" } else { "ended by A" },
+        if in_huge == MARKER { "reached the huge page" } else { "went to the discarded small page (stale HPTE)" }
+    );
+    kassert_eq!(stored, 0);
+
+    let _ = space.unmap(BASE);
+    drop(space); // scans the HPT for the space's VSIDs: the stale HPTE goes too
+    for frame in small {
+        mm::free_frame(frame);
+    }
+    mm::free_contiguous(huge, PAGES);
+    Ok(in_huge == MARKER)
+}
+
+/// Hash still needs its IPI: with only the PMD recheck (GUP's fix), a hash
+/// fault that walked the old table inserts an HPTE for the old small page
+/// after flush_hash_table_pmd_range ran, and the process's write lands in
+/// the discarded page.
+fn hash_fault_without_ipi(env: &Env<'_>) -> TestResult {
+    let reached = hash_race(CollapseIpi::Off, env)?;
+    kassert!(!reached, "the write was not lost: no stale HPTE was inserted");
+    Ok(())
+}
+
+/// With the IPI, collapse waits for the fault, then flushes the HPTE it
+/// recorded in the old PTE: the write faults in the huge page.
+fn hash_fault_with_ipi(env: &Env<'_>) -> TestResult {
+    let reached = hash_race(CollapseIpi::On, env)?;
+    kassert!(B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0, "collapse got past the IPI while the fault was inside its walk");
+    kassert!(reached, "the write was lost despite the IPI");
     Ok(())
 }

@@ -23,6 +23,9 @@ pub enum Point {
     GupRead,
     /// Page pinned, nothing rechecked yet.
     GupPinned,
+    /// The hash fault path has walked the tree (PMD and PTE read) and not yet
+    /// inserted the HPTE.
+    HashWalked,
 }
 
 pub trait RaceHooks {
