@@ -236,6 +236,39 @@ pub fn pmdp_collapse_flush(
     Ok(CollapsedPmd { table, ptes })
 }
 
+/// Collapse in an address space, with this MMU's pmdp_collapse_flush.
+pub struct SpaceCollapse<'a> {
+    pub space: &'a mut AddressSpace,
+    pub ipi: kernel::cmdline::CollapseIpi,
+}
+
+impl kernel::mm::collapse::CollapseArch for SpaceCollapse<'_> {
+    fn pmdp_collapse_flush(&mut self, address: u64) -> Result<(u64, [Entry; 32]), MapError> {
+        let id = self.space.id();
+        pmdp_collapse_flush(id, self.space.tree(), address, self.ipi).map(|c| (c.table, c.ptes))
+    }
+
+    fn restore_pmd(&mut self, address: u64, table: u64) -> Result<(), MapError> {
+        self.space.tree().restore_pmd_table(address, table)
+    }
+
+    fn install_huge(&mut self, address: u64, physical: u64, prot: Prot) -> Result<(), MapError> {
+        self.space.tree().map(address, physical, PageSize::Huge2M, prot)
+    }
+
+    fn defer_table(&mut self, table: u64) {
+        self.space.defer_table(table, pagetable::PTE.table_bytes());
+    }
+
+    fn virt(&self, physical: u64) -> *mut u8 {
+        mm::phys_to_virt(physical)
+    }
+
+    fn free_frame(&mut self, frame: Frame) {
+        mm::free_frame(frame);
+    }
+}
+
 fn nothing(_: u64) {}
 
 /// IPIs every other online CPU and waits for each to run it: a CPU inside a

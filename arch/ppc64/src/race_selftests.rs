@@ -24,7 +24,7 @@ use kernel::cmdline::CollapseIpi;
 use kernel::ktest::{fail, require_cpus, Env, Failure, Suite, Test, TestResult};
 use kernel::mm::gup::{self, GupError, Point, RaceHooks};
 use kernel::mm::page::flags;
-use kernel::mm::pagetable::{Entry, PageSize, Prot, PTE};
+use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, kskip, time};
 
@@ -116,6 +116,76 @@ struct Outcome {
     old_refcount: u32,
 }
 
+/// Collapse's side of the synchronisation: after its isolation check it
+/// lets B go on and waits for B to finish.
+struct CollapseSide {
+    b: usize,
+    b_result: core::cell::Cell<Option<u64>>,
+}
+
+impl RaceHooks for CollapseSide {
+    fn at(&self, point: Point) {
+        if point == Point::CollapseIsolated {
+            ISOLATED.store(1, Ordering::Release);
+            self.b_result.set(smp::wait_for(self.b));
+        }
+    }
+}
+
+static COUNTERS: kernel::mm::collapse::Counters = kernel::mm::collapse::Counters::new();
+
+/// 32 small anonymous pages mapped at BASE in a new address space, each
+/// marked with `marker + index`.
+fn small_pages_world(marker: u64) -> Result<(AddressSpace, alloc::vec::Vec<Frame>), Failure> {
+    let pages = mm::pages();
+    let mut space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
+    let small: alloc::vec::Vec<Frame> = (0..PAGES).filter_map(|_| mm::alloc_frame()).collect();
+    kassert_eq!(small.len() as u64, PAGES);
+    for (i, &frame) in small.iter().enumerate() {
+        // SAFETY: frames just allocated; a marker per page, through the linear map.
+        unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(marker + i as u64) };
+        space
+            .tree()
+            .map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
+        pages.init_allocated(frame, flags::ANONYMOUS).map();
+    }
+    Ok((space, small))
+}
+
+/// Unmaps what is left at BASE and returns every frame: the huge page if
+/// collapse installed it (else its unused run), the small pages still mapped.
+fn tear_down(mut space: AddressSpace, small: &[Frame], huge: Frame, collapsed: bool) -> TestResult {
+    let pages = mm::pages();
+    if collapsed {
+        space.unmap(BASE).map_err(|e| fail(alloc::format!("{e:?}")))?;
+        let head = pages.frame(huge).ok_or_else(|| fail("no descriptor"))?;
+        head.unmap();
+        kassert!(head.put(), "the huge page has references left");
+        pages.clear_compound(huge);
+        mm::free_contiguous(huge, PAGES);
+    } else {
+        for (i, &frame) in small.iter().enumerate() {
+            space.unmap(BASE + i as u64 * FRAME_SIZE).map_err(|e| fail(alloc::format!("{e:?}")))?;
+            let page = pages.frame(frame).ok_or_else(|| fail("no descriptor"))?;
+            page.unmap();
+            if page.put() {
+                mm::free_frame(frame);
+            }
+        }
+        mm::free_contiguous(huge, PAGES);
+    }
+    drop(space);
+    Ok(())
+}
+
+/// Lets earlier tests' deferred table frees happen, so that the frame count
+/// compared at the end moves only with this test.
+fn settle_deferred_frees() {
+    kernel::rcu::synchronize();
+    mmu::release_kernel_tables(&[]);
+}
+
 fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Failure> {
     require_cpus(env, 2)?;
     if mmu::flusher().is_none() {
@@ -123,19 +193,10 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     }
     let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
     let pages = mm::pages();
-    let mut space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
-    let small: alloc::vec::Vec<Frame> = (0..PAGES).filter_map(|_| mm::alloc_frame()).collect();
-    kassert_eq!(small.len() as u64, PAGES);
+    settle_deferred_frees();
+    let free_before = mm::free_frames();
+    let (mut space, small) = small_pages_world(0x100)?;
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
-    for (i, &frame) in small.iter().enumerate() {
-        // SAFETY: frames just allocated; a marker per page, through the linear map.
-        unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(0x100 + i as u64) };
-        space
-            .tree()
-            .map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER)
-            .map_err(|e| fail(alloc::format!("{e:?}")))?;
-        pages.init_allocated(frame, flags::ANONYMOUS).map();
-    }
     ROOT.store(space.tree().root(), Ordering::Release);
     READ_DONE.store(0, Ordering::Release);
     ISOLATED.store(0, Ordering::Release);
@@ -146,48 +207,29 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     while READ_DONE.load(Ordering::Acquire) == 0 {
         core::hint::spin_loop();
     }
-    // A: collapse up to the isolation check.
-    let id = space.id();
-    let collapsed_pmd = mmu::pmdp_collapse_flush(id, space.tree(), BASE, ipi).map_err(|e| fail(alloc::format!("{e:?}")))?;
-    let pinned = gup::first_unexplained_reference(&collapsed_pmd.ptes, pages, 0);
-    ISOLATED.store(1, Ordering::Release);
-    let gup_result = smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?;
-    let collapsed = pinned.is_none();
-    if collapsed {
-        // Copy, clear the old PTEs, install the huge PMD, release the old pages.
-        for (i, pte) in collapsed_pmd.ptes.iter().enumerate() {
-            // SAFETY: both are frames this test owns, through the linear map.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    mm::phys_to_virt(pte.physical()) as *const u8,
-                    mm::phys_to_virt(huge.address() + i as u64 * FRAME_SIZE),
-                    FRAME_SIZE as usize,
-                )
-            };
-        }
-        let slots = mm::phys_to_virt(collapsed_pmd.table) as *const kernel::mm::pagetable::Slot;
-        for i in 0..PAGES as usize {
-            // SAFETY: the unhooked PTE table, still allocated until its grace period.
-            unsafe { &*slots.add(i) }.store(Entry::EMPTY, Ordering::Release);
-        }
-        space
-            .tree()
-            .map(BASE, huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER)
-            .map_err(|e| fail(alloc::format!("{e:?}")))?;
-        space.defer_table(collapsed_pmd.table, PTE.table_bytes());
-        for &frame in &small {
-            let page = pages.head(frame).ok_or_else(|| fail("no descriptor"))?;
-            page.unmap();
-            page.put();
-        }
-    } else {
-        space
-            .tree()
-            .restore_pmd_table(BASE, collapsed_pmd.table)
-            .map_err(|e| fail(alloc::format!("{e:?}")))?;
-    }
+    // A: the kernel's collapse; B goes on after the isolation check.
+    let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
+    let outcome = kernel::mm::collapse::collapse_pmd(
+        &mut mmu::SpaceCollapse { space: &mut space, ipi },
+        BASE,
+        huge,
+        Prot::READ | Prot::WRITE | Prot::USER,
+        pages,
+        &COUNTERS,
+        &side,
+    );
+    let gup_result = match side.b_result.take() {
+        Some(result) => result,
+        None => smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?,
+    };
+    let collapsed = match outcome {
+        kernel::mm::collapse::Outcome::Collapsed => true,
+        kernel::mm::collapse::Outcome::AbortedPinned(_) => false,
+        other => return Err(fail(alloc::format!("collapse failed: {other:?}"))),
+    };
     let old = small[TARGET as usize];
     let mapped_now = space.tree().translate(BASE + TARGET * FRAME_SIZE).map_or(0, |t| t.physical);
+    let old_refcount = pages.frame(old).map_or(0, |p| p.refcount());
     // What a device would do with the pin: write into the pinned page. Does
     // the process see it through its mapping?
     let write_visible = (gup_result > 4).then(|| {
@@ -199,7 +241,6 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
         mmu::deactivate();
         seen == Ok(MARKER)
     });
-    let old_refcount = pages.frame(old).map_or(0, |p| p.refcount());
     kernel::println!(
         "# recheck={recheck_pmd} ipi={ipi:?}: GUP {}, collapse {}, B's wait {}",
         match gup_result {
@@ -219,27 +260,17 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
         old_refcount,
     };
 
-    // Tear down: unpin what GUP pinned, unmap, free.
+    // GUP's unpin: the last reference of a page collapse discarded.
     if gup_result > 4 {
-        if let Some(page) = Frame::from_address(gup_result).and_then(|f| pages.head(f)) {
-            page.unpin();
+        let frame = Frame::from_address(gup_result).ok_or_else(|| fail("bad frame"))?;
+        if pages.head(frame).ok_or_else(|| fail("no descriptor"))?.unpin() {
+            mm::free_frame(frame);
         }
     }
-    if collapsed {
-        let _ = space.unmap(BASE);
-    } else {
-        for (i, &frame) in small.iter().enumerate() {
-            let _ = space.unmap(BASE + i as u64 * FRAME_SIZE);
-            let page = pages.head(frame).ok_or_else(|| fail("no descriptor"))?;
-            page.unmap();
-            page.put();
-        }
-    }
-    drop(space);
-    for frame in small {
-        mm::free_frame(frame);
-    }
-    mm::free_contiguous(huge, PAGES);
+    tear_down(space, &small, huge, collapsed)?;
+    // Accounting: every frame and table is back once the grace period is over.
+    settle_deferred_frees();
+    kassert_eq!(mm::free_frames(), free_before);
     Ok(outcome)
 }
 
@@ -321,20 +352,10 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
         kskip!("hash only (mmu={})", mmu::mode().name());
     }
     let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    let pages = mm::pages();
-    let mut space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
-    let small: alloc::vec::Vec<Frame> = (0..PAGES).filter_map(|_| mm::alloc_frame()).collect();
-    kassert_eq!(small.len() as u64, PAGES);
+    settle_deferred_frees();
+    let free_before = mm::free_frames();
+    let (mut space, small) = small_pages_world(0x200)?;
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
-    for (i, &frame) in small.iter().enumerate() {
-        // SAFETY: frames just allocated, through the linear map.
-        unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(0x200 + i as u64) };
-        space
-            .tree()
-            .map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER)
-            .map_err(|e| fail(alloc::format!("{e:?}")))?;
-        pages.init_allocated(frame, flags::ANONYMOUS).map();
-    }
     SPACE_ID.store(space.id() as u64, Ordering::Release);
     READ_DONE.store(0, Ordering::Release);
     ISOLATED.store(0, Ordering::Release);
@@ -344,37 +365,19 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     while READ_DONE.load(Ordering::Acquire) == 0 {
         core::hint::spin_loop();
     }
-    let id = space.id();
-    let collapsed = mmu::pmdp_collapse_flush(id, space.tree(), BASE, ipi).map_err(|e| fail(alloc::format!("{e:?}")))?;
-    // The hash fault path takes no page reference: isolation always passes.
-    kassert_eq!(gup::first_unexplained_reference(&collapsed.ptes, pages, 0), None);
-    ISOLATED.store(1, Ordering::Release);
-    kassert_eq!(smp::wait_for(b), Some(1));
-    for (i, pte) in collapsed.ptes.iter().enumerate() {
-        // SAFETY: frames this test owns, through the linear map.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                mm::phys_to_virt(pte.physical()) as *const u8,
-                mm::phys_to_virt(huge.address() + i as u64 * FRAME_SIZE),
-                FRAME_SIZE as usize,
-            )
-        };
-    }
-    let slots = mm::phys_to_virt(collapsed.table) as *const kernel::mm::pagetable::Slot;
-    for i in 0..PAGES as usize {
-        // SAFETY: the unhooked PTE table, allocated until its grace period.
-        unsafe { &*slots.add(i) }.store(Entry::EMPTY, Ordering::Release);
-    }
-    space
-        .tree()
-        .map(BASE, huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER)
-        .map_err(|e| fail(alloc::format!("{e:?}")))?;
-    space.defer_table(collapsed.table, PTE.table_bytes());
-    for &frame in &small {
-        let page = pages.head(frame).ok_or_else(|| fail("no descriptor"))?;
-        page.unmap();
-        page.put();
-    }
+    // The hash fault path takes no page reference: isolation passes.
+    let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
+    let outcome = kernel::mm::collapse::collapse_pmd(
+        &mut mmu::SpaceCollapse { space: &mut space, ipi },
+        BASE,
+        huge,
+        Prot::READ | Prot::WRITE | Prot::USER,
+        mm::pages(),
+        &COUNTERS,
+        &side,
+    );
+    kassert_eq!(outcome, kernel::mm::collapse::Outcome::Collapsed);
+    kassert_eq!(side.b_result.take(), Some(1));
 
     // The process writes to its page.
     const MARKER: u64 = 0x4a54_0000_0000_0005;
@@ -390,13 +393,10 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
         if in_huge == MARKER { "reached the huge page" } else { "went to the discarded small page (stale HPTE)" }
     );
     kassert_eq!(stored, 0);
-
-    let _ = space.unmap(BASE);
-    drop(space); // scans the HPT for the space's VSIDs: the stale HPTE goes too
-    for frame in small {
-        mm::free_frame(frame);
-    }
-    mm::free_contiguous(huge, PAGES);
+    // Dropping the space scans the HPT for its VSIDs: a stale HPTE goes too.
+    tear_down(space, &small, huge, true)?;
+    settle_deferred_frees();
+    kassert_eq!(mm::free_frames(), free_before);
     Ok(in_huge == MARKER)
 }
 

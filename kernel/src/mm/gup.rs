@@ -26,6 +26,8 @@ pub enum Point {
     /// The hash fault path has walked the tree (PMD and PTE read) and not yet
     /// inserted the HPTE.
     HashWalked,
+    /// Collapse has passed its isolation check and not yet copied.
+    CollapseIsolated,
 }
 
 pub trait RaceHooks {

@@ -1,5 +1,6 @@
 //! Memory management: physical frames and the kernel heap.
 
+pub mod collapse;
 pub mod frame;
 pub mod gup;
 pub mod hash;
