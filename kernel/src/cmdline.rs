@@ -96,6 +96,9 @@ pub struct Options<'a> {
     pub mmu: MmuMode,
     /// `collapse_ipi=`: see CollapseIpi.
     pub collapse_ipi: CollapseIpi,
+    /// `gup_pmd_recheck=`: GUP-fast rechecks the PMD after pinning (the 2022
+    /// fix); off recreates the kernels before it.
+    pub gup_pmd_recheck: bool,
     /// `loglevel=`: console threshold, Linux numbering (messages below it print).
     pub loglevel: u8,
     /// `selftest=`: comma-separated patterns selecting self-tests (see ktest).
@@ -113,6 +116,7 @@ impl Default for Options<'_> {
         Options {
             mmu: MmuMode::Radix,
             collapse_ipi: CollapseIpi::Auto,
+            gup_pmd_recheck: true,
             loglevel: console::DEFAULT_LOGLEVEL,
             selftest: "all",
             inject: None,
@@ -187,6 +191,15 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
             .map(|c| options.collapse_ipi = c)
             .ok_or("collapse_ipi=auto|on|off"),
             ("collapse_ipi", None) => Err("collapse_ipi=auto|on|off"),
+            ("gup_pmd_recheck", Some("on")) => {
+                options.gup_pmd_recheck = true;
+                Ok(())
+            }
+            ("gup_pmd_recheck", Some("off")) => {
+                options.gup_pmd_recheck = false;
+                Ok(())
+            }
+            ("gup_pmd_recheck", _) => Err("gup_pmd_recheck=on|off"),
             ("expect_mem", Some(v)) => parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G"),
             ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
             _ => {
@@ -265,6 +278,10 @@ mod tests {
         assert!(matches!(ipi_problems[0], Problem::Malformed { word: "collapse_ipi=sometimes", .. }));
         assert!(CollapseIpi::Auto.enabled(true) && !CollapseIpi::Auto.enabled(false));
         assert!(CollapseIpi::On.enabled(false) && !CollapseIpi::Off.enabled(true));
+        assert!(Options::default().gup_pmd_recheck);
+        let (gup, gup_problems) = parse_all("gup_pmd_recheck=off gup_pmd_recheck=maybe");
+        assert!(!gup.gup_pmd_recheck);
+        assert!(matches!(gup_problems[0], Problem::Malformed { word: "gup_pmd_recheck=maybe", .. }));
         assert_eq!(o.loglevel, 8);
         assert_eq!(o.selftest, "frame,heap.*");
         assert_eq!(o.inject, Some(Inject::Program));

@@ -56,7 +56,7 @@ case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..15"
+echo "1..16"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -98,7 +98,11 @@ echo "ok 13 race.pmd_recheck_backs_off"
 echo "ok 14 race.collapse_ipi_makes_collapse_give_up"
 echo "# hash, collapse_ipi=Off: B's wait ended by A; the write went to the discarded small page (stale HPTE)"
 echo "ok 15 race.hash_fault_with_ipi_keeps_the_write"
-echo "selftests: 14 passed, 0 failed, 1 skipped"
+recheck=true; case " $append " in *" gup_pmd_recheck=off "*) recheck=false ;; esac
+stale=false; { [ "$recheck" = false ] && [ "$waited" = false ]; } && stale=true
+echo "# gup_pmd_recheck=$recheck collapse_ipi=$ipi ($mmu): stale pin: $stale"
+echo "ok 16 race.command_line_settings_decide"
+echo "selftests: 15 passed, 0 failed, 1 skipped"
 "##;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.

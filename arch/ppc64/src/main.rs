@@ -118,6 +118,7 @@ extern "C" fn boot_cpu_entry(
 
     init_memory(info, load_base);
     mmu::set_collapse_ipi(options.collapse_ipi);
+    mm::gup::set_recheck_pmd(options.gup_pmd_recheck);
     let mmu_init = match options.mmu {
         MmuMode::Radix => Some(radix::init(info).map_err(|why| ("radix", why))),
         MmuMode::Hash => Some(hash::init(info).map_err(|why| ("hash", why))),

@@ -39,6 +39,7 @@ pub static RACE: Suite = Suite {
         Test { name: "pmd_recheck_backs_off", run: recheck_no_ipi },
         Test { name: "collapse_ipi_makes_collapse_give_up", run: no_recheck_ipi },
         Test { name: "both_fixes", run: recheck_and_ipi },
+        Test { name: "command_line_settings_decide", run: command_line_settings_decide },
         Test { name: "hash_fault_without_ipi_loses_a_write", run: hash_fault_without_ipi },
         Test { name: "hash_fault_with_ipi_keeps_the_write", run: hash_fault_with_ipi },
     ],
@@ -312,6 +313,21 @@ fn recheck_and_ipi(env: &Env<'_>) -> TestResult {
     kassert_eq!(o.gup, 4); // BackedOff
     kassert!(o.collapsed);
     kassert_eq!(o.old_refcount, 0);
+    Ok(())
+}
+
+/// `gup_pmd_recheck=` and `collapse_ipi=` as given at boot: the outcome
+/// is a discarded page exactly when both fixes are off (on radix; hash's
+/// auto IPI makes collapse give up).
+fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
+    let recheck = gup::recheck_pmd();
+    kassert_eq!(recheck, env.options.gup_pmd_recheck);
+    let ipi = mmu::collapse_ipi();
+    let o = run(recheck, ipi, env)?;
+    let ipi_on = ipi.enabled(mmu::mode() == mmu::Mode::Hash);
+    let stale = o.collapsed && o.gup == o.old.address();
+    kernel::println!("# gup_pmd_recheck={recheck} collapse_ipi={ipi:?} ({}): stale pin: {stale}", mmu::mode().name());
+    kassert_eq!(stale, !recheck && !ipi_on);
     Ok(())
 }
 

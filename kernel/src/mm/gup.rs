@@ -49,6 +49,17 @@ pub enum GupError {
     BackedOff,
 }
 
+/// The `gup_pmd_recheck=` setting, for callers that take the configured one.
+static RECHECK_PMD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+pub fn set_recheck_pmd(on: bool) {
+    RECHECK_PMD.store(on, Ordering::Relaxed);
+}
+
+pub fn recheck_pmd() -> bool {
+    RECHECK_PMD.load(Ordering::Relaxed)
+}
+
 /// One GUP-fast pin of the page at `address` in the tree rooted at `root`.
 /// The caller has interrupts off for the whole call. `recheck_pmd` is the
 /// fix (`gup_pmd_recheck=`).
