@@ -208,7 +208,7 @@ impl<T: DeviceTree + ?Sized> Reader<'_, T> {
         out: &mut Vec<Range, MAX_MEMORY_RANGES>,
     ) -> Result<(), BootError> {
         let entry = (cells.0 + cells.1) * 4;
-        if cells.0 == 0 || cells.0 > 2 || cells.1 == 0 || cells.1 > 2 || bytes.len() % entry != 0 {
+        if cells.0 == 0 || cells.0 > 2 || cells.1 == 0 || cells.1 > 2 || !bytes.len().is_multiple_of(entry) {
             return Err(self.malformed(node, property, "does not divide into (address, size) pairs"));
         }
         for pair in bytes.chunks_exact(entry) {

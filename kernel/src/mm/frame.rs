@@ -19,7 +19,7 @@ pub struct Frame(u64);
 
 impl Frame {
     pub fn from_address(address: u64) -> Option<Frame> {
-        (address % FRAME_SIZE == 0).then_some(Frame(address))
+        address.is_multiple_of(FRAME_SIZE).then_some(Frame(address))
     }
 
     pub fn address(self) -> u64 {

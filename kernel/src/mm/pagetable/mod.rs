@@ -208,7 +208,7 @@ impl<M: TableMemory> PageTable<M> {
     /// Maps `[address, address + size)` to `physical`.
     pub fn map(&mut self, address: u64, physical: u64, size: PageSize, prot: Prot) -> Result<(), MapError> {
         let tree = tree_address(address)?;
-        if tree % size.bytes() != 0 || physical % size.bytes() != 0 {
+        if !tree.is_multiple_of(size.bytes()) || !physical.is_multiple_of(size.bytes()) {
             return Err(MapError::Misaligned);
         }
         let mut table = self.root;
@@ -287,7 +287,7 @@ impl<M: TableMemory> PageTable<M> {
     pub fn remap(&mut self, address: u64, physical: u64) -> Result<Entry, MapError> {
         let tree = tree_address(address)?;
         let (path, size) = self.path(tree)?;
-        if physical % size.bytes() != 0 {
+        if !physical.is_multiple_of(size.bytes()) {
             return Err(MapError::Misaligned);
         }
         let &(table, level) = path.last().ok_or(MapError::NotMapped)?;
