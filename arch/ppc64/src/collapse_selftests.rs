@@ -84,7 +84,8 @@ fn pmdp_collapse_flush_unhooks_the_pte_table(_: &Env<'_>) -> TestResult {
 
 /// Another CPU with interrupts off for SECTION_US: returns when it is in.
 fn lockless_walker_elsewhere() -> Result<usize, kernel::ktest::Failure> {
-    const SECTION_US: u64 = 40_000;
+    // Long enough that a busy host cannot stretch the collapse flush past it.
+    const SECTION_US: u64 = 300_000;
     let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
     SPINNING.store(0, Ordering::Release);
     if !smp::post(target, spin_with_interrupts_off, SECTION_US) {

@@ -49,7 +49,18 @@ const BASE: u64 = 0x4000_0000; // a 2 MiB-aligned low address of the test's spac
 const PAGES: u64 = 32;
 const TARGET: u64 = 5;
 /// How long B waits at its synchronisation point for A's isolation check.
-const WAIT_FOR_COLLAPSE_US: u64 = 100_000;
+/// With the IPI, A cannot get there while B waits (interrupts off), so B
+/// gives up after a short while and goes on alone; without it A always
+/// gets there, and the long limit only guards against a hang (a short one
+/// would let a busy host decide the outcome).
+const WAIT_WITH_IPI_US: u64 = 100_000;
+const WAIT_WITHOUT_IPI_US: u64 = 10_000_000;
+static WAIT_LIMIT_US: AtomicU64 = AtomicU64::new(WAIT_WITH_IPI_US);
+
+fn set_wait_limit(ipi: CollapseIpi) {
+    let held_back = ipi.enabled(mmu::mode() == mmu::Mode::Hash);
+    WAIT_LIMIT_US.store(if held_back { WAIT_WITH_IPI_US } else { WAIT_WITHOUT_IPI_US }, Ordering::Release);
+}
 
 static ROOT: AtomicU64 = AtomicU64::new(0);
 static READ_DONE: AtomicU64 = AtomicU64::new(0);
@@ -64,7 +75,7 @@ impl RaceHooks for CrossCpu {
     fn at(&self, point: Point) {
         if point == Point::GupRead {
             READ_DONE.store(1, Ordering::Release);
-            let deadline = time::deadline_us(WAIT_FOR_COLLAPSE_US);
+            let deadline = time::deadline_us(WAIT_LIMIT_US.load(Ordering::Acquire));
             while ISOLATED.load(Ordering::Acquire) == 0 {
                 if time::now() > deadline {
                     B_WAIT_TIMED_OUT.store(1, Ordering::Release);
@@ -202,6 +213,7 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     READ_DONE.store(0, Ordering::Release);
     ISOLATED.store(0, Ordering::Release);
     B_WAIT_TIMED_OUT.store(0, Ordering::Release);
+    set_wait_limit(ipi);
 
     // B starts its walk and stops after reading PMD and PTE.
     kassert!(smp::post(b, gup_on_b, recheck_pmd as u64), "CPU {b} busy");
@@ -376,6 +388,7 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     READ_DONE.store(0, Ordering::Release);
     ISOLATED.store(0, Ordering::Release);
     B_WAIT_TIMED_OUT.store(0, Ordering::Release);
+    set_wait_limit(ipi);
 
     kassert!(smp::post(b, hash_fault_on_b, 0), "CPU {b} busy");
     while READ_DONE.load(Ordering::Acquire) == 0 {
