@@ -111,6 +111,30 @@ pub fn gup_fast_one(
     Ok(frame)
 }
 
+/// GUP-fast over `pages` consecutive 64 KiB pages from `start`: pins them
+/// in order into `out` and stops at the first page it cannot pin (a hole, a
+/// read-only page for a write pin, a race), which it reports. The caller has
+/// interrupts off and unpins what `out` holds when done.
+pub fn gup_fast_range(
+    root: u64,
+    start: u64,
+    pages: usize,
+    write: bool,
+    recheck_pmd: bool,
+    descriptors: &PageArray<'_>,
+    virt: fn(u64) -> *mut u8,
+    out: &mut impl Extend<Frame>,
+) -> Result<(), (usize, GupError)> {
+    for i in 0..pages {
+        let address = start + i as u64 * FRAME_SIZE;
+        match gup_fast_one(root, address, write, recheck_pmd, descriptors, virt, &NoHooks) {
+            Ok(frame) => out.extend(core::iter::once(frame)),
+            Err(error) => return Err((i, error)),
+        }
+    }
+    Ok(())
+}
+
 /// Entries compared without the hash backend's slot bits (an HPTE being
 /// recorded is not a change of mapping).
 fn same(a: Entry, b: Entry) -> bool {
@@ -294,6 +318,45 @@ mod tests {
         assert_eq!(world.collapse_until_isolated(), None, "collapse went ahead over a pinned page");
         assert_eq!(world.tree.borrow().translate(target).unwrap().physical, frame.address(), "PMD restored");
         assert!(world.pages().frame(frame).unwrap().maybe_pinned(0));
+    }
+
+    /// Huge and small mappings, read-only and write pins, and a hole.
+    #[test]
+    fn gup_fast_ranges() {
+        let world = World::new();
+        let pages = world.pages();
+        // A 2 MiB leaf right after the small pages, read-only.
+        let huge_at = BASE + 2 * PageSize::Huge2M.bytes();
+        pages.init_allocated(world.huge, flags::ANONYMOUS);
+        pages.make_compound(world.huge, crate::mm::collapse::HUGE_ORDER, flags::ANONYMOUS);
+        world.tree.borrow_mut().map(huge_at, world.huge.address(), PageSize::Huge2M, Prot::READ | Prot::USER).unwrap();
+        let root = world.tree.borrow().root();
+
+        // Small pages: 32 pins, in order, of the mapped frames.
+        let mut pinned: Vec<Frame> = Vec::new();
+        gup_fast_range(root, BASE, 32, true, true, &pages, virt, &mut pinned).unwrap();
+        assert_eq!(pinned, world.small);
+        for frame in pinned.drain(..) {
+            pages.head(frame).unwrap().unpin();
+        }
+
+        // The huge page: each 64 KiB piece is its own frame, all pinned on the head.
+        gup_fast_range(root, huge_at + 4 * FRAME_SIZE, 3, false, true, &pages, virt, &mut pinned).unwrap();
+        assert_eq!(pinned.iter().map(|f| f.address()).collect::<Vec<_>>(), (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>());
+        assert_eq!(pages.frame(world.huge).unwrap().refcount(), 1 + 3 * crate::mm::page::PIN_BIAS);
+        for frame in pinned.drain(..) {
+            pages.head(frame).unwrap().unpin();
+        }
+        // A write pin of the read-only huge mapping fails at once.
+        assert_eq!(gup_fast_range(root, huge_at, 2, true, true, &pages, virt, &mut pinned), Err((0, GupError::ReadOnly)));
+
+        // A hole stops GUP there: the 32 small pages, then nothing mapped.
+        assert_eq!(gup_fast_range(root, BASE + 30 * FRAME_SIZE, 4, false, true, &pages, virt, &mut pinned), Err((2, GupError::NotMapped)));
+        assert_eq!(pinned.len(), 2);
+        for frame in pinned.drain(..) {
+            pages.head(frame).unwrap().unpin();
+        }
+        assert!(world.small.iter().all(|&f| pages.frame(f).unwrap().refcount() == 1), "every pin dropped");
     }
 
     #[test]
