@@ -108,9 +108,11 @@ pub fn collapse_pmd(
     head.map();
     // Publish the copied data before the PMD that makes it reachable.
     fence(Ordering::Release);
+    // The slot is the one pmdp_collapse_flush emptied, under the mmap lock:
+    // this cannot fail unless the caller passed a misaligned range, and by
+    // now the old PTEs are gone, so there is nothing left to go back to.
     if let Err(error) = arch.install_huge(address, huge.address(), prot) {
-        counters.aborted_other.fetch_add(1, Ordering::Relaxed);
-        return Outcome::AbortedOther(error);
+        panic!("collapse: installing the huge PMD at {address:#x} failed after the copy: {error:?}");
     }
     // Release the old pages: their mappings are gone.
     for pte in ptes.iter().filter(|p| p.is_leaf()) {
