@@ -70,6 +70,11 @@ pub fn collapse_pmd(
     counters: &Counters,
     hooks: &impl RaceHooks,
 ) -> Outcome {
+    const HUGE_BYTES: u64 = FRAME_SIZE << HUGE_ORDER;
+    if !address.is_multiple_of(HUGE_BYTES) || !huge.address().is_multiple_of(HUGE_BYTES) {
+        counters.aborted_other.fetch_add(1, Ordering::Relaxed);
+        return Outcome::AbortedOther(MapError::Misaligned);
+    }
     let (table, ptes) = match arch.pmdp_collapse_flush(address) {
         Ok(taken) => taken,
         Err(error) => {
