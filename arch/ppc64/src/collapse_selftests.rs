@@ -15,7 +15,7 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use crate::exceptions::{self, vector};
 use crate::mmu;
 use crate::smp;
-use crate::smp_selftests::{online_secondaries, spin_with_interrupts_off, SPINNING, SPIN_END};
+use crate::smp_selftests::{interrupts_off_elsewhere, SPIN_END};
 
 pub static COLLAPSE: Suite = Suite {
     name: "collapse",
@@ -87,15 +87,7 @@ fn pmdp_collapse_flush_unhooks_the_pte_table(_: &Env<'_>) -> TestResult {
 fn lockless_walker_elsewhere() -> Result<usize, kernel::ktest::Failure> {
     // Long enough that a busy host cannot stretch the collapse flush past it.
     const SECTION_US: u64 = 300_000;
-    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    SPINNING.store(0, Ordering::Release);
-    if !smp::post(target, spin_with_interrupts_off, SECTION_US) {
-        return Err(fail("secondary busy"));
-    }
-    while SPINNING.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
-    Ok(target)
+    interrupts_off_elsewhere(SECTION_US)
 }
 
 /// Collapses with `ipi` while another CPU sits in a lockless walk; returns

@@ -146,6 +146,36 @@ impl RaceHooks for CollapseSide {
 
 static COUNTERS: kernel::mm::collapse::Counters = kernel::mm::collapse::Counters::new();
 
+/// Starts `walker(argument)` on CPU `b` and returns once it has read the
+/// PMD and PTE and waits at its synchronisation point.
+fn start_walker(b: usize, walker: fn(u64) -> u64, argument: u64, ipi: CollapseIpi) -> TestResult {
+    READ_DONE.store(0, Ordering::Release);
+    ISOLATED.store(0, Ordering::Release);
+    B_WAIT_TIMED_OUT.store(0, Ordering::Release);
+    set_wait_limit(ipi);
+    kassert!(smp::post(b, walker, argument), "CPU {b} busy");
+    while READ_DONE.load(Ordering::Acquire) == 0 {
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// A: the kernel's collapse of BASE into `huge`; B goes on after the
+/// isolation check. Returns the outcome and B's result if B finished there.
+fn collapse_against(b: usize, space: &mut AddressSpace, huge: Frame, ipi: CollapseIpi) -> (kernel::mm::collapse::Outcome, Option<u64>) {
+    let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
+    let outcome = kernel::mm::collapse::collapse_pmd(
+        &mut mmu::SpaceCollapse { space, ipi },
+        BASE,
+        huge,
+        Prot::READ | Prot::WRITE | Prot::USER,
+        mm::pages(),
+        &COUNTERS,
+        &side,
+    );
+    (outcome, side.b_result.take())
+}
+
 /// 32 small anonymous pages mapped at BASE in a new address space, each
 /// marked with `marker + index`.
 fn small_pages_world(marker: u64) -> Result<(AddressSpace, alloc::vec::Vec<Frame>), Failure> {
@@ -210,28 +240,10 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     let (mut space, small) = small_pages_world(0x100)?;
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
     ROOT.store(space.tree().root(), Ordering::Release);
-    READ_DONE.store(0, Ordering::Release);
-    ISOLATED.store(0, Ordering::Release);
-    B_WAIT_TIMED_OUT.store(0, Ordering::Release);
-    set_wait_limit(ipi);
-
     // B starts its walk and stops after reading PMD and PTE.
-    kassert!(smp::post(b, gup_on_b, recheck_pmd as u64), "CPU {b} busy");
-    while READ_DONE.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
-    // A: the kernel's collapse; B goes on after the isolation check.
-    let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
-    let outcome = kernel::mm::collapse::collapse_pmd(
-        &mut mmu::SpaceCollapse { space: &mut space, ipi },
-        BASE,
-        huge,
-        Prot::READ | Prot::WRITE | Prot::USER,
-        pages,
-        &COUNTERS,
-        &side,
-    );
-    let gup_result = match side.b_result.take() {
+    start_walker(b, gup_on_b, recheck_pmd as u64, ipi)?;
+    let (outcome, b_result) = collapse_against(b, &mut space, huge, ipi);
+    let gup_result = match b_result {
         Some(result) => result,
         None => smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?,
     };
@@ -385,28 +397,11 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     let (mut space, small) = small_pages_world(0x200)?;
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
     SPACE_ID.store(space.id() as u64, Ordering::Release);
-    READ_DONE.store(0, Ordering::Release);
-    ISOLATED.store(0, Ordering::Release);
-    B_WAIT_TIMED_OUT.store(0, Ordering::Release);
-    set_wait_limit(ipi);
-
-    kassert!(smp::post(b, hash_fault_on_b, 0), "CPU {b} busy");
-    while READ_DONE.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
+    start_walker(b, hash_fault_on_b, 0, ipi)?;
     // The hash fault path takes no page reference: isolation passes.
-    let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
-    let outcome = kernel::mm::collapse::collapse_pmd(
-        &mut mmu::SpaceCollapse { space: &mut space, ipi },
-        BASE,
-        huge,
-        Prot::READ | Prot::WRITE | Prot::USER,
-        mm::pages(),
-        &COUNTERS,
-        &side,
-    );
+    let (outcome, b_result) = collapse_against(b, &mut space, huge, ipi);
     kassert_eq!(outcome, kernel::mm::collapse::Outcome::Collapsed);
-    kassert_eq!(side.b_result.take(), Some(1));
+    kassert_eq!(b_result, Some(1));
 
     // The process writes to its page.
     const MARKER: u64 = 0x4a54_0000_0000_0005;

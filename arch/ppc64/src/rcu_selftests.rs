@@ -11,7 +11,7 @@ use kernel::mm::pagetable::{self, PageSize, Prot};
 use kernel::mm::{self, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, rcu, time};
 
-use crate::smp_selftests::{online_secondaries, spin_with_interrupts_off, SPINNING, SPIN_END};
+use crate::smp_selftests::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 use crate::{cpu, mmu, smp};
 
 pub static RCU: Suite = Suite {
@@ -28,15 +28,7 @@ const SECTION_US: u64 = 40_000;
 /// Starts a read-side section (interrupts off) on a secondary and waits
 /// until it is in it. Returns the CPU.
 fn start_section_elsewhere() -> Result<usize, kernel::ktest::Failure> {
-    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    SPINNING.store(0, Ordering::Release);
-    if !smp::post(target, spin_with_interrupts_off, SECTION_US) {
-        return Err(fail("secondary busy"));
-    }
-    while SPINNING.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
-    Ok(target)
+    interrupts_off_elsewhere(SECTION_US)
 }
 
 fn synchronize_waits_for_interrupts_off_cpu(env: &Env<'_>) -> TestResult {

@@ -94,6 +94,20 @@ pub fn spin_with_interrupts_off(microseconds: u64) -> u64 {
     0
 }
 
+/// Has the first secondary keep interrupts off for `microseconds` (a
+/// read-side section, or a lockless walk) and returns once it is inside.
+pub fn interrupts_off_elsewhere(microseconds: u64) -> Result<usize, kernel::ktest::Failure> {
+    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    SPINNING.store(0, Ordering::Release);
+    if !smp::post(target, spin_with_interrupts_off, microseconds) {
+        return Err(fail("secondary busy"));
+    }
+    while SPINNING.load(Ordering::Acquire) == 0 {
+        core::hint::spin_loop();
+    }
+    Ok(target)
+}
+
 fn record_time(_: u64) {
     CALL_RAN_AT.store(time::now(), Ordering::Release);
 }
@@ -103,12 +117,7 @@ fn record_time(_: u64) {
 fn interrupts_off_target_delays_the_caller(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     const SPIN_US: u64 = 50_000;
-    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    SPINNING.store(0, Ordering::Release);
-    kassert!(smp::post(target, spin_with_interrupts_off, SPIN_US));
-    while SPINNING.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
+    let target = interrupts_off_elsewhere(SPIN_US)?;
     let sent = time::now();
     smp::call_on_cpus(&[target], record_time, 0, true).map_err(|e| fail(alloc::format!("{e:?}")))?;
     let returned = time::now();
