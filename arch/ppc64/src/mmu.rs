@@ -264,8 +264,8 @@ impl kernel::mm::collapse::CollapseArch for SpaceCollapse<'_> {
         mm::phys_to_virt(physical)
     }
 
-    fn free_frame(&mut self, frame: Frame) {
-        mm::free_frame(frame);
+    fn free_page(&mut self, head: Frame, order: u32) {
+        mm::free_contiguous(head, 1 << order);
     }
 }
 

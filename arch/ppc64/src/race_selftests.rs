@@ -95,6 +95,7 @@ fn encode(result: Result<Frame, GupError>) -> u64 {
         Err(GupError::ReadOnly) => 2,
         Err(GupError::Freed) => 3,
         Err(GupError::BackedOff) => 4,
+        Err(GupError::NoMemory) => 5,
     }
 }
 

@@ -32,8 +32,9 @@ pub trait CollapseArch {
     fn defer_table(&mut self, table: u64);
     /// The kernel's pointer to physical memory.
     fn virt(&self, physical: u64) -> *mut u8;
-    /// Returns a frame nothing references any more.
-    fn free_frame(&mut self, frame: Frame);
+    /// Returns a page (`1 << order` frames from `head`) nothing references
+    /// any more.
+    fn free_page(&mut self, head: Frame, order: u32);
 }
 
 /// Collapse statistics.
@@ -119,15 +120,11 @@ pub fn collapse_pmd(
     if let Err(error) = arch.install_huge(address, huge.address(), prot) {
         panic!("collapse: installing the huge PMD at {address:#x} failed after the copy: {error:?}");
     }
-    // Release the old pages: their mappings are gone.
+    // Release the old pages: their mappings are gone. (The 32 PTEs of a
+    // split huge page all release the same compound page.)
     for pte in ptes.iter().filter(|p| p.is_leaf()) {
         let Some(frame) = Frame::from_address(pte.physical()) else { continue };
-        if let Some(page) = pages.head(frame) {
-            page.unmap();
-            if page.put() {
-                arch.free_frame(frame);
-            }
-        }
+        pages.release_mapping(frame, |head, order| arch.free_page(head, order));
     }
     arch.defer_table(table);
     counters.collapsed.fetch_add(1, Ordering::Relaxed);

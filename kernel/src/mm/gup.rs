@@ -47,6 +47,8 @@ pub enum GupError {
     Freed,
     /// The PTE or PMD changed under the walk: the pin was dropped.
     BackedOff,
+    /// GUP-slow could not fault the page in: no memory.
+    NoMemory,
 }
 
 /// The `gup_pmd_recheck=` setting, for callers that take the configured one.

@@ -9,6 +9,7 @@ pub mod mmu;
 pub mod page;
 pub mod pagetable;
 pub mod selftests;
+pub mod vm;
 
 use boot::{BootInfo, Range};
 use spin::Mutex;

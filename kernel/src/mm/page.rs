@@ -148,6 +148,51 @@ impl<'a> PageArray<'a> {
         Some(page)
     }
 
+    /// The frame that holds `frame`'s counts (its compound head, or itself)
+    /// and the order of the page it belongs to.
+    pub fn head_frame(&self, frame: Frame) -> Option<(Frame, u32)> {
+        let page = self.frame(frame)?;
+        let flags = page.flags();
+        if flags & flags::TAIL != 0 {
+            let head = Frame::from_address(page.head_or_order.load(Ordering::Acquire) << FRAME_SHIFT)?;
+            let order = self.frame(head)?.head_or_order.load(Ordering::Acquire) as u32;
+            return Some((head, order));
+        }
+        let order = if flags & flags::HEAD != 0 { page.head_or_order.load(Ordering::Acquire) as u32 } else { 0 };
+        Some((frame, order))
+    }
+
+    /// Drops one mapping of the page holding `frame` and the reference that
+    /// mapping held; when that was the last reference, the page (all its
+    /// frames) goes to `free` as (head, order), its descriptors cleared.
+    pub fn release_mapping(&self, frame: Frame, free: impl FnOnce(Frame, u32)) {
+        let Some((head, order)) = self.head_frame(frame) else { return };
+        let page = self.frame(head).expect("head in the array");
+        page.unmap();
+        if page.put() {
+            self.free_page(head, order, free);
+        }
+    }
+
+    /// Drops a GUP pin of the page holding `frame` (Linux's unpin_user_page);
+    /// if the page was unmapped meanwhile, the pin was its last reference and
+    /// the page goes to `free`.
+    pub fn unpin(&self, frame: Frame, free: impl FnOnce(Frame, u32)) {
+        let Some((head, order)) = self.head_frame(frame) else { return };
+        if self.frame(head).expect("head in the array").unpin() {
+            self.free_page(head, order, free);
+        }
+    }
+
+    fn free_page(&self, head: Frame, order: u32, free: impl FnOnce(Frame, u32)) {
+        if order > 0 {
+            self.clear_compound(head);
+        } else {
+            self.frame(head).expect("head in the array").set_flags(0);
+        }
+        free(head, order);
+    }
+
     /// Makes the `1 << order` frames from `head` one compound page.
     pub fn make_compound(&self, head: Frame, order: u32, extra_flags: u32) {
         let first = self.frame(head).expect("head frame in the array");

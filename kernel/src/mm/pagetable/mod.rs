@@ -355,6 +355,39 @@ impl<M: TableMemory> PageTable<M> {
         Ok(())
     }
 
+    /// The PMD entry covering `address` (`Entry::EMPTY` if no PMD table
+    /// reaches it): a PTE-table pointer, a 2 MiB leaf, or nothing.
+    pub fn pmd(&self, address: u64) -> Entry {
+        tree_address(address).and_then(|tree| self.pmd_slot(tree)).map_or(Entry::EMPTY, |(_, entry)| entry)
+    }
+
+    /// First half of splitting the 2 MiB leaf at `address` (Linux's
+    /// __split_huge_pmd_locked): fills a new PTE table mapping the same 32
+    /// frames with the same rights, then clears the PMD. Returns the old
+    /// leaf and the table; the caller flushes the leaf's translations (a
+    /// walker must never use both mappings) and links the table with
+    /// `restore_pmd_table`.
+    pub fn split_pmd_leaf(&mut self, address: u64) -> Result<(Entry, u64), MapError> {
+        let tree = tree_address(address)?;
+        if !tree.is_multiple_of(PageSize::Huge2M.bytes()) {
+            return Err(MapError::Misaligned);
+        }
+        let (pmd_table, leaf) = self.pmd_slot(tree)?;
+        if !leaf.is_leaf() {
+            return Err(MapError::NotMapped);
+        }
+        let table = self.memory.alloc_table(PTE.table_bytes()).ok_or(MapError::NoMemory)?;
+        let slots = self.memory.virt(table) as *const Slot;
+        for i in 0..1usize << PTE.index_bits {
+            let physical = leaf.physical() + ((i as u64) << PTE.shift);
+            // SAFETY: the new table, not yet linked, holds 1 << index_bits slots.
+            unsafe { &*slots.add(i) }.store(Entry::leaf(physical, leaf.prot()), Ordering::Relaxed);
+        }
+        self.slot(pmd_table, PMD, tree).store(Entry::EMPTY, Ordering::Release);
+        self.memory.sync();
+        Ok((leaf, table))
+    }
+
     /// The PMD table and entry covering `tree` (a tree address).
     fn pmd_slot(&self, tree: u64) -> Result<(u64, Entry), MapError> {
         let mut table = self.root;

@@ -155,6 +155,12 @@ pub mod emulated {
         pub fn free_frames(&self) -> u64 {
             self.allocator.free_frames()
         }
+
+        /// The emulated memory as (physical base, host pointer, bytes), for
+        /// `virt` functions that cannot borrow this.
+        pub fn raw(&self) -> (u64, *mut u8, usize) {
+            (self.base, self.memory.as_ptr() as *mut u8, self.memory.len() * 8)
+        }
     }
 
     impl FrameSource for EmulatedFrames {

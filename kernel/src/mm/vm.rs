@@ -1,0 +1,962 @@
+//! Address spaces of anonymous memory: Linux's mm_struct with its VMAs, page
+//! faults, unmap/mprotect, THP, GUP and collapse, written once over a small
+//! arch trait so that both MMUs (and the host tests) run the same code.
+//!
+//! Locks, as Linux's: the mmap lock (`regions`, a reader/writer lock) is
+//! held for reading by faults and GUP-slow and for writing by whatever
+//! changes the shape of the address space (map, unmap, protect, split,
+//! collapse). The page-table lock (`arch`) serialises changes to the tree
+//! itself; it is taken inside the mmap lock. GUP-fast and the hash fault
+//! path take neither: they walk the tree with interrupts off, and tables
+//! unhooked from it are freed only after an RCU grace period.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::{Mutex, RwLock};
+
+use super::collapse::{self, CollapseArch, Counters, Outcome, HUGE_ORDER};
+use super::frame::{Frame, FRAME_SIZE};
+use super::gup::{self, GupError, NoHooks, RaceHooks};
+use super::page::{flags, PageArray};
+use super::pagetable::{Entry, MapError, PageSize, PageTable, Prot, TableMemory, PTE};
+use crate::cmdline::CollapseIpi;
+
+/// A PMD leaf's span (PageSize::Huge2M).
+const HUGE_BYTES: u64 = FRAME_SIZE << HUGE_ORDER;
+
+/// What an address space needs from the MMU backend. Implemented by the
+/// kernel's radix/hash address spaces and by the host tests' model.
+pub trait MmArch: Send {
+    type Tables: TableMemory;
+    fn tree(&mut self) -> &mut PageTable<Self::Tables>;
+    /// Drops every cached translation of the leaf at `address` (of `size`),
+    /// whose entry was `old`; broadcast to all CPUs.
+    fn flush(&mut self, address: u64, size: PageSize, old: Entry);
+    /// Drops cached pointers to page tables (a table was unhooked).
+    fn flush_page_walk_cache(&mut self);
+    /// Frees `tables` (unhooked and flushed) after a grace period.
+    fn defer_tables(&mut self, tables: &[(u64, usize)]);
+    /// THP collapse's `pmdp_collapse_flush` under policy `ipi`.
+    fn pmdp_collapse_flush(&mut self, address: u64, ipi: CollapseIpi) -> Result<(u64, [Entry; 32]), MapError>;
+    /// Turns interrupts off on this CPU (GUP-fast's read side); whether
+    /// they were on.
+    fn interrupts_off() -> bool;
+    fn interrupts_restore(were_on: bool);
+}
+
+/// Where anonymous pages come from.
+pub trait PageMemory: Sync {
+    /// `1 << order` contiguous frames aligned to their size.
+    fn alloc(&self, order: u32) -> Option<Frame>;
+    fn free(&self, head: Frame, order: u32);
+    /// The kernel's pointer to physical memory.
+    fn virt(physical: u64) -> *mut u8;
+    fn pages(&self) -> &PageArray<'_>;
+}
+
+/// A range of the address space with one set of rights (a VMA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    pub prot: Prot,
+    /// Transparent huge pages allowed (MADV_HUGEPAGE): faults in aligned
+    /// 2 MiB stretches map huge pages, and collapse may merge small ones.
+    pub huge: bool,
+}
+
+impl Region {
+    fn covers_huge(&self, address: u64) -> bool {
+        let base = address & !(HUGE_BYTES - 1);
+        self.huge && base >= self.start && base + HUGE_BYTES <= self.end
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmError {
+    /// Not 64 KiB-aligned, empty, or beyond the tree's reach.
+    BadRange,
+    /// The range overlaps an existing region.
+    Overlaps,
+    /// No region there (a segmentation fault).
+    NoRegion,
+    /// The access is not allowed by the region's rights.
+    Protection,
+    NoMemory,
+}
+
+/// Events counted per address space (as /proc/vmstat does system-wide).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub faults: AtomicU64,
+    pub huge_faults: AtomicU64,
+    pub splits: AtomicU64,
+    pub gup_fast_pages: AtomicU64,
+    pub gup_slow_pages: AtomicU64,
+    /// Collapse outcomes (collapsed, aborted because pinned, other).
+    pub collapse: Counters,
+}
+
+pub struct Mm<A: MmArch, P: PageMemory> {
+    /// The mmap lock, guarding the regions (start → region).
+    regions: RwLock<BTreeMap<u64, Region>>,
+    /// The page-table lock, guarding the tree and the backend's state.
+    arch: Mutex<A>,
+    /// The tree's root, for lockless walkers.
+    root: u64,
+    memory: P,
+    pub stats: Stats,
+}
+
+impl<A: MmArch, P: PageMemory> Mm<A, P> {
+    pub fn new(mut arch: A, memory: P) -> Self {
+        let root = arch.tree().root();
+        Mm { regions: RwLock::new(BTreeMap::new()), arch: Mutex::new(arch), root, memory, stats: Stats::default() }
+    }
+
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    pub fn memory(&self) -> &P {
+        &self.memory
+    }
+
+    /// Runs `f` on the backend, under the page-table lock.
+    pub fn with_arch<R>(&self, f: impl FnOnce(&mut A) -> R) -> R {
+        f(&mut self.arch.lock())
+    }
+
+    /// Adds a region of anonymous memory (mmap with MAP_FIXED_NOREPLACE);
+    /// pages appear on first touch.
+    pub fn map(&self, start: u64, len: u64, prot: Prot, huge: bool) -> Result<(), VmError> {
+        let end = check_range(start, len)?;
+        let mut regions = self.regions.write();
+        if overlapping(&regions, start, end).next().is_some() {
+            return Err(VmError::Overlaps);
+        }
+        regions.insert(start, Region { start, end, prot, huge });
+        merge_around(&mut regions, start, end);
+        Ok(())
+    }
+
+    /// The region containing `address`.
+    pub fn region(&self, address: u64) -> Option<Region> {
+        find(&self.regions.read(), address)
+    }
+
+    /// Removes `[start, start + len)` from the address space (munmap): the
+    /// regions, the mappings (a huge page cut by the range is split first),
+    /// the pages nothing else references, and emptied tables (after a grace
+    /// period). A pinned page lives on until it is unpinned.
+    pub fn unmap(&self, start: u64, len: u64) -> Result<(), VmError> {
+        let end = check_range(start, len)?;
+        let mut regions = self.regions.write();
+        let mut arch = self.arch.lock();
+        zap_range(&mut *arch, &self.memory, &self.stats, start, end)?;
+        carve(&mut regions, start, end, |_| None);
+        Ok(())
+    }
+
+    /// Changes the rights of `[start, start + len)` (mprotect): the regions
+    /// and every mapping in them, flushed.
+    pub fn protect(&self, start: u64, len: u64, prot: Prot) -> Result<(), VmError> {
+        let end = check_range(start, len)?;
+        let mut regions = self.regions.write();
+        let mut covered = start;
+        for (_, region) in overlapping(&regions, start, end) {
+            if region.start > covered {
+                return Err(VmError::NoRegion);
+            }
+            covered = region.end;
+        }
+        if covered < end {
+            return Err(VmError::NoRegion);
+        }
+        let mut arch = self.arch.lock();
+        let mut address = start;
+        while address < end {
+            let pmd = arch.tree().pmd(address);
+            let huge_base = address & !(HUGE_BYTES - 1);
+            if pmd.is_leaf() && (huge_base < start || huge_base + HUGE_BYTES > end) {
+                split_leaf(&mut *arch, &self.memory, &self.stats, huge_base)?;
+                continue;
+            }
+            if pmd.is_leaf() {
+                let (old, size) = arch.tree().protect(huge_base, prot).map_err(map_error)?;
+                arch.flush(huge_base, size, old);
+                address = huge_base + HUGE_BYTES;
+            } else if pmd.is_directory() {
+                if let Ok((old, size)) = arch.tree().protect(address, prot) {
+                    arch.flush(address, size, old);
+                }
+                address += FRAME_SIZE;
+            } else {
+                address = huge_base + HUGE_BYTES;
+            }
+        }
+        carve(&mut regions, start, end, |r| Some(Region { prot, ..r }));
+        merge_around(&mut regions, start, end);
+        Ok(())
+    }
+
+    /// Resolves a fault at `address` (a store if `write`): maps a zeroed
+    /// page if the region allows the access, a 2 MiB one where the region
+    /// takes huge pages and nothing is mapped in that 2 MiB yet.
+    pub fn fault(&self, address: u64, write: bool) -> Result<(), VmError> {
+        let regions = self.regions.read();
+        self.fault_locked(&regions, address, write)
+    }
+
+    fn fault_locked(&self, regions: &BTreeMap<u64, Region>, address: u64, write: bool) -> Result<(), VmError> {
+        let region = find(regions, address).ok_or(VmError::NoRegion)?;
+        let needed = if write { Prot::WRITE } else { Prot::READ };
+        if !region.prot.contains(needed) {
+            return Err(VmError::Protection);
+        }
+        let mut arch = self.arch.lock();
+        if let Some(found) = arch.tree().translate(address) {
+            // Another CPU resolved it first, or the fault was about rights
+            // the mapping has (a spurious fault): retry the access.
+            return if found.entry.prot().contains(needed) { Ok(()) } else { Err(VmError::Protection) };
+        }
+        let huge_base = address & !(HUGE_BYTES - 1);
+        if region.covers_huge(address) && arch.tree().pmd(address).is_empty() {
+            if let Some(head) = self.memory.alloc(HUGE_ORDER) {
+                self.zero(head, HUGE_ORDER);
+                let pages = self.memory.pages();
+                pages.init_allocated(head, flags::ANONYMOUS);
+                pages.make_compound(head, HUGE_ORDER, flags::ANONYMOUS);
+                pages.frame(head).expect("allocated frame has a descriptor").map();
+                // Publish the zeroes before the entry (set_pmd_at's barrier).
+                core::sync::atomic::fence(Ordering::Release);
+                if let Err(error) = arch.tree().map(huge_base, head.address(), PageSize::Huge2M, region.prot) {
+                    self.memory.pages().release_mapping(head, |h, o| self.memory.free(h, o));
+                    return Err(map_error(error));
+                }
+                self.stats.huge_faults.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            // No 2 MiB run free: fall back to a small page, as Linux does.
+        }
+        let frame = self.memory.alloc(0).ok_or(VmError::NoMemory)?;
+        self.zero(frame, 0);
+        let page = self.memory.pages().init_allocated(frame, flags::ANONYMOUS);
+        page.map();
+        core::sync::atomic::fence(Ordering::Release);
+        let page_address = address & !(FRAME_SIZE - 1);
+        if let Err(error) = arch.tree().map(page_address, frame.address(), PageSize::Base, region.prot) {
+            self.memory.pages().release_mapping(frame, |h, o| self.memory.free(h, o));
+            return Err(map_error(error));
+        }
+        self.stats.faults.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn zero(&self, head: Frame, order: u32) {
+        // SAFETY: freshly allocated frames, not yet reachable by anyone else.
+        unsafe { core::ptr::write_bytes(P::virt(head.address()), 0, (FRAME_SIZE << order) as usize) };
+    }
+
+    /// Splits the huge mapping covering `address` into 32 small ones of the
+    /// same page (split_huge_pmd); nothing if it is not huge-mapped.
+    pub fn split(&self, address: u64) -> Result<bool, VmError> {
+        let _regions = self.regions.write();
+        let mut arch = self.arch.lock();
+        split_leaf(&mut *arch, &self.memory, &self.stats, address & !(HUGE_BYTES - 1))
+    }
+
+    /// GUP-slow (get_user_pages with FOLL_PIN): with the mmap lock held for
+    /// reading, pins `count` pages from `start` into `out`, faulting in what
+    /// is not mapped. Stops at the first page it cannot pin (no region,
+    /// write to a read-only region, no memory) and says where.
+    pub fn pin_pages(&self, start: u64, count: usize, write: bool, out: &mut Vec<Frame>) -> Result<(), (usize, GupError)> {
+        let regions = self.regions.read();
+        self.pin_pages_locked(&regions, start, count, write, out)
+    }
+
+    fn pin_pages_locked(
+        &self,
+        regions: &BTreeMap<u64, Region>,
+        start: u64,
+        count: usize,
+        write: bool,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), (usize, GupError)> {
+        for i in 0..count {
+            let address = start + i as u64 * FRAME_SIZE;
+            let mut faulted = false;
+            loop {
+                let pinned = {
+                    let mut arch = self.arch.lock();
+                    match arch.tree().translate(address) {
+                        Some(found) if write && !found.entry.prot().contains(Prot::WRITE) => Err(GupError::ReadOnly),
+                        Some(found) => {
+                            let frame = Frame::from_address(found.physical & !(FRAME_SIZE - 1)).expect("aligned");
+                            let page = self.memory.pages().head(frame).ok_or((i, GupError::NotMapped))?;
+                            // The mapping holds a reference under this lock:
+                            // the count cannot be zero.
+                            assert!(page.try_pin(), "mapped page with no references");
+                            Ok(Some(frame))
+                        }
+                        None => Ok(None),
+                    }
+                };
+                match pinned {
+                    Ok(Some(frame)) => {
+                        out.push(frame);
+                        break;
+                    }
+                    Ok(None) if !faulted => {
+                        faulted = true;
+                        self.fault_locked(regions, address, write).map_err(|e| (i, vm_to_gup(e)))?;
+                    }
+                    Ok(None) => return Err((i, GupError::NotMapped)),
+                    Err(error) => return Err((i, error)),
+                }
+            }
+        }
+        self.stats.gup_slow_pages.fetch_add(count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// pin_user_pages_fast: GUP-fast (no locks, interrupts off, the PMD
+    /// recheck per `recheck_pmd`) for as much of the range as it can, then
+    /// GUP-slow for the rest. Returns how many pages the fast path pinned.
+    pub fn pin_pages_fast(
+        &self,
+        start: u64,
+        count: usize,
+        write: bool,
+        recheck_pmd: bool,
+        out: &mut Vec<Frame>,
+    ) -> Result<usize, (usize, GupError)> {
+        let fast = self.pin_pages_fast_only(start, count, write, recheck_pmd, out);
+        if fast < count {
+            self.pin_pages(start + fast as u64 * FRAME_SIZE, count - fast, write, out).map_err(|(i, e)| (fast + i, e))?;
+        }
+        Ok(fast)
+    }
+
+    /// GUP-fast alone: pins from `start` until the first page it cannot
+    /// pin locklessly; how many it pinned.
+    pub fn pin_pages_fast_only(&self, start: u64, count: usize, write: bool, recheck_pmd: bool, out: &mut Vec<Frame>) -> usize {
+        let before = out.len();
+        let were_on = A::interrupts_off();
+        let _ = gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, out);
+        A::interrupts_restore(were_on);
+        let pinned = out.len() - before;
+        self.stats.gup_fast_pages.fetch_add(pinned as u64, Ordering::Relaxed);
+        pinned
+    }
+
+    /// GUP-fast of one page with test-only synchronisation points.
+    pub fn pin_page_fast_with(&self, address: u64, write: bool, recheck_pmd: bool, hooks: &impl RaceHooks) -> Result<Frame, GupError> {
+        let were_on = A::interrupts_off();
+        let result = gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, hooks);
+        A::interrupts_restore(were_on);
+        result
+    }
+
+    /// Drops a pin taken by any of the GUP calls (unpin_user_page).
+    pub fn unpin(&self, frame: Frame) {
+        self.memory.pages().unpin(frame, |h, o| self.memory.free(h, o));
+    }
+
+    /// Collapses the 2 MiB at `address` into a huge page (khugepaged's
+    /// collapse_huge_page), under the mmap lock held for writing.
+    pub fn collapse(&self, address: u64, ipi: CollapseIpi) -> Outcome {
+        self.collapse_with(address, ipi, &NoHooks)
+    }
+
+    /// `collapse` with test-only synchronisation points.
+    pub fn collapse_with(&self, address: u64, ipi: CollapseIpi, hooks: &impl RaceHooks) -> Outcome {
+        let counters = &self.stats.collapse;
+        let regions = self.regions.write();
+        let prot = match find(&regions, address) {
+            Some(region) if region.covers_huge(address) && region.prot.contains(Prot::WRITE) => region.prot,
+            _ => return other(counters, MapError::NotMapped),
+        };
+        let base = address & !(HUGE_BYTES - 1);
+        let Some(huge) = self.memory.alloc(HUGE_ORDER) else {
+            return other(counters, MapError::NoMemory);
+        };
+        let mut arch = self.arch.lock();
+        let mut collapser = Collapser { arch: &mut *arch, memory: &self.memory, ipi };
+        let outcome = collapse::collapse_pmd(&mut collapser, base, huge, prot, self.memory.pages(), counters, hooks);
+        if outcome != Outcome::Collapsed {
+            self.memory.free(huge, HUGE_ORDER);
+        }
+        outcome
+    }
+
+    /// MADV_COLLAPSE: collapses every 2 MiB of `[start, start + len)` that
+    /// is mapped with small pages; the outcomes, in order.
+    pub fn collapse_range(&self, start: u64, len: u64, ipi: CollapseIpi) -> Vec<(u64, Outcome)> {
+        let mut outcomes = Vec::new();
+        let mut base = start & !(HUGE_BYTES - 1);
+        while base < start + len {
+            if self.arch.lock().tree().pmd(base).is_directory() {
+                outcomes.push((base, self.collapse(base, ipi)));
+            }
+            base += HUGE_BYTES;
+        }
+        outcomes
+    }
+
+    /// khugepaged's scan of one address space: the 2 MiB ranges of huge
+    /// regions that are mapped with small pages, i.e. what it would collapse.
+    pub fn collapse_candidates(&self) -> Vec<u64> {
+        let regions = self.regions.read();
+        let mut arch = self.arch.lock();
+        let mut found = Vec::new();
+        for region in regions.values().filter(|r| r.huge && r.prot.contains(Prot::WRITE)) {
+            let mut base = region.start.next_multiple_of(HUGE_BYTES);
+            while base + HUGE_BYTES <= region.end {
+                if arch.tree().pmd(base).is_directory() {
+                    found.push(base);
+                }
+                base += HUGE_BYTES;
+            }
+        }
+        found
+    }
+
+    /// Pages currently mapped (small, and 2 MiB ones counted as 32).
+    pub fn mapped_pages(&self) -> u64 {
+        let regions = self.regions.read();
+        let mut arch = self.arch.lock();
+        regions
+            .values()
+            .map(|r| (r.start..r.end).step_by(FRAME_SIZE as usize).filter(|&a| arch.tree().translate(a).is_some()).count() as u64)
+            .sum()
+    }
+}
+
+impl<A: MmArch, P: PageMemory> Drop for Mm<A, P> {
+    /// exit_mmap: unmaps everything (the backend then frees the tree).
+    fn drop(&mut self) {
+        let spans: Vec<(u64, u64)> = self.regions.get_mut().values().map(|r| (r.start, r.end)).collect();
+        let arch = self.arch.get_mut();
+        for (start, end) in spans {
+            // Only a split can fail (no memory for its table), and only for
+            // a huge page a region boundary cuts, which regions never do.
+            let _ = zap_range(arch, &self.memory, &self.stats, start, end);
+        }
+        self.regions.get_mut().clear();
+    }
+}
+
+/// Splits the huge mapping at `base` into 32 small ones of the same page
+/// (split_huge_pmd); false if it is not huge-mapped.
+fn split_leaf<A: MmArch, P: PageMemory>(arch: &mut A, memory: &P, stats: &Stats, base: u64) -> Result<bool, VmError> {
+    if !arch.tree().pmd(base).is_leaf() {
+        return Ok(false);
+    }
+    let (old, table) = arch.tree().split_pmd_leaf(base).map_err(map_error)?;
+    arch.flush(base, PageSize::Huge2M, old);
+    arch.tree().restore_pmd_table(base, table).expect("the PMD split_pmd_leaf cleared is empty");
+    // Each of the 32 PTEs is a mapping of the compound page and holds a
+    // reference on it, where the PMD held one.
+    let head = memory.pages().frame(Frame::from_address(old.physical()).expect("aligned")).expect("descriptor");
+    for _ in 1..1u32 << HUGE_ORDER {
+        head.get();
+        head.map();
+    }
+    stats.splits.fetch_add(1, Ordering::Relaxed);
+    Ok(true)
+}
+
+/// Unmaps every leaf in `[start, end)` (splitting a huge one the range
+/// cuts), releases what they mapped, and frees emptied tables after the
+/// flush and a grace period (zap_page_range + free_pgtables).
+fn zap_range<A: MmArch, P: PageMemory>(arch: &mut A, memory: &P, stats: &Stats, start: u64, end: u64) -> Result<(), VmError> {
+    let mut address = start;
+    let mut tables: Vec<(u64, usize)> = Vec::new();
+    while address < end {
+        let huge_base = address & !(HUGE_BYTES - 1);
+        let pmd = arch.tree().pmd(address);
+        if pmd.is_empty() {
+            address = huge_base + HUGE_BYTES;
+            continue;
+        }
+        if pmd.is_leaf() && (huge_base < start || huge_base + HUGE_BYTES > end) {
+            split_leaf(arch, memory, stats, huge_base)?;
+            continue;
+        }
+        let (at, step) = if pmd.is_leaf() { (huge_base, HUGE_BYTES) } else { (address, FRAME_SIZE) };
+        if let Ok(gone) = arch.tree().unmap(at) {
+            arch.flush(at, gone.size, gone.entry);
+            let frame = Frame::from_address(gone.entry.physical()).expect("leaves are frame-aligned");
+            memory.pages().release_mapping(frame, |h, o| memory.free(h, o));
+            tables.extend_from_slice(&gone.tables);
+        }
+        address = at + step;
+    }
+    if !tables.is_empty() {
+        arch.flush_page_walk_cache();
+        arch.defer_tables(&tables);
+    }
+    Ok(())
+}
+
+/// collapse_pmd's view of an address space, under its page-table lock.
+struct Collapser<'a, A: MmArch, P: PageMemory> {
+    arch: &'a mut A,
+    memory: &'a P,
+    ipi: CollapseIpi,
+}
+
+impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
+    fn pmdp_collapse_flush(&mut self, address: u64) -> Result<(u64, [Entry; 32]), MapError> {
+        self.arch.pmdp_collapse_flush(address, self.ipi)
+    }
+
+    fn restore_pmd(&mut self, address: u64, table: u64) -> Result<(), MapError> {
+        self.arch.tree().restore_pmd_table(address, table)
+    }
+
+    fn install_huge(&mut self, address: u64, physical: u64, prot: Prot) -> Result<(), MapError> {
+        self.arch.tree().map(address, physical, PageSize::Huge2M, prot)
+    }
+
+    fn defer_table(&mut self, table: u64) {
+        self.arch.defer_tables(&[(table, PTE.table_bytes())]);
+    }
+
+    fn virt(&self, physical: u64) -> *mut u8 {
+        P::virt(physical)
+    }
+
+    fn free_page(&mut self, head: Frame, order: u32) {
+        self.memory.free(head, order);
+    }
+}
+
+fn other(counters: &Counters, error: MapError) -> Outcome {
+    counters.aborted_other.fetch_add(1, Ordering::Relaxed);
+    Outcome::AbortedOther(error)
+}
+
+fn check_range(start: u64, len: u64) -> Result<u64, VmError> {
+    let end = start.checked_add(len).ok_or(VmError::BadRange)?;
+    if len == 0 || !start.is_multiple_of(FRAME_SIZE) || !len.is_multiple_of(FRAME_SIZE) || end > 1 << super::pagetable::ADDRESS_BITS {
+        return Err(VmError::BadRange);
+    }
+    Ok(end)
+}
+
+fn find(regions: &BTreeMap<u64, Region>, address: u64) -> Option<Region> {
+    regions.range(..=address).next_back().map(|(_, r)| *r).filter(|r| address < r.end)
+}
+
+fn overlapping(regions: &BTreeMap<u64, Region>, start: u64, end: u64) -> impl Iterator<Item = (&u64, &Region)> {
+    regions.range(..end).filter(move |(_, r)| r.end > start)
+}
+
+/// Replaces the parts of regions inside `[start, end)` with what `change`
+/// makes of them (`None` removes), keeping the parts outside.
+fn carve(regions: &mut BTreeMap<u64, Region>, start: u64, end: u64, change: impl Fn(Region) -> Option<Region>) {
+    let hit: Vec<Region> = overlapping(regions, start, end).map(|(_, r)| *r).collect();
+    for region in hit {
+        regions.remove(&region.start);
+        if region.start < start {
+            regions.insert(region.start, Region { end: start, ..region });
+        }
+        if region.end > end {
+            regions.insert(end, Region { start: end, ..region });
+        }
+        let inside = Region { start: region.start.max(start), end: region.end.min(end), ..region };
+        if let Some(changed) = change(inside) {
+            regions.insert(changed.start, changed);
+        }
+    }
+}
+
+/// Merges the regions touching `[start, end)` with their neighbours where
+/// they are alike (vma_merge), so that a 2 MiB stretch mapped in pieces can
+/// still take a huge page.
+fn merge_around(regions: &mut BTreeMap<u64, Region>, start: u64, end: u64) {
+    let touching: Vec<u64> = regions.range(..=end).filter(|(_, r)| r.end >= start).map(|(&s, _)| s).collect();
+    for key in touching {
+        // A region that merged with its successor may now meet the next one.
+        while let Some(&region) = regions.get(&key) {
+            match regions.get(&region.end) {
+                Some(&next) if next.prot == region.prot && next.huge == region.huge => {
+                    regions.remove(&next.start);
+                    regions.insert(region.start, Region { end: next.end, ..region });
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+fn map_error(error: MapError) -> VmError {
+    match error {
+        MapError::NoMemory => VmError::NoMemory,
+        MapError::Misaligned | MapError::OutOfRange => VmError::BadRange,
+        MapError::AlreadyMapped | MapError::NotMapped => VmError::Overlaps,
+    }
+}
+
+fn vm_to_gup(error: VmError) -> GupError {
+    match error {
+        VmError::Protection => GupError::ReadOnly,
+        VmError::NoMemory => GupError::NoMemory,
+        VmError::BadRange | VmError::Overlaps | VmError::NoRegion => GupError::NotMapped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The address-space code on the host: emulated physical memory, a
+    //! backend that counts flushes and frees unhooked tables at once (no
+    //! other walker exists here), interrupts as a no-op.
+    use super::*;
+    use crate::mm::page::{Page, PIN_BIAS};
+    use crate::mm::pagetable::tables::emulated::EmulatedFrames;
+    use crate::mm::pagetable::{FrameSource, TableAllocator};
+    extern crate std;
+    use core::cell::Cell;
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    const MIB: u64 = 1 << 20;
+    const FRAMES: u64 = 512;
+
+    std::thread_local!(static RAW: Cell<(u64, usize, usize)> = const { Cell::new((0, 0, 0)) });
+
+    fn virt(physical: u64) -> *mut u8 {
+        let (base, pointer, bytes) = RAW.with(|r| r.get());
+        let offset = (physical - base) as usize;
+        assert!(offset < bytes, "physical {physical:#x} outside emulated memory");
+        (pointer + offset) as *mut u8
+    }
+
+    #[derive(Clone)]
+    struct Shared(Arc<StdMutex<EmulatedFrames>>);
+
+    impl FrameSource for Shared {
+        fn alloc_frame(&mut self) -> Option<u64> {
+            self.0.lock().unwrap().alloc_frame()
+        }
+        fn free_frame(&mut self, frame: u64) {
+            self.0.lock().unwrap().free_frame(frame)
+        }
+        fn virt(&self, physical: u64) -> *mut u8 {
+            virt(physical)
+        }
+    }
+
+    struct Model {
+        tree: PageTable<TableAllocator<Shared>>,
+        flushes: Vec<(u64, PageSize)>,
+        collapse_flushes: u64,
+    }
+
+    impl MmArch for Model {
+        type Tables = TableAllocator<Shared>;
+        fn tree(&mut self) -> &mut PageTable<Self::Tables> {
+            &mut self.tree
+        }
+        fn flush(&mut self, address: u64, size: PageSize, _old: Entry) {
+            self.flushes.push((address, size));
+        }
+        fn flush_page_walk_cache(&mut self) {}
+        fn defer_tables(&mut self, tables: &[(u64, usize)]) {
+            self.tree.release(tables);
+        }
+        fn pmdp_collapse_flush(&mut self, address: u64, _ipi: CollapseIpi) -> Result<(u64, [Entry; 32]), MapError> {
+            self.collapse_flushes += 1;
+            self.tree.clear_pmd_table(address)
+        }
+        fn interrupts_off() -> bool {
+            false
+        }
+        fn interrupts_restore(_were_on: bool) {}
+    }
+
+    struct Memory {
+        frames: Shared,
+        pages: PageArray<'static>,
+    }
+
+    impl PageMemory for Memory {
+        fn alloc(&self, order: u32) -> Option<Frame> {
+            let mut frames = self.frames.0.lock().unwrap();
+            if order == 0 {
+                frames.allocator.alloc()
+            } else {
+                frames.allocator.alloc_contiguous(1 << order, 1 << order)
+            }
+        }
+        fn free(&self, head: Frame, order: u32) {
+            self.frames.0.lock().unwrap().allocator.free_contiguous(head, 1 << order);
+        }
+        fn virt(physical: u64) -> *mut u8 {
+            virt(physical)
+        }
+        fn pages(&self) -> &PageArray<'_> {
+            &self.pages
+        }
+    }
+
+    type TestMm = Mm<Model, Memory>;
+
+    fn new_mm() -> (TestMm, Shared) {
+        let emulated = EmulatedFrames::new(FRAMES);
+        let (base, pointer, bytes) = emulated.raw();
+        RAW.with(|r| r.set((base, pointer as usize, bytes)));
+        let frames = Shared(Arc::new(StdMutex::new(emulated)));
+        let descriptors: &'static [Page] = std::vec::Vec::from_iter((0..FRAMES).map(|_| Page::new())).leak();
+        let tree = PageTable::new(TableAllocator::new(frames.clone())).unwrap();
+        let mm = Mm::new(Model { tree, flushes: Vec::new(), collapse_flushes: 0 }, Memory { frames: frames.clone(), pages: PageArray::new(base, descriptors) });
+        (mm, frames)
+    }
+
+    fn free(frames: &Shared) -> u64 {
+        frames.0.lock().unwrap().free_frames()
+    }
+
+    fn read(mm: &TestMm, address: u64) -> Option<u64> {
+        let found = mm.with_arch(|a| a.tree().translate(address))?;
+        // SAFETY: a mapped frame of emulated memory, 8-aligned.
+        Some(unsafe { (virt(found.physical) as *const u64).read() })
+    }
+
+    fn write(mm: &TestMm, address: u64, value: u64) {
+        let found = mm.with_arch(|a| a.tree().translate(address)).expect("mapped");
+        // SAFETY: as in `read`.
+        unsafe { (virt(found.physical) as *mut u64).write(value) };
+    }
+
+    const RW: Prot = Prot::READ.union(Prot::WRITE);
+    const SMALL: u64 = 0x1000_0000;
+    const HUGE: u64 = 0x2000_0000;
+
+    #[test]
+    fn faults_map_zeroed_pages_huge_where_the_region_allows() {
+        let (mm, _frames) = new_mm();
+        mm.map(SMALL, 4 * FRAME_SIZE, RW, false).unwrap();
+        mm.map(HUGE, 4 * MIB, RW, true).unwrap();
+        mm.map(HUGE + 8 * MIB, FRAME_SIZE, Prot::READ, false).unwrap();
+        assert_eq!(mm.map(SMALL + FRAME_SIZE, FRAME_SIZE, RW, false), Err(VmError::Overlaps));
+        assert_eq!(mm.map(SMALL + 1, FRAME_SIZE, RW, false), Err(VmError::BadRange));
+
+        mm.fault(SMALL + FRAME_SIZE + 8, true).unwrap();
+        let small = mm.with_arch(|a| a.tree().translate(SMALL + FRAME_SIZE)).unwrap();
+        assert_eq!(small.size, PageSize::Base);
+        assert_eq!(read(&mm, SMALL + FRAME_SIZE), Some(0));
+        assert!(mm.with_arch(|a| a.tree().translate(SMALL)).is_none(), "only the faulting page is mapped");
+
+        mm.fault(HUGE + 3 * FRAME_SIZE, false).unwrap();
+        let huge = mm.with_arch(|a| a.tree().translate(HUGE + 3 * FRAME_SIZE)).unwrap();
+        assert_eq!(huge.size, PageSize::Huge2M);
+        let head = Frame::from_address(huge.entry.physical()).unwrap();
+        let page = mm.memory().pages().frame(head).unwrap();
+        assert_eq!((page.refcount(), page.mapcount(), page.flags()), (1, 1, flags::HEAD | flags::ANONYMOUS));
+        assert_eq!(mm.stats.huge_faults.load(Ordering::Relaxed), 1);
+
+        assert_eq!(mm.fault(HUGE + 8 * MIB, true), Err(VmError::Protection));
+        mm.fault(HUGE + 8 * MIB, false).unwrap();
+        assert_eq!(mm.fault(HUGE + 8 * MIB, true), Err(VmError::Protection), "a read-only page stays read-only");
+        assert_eq!(mm.fault(HUGE + 6 * MIB, false), Err(VmError::NoRegion));
+        // A second fault on a mapped page changes nothing.
+        mm.fault(SMALL + FRAME_SIZE, true).unwrap();
+        assert_eq!(mm.stats.faults.load(Ordering::Relaxed), 2);
+    }
+
+    /// Done-when 5: the fast and slow paths return the same pages, over huge
+    /// and small mappings; read-only pins of read-only memory; holes.
+    #[test]
+    fn gup_fast_and_slow_agree() {
+        let (mm, _frames) = new_mm();
+        mm.map(HUGE, 2 * MIB, RW, true).unwrap();
+        mm.map(HUGE + 2 * MIB, 4 * FRAME_SIZE, RW, false).unwrap();
+        let span = 32 + 4;
+        // Nothing mapped yet: GUP-fast pins nothing, GUP-slow faults all in.
+        let mut fast = Vec::new();
+        assert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), 0);
+        let mut slow = Vec::new();
+        mm.pin_pages(HUGE, span, true, &mut slow).unwrap();
+        assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().size, PageSize::Huge2M);
+        assert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), span);
+        assert_eq!(fast, slow, "fast and slow GUP disagree");
+        let head = mm.memory().pages().head(slow[0]).unwrap();
+        assert_eq!(head.refcount(), 1 + 2 * 32 * PIN_BIAS);
+        for frame in fast.drain(..).chain(slow.drain(..)) {
+            mm.unpin(frame);
+        }
+        assert_eq!(head.refcount(), 1);
+
+        // The fallback: fast for what is mapped, slow for the rest.
+        mm.map(SMALL, 8 * FRAME_SIZE, RW, false).unwrap();
+        mm.fault(SMALL, true).unwrap();
+        mm.fault(SMALL + FRAME_SIZE, true).unwrap();
+        let mut both = Vec::new();
+        assert_eq!(mm.pin_pages_fast(SMALL, 8, true, true, &mut both), Ok(2));
+        let mut again = Vec::new();
+        mm.pin_pages(SMALL, 8, true, &mut again).unwrap();
+        assert_eq!(both, again);
+        both.drain(..).chain(again.drain(..)).for_each(|f| mm.unpin(f));
+
+        // Read-only memory: a read pin works, a write pin does not.
+        mm.map(SMALL + MIB, FRAME_SIZE, Prot::READ, false).unwrap();
+        let mut pins = Vec::new();
+        assert_eq!(mm.pin_pages(SMALL + MIB, 1, true, &mut pins), Err((0, GupError::ReadOnly)));
+        mm.pin_pages(SMALL + MIB, 1, false, &mut pins).unwrap();
+        assert_eq!(mm.pin_pages_fast_only(SMALL + MIB, 1, true, true, &mut pins), 0);
+        assert_eq!(mm.pin_pages_fast_only(SMALL + MIB, 1, false, true, &mut pins), 1);
+        assert_eq!(pins[0], pins[1]);
+        pins.drain(..).for_each(|f| mm.unpin(f));
+
+        // A hole stops both at the same page.
+        let mut held = Vec::new();
+        assert_eq!(mm.pin_pages(SMALL + 6 * FRAME_SIZE, 4, false, &mut held), Err((2, GupError::NotMapped)));
+        assert_eq!(held.len(), 2);
+        assert_eq!(mm.pin_pages_fast(SMALL + 6 * FRAME_SIZE, 4, false, true, &mut held), Err((2, GupError::NotMapped)));
+        assert_eq!(held.len(), 4);
+        assert_eq!(held[..2], held[2..]);
+        held.drain(..).for_each(|f| mm.unpin(f));
+    }
+
+    #[test]
+    fn unmap_returns_pages_and_tables_and_a_pin_outlives_it() {
+        let (mm, frames) = new_mm();
+        let baseline = free(&frames);
+        mm.map(HUGE, 4 * MIB, RW, true).unwrap();
+        mm.map(SMALL, 16 * FRAME_SIZE, RW, false).unwrap();
+        for i in 0..16 {
+            mm.fault(SMALL + i * FRAME_SIZE, true).unwrap();
+        }
+        mm.fault(HUGE, true).unwrap();
+        mm.fault(HUGE + 2 * MIB, true).unwrap();
+        assert!(free(&frames) < baseline - 64);
+        let mut pin = Vec::new();
+        mm.pin_pages(SMALL + 3 * FRAME_SIZE, 1, true, &mut pin).unwrap();
+        // Unmapping part of a huge page splits it, keeps the rest mapped.
+        mm.unmap(HUGE + MIB, MIB + FRAME_SIZE).unwrap();
+        assert_eq!(mm.stats.splits.load(Ordering::Relaxed), 2);
+        assert!(mm.with_arch(|a| a.tree().translate(HUGE + MIB - FRAME_SIZE)).is_some());
+        assert!(mm.with_arch(|a| a.tree().translate(HUGE + MIB)).is_none());
+        assert!(mm.with_arch(|a| a.tree().translate(HUGE + 2 * MIB + FRAME_SIZE)).is_some());
+        assert_eq!(mm.region(HUGE + MIB), None);
+        assert_eq!(mm.region(HUGE + 2 * MIB + FRAME_SIZE).map(|r| r.start), Some(HUGE + 2 * MIB + FRAME_SIZE));
+        mm.unmap(SMALL, 16 * FRAME_SIZE).unwrap();
+        // The pinned page lives on, unmapped, until the pin goes.
+        let page = mm.memory().pages().frame(pin[0]).unwrap();
+        assert_eq!((page.refcount(), page.mapcount()), (PIN_BIAS, 0));
+        mm.unpin(pin[0]);
+        assert_eq!(page.refcount(), 0);
+        mm.unmap(HUGE, 4 * MIB).unwrap();
+        assert_eq!(mm.mapped_pages(), 0);
+        // Every page and every table but the PGD is back.
+        let pgd = crate::mm::pagetable::PGD.table_bytes() as u64 / FRAME_SIZE;
+        assert_eq!(free(&frames), baseline);
+        drop(mm);
+        assert!(pgd >= 1);
+    }
+
+    #[test]
+    fn drop_unmaps_everything() {
+        let (mm, frames) = new_mm();
+        let baseline = free(&frames);
+        mm.map(HUGE, 2 * MIB, RW, true).unwrap();
+        mm.map(SMALL, 4 * FRAME_SIZE, RW, false).unwrap();
+        mm.fault(HUGE, true).unwrap();
+        mm.fault(SMALL, true).unwrap();
+        assert!(free(&frames) < baseline);
+        drop(mm);
+        // Pages and tables came back (the PGD, allocated before the
+        // baseline, stays with the host model's tree).
+        assert_eq!(free(&frames), baseline);
+    }
+
+    #[test]
+    fn split_then_collapse_keeps_the_data() {
+        let (mm, frames) = new_mm();
+        mm.map(HUGE, 2 * MIB, RW, true).unwrap();
+        mm.fault(HUGE, true).unwrap();
+        for i in 0..32 {
+            write(&mm, HUGE + i * FRAME_SIZE + 16, 0x5eed_0000 + i);
+        }
+        assert_eq!(mm.split(HUGE), Ok(true));
+        let first = mm.with_arch(|a| a.tree().translate(HUGE)).unwrap();
+        assert_eq!(first.size, PageSize::Base);
+        let head = mm.memory().pages().head(Frame::from_address(first.physical).unwrap()).unwrap();
+        assert_eq!((head.refcount(), head.mapcount()), (32, 32), "each PTE maps and references the compound page");
+        assert_eq!(mm.collapse_candidates(), [HUGE]);
+        let before = free(&frames);
+        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::Collapsed);
+        assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().size, PageSize::Huge2M);
+        assert_ne!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().physical, first.physical);
+        for i in 0..32 {
+            assert_eq!(read(&mm, HUGE + i * FRAME_SIZE + 16), Some(0x5eed_0000 + i));
+        }
+        // The old compound page went back for the new one, and so did the
+        // frame that held the split's PTE table.
+        assert_eq!(head.refcount(), 0);
+        assert_eq!(free(&frames), before + 1);
+        assert!(mm.collapse_candidates().is_empty());
+    }
+
+    #[test]
+    fn collapse_of_small_pages_and_a_pinned_one() {
+        let (mm, frames) = new_mm();
+        // Small pages in a huge region: fault the first half while it is a
+        // region of its own, then map the second half next to it (the two
+        // merge into one region that covers the 2 MiB).
+        mm.map(HUGE, MIB, RW, true).unwrap();
+        mm.fault(HUGE, true).unwrap();
+        mm.map(HUGE + MIB, MIB, RW, true).unwrap();
+        assert_eq!(mm.region(HUGE), Some(Region { start: HUGE, end: HUGE + 2 * MIB, prot: RW, huge: true }));
+        mm.fault(HUGE + MIB + FRAME_SIZE, true).unwrap();
+        assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().size, PageSize::Base);
+        write(&mm, HUGE + MIB + FRAME_SIZE, 77);
+        let mut pin = Vec::new();
+        mm.pin_pages(HUGE + MIB + FRAME_SIZE, 1, true, &mut pin).unwrap();
+        let before = free(&frames);
+        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::AbortedPinned(17));
+        assert_eq!(free(&frames), before, "an aborted collapse gives its huge page back");
+        assert_eq!(mm.stats.collapse.aborted_pinned.load(Ordering::Relaxed), 1);
+        assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE + MIB + FRAME_SIZE)).unwrap().physical, pin[0].address());
+        mm.unpin(pin[0]);
+        assert_eq!(mm.collapse_range(HUGE, 2 * MIB, CollapseIpi::Auto), [(HUGE, Outcome::Collapsed)]);
+        assert_eq!(read(&mm, HUGE + MIB + FRAME_SIZE), Some(77));
+        assert_eq!(read(&mm, HUGE + MIB + 2 * FRAME_SIZE), Some(0), "holes collapse to zeroes");
+        // Not in a huge region, or nothing small-mapped: nothing to do.
+        mm.map(SMALL, 2 * MIB, RW, false).unwrap();
+        mm.fault(SMALL, true).unwrap();
+        assert_eq!(mm.collapse(SMALL, CollapseIpi::Auto), Outcome::AbortedOther(MapError::NotMapped));
+        assert_eq!(mm.stats.collapse.collapsed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn protect_changes_rights_and_splits_what_it_cuts() {
+        let (mm, _frames) = new_mm();
+        mm.map(HUGE, 2 * MIB, RW, true).unwrap();
+        mm.fault(HUGE, true).unwrap();
+        mm.protect(HUGE, MIB, Prot::READ).unwrap();
+        assert_eq!(mm.stats.splits.load(Ordering::Relaxed), 1);
+        assert_eq!(mm.fault(HUGE, true), Err(VmError::Protection));
+        mm.fault(HUGE + MIB, true).unwrap();
+        let mut pins = Vec::new();
+        assert_eq!(mm.pin_pages_fast(HUGE + MIB - FRAME_SIZE, 2, true, true, &mut pins), Err((0, GupError::ReadOnly)));
+        assert_eq!(mm.pin_pages_fast(HUGE + MIB, 1, true, true, &mut pins), Ok(1));
+        pins.drain(..).for_each(|f| mm.unpin(f));
+        assert!(mm.with_arch(|a| a.flushes.contains(&(HUGE, PageSize::Huge2M))), "the split flushed the huge translation");
+        assert_eq!(mm.region(HUGE).unwrap().prot, Prot::READ);
+        assert_eq!(mm.region(HUGE + MIB).unwrap().prot, RW);
+        assert_eq!(mm.protect(HUGE, 4 * MIB, RW), Err(VmError::NoRegion));
+        // Giving the first half its rights back merges the two again.
+        mm.protect(HUGE, MIB, RW).unwrap();
+        assert_eq!(mm.region(HUGE), Some(Region { start: HUGE, end: HUGE + 2 * MIB, prot: RW, huge: true }));
+        // So does filling a gap between two alike regions.
+        mm.map(SMALL, FRAME_SIZE, RW, false).unwrap();
+        mm.map(SMALL + 2 * FRAME_SIZE, FRAME_SIZE, RW, false).unwrap();
+        mm.map(SMALL + FRAME_SIZE, FRAME_SIZE, RW, false).unwrap();
+        assert_eq!(mm.region(SMALL).map(|r| r.end), Some(SMALL + 3 * FRAME_SIZE));
+    }
+}
