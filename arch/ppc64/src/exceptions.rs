@@ -255,6 +255,17 @@ pub fn try_load(address: u64) -> Result<u64, u64> {
     }
 }
 
+/// Stores `value` at `address`; `Err(vector)` if the store raised an
+/// interrupt that nothing resolved.
+pub fn try_store(address: u64, value: u64) -> Result<(), u64> {
+    // SAFETY: probe_store_u64's store has an exception-table entry, so a
+    // fault comes back as its vector instead of being fatal.
+    match unsafe { probe_store_u64(address as *mut u64, value) } {
+        0 => Ok(()),
+        vector => Err(vector),
+    }
+}
+
 /// H_SET_MODE resource 3: alternate interrupt location; mflags 3 = vectors at
 /// 0xc000000000004000 with translation on (PAPR; Linux plpar_set_mode).
 const H_SET_MODE_RESOURCE_AIL: u64 = 3;

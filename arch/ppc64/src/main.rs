@@ -15,6 +15,7 @@ mod fatal;
 mod firmware;
 mod hcall;
 mod hvc;
+mod khugepaged;
 mod inject;
 mod ksyms;
 mod percpu;
@@ -31,6 +32,8 @@ mod sched_selftests;
 mod selftests;
 mod smp;
 mod timer;
+mod vm;
+mod vm_selftests;
 mod xics;
 mod smp_selftests;
 
@@ -64,6 +67,7 @@ static SUITES: &[&Suite] = &[
     &sched_selftests::SCHED,
     &collapse_selftests::COLLAPSE,
     &race_selftests::RACE,
+    &vm_selftests::VM,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::PAGES_SUITE,
     &mm::selftests::HEAP_SUITE,

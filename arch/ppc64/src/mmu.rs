@@ -511,7 +511,19 @@ pub fn handle_fault(frame: &TrapFrame) -> FaultAction {
     };
     // SAFETY: slots only ever hold 0 or a FaultHandler stored by set_fault_handler.
     let handler: FaultHandler = unsafe { core::mem::transmute::<usize, FaultHandler>(handler) };
-    handler(&Fault { space, address, store, instruction, missing })
+    // As Linux's do_page_fault: if the faulting code had interrupts on, the
+    // handler runs with them on (it may wait for locks whose holder waits
+    // for this CPU's answer to an IPI). The frame is saved, so a nested
+    // interrupt is safe; they go off again before the return path.
+    let reenable = frame.srr1 & crate::cpu::msr::EE != 0;
+    if reenable {
+        crate::cpu::enable_interrupts();
+    }
+    let action = handler(&Fault { space, address, store, instruction, missing });
+    if reenable {
+        crate::cpu::disable_interrupts();
+    }
+    action
 }
 
 /// Describes a DSISR for reports.

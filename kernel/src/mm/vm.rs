@@ -61,6 +61,7 @@ pub trait PageMemory: Sync {
 pub struct Region {
     pub start: u64,
     pub end: u64,
+    /// READ/WRITE/EXECUTE; the mappings add `Prot::USER` (user memory).
     pub prot: Prot,
     /// Transparent huge pages allowed (MADV_HUGEPAGE): faults in aligned
     /// 2 MiB stretches map huge pages, and collapse may merge small ones.
@@ -185,11 +186,11 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
                 continue;
             }
             if pmd.is_leaf() {
-                let (old, size) = arch.tree().protect(huge_base, prot).map_err(map_error)?;
+                let (old, size) = arch.tree().protect(huge_base, user(prot)).map_err(map_error)?;
                 arch.flush(huge_base, size, old);
                 address = huge_base + HUGE_BYTES;
             } else if pmd.is_directory() {
-                if let Ok((old, size)) = arch.tree().protect(address, prot) {
+                if let Ok((old, size)) = arch.tree().protect(address, user(prot)) {
                     arch.flush(address, size, old);
                 }
                 address += FRAME_SIZE;
@@ -232,7 +233,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
                 pages.frame(head).expect("allocated frame has a descriptor").map();
                 // Publish the zeroes before the entry (set_pmd_at's barrier).
                 core::sync::atomic::fence(Ordering::Release);
-                if let Err(error) = arch.tree().map(huge_base, head.address(), PageSize::Huge2M, region.prot) {
+                if let Err(error) = arch.tree().map(huge_base, head.address(), PageSize::Huge2M, user(region.prot)) {
                     self.memory.pages().release_mapping(head, |h, o| self.memory.free(h, o));
                     return Err(map_error(error));
                 }
@@ -247,7 +248,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         page.map();
         core::sync::atomic::fence(Ordering::Release);
         let page_address = address & !(FRAME_SIZE - 1);
-        if let Err(error) = arch.tree().map(page_address, frame.address(), PageSize::Base, region.prot) {
+        if let Err(error) = arch.tree().map(page_address, frame.address(), PageSize::Base, user(region.prot)) {
             self.memory.pages().release_mapping(frame, |h, o| self.memory.free(h, o));
             return Err(map_error(error));
         }
@@ -376,7 +377,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         let counters = &self.stats.collapse;
         let regions = self.regions.write();
         let prot = match find(&regions, address) {
-            Some(region) if region.covers_huge(address) && region.prot.contains(Prot::WRITE) => region.prot,
+            Some(region) if region.covers_huge(address) && region.prot.contains(Prot::WRITE) => user(region.prot),
             _ => return other(counters, MapError::NotMapped),
         };
         let base = address & !(HUGE_BYTES - 1);
@@ -533,6 +534,12 @@ impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
     fn free_page(&mut self, head: Frame, order: u32) {
         self.memory.free(head, order);
     }
+}
+
+/// The rights of a leaf mapping a region's memory: the region's, as user
+/// memory (hash keys and radix EAA then treat it as Linux treats user pages).
+fn user(prot: Prot) -> Prot {
+    prot | Prot::USER
 }
 
 fn other(counters: &Counters, error: MapError) -> Outcome {
@@ -748,6 +755,7 @@ mod tests {
         mm.fault(SMALL + FRAME_SIZE + 8, true).unwrap();
         let small = mm.with_arch(|a| a.tree().translate(SMALL + FRAME_SIZE)).unwrap();
         assert_eq!(small.size, PageSize::Base);
+        assert_eq!(small.entry.prot(), RW | Prot::USER, "anonymous memory is user memory");
         assert_eq!(read(&mm, SMALL + FRAME_SIZE), Some(0));
         assert!(mm.with_arch(|a| a.tree().translate(SMALL)).is_none(), "only the faulting page is mapped");
 
@@ -890,7 +898,8 @@ mod tests {
         assert_eq!(mm.collapse_candidates(), [HUGE]);
         let before = free(&frames);
         assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::Collapsed);
-        assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().size, PageSize::Huge2M);
+        let collapsed = mm.with_arch(|a| a.tree().translate(HUGE)).unwrap();
+        assert_eq!((collapsed.size, collapsed.entry.prot()), (PageSize::Huge2M, RW | Prot::USER));
         assert_ne!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().physical, first.physical);
         for i in 0..32 {
             assert_eq!(read(&mm, HUGE + i * FRAME_SIZE + 16), Some(0x5eed_0000 + i));

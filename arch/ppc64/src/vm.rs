@@ -1,0 +1,157 @@
+//! The kernel's address spaces of anonymous memory: `kernel::mm::vm::Mm`
+//! over this MMU's address spaces (radix PID or hash context) and the
+//! global frame allocator, with the page-fault hook that feeds it.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::{Arc, Weak};
+
+use kernel::cmdline::CollapseIpi;
+use kernel::mm::mmu::{Scope, SpaceId};
+use kernel::mm::page::PageArray;
+use kernel::mm::pagetable::{Entry, MapError, PageSize, Prot, TableAllocator};
+use kernel::mm::vm::{Mm, MmArch, PageMemory};
+use kernel::mm::{self, Frame};
+use spin::RwLock;
+
+use crate::cpu;
+use crate::mmu::{self, AddressSpace, Fault, FaultAction, KernelFrames, Tree};
+
+/// An address space as the mm code sees it: the MMU's side of one `Mm`.
+pub struct SpaceArch {
+    space: AddressSpace,
+}
+
+impl SpaceArch {
+    pub fn space(&self) -> &AddressSpace {
+        &self.space
+    }
+}
+
+impl MmArch for SpaceArch {
+    type Tables = TableAllocator<KernelFrames>;
+
+    fn tree(&mut self) -> &mut Tree {
+        self.space.tree()
+    }
+
+    fn flush(&mut self, address: u64, size: PageSize, old: Entry) {
+        if let Some(flush) = mmu::flusher() {
+            flush.flush_page(self.space.id(), address, size, old, Scope::Global);
+        }
+    }
+
+    fn flush_page_walk_cache(&mut self) {
+        if let Some(flush) = mmu::flusher() {
+            flush.flush_page_walk_cache(self.space.id(), Scope::Global);
+        }
+    }
+
+    fn defer_tables(&mut self, tables: &[(u64, usize)]) {
+        for &(table, bytes) in tables {
+            self.space.defer_table(table, bytes);
+        }
+    }
+
+    fn pmdp_collapse_flush(&mut self, address: u64, ipi: CollapseIpi) -> Result<(u64, [Entry; 32]), MapError> {
+        let id = self.space.id();
+        mmu::pmdp_collapse_flush(id, self.space.tree(), address, ipi).map(|c| (c.table, c.ptes))
+    }
+
+    fn interrupts_off() -> bool {
+        cpu::disable_interrupts()
+    }
+
+    fn interrupts_restore(were_on: bool) {
+        if were_on {
+            cpu::enable_interrupts();
+        }
+    }
+}
+
+/// Anonymous pages from the global frame allocator.
+pub struct KernelPages;
+
+impl PageMemory for KernelPages {
+    fn alloc(&self, order: u32) -> Option<Frame> {
+        if order == 0 {
+            mm::alloc_frame()
+        } else {
+            mm::alloc_contiguous(1 << order, 1 << order)
+        }
+    }
+
+    fn free(&self, head: Frame, order: u32) {
+        mm::free_contiguous(head, 1 << order);
+    }
+
+    fn virt(physical: u64) -> *mut u8 {
+        mm::phys_to_virt(physical)
+    }
+
+    fn pages(&self) -> &PageArray<'_> {
+        mm::pages()
+    }
+}
+
+pub type UserMm = Mm<SpaceArch, KernelPages>;
+
+/// Live address spaces by id, for the fault handler.
+static BY_SPACE: RwLock<BTreeMap<SpaceId, Weak<UserMm>>> = RwLock::new(BTreeMap::new());
+
+/// A new, empty address space whose faults it resolves itself.
+pub fn new_mm() -> Result<Arc<UserMm>, MapError> {
+    let space = AddressSpace::new()?;
+    let id = space.id();
+    space.set_fault_handler(Some(user_fault));
+    let mm = Arc::new(Mm::new(SpaceArch { space }, KernelPages));
+    BY_SPACE.write().insert(id, Arc::downgrade(&mm));
+    Ok(mm)
+}
+
+/// The id of `mm`'s address space (to activate it, or run threads in it).
+pub fn space_id(mm: &UserMm) -> SpaceId {
+    mm.with_arch(|arch| arch.space().id())
+}
+
+/// Makes `mm` translate the low addresses on this CPU.
+pub fn activate(mm: &UserMm) {
+    mm.with_arch(|arch| arch.space().activate());
+}
+
+impl Drop for SpaceArch {
+    fn drop(&mut self) {
+        let mut spaces = BY_SPACE.write();
+        if spaces.get(&self.space.id()).is_some_and(|weak| weak.strong_count() == 0) {
+            spaces.remove(&self.space.id());
+        }
+    }
+}
+
+/// The page-fault handler of every `UserMm` (do_page_fault's
+/// handle_mm_fault): resolves the fault or leaves it to the fix-ups and the
+/// fatal report. Runs with interrupts as the faulting code had them
+/// (mmu::handle_fault re-enables them), so a CPU waiting here for the mmap
+/// lock still answers the IPIs of a collapse that holds it.
+fn user_fault(fault: &Fault) -> FaultAction {
+    let Some(mm) = BY_SPACE.read().get(&fault.space).and_then(Weak::upgrade) else {
+        return FaultAction::Unhandled;
+    };
+    if fault.instruction {
+        return FaultAction::Unhandled; // anonymous memory is never executed here
+    }
+    if !fault.missing {
+        // The MMU refused an access to a translation it has. If the tree
+        // allows the access, retrying would fault forever: the MMU and the
+        // tree disagree (a missed flush, wrong HPTE rights). Report it.
+        let needed = if fault.store { Prot::WRITE } else { Prot::READ };
+        let allowed = mm.with_arch(|arch| arch.tree().translate(fault.address)).is_some_and(|t| t.entry.prot().contains(needed));
+        if allowed {
+            kernel::warn!("vm: protection fault at {:#x} that the page table allows: MMU and tree disagree", fault.address);
+        }
+        return FaultAction::Unhandled;
+    }
+    match mm.fault(fault.address, fault.store) {
+        Ok(()) => FaultAction::Retry,
+        Err(_) => FaultAction::Unhandled,
+    }
+}
