@@ -411,20 +411,61 @@ pub fn hash_page_with(ea: u64, hooks: &impl kernel::mm::gup::RaceHooks) -> Resul
     );
     hooks.at(kernel::mm::gup::Point::HashWalked);
     let (ptex, secondary) = insert(page, v, r).map_err(HashPageError::Hcall)?;
+    let hash = hpt::hash(hpt::vpn(vsid, page, SegmentSize::T1), hpt::PAGE_SHIFT, SegmentSize::T1);
     match size {
-        PageSize::Base => record_base_slot(slot, entry, ptex, secondary, v),
-        _ => {
-            HUGE_SLOTS.lock().insert((context, page), slot_bits(ptex, secondary));
-        }
+        PageSize::Base => record_base_slot(slot, entry, hash, ptex, secondary, v),
+        _ => record_huge_slot(slot, entry, (context, page), hash, ptex, secondary, v),
     }
     Ok(())
 }
 
 /// Records the slot in the PTE, unless the PTE changed meanwhile (then the
 /// new HPTE must not outlive it).
-fn record_base_slot(slot: &Slot, seen: Entry, ptex: u64, secondary: bool, v: u64) {
-    let recorded = Entry((seen.0 & !(PTE_SLOT_MASK)) | PTE_HASHED | slot_bits(ptex, secondary));
+///
+/// If the PTE already recorded another HPTE, that one goes: two CPUs that
+/// fault on the same page at once both insert one, and the second may read
+/// the PTE after the first recorded its slot. Only one can be recorded, and
+/// an HPTE recorded nowhere survives every flush of the page, translating
+/// to it after collapse has freed it (the stress test's lost writes).
+/// Linux avoids the double insert with H_PAGE_BUSY and updates a recorded
+/// HPTE in place. H_REMOVE checks the AVPN, so a recorded HPTE evicted
+/// meanwhile, its slot reused, is left alone.
+fn record_base_slot(slot: &Slot, seen: Entry, hash: u64, ptex: u64, secondary: bool, v: u64) {
+    let bits = slot_bits(ptex, secondary);
+    let recorded = Entry((seen.0 & !(PTE_SLOT_MASK)) | PTE_HASHED | bits);
     if slot.compare_exchange(seen, recorded).is_err() {
+        let _ = h_remove(ptex, v | if secondary { hpt::v::SECONDARY } else { 0 });
+        return;
+    }
+    let before = seen.0 & (PTE_SLOT_MASK & !PTE_HASHED);
+    if seen.0 & PTE_HASHED != 0 && before != bits {
+        let before_v = (v & !hpt::v::SECONDARY) | if before & PTE_SECONDARY != 0 { hpt::v::SECONDARY } else { 0 };
+        let _ = h_remove(recorded_ptex(hash, before), before_v);
+    }
+}
+
+/// Records the slot of an HPTE for a piece of a huge page, unless the huge
+/// entry changed meanwhile (split or unmap, whose flush may already have
+/// run): then the HPTE goes. The check is made under the lock the flushes
+/// take after they changed the entry, so either the flush finds the record
+/// or this finds the change (the part of Linux's H_PAGE_BUSY protocol that
+/// this kernel needs: a stale HPTE recorded nowhere would outlive the page).
+///
+/// Two CPUs faulting on the same piece at once each insert an HPTE; only
+/// one can be recorded, so the one recorded before goes (H_REMOVE checks
+/// the AVPN: if that HPTE was evicted meanwhile, nothing is removed). An
+/// HPTE recorded nowhere would survive every flush of this mapping.
+#[allow(clippy::too_many_arguments)]
+fn record_huge_slot(slot: &Slot, seen: Entry, key: (SpaceId, u64), hash: u64, ptex: u64, secondary: bool, v: u64) {
+    let mut slots = HUGE_SLOTS.lock();
+    if slot.load(Ordering::Acquire) == seen {
+        let bits = slot_bits(ptex, secondary);
+        if let Some(before) = slots.insert(key, bits).filter(|&before| before != bits) {
+            let before_v = (v & !hpt::v::SECONDARY) | if before & PTE_SECONDARY != 0 { hpt::v::SECONDARY } else { 0 };
+            let _ = h_remove(recorded_ptex(hash, before), before_v);
+        }
+    } else {
+        drop(slots);
         let _ = h_remove(ptex, v | if secondary { hpt::v::SECONDARY } else { 0 });
     }
 }

@@ -25,6 +25,7 @@ pub static HASH: Suite = Suite {
         Test { name: "full_groups_evict_without_loss", run: full_groups_evict_without_loss },
         Test { name: "pmd_leaf_hashes_touched_subpages", run: pmd_leaf_hashes_touched_subpages },
         Test { name: "flush_hash_table_pmd_range_removes_all", run: flush_hash_table_pmd_range_removes_all },
+        Test { name: "second_fault_on_a_page_leaves_one_hpte", run: second_fault_leaves_one_hpte },
     ],
 };
 
@@ -252,4 +253,65 @@ fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
         kassert!(hpte.v & hpt::v::VALID == 0 || !hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1), "subpage {i}'s HPTE survived");
     }
     Ok(())
+}
+
+/// Valid HPTEs that translate the 64 KiB page at `address` (kernel space),
+/// in its primary and secondary groups.
+fn hptes_for(address: u64) -> Result<usize, Failure> {
+    let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
+    let page_hash = hash::page_hash(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
+    let mut found = 0;
+    for secondary in [false, true] {
+        let group = hash::geometry().group_slot(page_hash, secondary);
+        for quad in (0..hpt::HPTES_PER_GROUP).step_by(4) {
+            let four = hash::h_read4(group + quad).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
+            found += four.iter().filter(|h| h.v & hpt::v::VALID != 0 && hpt::v_matches(h.v, vpn, hpt::SegmentSize::T1)).count();
+        }
+    }
+    Ok(found)
+}
+
+/// Two CPUs faulting on one page at once both insert an HPTE, and the
+/// second may read the PTE after the first recorded its slot. Played here
+/// in sequence (the second hash_page reads the recorded PTE and inserts
+/// anyway): one HPTE must remain, the recorded one. Two used to remain, the
+/// first recorded nowhere, surviving every flush of the page (found by the
+/// stress suite as writes lost after collapse freed the page).
+fn second_fault_leaves_one_hpte(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
+    let small = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let huge = mm::alloc_contiguous(FRAMES, FRAMES).ok_or_else(|| fail("no 2 MiB run"))?;
+    let small_at = TEST_AREA + 0xc000_0000;
+    let huge_at = TEST_AREA + 0xc020_0000;
+    map(small_at, small, PageSize::Base)?;
+    map(huge_at, huge, PageSize::Huge2M)?;
+    let result = (|| {
+        for address in [small_at, huge_at + 3 * FRAME_SIZE] {
+            for round in 1..=3 {
+                hash::hash_page(address).map_err(|e| fail(alloc::format!("hash_page: {e:?}")))?;
+                kassert_eq!((round, hptes_for(address)?), (round, 1));
+            }
+            kassert!(touch(address).is_ok());
+        }
+        // The recorded one is the one left: the flush leaves none.
+        for (address, size) in [(small_at, PageSize::Base), (huge_at, PageSize::Huge2M)] {
+            let (old, tables) = unmap_quietly(address)?;
+            HASH_FLUSH.flush_page(KERNEL_SPACE, address, size, old, Scope::Global);
+            release(&tables);
+        }
+        kassert_eq!(hptes_for(small_at)?, 0);
+        kassert_eq!(hptes_for(huge_at + 3 * FRAME_SIZE)?, 0);
+        Ok(())
+    })();
+    for (address, size) in [(small_at, PageSize::Base), (huge_at, PageSize::Huge2M)] {
+        if leaf(address).is_ok() {
+            let (old, tables) = unmap_quietly(address)?;
+            HASH_FLUSH.flush_page(KERNEL_SPACE, address, size, old, Scope::Global);
+            release(&tables);
+        }
+    }
+    mm::free_frame(small);
+    mm::free_contiguous(huge, FRAMES);
+    result
 }

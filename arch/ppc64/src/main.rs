@@ -34,6 +34,7 @@ mod smp;
 mod timer;
 mod vm;
 mod vm_selftests;
+mod stress_selftests;
 mod xics;
 mod smp_selftests;
 
@@ -68,6 +69,7 @@ static SUITES: &[&Suite] = &[
     &collapse_selftests::COLLAPSE,
     &race_selftests::RACE,
     &vm_selftests::VM,
+    &stress_selftests::STRESS,
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::PAGES_SUITE,
     &mm::selftests::HEAP_SUITE,

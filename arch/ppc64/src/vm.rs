@@ -108,11 +108,6 @@ pub fn new_mm() -> Result<Arc<UserMm>, MapError> {
     Ok(mm)
 }
 
-/// The id of `mm`'s address space (to activate it, or run threads in it).
-pub fn space_id(mm: &UserMm) -> SpaceId {
-    mm.with_arch(|arch| arch.space().id())
-}
-
 /// Makes `mm` translate the low addresses on this CPU.
 pub fn activate(mm: &UserMm) {
     mm.with_arch(|arch| arch.space().activate());
