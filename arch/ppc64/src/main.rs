@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod accounting_selftests;
 mod collapse_selftests;
 mod cpu;
 mod exceptions;
@@ -73,6 +74,8 @@ static SUITES: &[&Suite] = &[
     &mm::selftests::FRAMES_SUITE,
     &mm::selftests::PAGES_SUITE,
     &mm::selftests::HEAP_SUITE,
+    // Last: checks that the suites above gave back what they took.
+    &accounting_selftests::ACCOUNTING,
 ];
 
 /// Heap size: a sixteenth of usable memory, within these bounds.
@@ -262,6 +265,7 @@ fn run_selftests(env: &Env<'_>) {
         ENTRY_TIMEBASE.load(Ordering::Relaxed) * 1_000_000 / frequency,
         now * 1_000_000 / frequency
     );
+    accounting_selftests::record_baseline();
     let _ = ktest::run(SUITES, extra, filter, env, &SUMMARY, &mut ConsoleWriter);
 }
 

@@ -132,6 +132,11 @@ impl<'a> PageArray<'a> {
         PageArray { first_frame: start >> FRAME_SHIFT, pages }
     }
 
+    /// Every descriptor, in frame order (for audits).
+    pub fn descriptors(&self) -> &[Page] {
+        self.pages
+    }
+
     /// The descriptor of `frame` itself (a tail stays a tail).
     pub fn frame(&self, frame: Frame) -> Option<&Page> {
         let index = frame.number().checked_sub(self.first_frame)?;
