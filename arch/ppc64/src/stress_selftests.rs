@@ -163,6 +163,7 @@ fn worker(cpu: u64) -> u64 {
 
 fn stress(env: &Env<'_>, index: usize) -> TestResult {
     require_cpus(env, 3)?;
+    crate::vm_selftests::require_translation()?;
     let config = &CONFIGS[index];
     let mut cpus = online_secondaries();
     let daemon_cpu = cpus.next().ok_or_else(|| fail("no secondary CPU"))?;

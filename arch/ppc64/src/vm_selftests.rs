@@ -42,8 +42,18 @@ pub const HUGE: u64 = 0x2000_0000;
 pub const READ_ONLY: u64 = 0x3000_0000;
 const NOWHERE: u64 = 0x3800_0000;
 
+/// A new address space; skips the test in real mode (`mmu=off`), where low
+/// addresses are physical memory, not an address space.
 fn new_mm() -> Result<Arc<UserMm>, Failure> {
+    require_translation()?;
     vm::new_mm().map_err(|e| fail(alloc::format!("no address space: {e:?}")))
+}
+
+pub fn require_translation() -> TestResult {
+    if !mmu::translation_on() {
+        kernel::kskip!("translation is off (mmu=off)");
+    }
+    Ok(())
 }
 
 fn vm_ok<T>(result: Result<T, kernel::mm::vm::VmError>) -> Result<T, Failure> {
