@@ -12,5 +12,6 @@ pub mod console;
 pub mod ktest;
 pub mod mm;
 pub mod rcu;
+pub mod sync;
 pub mod symbols;
 pub mod time;

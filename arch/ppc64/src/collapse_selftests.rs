@@ -154,10 +154,11 @@ fn misaligned_range_is_refused(_: &Env<'_>) -> TestResult {
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
     let counters = Counters::new();
     let outcome = collapse_pmd(
-        &mut mmu::SpaceCollapse { space: &mut space, ipi: CollapseIpi::Off },
+        &mut mmu::SpaceCollapse { space: &mut space },
         0x4001_0000,
         huge,
         Prot::READ,
+        false,
         mm::pages(),
         &counters,
         &kernel::mm::gup::NoHooks,

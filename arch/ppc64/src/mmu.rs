@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{self, Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
-use kernel::mm::{self, Frame, LINEAR_MAP_BASE};
+use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
 use kernel::rcu::Deferred;
 use spin::Mutex;
 
@@ -203,51 +203,82 @@ pub fn collapse_ipi() -> kernel::cmdline::CollapseIpi {
     }
 }
 
-/// THP collapse's `pmdp_collapse_flush` (Linux: radix__/hash__pmdp_collapse_flush):
-/// clears the PMD covering `address` in `tree` (address space `space`);
-/// with the IPI (`ipi`, Linux's serialize_against_pte_lookup) waits until
-/// every other CPU has had interrupts on, so no lockless walker that read
-/// the old PMD is still inside the old table; then makes sure no CPU
-/// translates through that table: radix flushes the range and the
-/// page-walk cache with `tlbie`; hash removes every HPTE the old PTEs
-/// record, read after the IPI, so that an HPTE a hash fault inserted during
-/// the wait goes too (the order of hash__pmdp_collapse_flush). Ends with a
-/// full barrier: the caller reads page refcounts next.
+/// Whether collapse under `policy` sends the IPI with the MMU in use.
+pub fn collapse_ipi_enabled(policy: kernel::cmdline::CollapseIpi) -> bool {
+    policy.enabled(mode() == Mode::Hash)
+}
+
+/// The flush of a collapsed PMD with the MMU in use: radix `tlbie` of the
+/// range and the page-walk cache; hash removes the HPTEs the old PTEs
+/// record (flush_hash_table_pmd_range).
+pub fn flush_collapsed_pmd(space: SpaceId, address: u64, old_ptes: &[Entry]) {
+    match mode() {
+        Mode::Radix => radix::RADIX_FLUSH.flush_collapsed_pmd(space, address, old_ptes, Scope::Global),
+        Mode::Hash => hash::HASH_FLUSH.flush_hash_table_pmd_range(space, address, old_ptes),
+        Mode::Off => {}
+    }
+}
+
+/// The MMU side of collapse on one tree of address space `space`.
+struct TreeFlush<'a> {
+    space: SpaceId,
+    tree: &'a mut Tree,
+}
+
+impl kernel::mm::collapse::CollapseFlush for TreeFlush<'_> {
+    fn clear_pmd_table(&mut self, address: u64) -> Result<u64, MapError> {
+        self.tree.clear_pmd_table(address).map(|(table, _)| table)
+    }
+
+    fn read_pte_table(&mut self, table: u64) -> [Entry; 32] {
+        self.tree.read_pte_table(table)
+    }
+
+    fn serialize_against_pte_lookup(&mut self) {
+        serialize_against_pte_lookup();
+    }
+
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
+        flush_collapsed_pmd(self.space, address, old_ptes);
+    }
+}
+
+/// `kernel::mm::collapse::pmdp_collapse_flush` on `tree` (address space
+/// `space`) with this MMU's flush and the IPI as `policy` says.
 pub fn pmdp_collapse_flush(
     space: SpaceId,
     tree: &mut Tree,
     address: u64,
-    ipi: kernel::cmdline::CollapseIpi,
+    policy: kernel::cmdline::CollapseIpi,
 ) -> Result<CollapsedPmd, MapError> {
-    let (table, _) = tree.clear_pmd_table(address)?;
-    if ipi.enabled(mode() == Mode::Hash) {
-        serialize_against_pte_lookup();
-    }
-    // The old PTEs as they are now (a walker may have recorded a slot).
-    let ptes = tree.read_pte_table(table);
-    match mode() {
-        Mode::Radix => radix::RADIX_FLUSH.flush_collapsed_pmd(space, address, &ptes, Scope::Global),
-        Mode::Hash => hash::HASH_FLUSH.flush_hash_table_pmd_range(space, address, &ptes),
-        Mode::Off => {}
-    }
-    // SAFETY: a full barrier only (pairs with GUP-fast's reference, then
-    // recheck of the PMD, on the other CPU).
-    unsafe { core::arch::asm!("sync", options(nostack, preserves_flags)) };
-    Ok(CollapsedPmd { table, ptes })
+    kernel::mm::collapse::pmdp_collapse_flush(&mut TreeFlush { space, tree }, address, collapse_ipi_enabled(policy))
+        .map(|(table, ptes)| CollapsedPmd { table, ptes })
 }
 
 /// Collapse in an address space, with this MMU's pmdp_collapse_flush.
 pub struct SpaceCollapse<'a> {
     pub space: &'a mut AddressSpace,
-    pub ipi: kernel::cmdline::CollapseIpi,
+}
+
+impl kernel::mm::collapse::CollapseFlush for SpaceCollapse<'_> {
+    fn clear_pmd_table(&mut self, address: u64) -> Result<u64, MapError> {
+        self.space.tree().clear_pmd_table(address).map(|(table, _)| table)
+    }
+
+    fn read_pte_table(&mut self, table: u64) -> [Entry; 32] {
+        self.space.tree().read_pte_table(table)
+    }
+
+    fn serialize_against_pte_lookup(&mut self) {
+        serialize_against_pte_lookup();
+    }
+
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
+        flush_collapsed_pmd(self.space.id(), address, old_ptes);
+    }
 }
 
 impl kernel::mm::collapse::CollapseArch for SpaceCollapse<'_> {
-    fn pmdp_collapse_flush(&mut self, address: u64) -> Result<(u64, [Entry; 32]), MapError> {
-        let id = self.space.id();
-        pmdp_collapse_flush(id, self.space.tree(), address, self.ipi).map(|c| (c.table, c.ptes))
-    }
-
     fn restore_pmd(&mut self, address: u64, table: u64) -> Result<(), MapError> {
         self.space.tree().restore_pmd_table(address, table)
     }
@@ -258,6 +289,17 @@ impl kernel::mm::collapse::CollapseArch for SpaceCollapse<'_> {
 
     fn defer_table(&mut self, table: u64) {
         self.space.defer_table(table, pagetable::PTE.table_bytes());
+    }
+
+    fn copy_page(&mut self, from: u64, to: u64) {
+        // SAFETY: whole frames of RAM through the linear map: the old page,
+        // unreachable and kept alive by its mapping, and the caller's new one.
+        unsafe { core::ptr::copy_nonoverlapping(mm::phys_to_virt(from) as *const u8, mm::phys_to_virt(to), FRAME_SIZE as usize) };
+    }
+
+    fn zero_page(&mut self, to: u64) {
+        // SAFETY: a frame of the caller's new page, not yet mapped.
+        unsafe { core::ptr::write_bytes(mm::phys_to_virt(to), 0, FRAME_SIZE as usize) };
     }
 
     fn virt(&self, physical: u64) -> *mut u8 {

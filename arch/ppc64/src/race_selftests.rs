@@ -166,10 +166,11 @@ fn start_walker(b: usize, walker: fn(u64) -> u64, argument: u64, ipi: CollapseIp
 fn collapse_against(b: usize, space: &mut AddressSpace, huge: Frame, ipi: CollapseIpi) -> (kernel::mm::collapse::Outcome, Option<u64>) {
     let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
     let outcome = kernel::mm::collapse::collapse_pmd(
-        &mut mmu::SpaceCollapse { space, ipi },
+        &mut mmu::SpaceCollapse { space },
         BASE,
         huge,
         Prot::READ | Prot::WRITE | Prot::USER,
+        mmu::collapse_ipi_enabled(ipi),
         mm::pages(),
         &COUNTERS,
         &side,

@@ -52,9 +52,16 @@ impl MmArch for SpaceArch {
         }
     }
 
-    fn pmdp_collapse_flush(&mut self, address: u64, ipi: CollapseIpi) -> Result<(u64, [Entry; 32]), MapError> {
-        let id = self.space.id();
-        mmu::pmdp_collapse_flush(id, self.space.tree(), address, ipi).map(|c| (c.table, c.ptes))
+    fn serialize_against_pte_lookup(&mut self) {
+        mmu::serialize_against_pte_lookup();
+    }
+
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
+        mmu::flush_collapsed_pmd(self.space.id(), address, old_ptes);
+    }
+
+    fn collapse_ipi(policy: CollapseIpi) -> bool {
+        mmu::collapse_ipi_enabled(policy)
     }
 
     fn interrupts_off() -> bool {

@@ -8,33 +8,72 @@
 //! The MMU-specific steps come from `CollapseArch`; the caller holds the
 //! address space's mmap lock for writing.
 
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
 use super::frame::{Frame, FRAME_SHIFT, FRAME_SIZE};
 use super::gup::{first_unexplained_reference, Point, RaceHooks};
 use super::page::{flags, PageArray};
 use super::pagetable::{Entry, MapError, Prot};
+use crate::sync::atomic::{fence, Ordering};
 
 /// log2 of the frames in a 2 MiB page.
 pub const HUGE_ORDER: u32 = 21 - FRAME_SHIFT;
 
+/// The MMU steps of `pmdp_collapse_flush`.
+pub trait CollapseFlush {
+    /// Clears the PMD at `address`, which must point at a PTE table, and
+    /// returns that table (still allocated). No flush yet.
+    fn clear_pmd_table(&mut self, address: u64) -> Result<u64, MapError>;
+    /// The entries of a PTE table, as they are now.
+    fn read_pte_table(&mut self, table: u64) -> [Entry; 32];
+    /// Returns once every other CPU that may be inside a lockless walk of
+    /// this address space (interrupts off) has left it: an IPI each, waited
+    /// for (Linux's serialize_against_pte_lookup).
+    fn serialize_against_pte_lookup(&mut self);
+    /// Drops every translation through the old PTEs (`old_ptes`) of the
+    /// 2 MiB at `address` and any cached pointer to their table: radix
+    /// `tlbie` of the range and the page-walk cache; hash removes the HPTEs
+    /// the PTEs record (flush_hash_table_pmd_range).
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]);
+}
+
 /// What collapse needs from the MMU and the address space.
-pub trait CollapseArch {
-    /// Clears the PMD at `address` and makes every CPU stop translating
-    /// through the old PTE table (flush, and IPI where the policy says);
-    /// returns the table and its entries.
-    fn pmdp_collapse_flush(&mut self, address: u64) -> Result<(u64, [Entry; 32]), MapError>;
+pub trait CollapseArch: CollapseFlush {
     /// Puts the PTE table back (collapse gave up).
     fn restore_pmd(&mut self, address: u64, table: u64) -> Result<(), MapError>;
     /// Installs a PMD leaf mapping the 2 MiB at `physical`.
     fn install_huge(&mut self, address: u64, physical: u64, prot: Prot) -> Result<(), MapError>;
     /// Frees the old PTE table after a grace period.
     fn defer_table(&mut self, table: u64);
-    /// The kernel's pointer to physical memory.
+    /// Copies the 64 KiB page at physical `from` to `to`.
+    fn copy_page(&mut self, from: u64, to: u64);
+    /// Zeroes the 64 KiB page at physical `to`.
+    fn zero_page(&mut self, to: u64);
+    /// The kernel's pointer to physical memory (page tables).
     fn virt(&self, physical: u64) -> *mut u8;
     /// Returns a page (`1 << order` frames from `head`) nothing references
     /// any more.
     fn free_page(&mut self, head: Frame, order: u32);
+}
+
+/// THP collapse's `pmdp_collapse_flush` (Linux: radix__/hash__pmdp_collapse_flush),
+/// in hash__pmdp_collapse_flush's order, which radix's is a special case of:
+/// clear the PMD; with `ipi`, wait for every CPU inside a lockless walk that
+/// may have read the old PMD; read the old PTEs only then (a hash fault that
+/// walked the old table may have recorded an HPTE meanwhile); flush; then a
+/// full barrier, because the caller reads page refcounts next and GUP-fast
+/// pins before it rechecks the PMD. Returns the old table and its PTEs.
+pub fn pmdp_collapse_flush(arch: &mut impl CollapseFlush, address: u64, ipi: bool) -> Result<(u64, [Entry; 32]), MapError> {
+    let table = arch.clear_pmd_table(address)?;
+    if ipi {
+        arch.serialize_against_pte_lookup();
+    }
+    let ptes = arch.read_pte_table(table);
+    arch.flush_collapsed_pmd(address, &ptes);
+    // The full barrier (`sync`): orders the cleared PMD before the
+    // refcount reads of the isolation check.
+    fence(Ordering::SeqCst);
+    Ok((table, ptes))
 }
 
 /// Collapse statistics.
@@ -62,11 +101,14 @@ pub enum Outcome {
 
 /// Collapses the 2 MiB at `address` into the frames at `huge` (32 frames,
 /// 2 MiB-aligned, owned by the caller until this succeeds), mapped `prot`.
+/// `ipi` is the collapse_ipi policy as it applies to this MMU.
+#[allow(clippy::too_many_arguments)]
 pub fn collapse_pmd(
     arch: &mut impl CollapseArch,
     address: u64,
     huge: Frame,
     prot: Prot,
+    ipi: bool,
     pages: &PageArray<'_>,
     counters: &Counters,
     hooks: &impl RaceHooks,
@@ -76,7 +118,7 @@ pub fn collapse_pmd(
         counters.aborted_other.fetch_add(1, Ordering::Relaxed);
         return Outcome::AbortedOther(MapError::Misaligned);
     }
-    let (table, ptes) = match arch.pmdp_collapse_flush(address) {
+    let (table, ptes) = match pmdp_collapse_flush(arch, address, ipi) {
         Ok(taken) => taken,
         Err(error) => {
             counters.aborted_other.fetch_add(1, Ordering::Relaxed);
@@ -89,17 +131,15 @@ pub fn collapse_pmd(
         return Outcome::AbortedPinned(index);
     }
     hooks.at(Point::CollapseIsolated);
-    // Copy (holes become zeros).
+    // Copy (holes become zeros). `huge` is the caller's, not yet mapped; the
+    // old pages are unreachable (PMD cleared and flushed) and kept alive by
+    // their mappings.
     for (i, pte) in ptes.iter().enumerate() {
-        let to = arch.virt(huge.address() + ((i as u64) << FRAME_SHIFT));
-        // SAFETY: `huge` is the caller's, not yet mapped; the old page is
-        // unreachable (PMD cleared and flushed) and kept alive by its mapping.
-        unsafe {
-            if pte.is_leaf() {
-                core::ptr::copy_nonoverlapping(arch.virt(pte.physical()) as *const u8, to, FRAME_SIZE as usize);
-            } else {
-                core::ptr::write_bytes(to, 0, FRAME_SIZE as usize);
-            }
+        let to = huge.address() + ((i as u64) << FRAME_SHIFT);
+        if pte.is_leaf() {
+            arch.copy_page(pte.physical(), to);
+        } else {
+            arch.zero_page(to);
         }
     }
     // Clear the old PTEs (ptep_clear): the table is already unhooked.

@@ -117,6 +117,7 @@ pub fn gup_fast_one(
 /// in order into `out` and stops at the first page it cannot pin (a hole, a
 /// read-only page for a write pin, a race), which it reports. The caller has
 /// interrupts off and unpins what `out` holds when done.
+#[allow(clippy::too_many_arguments)]
 pub fn gup_fast_range(
     root: u64,
     start: u64,
@@ -283,7 +284,6 @@ mod tests {
         let result = gup_fast_one(root, target, true, recheck_pmd, &world.pages(), virt, &hooks);
         let isolated = hooks.isolated.take().expect("collapse got past isolation during the walk");
         world.collapse_finish(isolated.0, isolated.1);
-        drop(hooks);
         (world, result, 5)
     }
 

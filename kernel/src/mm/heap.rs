@@ -94,7 +94,7 @@ mod tests {
         // SAFETY: layout has a non-zero size; each block is freed once with its layout.
         unsafe {
             let a = heap.alloc(layout);
-            assert!(!a.is_null() && a as usize % 64 == 0);
+            assert!(!a.is_null() && (a as usize).is_multiple_of(64));
             assert!(heap.stats().used >= 1000);
             let too_big = heap.alloc(Layout::from_size_align(128 * 1024, 8).unwrap());
             assert!(too_big.is_null());

@@ -12,7 +12,7 @@
 //! THP collapse tells a pinned page from a merely mapped one by comparing
 //! `refcount` with `mapcount` plus the references it holds itself.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::frame::{Frame, FRAME_SHIFT};
 
@@ -39,7 +39,14 @@ pub struct Page {
 }
 
 impl Page {
+    #[cfg(not(loom))]
     pub const fn new() -> Page {
+        Page { refcount: AtomicU32::new(0), mapcount: AtomicU32::new(0), flags: AtomicU32::new(0), head_or_order: AtomicU64::new(0) }
+    }
+
+    /// Loom's atomics are not const-constructible.
+    #[cfg(loom)]
+    pub fn new() -> Page {
         Page { refcount: AtomicU32::new(0), mapcount: AtomicU32::new(0), flags: AtomicU32::new(0), head_or_order: AtomicU64::new(0) }
     }
 

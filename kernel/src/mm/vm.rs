@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::{Mutex, RwLock};
 
-use super::collapse::{self, CollapseArch, Counters, Outcome, HUGE_ORDER};
+use super::collapse::{self, CollapseArch, CollapseFlush, Counters, Outcome, HUGE_ORDER};
 use super::frame::{Frame, FRAME_SIZE};
 use super::gup::{self, GupError, NoHooks, RaceHooks};
 use super::page::{flags, PageArray};
@@ -38,8 +38,14 @@ pub trait MmArch: Send {
     fn flush_page_walk_cache(&mut self);
     /// Frees `tables` (unhooked and flushed) after a grace period.
     fn defer_tables(&mut self, tables: &[(u64, usize)]);
-    /// THP collapse's `pmdp_collapse_flush` under policy `ipi`.
-    fn pmdp_collapse_flush(&mut self, address: u64, ipi: CollapseIpi) -> Result<(u64, [Entry; 32]), MapError>;
+    /// Waits for every other CPU that may be inside a lockless walk of this
+    /// address space (serialize_against_pte_lookup).
+    fn serialize_against_pte_lookup(&mut self);
+    /// Drops every translation through the old PTEs of a collapsed PMD
+    /// (see `CollapseFlush::flush_collapsed_pmd`).
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]);
+    /// Whether collapse under `policy` sends the IPI on this MMU.
+    fn collapse_ipi(policy: CollapseIpi) -> bool;
     /// Turns interrupts off on this CPU (GUP-fast's read side); whether
     /// they were on.
     fn interrupts_off() -> bool;
@@ -385,8 +391,8 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
             return other(counters, MapError::NoMemory);
         };
         let mut arch = self.arch.lock();
-        let mut collapser = Collapser { arch: &mut *arch, memory: &self.memory, ipi };
-        let outcome = collapse::collapse_pmd(&mut collapser, base, huge, prot, self.memory.pages(), counters, hooks);
+        let mut collapser = Collapser { arch: &mut *arch, memory: &self.memory };
+        let outcome = collapse::collapse_pmd(&mut collapser, base, huge, prot, A::collapse_ipi(ipi), self.memory.pages(), counters, hooks);
         if outcome != Outcome::Collapsed {
             self.memory.free(huge, HUGE_ORDER);
         }
@@ -507,14 +513,27 @@ fn zap_range<A: MmArch, P: PageMemory>(arch: &mut A, memory: &P, stats: &Stats, 
 struct Collapser<'a, A: MmArch, P: PageMemory> {
     arch: &'a mut A,
     memory: &'a P,
-    ipi: CollapseIpi,
+}
+
+impl<A: MmArch, P: PageMemory> CollapseFlush for Collapser<'_, A, P> {
+    fn clear_pmd_table(&mut self, address: u64) -> Result<u64, MapError> {
+        self.arch.tree().clear_pmd_table(address).map(|(table, _)| table)
+    }
+
+    fn read_pte_table(&mut self, table: u64) -> [Entry; 32] {
+        self.arch.tree().read_pte_table(table)
+    }
+
+    fn serialize_against_pte_lookup(&mut self) {
+        self.arch.serialize_against_pte_lookup();
+    }
+
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
+        self.arch.flush_collapsed_pmd(address, old_ptes);
+    }
 }
 
 impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
-    fn pmdp_collapse_flush(&mut self, address: u64) -> Result<(u64, [Entry; 32]), MapError> {
-        self.arch.pmdp_collapse_flush(address, self.ipi)
-    }
-
     fn restore_pmd(&mut self, address: u64, table: u64) -> Result<(), MapError> {
         self.arch.tree().restore_pmd_table(address, table)
     }
@@ -525,6 +544,17 @@ impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
 
     fn defer_table(&mut self, table: u64) {
         self.arch.defer_tables(&[(table, PTE.table_bytes())]);
+    }
+
+    fn copy_page(&mut self, from: u64, to: u64) {
+        // SAFETY: both are whole frames of RAM: the old page, unreachable and
+        // kept alive by its mapping, and a frame of the caller's new page.
+        unsafe { core::ptr::copy_nonoverlapping(P::virt(from) as *const u8, P::virt(to), FRAME_SIZE as usize) };
+    }
+
+    fn zero_page(&mut self, to: u64) {
+        // SAFETY: a frame of the caller's new page, not yet mapped.
+        unsafe { core::ptr::write_bytes(P::virt(to), 0, FRAME_SIZE as usize) };
     }
 
     fn virt(&self, physical: u64) -> *mut u8 {
@@ -675,9 +705,12 @@ mod tests {
         fn defer_tables(&mut self, tables: &[(u64, usize)]) {
             self.tree.release(tables);
         }
-        fn pmdp_collapse_flush(&mut self, address: u64, _ipi: CollapseIpi) -> Result<(u64, [Entry; 32]), MapError> {
+        fn serialize_against_pte_lookup(&mut self) {}
+        fn flush_collapsed_pmd(&mut self, _address: u64, _old_ptes: &[Entry]) {
             self.collapse_flushes += 1;
-            self.tree.clear_pmd_table(address)
+        }
+        fn collapse_ipi(policy: CollapseIpi) -> bool {
+            policy.enabled(false)
         }
         fn interrupts_off() -> bool {
             false

@@ -7,7 +7,7 @@
 //! as the hardware walker reads it (`Slot`).
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// V: the entry is valid (Linux `_PAGE_PRESENT`).
 pub const VALID: u64 = 1 << 63;
@@ -176,6 +176,12 @@ impl fmt::Debug for Entry {
 pub struct Slot(AtomicU64);
 
 impl Slot {
+    /// A slot outside any table (for models and tests; tables are memory
+    /// the tree carves itself).
+    pub fn new(entry: Entry) -> Slot {
+        Slot(AtomicU64::new(entry.0.to_be()))
+    }
+
     pub fn load(&self, order: Ordering) -> Entry {
         Entry(u64::from_be(self.0.load(order)))
     }
