@@ -1,0 +1,578 @@
+/*
+ * mmbench: times, on a Linux ppc64le guest, the mm operations that the
+ * ppc64 kernel of this repository implements, so that `make bench` can put
+ * the two side by side on the same QEMU.
+ *
+ * It runs as /init of a throw-away initramfs (bench/linux/run.sh builds it),
+ * mounts /proc and /sys, measures, prints one line per result and powers the
+ * machine off:
+ *
+ *   LINUXBENCH {"name":"fault_base_page","unit":"us","min":..,"median":..,"max":..,"reps":20}
+ *
+ * Clock: the timebase (mftb), whose frequency is the "timebase" line of
+ * /proc/cpuinfo; the same clock the bare-metal kernel uses, so boot figures
+ * ("since machine reset") compare directly.  Every repetition sets up fresh
+ * memory untimed and times one operation; a result reports min/median/max
+ * over the repetitions in microseconds.
+ *
+ * Options, from the kernel command line (this is PID 1, so no argv):
+ *   mmbench.reps=N   repetitions per result (default 20)
+ *
+ * Plain C99 + Linux system calls; built with
+ *   powerpc64le-linux-gnu-gcc -std=gnu99 -O2 -static -Wall -Wextra -pthread
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef MADV_NOHUGEPAGE
+#define MADV_NOHUGEPAGE 15
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; older headers lack it */
+#endif
+
+#define MAX_REPS 1000
+/* Untimed first runs of each loop: the first pass through a kernel path
+ * pays for QEMU's translation of it, which is not what is measured. */
+#define WARMUP 1
+#define KPF_THP 22 /* bit of /proc/kpageflags: page belongs to a THP */
+
+static double tb_hz;         /* timebase ticks per second */
+static long page;            /* base page size (64K on Debian's ppc64le) */
+static size_t pmd;           /* THP size: 2 MiB radix, 16 MiB hash, 0 = no THP */
+static size_t region;        /* size of the THP/collapse regions (pmd, or 2 MiB) */
+static int reps = 20;
+static int ncpus = 1;
+
+static inline uint64_t mftb(void)
+{
+    uint64_t t;
+    __asm__ __volatile__("mfspr %0,268" : "=r"(t)); /* TBR, user readable */
+    return t;
+}
+
+static double tb_us(uint64_t ticks) { return (double)ticks * 1e6 / tb_hz; }
+
+/* ---------- output: one write() per line, so kernel messages on the same
+ * console cannot land in the middle of a result ---------- */
+
+static void out(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    if (write(1, buf, n) < 0) { /* nothing better to do on a console */ }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* extra: either "" or a string starting with ',' holding more JSON fields */
+static void emit(const char *name, double *v, int n, const char *extra)
+{
+    if (n <= 0) {
+        out("LINUXBENCH {\"name\":\"%s\",\"status\":\"failed\",\"error\":\"no sample\"%s}", name, extra);
+        return;
+    }
+    qsort(v, n, sizeof *v, cmp_double);
+    double med = (n & 1) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    out("LINUXBENCH {\"name\":\"%s\",\"unit\":\"us\",\"min\":%.3f,\"median\":%.3f,\"max\":%.3f,\"reps\":%d%s}",
+        name, v[0], med, v[n - 1], n, extra);
+}
+
+static void emit_failed(const char *name, int err, int ok, int tried)
+{
+    out("LINUXBENCH {\"name\":\"%s\",\"status\":\"failed\",\"errno\":%d,\"error\":\"%s\",\"ok\":%d,\"reps\":%d}",
+        name, err, strerror(err), ok, tried);
+}
+
+static void emit_skipped(const char *name, const char *why)
+{
+    out("LINUXBENCH {\"name\":\"%s\",\"status\":\"skipped\",\"reason\":\"%s\"}", name, why);
+}
+
+static void die(const char *what)
+{
+    out("LINUXBENCH {\"name\":\"error\",\"status\":\"failed\",\"error\":\"%s: %s\"}", what, strerror(errno));
+    reboot(RB_POWER_OFF);
+    _exit(1);
+}
+
+/* ---------- small helpers ---------- */
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return (int)n;
+}
+
+/* The value after "key" and ':' on a line of a "key : value" file. */
+static int file_field(const char *path, const char *key, char *val, size_t len)
+{
+    char buf[16384];
+    if (read_file(path, buf, sizeof buf) < 0)
+        return -1;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, key, strlen(key)))
+            continue;
+        char *c = strchr(line, ':');
+        if (!c)
+            continue;
+        for (c++; *c == ' ' || *c == '\t'; c++) {}
+        snprintf(val, len, "%s", c);
+        return 0;
+    }
+    return -1;
+}
+
+/* Anonymous private mapping of len bytes aligned to align; the excess is
+ * unmapped so the region is a VMA of its own (madvise flags stay local). */
+static char *map_aligned(size_t len, size_t align)
+{
+    size_t span = len + align;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        die("mmap");
+    char *a = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+    if (a > p)
+        munmap(p, a - p);
+    if (p + span > a + len)
+        munmap(a + len, p + span - (a + len));
+    return a;
+}
+
+/* Small pages only: with THP "always" (Debian's default) a touched aligned
+ * region would otherwise be backed by a THP. */
+static char *map_small(size_t len)
+{
+    char *p = map_aligned(len, page);
+    madvise(p, len, MADV_NOHUGEPAGE);
+    return p;
+}
+
+static void touch(char *p, size_t len)
+{
+    for (size_t o = 0; o < len; o += page)
+        *(volatile char *)(p + o) = 1;
+}
+
+/* 1 if the page at p is part of a THP, 0 if not, -1 if unknown.  pagemap
+ * gives the PFN (we are root) and kpageflags its flags. */
+static int is_thp(const void *p)
+{
+    uint64_t ent, flags;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = pread(fd, &ent, 8, (off_t)((uintptr_t)p / page) * 8);
+    close(fd);
+    if (n != 8 || !(ent >> 63 & 1))
+        return -1;
+    uint64_t pfn = ent & ((1ULL << 55) - 1);
+    fd = open("/proc/kpageflags", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    n = pread(fd, &flags, 8, (off_t)pfn * 8);
+    close(fd);
+    if (n != 8)
+        return -1;
+    return (int)(flags >> KPF_THP & 1);
+}
+
+static void pin_to_cpu(int cpu)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    sched_setaffinity(0, sizeof s, &s);
+}
+
+/* ---------- spinners: another vCPU busy in the same mm (thread) or in
+ * another mm (process, the control for host CPU contention).  A busy
+ * thread of the same mm makes a one-page flush broadcast (tlbie) or an IPI
+ * instead of a local tlbiel. ---------- */
+
+static volatile int spin_stop;
+static pthread_t spin_thread;
+static pid_t spin_pid;
+
+static void *spin_fn(void *arg)
+{
+    (void)arg;
+    pin_to_cpu(1);
+    while (!spin_stop) {}
+    return NULL;
+}
+
+static void spin_start(int proc)
+{
+    spin_stop = 0;
+    if (proc) {
+        spin_pid = fork();
+        if (spin_pid < 0)
+            die("fork");
+        if (spin_pid == 0) {
+            pin_to_cpu(1);
+            for (;;) {}
+        }
+    } else if (pthread_create(&spin_thread, NULL, spin_fn, NULL)) {
+        die("pthread_create");
+    }
+    usleep(20000); /* let it get onto its CPU */
+}
+
+static void spin_end(int proc)
+{
+    if (proc) {
+        kill(spin_pid, SIGKILL);
+        waitpid(spin_pid, NULL, 0);
+    } else {
+        spin_stop = 1;
+        pthread_join(spin_thread, NULL);
+    }
+}
+
+/* ---------- the measurements ---------- */
+
+/* Anonymous fault-in, per base page: touch every page of a fresh 2 MiB
+ * small-page region. */
+static void bench_fault_base(void)
+{
+    double v[MAX_REPS];
+    size_t len = 2u << 20;
+    for (int r = -WARMUP; r < reps; r++) {
+        char *p = map_small(len);
+        uint64_t t0 = mftb();
+        touch(p, len);
+        uint64_t t1 = mftb();
+        if (r >= 0)
+            v[r] = tb_us(t1 - t0) / (double)(len / page);
+        munmap(p, len);
+    }
+    emit("fault_base_page", v, reps, ",\"per\":\"page\"");
+}
+
+/* One write fault on a fresh MADV_HUGEPAGE region: allocates, zeroes and
+ * maps one THP (when the MMU has THP). */
+static void bench_fault_thp(void)
+{
+    double v[MAX_REPS], per[MAX_REPS];
+    int huge = 0;
+    for (int r = -WARMUP; r < reps; r++) {
+        char *p = map_aligned(region, region);
+        madvise(p, region, MADV_HUGEPAGE);
+        uint64_t t0 = mftb();
+        *(volatile char *)p = 1;
+        uint64_t t1 = mftb();
+        if (r >= 0) {
+            v[r] = tb_us(t1 - t0);
+            per[r] = v[r] / (double)(region / page);
+            huge += is_thp(p) == 1;
+        }
+        munmap(p, region);
+    }
+    char extra[128];
+    snprintf(extra, sizeof extra, ",\"bytes\":%zu,\"huge_ok\":%d", region, huge);
+    emit("fault_thp", v, reps, extra);
+    emit("fault_thp_per_base_page", per, reps, extra);
+}
+
+/* MADV_COLLAPSE of one PMD-sized region faulted in as small pages, each
+ * page holding a distinct word that must survive the copy. */
+static void bench_collapse(const char *name, int spin)
+{
+    double v[MAX_REPS], per[MAX_REPS];
+    int ok = 0, huge = 0, huge_before = 0, bad = 0, err = 0;
+    size_t npages = region / page;
+    if (spin)
+        spin_start(spin == 2);
+    for (int r = -WARMUP; r < reps; r++) {
+        char *p = map_aligned(region, region);
+        madvise(p, region, MADV_NOHUGEPAGE);
+        for (size_t i = 0; i < npages; i++)
+            *(volatile uint64_t *)(p + i * page) = 0x5a5a000000000000ull + i;
+        if (r >= 0)
+            huge_before += is_thp(p) == 1;
+        madvise(p, region, MADV_HUGEPAGE); /* NOHUGEPAGE would refuse the collapse */
+        uint64_t t0 = mftb();
+        int rc = madvise(p, region, MADV_COLLAPSE);
+        uint64_t t1 = mftb();
+        if (rc) {
+            err = errno;
+        } else if (r >= 0) {
+            v[ok] = tb_us(t1 - t0);
+            per[ok] = v[ok] / (double)npages;
+            ok++;
+            huge += is_thp(p) == 1;
+            for (size_t i = 0; i < npages; i++)
+                bad += *(volatile uint64_t *)(p + i * page) != 0x5a5a000000000000ull + i;
+        }
+        munmap(p, region);
+    }
+    if (spin)
+        spin_end(spin == 2);
+    if (ok < reps) {
+        emit_failed(name, err, ok, reps);
+        return;
+    }
+    char extra[160], pname[80];
+    snprintf(extra, sizeof extra, ",\"bytes\":%zu,\"huge_ok\":%d,\"huge_before\":%d,\"data_bad\":%d",
+             region, huge, huge_before, bad);
+    emit(name, v, ok, extra);
+    snprintf(pname, sizeof pname, "%s_per_base_page", name);
+    emit(pname, per, ok, extra);
+}
+
+/* mprotect RW->R->RW of one written page: a PTE change and a one-page TLB
+ * flush each way (the PTE is re-dirtied, untimed, before each repetition). */
+static void bench_mprotect(const char *name, int spin)
+{
+    double v[MAX_REPS];
+    char *p = map_small(page);
+    if (spin)
+        spin_start(spin == 2);
+    for (int r = -WARMUP; r < reps; r++) {
+        *(volatile char *)p = (char)r;
+        uint64_t t0 = mftb();
+        if (mprotect(p, page, PROT_READ) || mprotect(p, page, PROT_READ | PROT_WRITE))
+            die("mprotect");
+        uint64_t t1 = mftb();
+        if (r >= 0)
+            v[r] = tb_us(t1 - t0);
+    }
+    if (spin)
+        spin_end(spin == 2);
+    munmap(p, page);
+    emit(name, v, reps, "");
+}
+
+/* vmsplice(2) of user pages into a pipe: the kernel pins them through
+ * get_user_pages_fast (iov_iter_get_pages).  The read that drains the
+ * pipe (copy out + unpin) is timed apart. */
+static void bench_vmsplice(const char *name, char *src, int npages)
+{
+    double call[MAX_REPS], drain[MAX_REPS];
+    size_t len = (size_t)npages * page;
+    char *dst = map_small(len);
+    int pfd[2];
+    touch(dst, len);
+    if (pipe(pfd))
+        die("pipe");
+    fcntl(pfd[1], F_SETPIPE_SZ, (int)len); /* >= 16 slots; 16 is the default */
+    for (int r = -WARMUP; r < reps; r++) {
+        struct iovec iov = { src, len };
+        uint64_t t0 = mftb();
+        ssize_t n = vmsplice(pfd[1], &iov, 1, 0);
+        uint64_t t1 = mftb();
+        if (n != (ssize_t)len) {
+            if (n < 0)
+                emit_failed(name, errno, r < 0 ? 0 : r, reps);
+            else
+                out("LINUXBENCH {\"name\":\"%s\",\"status\":\"failed\",\"error\":\"short vmsplice %zd of %zu\"}",
+                    name, n, len);
+            /* drain what went in and give up */
+            while (n > 0) {
+                ssize_t m = read(pfd[0], dst, len);
+                if (m <= 0)
+                    break;
+                n -= m;
+            }
+            goto done;
+        }
+        size_t got = 0;
+        uint64_t t2 = mftb();
+        while (got < len) {
+            ssize_t m = read(pfd[0], dst + got, len - got);
+            if (m <= 0)
+                die("read pipe");
+            got += m;
+        }
+        uint64_t t3 = mftb();
+        if (r >= 0) {
+            call[r] = tb_us(t1 - t0);
+            drain[r] = tb_us(t3 - t2);
+        }
+    }
+    {
+        char cname[80], dname[80];
+        snprintf(cname, sizeof cname, "%s_call", name);
+        snprintf(dname, sizeof dname, "%s_drain_read", name);
+        emit(cname, call, reps, "");
+        emit(dname, drain, reps, "");
+    }
+done:
+    close(pfd[0]);
+    close(pfd[1]);
+    munmap(dst, len);
+}
+
+/* process_vm_readv(2) from our own pid: pin_user_pages_remote, the
+ * GUP-slow path under the mmap lock, plus the copy.  memcpy of the same
+ * bytes is the baseline for the copy part. */
+static void bench_pvreadv(const char *name, const char *mname, char *src, int npages)
+{
+    double v[MAX_REPS], m[MAX_REPS];
+    size_t len = (size_t)npages * page;
+    char *dst = map_small(len);
+    touch(dst, len);
+    pid_t self = getpid();
+    for (int r = -WARMUP; r < reps; r++) {
+        struct iovec l = { dst, len }, rv = { src, len };
+        uint64_t t0 = mftb();
+        ssize_t n = process_vm_readv(self, &l, 1, &rv, 1, 0);
+        uint64_t t1 = mftb();
+        if (n != (ssize_t)len) {
+            emit_failed(name, n < 0 ? errno : EIO, r < 0 ? 0 : r, reps);
+            munmap(dst, len);
+            return;
+        }
+        double call = tb_us(t1 - t0);
+        t0 = mftb();
+        memcpy(dst, src, len);
+        __asm__ __volatile__("" ::: "memory"); /* keep the copy */
+        t1 = mftb();
+        if (r >= 0) {
+            v[r] = call;
+            m[r] = tb_us(t1 - t0);
+        }
+    }
+    munmap(dst, len);
+    emit(name, v, reps, "");
+    emit(mname, m, reps, "");
+}
+
+static void single(const char *name, double us)
+{
+    emit(name, &us, 1, "");
+}
+
+int main(void)
+{
+    uint64_t tb_start = mftb(); /* first thing: boot-to-init on the timebase */
+    char buf[4096], val[256];
+
+    mkdir("/proc", 0555);
+    mkdir("/sys", 0555);
+    if (mount("proc", "/proc", "proc", 0, NULL))
+        die("mount /proc");
+    mount("sysfs", "/sys", "sysfs", 0, NULL);
+    double up_init = -1;
+    if (read_file("/proc/uptime", buf, sizeof buf) > 0)
+        up_init = strtod(buf, NULL);
+
+    if (file_field("/proc/cpuinfo", "timebase", val, sizeof val))
+        die("no timebase line in /proc/cpuinfo");
+    tb_hz = strtod(val, NULL);
+    page = sysconf(_SC_PAGESIZE);
+    ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (read_file("/proc/cmdline", buf, sizeof buf) > 0) {
+        char *o = strstr(buf, "mmbench.reps=");
+        if (o)
+            reps = atoi(o + strlen("mmbench.reps="));
+    }
+    if (reps < 1)
+        reps = 1;
+    if (reps > MAX_REPS)
+        reps = MAX_REPS;
+
+    /* THP is available iff the sysfs directory exists (a hash guest without
+     * a 16M page size has none); its PMD size is the collapse unit. */
+    pmd = 0;
+    if (read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", buf, sizeof buf) > 0)
+        pmd = strtoul(buf, NULL, 10);
+    region = pmd ? pmd : 2u << 20;
+
+    struct utsname u;
+    uname(&u);
+    char mmu[32] = "?", thp[64] = "none";
+    file_field("/proc/cpuinfo", "MMU", mmu, sizeof mmu);
+    if (pmd && read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0) {
+        buf[strcspn(buf, "\n")] = 0;
+        snprintf(thp, sizeof thp, "%.60s", buf);
+    }
+    out("LINUXBENCH {\"name\":\"info\",\"kernel\":\"%s\",\"mmu\":\"%s\",\"cpus\":%d,\"page_size\":%ld,"
+        "\"thp_pmd_size\":%zu,\"thp_enabled\":\"%s\",\"region\":%zu,\"tb_hz\":%.0f,\"reps\":%d}",
+        u.release, mmu, ncpus, page, pmd, thp, region, tb_hz, reps);
+
+    single("boot_init_tb", tb_us(tb_start)); /* since machine reset (TB = 0) */
+    if (up_init >= 0)
+        single("boot_init_uptime", up_init * 1e6); /* since Linux's clock start; 10 ms steps */
+
+    pin_to_cpu(0); /* spinners go on CPU 1; keep the measuring thread still */
+
+    bench_fault_base();
+    bench_fault_thp();
+    bench_collapse("collapse", 0);
+    bench_mprotect("mprotect_pair", 0);
+
+    /* Sources for GUP: 16 written small pages, and a THP. */
+    char *small = map_small(16 * page);
+    touch(small, 16 * page);
+    bench_vmsplice("vmsplice_1p", small, 1);
+    bench_vmsplice("vmsplice_16p", small, 16);
+    char *huge = map_aligned(region, region);
+    madvise(huge, region, MADV_HUGEPAGE);
+    touch(huge, region);
+    if (is_thp(huge) == 1)
+        bench_vmsplice("vmsplice_16p_thp", huge, 16);
+    else
+        emit_skipped("vmsplice_16p_thp_call", pmd ? "source not huge" : "no THP on this MMU");
+    bench_pvreadv("gupslow_pvreadv_1p_call", "memcpy_1p", small, 1);
+    bench_pvreadv("gupslow_pvreadv_16p_call", "memcpy_16p", small, 16);
+    munmap(huge, region);
+    munmap(small, 16 * page);
+
+    if (ncpus >= 2) {
+        bench_mprotect("mprotect_pair_spin1", 1);
+        bench_collapse("collapse_spin1", 1);
+        bench_mprotect("mprotect_pair_spin1_proc", 2);
+        bench_collapse("collapse_spin1_proc", 2);
+    } else {
+        emit_skipped("spin1", "1 CPU online");
+    }
+
+    if (read_file("/proc/uptime", buf, sizeof buf) > 0)
+        single("boot_end_uptime", strtod(buf, NULL) * 1e6);
+    out("LINUXBENCH {\"name\":\"done\",\"status\":\"ok\"}");
+    sync();
+    reboot(RB_POWER_OFF);
+    return 0;
+}
