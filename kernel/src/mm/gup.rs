@@ -10,7 +10,7 @@
 //! to drive the exact interleaving of the thread; everywhere else they are
 //! `NoHooks`, which the compiler removes.
 
-use core::sync::atomic::Ordering;
+use crate::sync::atomic::{fence, Ordering};
 
 use super::frame::{Frame, FRAME_SIZE};
 use super::page::PageArray;
@@ -103,7 +103,7 @@ pub fn gup_fast_one(
     hooks.at(Point::GupPinned);
     // Order the pin before the rechecks (pairs with the full barrier
     // collapse runs between clearing the PMD and reading refcounts).
-    core::sync::atomic::fence(Ordering::SeqCst);
+    fence(Ordering::SeqCst);
     let pte_changed = !same(leaf_slot.load(Ordering::Acquire), leaf);
     let pmd_changed = recheck_pmd && !same(pmd_slot.load(Ordering::Acquire), pmd);
     if pte_changed || pmd_changed {

@@ -1,0 +1,294 @@
+//! The machine the loom tests run the kernel's code on: a page-table tree of
+//! a few slots (PGD, PUD and PMD entry 0, one PTE table), 34 page frames
+//! with one data word each, their page descriptors, a per-CPU "interrupts
+//! off" flag, and an optional hashed-page-table model of one HPTE. Physical
+//! addresses are the kernel's (64 KiB frames); `virt` maps the table ones to
+//! the slots here, as the linear map does on the machine.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::sync::Mutex as StdMutex;
+
+use kernel::mm::collapse::{CollapseArch, CollapseFlush};
+use kernel::mm::gup::{GupError, Point, RaceHooks};
+use kernel::mm::page::{flags, Page, PageArray};
+use kernel::mm::pagetable::{Entry, MapError, Prot, Slot};
+use kernel::mm::{Frame, FRAME_SIZE};
+use kernel::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+
+/// Preemptions loom may force per execution: the seed thread's race needs
+/// two (into collapse after GUP's reads, back to GUP after the isolation
+/// check); three leaves room for weak-memory and IPI interleavings.
+pub const PREEMPTION_BOUND: usize = 3;
+
+pub const PGD: u64 = 0x1_0000;
+pub const PUD: u64 = 0x2_0000;
+pub const PMD_TABLE: u64 = 0x3_0000;
+pub const PTE_TABLE: u64 = 0x4_0000;
+/// The user address of the 2 MiB: index 0 at every upper level.
+pub const BASE: u64 = 0;
+/// The small pages mapped at PTE 0 and 1; the rest of the table is empty.
+pub const SMALL: [u64; 2] = [0x1fe_0000, 0x1ff_0000];
+/// The 2 MiB page collapse copies into.
+pub const HUGE: u64 = 0x200_0000;
+/// The page GUP-fast pins (PTE index).
+pub const TARGET: u64 = 1;
+const FIRST: u64 = SMALL[0];
+const FRAMES: usize = 34;
+const RW_USER: Prot = Prot::READ.union(Prot::WRITE).union(Prot::USER);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Cpu(pub usize);
+
+impl Cpu {
+    fn name(self) -> &'static str {
+        ["CPU B (walker)", "CPU A (collapse)"][self.0]
+    }
+}
+
+/// What happened in one execution, in order (outside loom's model).
+#[derive(Clone, Default)]
+pub struct Events(std::sync::Arc<StdMutex<Vec<String>>>);
+
+impl Events {
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+pub struct World {
+    pgd: Slot,
+    pud: Slot,
+    pmd: Slot,
+    pte: Vec<Slot>,
+    /// One word of data per frame (what copy_page copies).
+    data: Vec<AtomicU64>,
+    pages: Vec<Page>,
+    interrupts_off: [AtomicBool; 2],
+    events: Events,
+    /// The hashed page table's entry for the target page: the physical
+    /// address it translates to, 0 if none.
+    pub hpte: AtomicU64,
+    /// Model the hash MMU (flushes remove the recorded HPTE) or radix.
+    pub hash: bool,
+}
+
+std::thread_local!(static CURRENT: Cell<*const World> = const { Cell::new(std::ptr::null()) });
+
+/// The kernel's pointer to a page table of the current execution.
+pub fn virt(physical: u64) -> *mut u8 {
+    let world = CURRENT.with(|c| c.get());
+    assert!(!world.is_null(), "no world installed on this thread");
+    // SAFETY: installed by the execution that owns the world, which
+    // outlives every thread of that execution.
+    let world = unsafe { &*world };
+    let slot: *const Slot = match physical {
+        PGD => &world.pgd,
+        PUD => &world.pud,
+        PMD_TABLE => &world.pmd,
+        PTE_TABLE => world.pte.as_ptr(),
+        _ => panic!("the model has no table at {physical:#x}"),
+    };
+    slot as *mut u8
+}
+
+pub fn describe(result: &Result<Frame, GupError>) -> String {
+    match result {
+        Ok(frame) => format!("a pin of {:#x}", frame.address()),
+        Err(error) => format!("{error:?}"),
+    }
+}
+
+fn index(physical: u64) -> usize {
+    let i = ((physical - FIRST) / FRAME_SIZE) as usize;
+    assert!(i < FRAMES, "no frame at {physical:#x}");
+    i
+}
+
+impl World {
+    pub fn new(events: Events) -> World {
+        let pte: Vec<Slot> = (0..32)
+            .map(|i| if (i as usize) < SMALL.len() { Slot::new(Entry::leaf(SMALL[i as usize], RW_USER)) } else { Slot::new(Entry::EMPTY) })
+            .collect();
+        let world = World {
+            pgd: Slot::new(Entry::directory(PUD, 9)),
+            pud: Slot::new(Entry::directory(PMD_TABLE, 9)),
+            pmd: Slot::new(Entry::directory(PTE_TABLE, 5)),
+            pte,
+            data: (0..FRAMES).map(|i| AtomicU64::new(100 + i as u64)).collect(),
+            pages: (0..FRAMES).map(|_| Page::new()).collect(),
+            interrupts_off: [AtomicBool::new(false), AtomicBool::new(false)],
+            events,
+            hpte: AtomicU64::new(0),
+            hash: false,
+        };
+        for &small in &SMALL {
+            world.page_array().init_allocated(Frame::from_address(small).unwrap(), flags::ANONYMOUS).map();
+        }
+        world
+    }
+
+    /// Makes `virt` find this world on the calling thread.
+    pub fn install(&self) {
+        CURRENT.with(|c| c.set(self as *const World));
+    }
+
+    pub fn page_array(&self) -> PageArray<'_> {
+        PageArray::new(FIRST, &self.pages)
+    }
+
+    pub fn log(&self, cpu: Cpu, what: &str) {
+        self.events.0.lock().unwrap().push(format!("{}: {what}", cpu.name()));
+    }
+
+    pub fn hooks(&self, cpu: Cpu) -> Hooks<'_> {
+        Hooks { world: self, cpu }
+    }
+
+    /// local_irq_disable as collapse's IPI sees it: from the flag on, an
+    /// IPI to this CPU waits. The fence is the interrupt's own ordering: an
+    /// IPI taken after this point sees everything the CPU did before.
+    pub fn interrupts_off(&self, cpu: Cpu) {
+        self.interrupts_off[cpu.0].store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    pub fn interrupts_on(&self, cpu: Cpu) {
+        self.interrupts_off[cpu.0].store(false, Ordering::SeqCst);
+    }
+
+    /// What a device does with the pin: DMA into the page.
+    pub fn write_through_pin(&self, frame: Frame, value: u64) {
+        self.data[index(frame.address())].store(value, Ordering::Relaxed);
+    }
+
+    /// What the process sees at `address` through its page table.
+    pub fn read_through_mapping(&self, address: u64) -> u64 {
+        let pmd = self.pmd.load(Ordering::Acquire);
+        let physical = if pmd.is_leaf() {
+            pmd.physical() + (address & 0x1f_ffff)
+        } else {
+            let pte = self.pte[((address >> 16) & 31) as usize].load(Ordering::Acquire);
+            assert!(pte.is_leaf(), "target unmapped at the end");
+            pte.physical()
+        };
+        self.data[index(physical)].load(Ordering::Relaxed)
+    }
+
+    pub fn unpin(&self, frame: Frame) {
+        self.page_array().unpin(frame, |_, _| {});
+    }
+
+    pub fn pte_slot(&self, index: usize) -> &Slot {
+        &self.pte[index]
+    }
+
+    pub fn pmd_slot(&self) -> &Slot {
+        &self.pmd
+    }
+}
+
+/// The race points, logged.
+pub struct Hooks<'a> {
+    world: &'a World,
+    cpu: Cpu,
+}
+
+impl RaceHooks for Hooks<'_> {
+    fn at(&self, point: Point) {
+        let what = match point {
+            Point::GupRead => "read the PMD and the PTE",
+            Point::GupPinned => "pinned the page (then rechecks)",
+            Point::HashWalked => "walked the tree (hash fault), inserting the HPTE next",
+            Point::CollapseIsolated => "isolation check passed: nothing pinned; copies next",
+        };
+        self.world.log(self.cpu, what);
+    }
+}
+
+/// Collapse's MMU, modelled: tlbie (radix) or H_REMOVE (hash) followed by
+/// ptesync is a full fence as far as a walker on another CPU is concerned.
+pub struct ModelArch<'a> {
+    pub world: &'a World,
+    pub cpu: Cpu,
+}
+
+impl CollapseFlush for ModelArch<'_> {
+    fn clear_pmd_table(&mut self, _address: u64) -> Result<u64, MapError> {
+        let old = self.world.pmd.load(Ordering::Acquire);
+        if !old.is_directory() {
+            return Err(MapError::NotMapped);
+        }
+        self.world.pmd.store(Entry::EMPTY, Ordering::Release);
+        // ptesync after the page-table store.
+        fence(Ordering::SeqCst);
+        self.world.log(self.cpu, "cleared the PMD");
+        Ok(old.next_table())
+    }
+
+    fn read_pte_table(&mut self, _table: u64) -> [Entry; 32] {
+        core::array::from_fn(|i| self.world.pte[i].load(Ordering::Acquire))
+    }
+
+    fn serialize_against_pte_lookup(&mut self) {
+        for (cpu, flag) in self.world.interrupts_off.iter().enumerate() {
+            if cpu != self.cpu.0 {
+                while flag.load(Ordering::SeqCst) {
+                    loom::thread::yield_now();
+                }
+            }
+        }
+        fence(Ordering::SeqCst);
+        self.world.log(self.cpu, "IPI answered by every other CPU");
+    }
+
+    fn flush_collapsed_pmd(&mut self, _address: u64, old_ptes: &[Entry]) {
+        if self.world.hash {
+            // flush_hash_table_pmd_range: remove the HPTE the old PTE records.
+            let recorded = old_ptes[TARGET as usize];
+            if crate::model::hashed(recorded) {
+                let _ = self.world.hpte.compare_exchange(recorded.physical(), 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
+        fence(Ordering::SeqCst);
+        self.world.log(self.cpu, "flushed the old translations");
+    }
+}
+
+impl CollapseArch for ModelArch<'_> {
+    fn restore_pmd(&mut self, _address: u64, table: u64) -> Result<(), MapError> {
+        self.world.pmd.store(Entry::directory(table, 5), Ordering::Release);
+        self.world.log(self.cpu, "restored the PMD (gave up)");
+        Ok(())
+    }
+
+    fn install_huge(&mut self, _address: u64, physical: u64, prot: Prot) -> Result<(), MapError> {
+        self.world.pmd.store(Entry::leaf(physical, prot), Ordering::Release);
+        self.world.log(self.cpu, "installed the huge PMD");
+        Ok(())
+    }
+
+    fn defer_table(&mut self, _table: u64) {}
+
+    fn copy_page(&mut self, from: u64, to: u64) {
+        let value = self.world.data[index(from)].load(Ordering::Relaxed);
+        self.world.data[index(to)].store(value, Ordering::Relaxed);
+    }
+
+    fn zero_page(&mut self, to: u64) {
+        self.world.data[index(to)].store(0, Ordering::Relaxed);
+    }
+
+    fn virt(&self, physical: u64) -> *mut u8 {
+        virt(physical)
+    }
+
+    fn free_page(&mut self, head: Frame, _order: u32) {
+        self.world.log(self.cpu, &format!("freed the page at {:#x}", head.address()));
+    }
+}
+
+/// Whether a PTE records an HPTE (the hash backend's SW0 bit).
+pub fn hashed(entry: Entry) -> bool {
+    entry.0 & kernel::mm::pagetable::entry::SW0 != 0
+}
