@@ -325,17 +325,7 @@ pub static EVICTIONS: AtomicU64 = AtomicU64::new(0);
 
 // --- Slot tracking --------------------------------------------------------------
 
-/// A base PTE with an HPTE records it in bits the radix format leaves free
-/// for a 64 KiB page: SW0 says "hashed", bits 12..14 the slot in its group,
-/// bit 15 the secondary group (Linux's H_PAGE_HASHPTE and F_GIX/F_SECOND).
-const PTE_HASHED: u64 = pagetable::entry::SW0;
-const _: () = assert!(PTE_HASHED | 0xf000 == pagetable::entry::HASH_SLOT_BITS);
-const PTE_SLOT_SHIFT: u32 = 12;
-const PTE_SECONDARY: u64 = 0x8000;
-
-fn slot_bits(ptex: u64, secondary: bool) -> u64 {
-    ((ptex % hpt::HPTES_PER_GROUP) << PTE_SLOT_SHIFT) | if secondary { PTE_SECONDARY } else { 0 }
-}
+use kernel::mm::hash_fault::{self, PTE_HASHED, PTE_SECONDARY, PTE_SLOT_SHIFT};
 
 /// The ptex a recorded slot stands for, given the page's hash.
 fn recorded_ptex(hash: u64, bits: u64) -> u64 {
@@ -397,80 +387,71 @@ pub fn hash_page(ea: u64) -> Result<(), HashPageError> {
 pub fn hash_page_with(ea: u64, hooks: &impl kernel::mm::gup::RaceHooks) -> Result<(), HashPageError> {
     let (context, vsid) = segment_of(ea).ok_or(HashPageError::NoSegment)?;
     let root = if context == KERNEL_SPACE { mmu::kernel_root() } else { CONTEXT_ROOTS[context as usize].load(Ordering::Acquire) };
-    let found = pagetable::walk(root, ea, mm::phys_to_virt).ok_or(HashPageError::NotMapped)?;
-    let (entry, size, slot) = (found.entry, found.size, found.slot);
-    let page = ea & !(FRAME_SIZE - 1);
-    let physical = entry.physical() + (page & (size.bytes() - 1));
-    let prot = entry.prot();
-    let v = hpt::encode_v(hpt::vpn(vsid, page, SegmentSize::T1), SegmentSize::T1);
-    let r = hpt::encode_r(
-        physical,
-        prot.contains(pagetable::Prot::WRITE),
-        prot.contains(pagetable::Prot::USER),
-        prot.contains(pagetable::Prot::EXECUTE),
-    );
-    hooks.at(kernel::mm::gup::Point::HashWalked);
-    let (ptex, secondary) = insert(page, v, r).map_err(HashPageError::Hcall)?;
-    let hash = hpt::hash(hpt::vpn(vsid, page, SegmentSize::T1), hpt::PAGE_SHIFT, SegmentSize::T1);
-    match size {
-        PageSize::Base => record_base_slot(slot, entry, hash, ptex, secondary, v),
-        _ => record_huge_slot(slot, entry, (context, page), hash, ptex, secondary, v),
-    }
-    Ok(())
+    hash_fault::hash_fault(root, ea, mm::phys_to_virt, &Segment { context, vsid }, hooks).map_err(|error| match error {
+        hash_fault::HashFaultError::NotMapped => HashPageError::NotMapped,
+        hash_fault::HashFaultError::Table(error) => HashPageError::Hcall(error),
+    })
 }
 
-/// Records the slot in the PTE, unless the PTE changed meanwhile (then the
-/// new HPTE must not outlive it).
-///
-/// If the PTE already recorded another HPTE, that one goes: two CPUs that
-/// fault on the same page at once both insert one, and the second may read
-/// the PTE after the first recorded its slot. Only one can be recorded, and
-/// an HPTE recorded nowhere survives every flush of the page, translating
-/// to it after collapse has freed it (the stress test's lost writes).
-/// Linux avoids the double insert with H_PAGE_BUSY and updates a recorded
-/// HPTE in place. H_REMOVE checks the AVPN, so a recorded HPTE evicted
-/// meanwhile, its slot reused, is left alone.
-fn record_base_slot(slot: &Slot, seen: Entry, hash: u64, ptex: u64, secondary: bool, v: u64) {
-    let bits = slot_bits(ptex, secondary);
-    let recorded = Entry((seen.0 & !(PTE_SLOT_MASK)) | PTE_HASHED | bits);
-    if slot.compare_exchange(seen, recorded).is_err() {
-        let _ = h_remove(ptex, v | if secondary { hpt::v::SECONDARY } else { 0 });
-        return;
+/// The hashed page table as seen from one segment of one address space:
+/// what `kernel::mm::hash_fault` inserts into and removes from.
+struct Segment {
+    context: SpaceId,
+    vsid: u64,
+}
+
+impl Segment {
+    fn v(&self, page: u64) -> u64 {
+        hpt::encode_v(hpt::vpn(self.vsid, page, SegmentSize::T1), SegmentSize::T1)
     }
-    let before = seen.0 & (PTE_SLOT_MASK & !PTE_HASHED);
-    if seen.0 & PTE_HASHED != 0 && before != bits {
-        let before_v = (v & !hpt::v::SECONDARY) | if before & PTE_SECONDARY != 0 { hpt::v::SECONDARY } else { 0 };
-        let _ = h_remove(recorded_ptex(hash, before), before_v);
+
+    fn hash(&self, page: u64) -> u64 {
+        hpt::hash(hpt::vpn(self.vsid, page, SegmentSize::T1), hpt::PAGE_SHIFT, SegmentSize::T1)
+    }
+
+    /// H_REMOVE of the HPTE recorded as `bits`, if it is still `page`'s.
+    fn remove_recorded(&self, page: u64, bits: u64) {
+        let (_, secondary) = hash_fault::slot_of(bits);
+        let _ = h_remove(recorded_ptex(self.hash(page), bits), self.v(page) | if secondary { hpt::v::SECONDARY } else { 0 });
     }
 }
 
-/// Records the slot of an HPTE for a piece of a huge page, unless the huge
-/// entry changed meanwhile (split or unmap, whose flush may already have
-/// run): then the HPTE goes. The check is made under the lock the flushes
-/// take after they changed the entry, so either the flush finds the record
-/// or this finds the change (the part of Linux's H_PAGE_BUSY protocol that
-/// this kernel needs: a stale HPTE recorded nowhere would outlive the page).
-///
-/// Two CPUs faulting on the same piece at once each insert an HPTE; only
-/// one can be recorded, so the one recorded before goes (H_REMOVE checks
-/// the AVPN: if that HPTE was evicted meanwhile, nothing is removed). An
-/// HPTE recorded nowhere would survive every flush of this mapping.
-#[allow(clippy::too_many_arguments)]
-fn record_huge_slot(slot: &Slot, seen: Entry, key: (SpaceId, u64), hash: u64, ptex: u64, secondary: bool, v: u64) {
-    let mut slots = HUGE_SLOTS.lock();
-    if slot.load(Ordering::Acquire) == seen {
-        let bits = slot_bits(ptex, secondary);
-        if let Some(before) = slots.insert(key, bits).filter(|&before| before != bits) {
-            let before_v = (v & !hpt::v::SECONDARY) | if before & PTE_SECONDARY != 0 { hpt::v::SECONDARY } else { 0 };
-            let _ = h_remove(recorded_ptex(hash, before), before_v);
+impl hash_fault::HashTable for Segment {
+    type Error = HashError;
+
+    fn insert(&self, page: u64, physical: u64, prot: pagetable::Prot) -> Result<u64, HashError> {
+        let r = hpt::encode_r(
+            physical,
+            prot.contains(pagetable::Prot::WRITE),
+            prot.contains(pagetable::Prot::USER),
+            prot.contains(pagetable::Prot::EXECUTE),
+        );
+        let (ptex, secondary) = insert(page, self.v(page), r)?;
+        Ok(hash_fault::slot_bits(ptex % hpt::HPTES_PER_GROUP, secondary))
+    }
+
+    fn remove(&self, page: u64, bits: u64) {
+        self.remove_recorded(page, bits);
+    }
+
+    /// Huge leaves keep their pieces' slots in HUGE_SLOTS. The check of the
+    /// leaf is made under the lock the flushes take after they changed the
+    /// entry, so either the flush finds the record or this finds the change
+    /// (the part of Linux's H_PAGE_BUSY protocol this kernel needs). One
+    /// record per piece: an HPTE recorded before by another CPU goes.
+    fn record_huge(&self, page: u64, leaf: &Slot, seen: Entry, bits: u64) {
+        let mut slots = HUGE_SLOTS.lock();
+        if leaf.load(Ordering::Acquire) == seen {
+            if let Some(before) = slots.insert((self.context, page), bits).filter(|&before| before != bits) {
+                drop(slots);
+                self.remove_recorded(page, before);
+            }
+        } else {
+            drop(slots);
+            self.remove_recorded(page, bits);
         }
-    } else {
-        drop(slots);
-        let _ = h_remove(ptex, v | if secondary { hpt::v::SECONDARY } else { 0 });
     }
 }
-
-const PTE_SLOT_MASK: u64 = pagetable::entry::HASH_SLOT_BITS;
 
 // --- Address spaces -------------------------------------------------------------
 
@@ -665,5 +646,5 @@ pub fn page_hash(space: SpaceId, ea: u64) -> Option<u64> {
 }
 
 pub fn is_hashed(entry: Entry) -> bool {
-    entry.0 & PTE_HASHED != 0
+    hash_fault::is_hashed(entry)
 }

@@ -4,6 +4,7 @@ pub mod collapse;
 pub mod frame;
 pub mod gup;
 pub mod hash;
+pub mod hash_fault;
 pub mod heap;
 pub mod mmu;
 pub mod page;

@@ -107,6 +107,11 @@ fn index(physical: u64) -> usize {
 
 impl World {
     pub fn new(events: Events) -> World {
+        Self::with_mmu(events, false)
+    }
+
+    /// A world whose collapse flush is the hash MMU's (`hash`) or radix's.
+    pub fn with_mmu(events: Events, hash: bool) -> World {
         let pte: Vec<Slot> = (0..32)
             .map(|i| if (i as usize) < SMALL.len() { Slot::new(Entry::leaf(SMALL[i as usize], RW_USER)) } else { Slot::new(Entry::EMPTY) })
             .collect();
@@ -120,7 +125,7 @@ impl World {
             interrupts_off: [AtomicBool::new(false), AtomicBool::new(false)],
             events,
             hpte: AtomicU64::new(0),
-            hash: false,
+            hash,
         };
         for &small in &SMALL {
             world.page_array().init_allocated(Frame::from_address(small).unwrap(), flags::ANONYMOUS).map();
@@ -227,7 +232,12 @@ impl CollapseFlush for ModelArch<'_> {
     }
 
     fn read_pte_table(&mut self, _table: u64) -> [Entry; 32] {
-        core::array::from_fn(|i| self.world.pte[i].load(Ordering::Acquire))
+        let ptes: [Entry; 32] = core::array::from_fn(|i| self.world.pte[i].load(Ordering::Acquire));
+        if self.world.hash {
+            let seen = if kernel::mm::hash_fault::is_hashed(ptes[TARGET as usize]) { "records an HPTE" } else { "records no HPTE" };
+            self.world.log(self.cpu, &format!("read the old PTEs: the target's {seen}"));
+        }
+        ptes
     }
 
     fn serialize_against_pte_lookup(&mut self) {
@@ -246,8 +256,9 @@ impl CollapseFlush for ModelArch<'_> {
         if self.world.hash {
             // flush_hash_table_pmd_range: remove the HPTE the old PTE records.
             let recorded = old_ptes[TARGET as usize];
-            if crate::model::hashed(recorded) {
-                let _ = self.world.hpte.compare_exchange(recorded.physical(), 0, Ordering::AcqRel, Ordering::Acquire);
+            if kernel::mm::hash_fault::is_hashed(recorded) {
+                self.world.hpte.store(0, Ordering::Release);
+                self.world.log(self.cpu, "removed the HPTE the old PTE records");
             }
         }
         fence(Ordering::SeqCst);
@@ -288,7 +299,45 @@ impl CollapseArch for ModelArch<'_> {
     }
 }
 
-/// Whether a PTE records an HPTE (the hash backend's SW0 bit).
-pub fn hashed(entry: Entry) -> bool {
-    entry.0 & kernel::mm::pagetable::entry::SW0 != 0
+
+/// The hashed page table, modelled as the one HPTE the target page can
+/// have: the physical address it translates to (0: none).
+pub struct ModelHpt<'a> {
+    pub world: &'a World,
+    pub cpu: Cpu,
+}
+
+impl kernel::mm::hash_fault::HashTable for ModelHpt<'_> {
+    type Error = ();
+
+    fn insert(&self, _page: u64, physical: u64, _prot: Prot) -> Result<u64, ()> {
+        self.world.hpte.store(physical, Ordering::Release);
+        self.world.log(self.cpu, &format!("inserted an HPTE for {physical:#x}"));
+        Ok(kernel::mm::hash_fault::slot_bits(1, false))
+    }
+
+    fn remove(&self, _page: u64, _bits: u64) {
+        self.world.hpte.store(0, Ordering::Release);
+        self.world.log(self.cpu, "removed its HPTE (the PTE changed)");
+    }
+
+    /// The fault came after collapse installed the huge page: keep the HPTE
+    /// while the leaf is the one walked (the arch checks under its lock).
+    fn record_huge(&self, _page: u64, leaf: &Slot, seen: Entry, _bits: u64) {
+        if leaf.load(Ordering::Acquire) != seen {
+            self.world.hpte.store(0, Ordering::Release);
+        }
+    }
+}
+
+impl World {
+    /// The physical page the tree maps at `address` now.
+    pub fn mapped(&self, address: u64) -> u64 {
+        let pmd = self.pmd.load(Ordering::Acquire);
+        if pmd.is_leaf() {
+            pmd.physical() + (address & 0x1f_ffff & !(FRAME_SIZE - 1))
+        } else {
+            self.pte[((address >> 16) & 31) as usize].load(Ordering::Acquire).physical()
+        }
+    }
 }

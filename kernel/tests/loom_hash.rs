@@ -1,0 +1,89 @@
+//! Why hash still needs the collapse IPI, model-checked: the hash MMU's
+//! fault path (the kernel's `hash_fault`, interrupts off) walks the tree
+//! without locks, like GUP-fast, but no recheck can save it: it inserts the
+//! HPTE first and records it in the PTE after, and if collapse's
+//! `flush_hash_table_pmd_range` read the PTEs in between, the HPTE outlives
+//! the flush and translates to the page collapse discards.
+//!
+//! - IPI off: loom finds that execution (the test requires it, and prints
+//!   the interleaving);
+//! - IPI on: collapse reads the PTEs only after the fault path has left,
+//!   so the recorded HPTE goes with the flush: no execution within the bound
+//!   leaves a stale HPTE.
+//!
+//! Run: `make loom`, or
+//! `RUSTFLAGS="--cfg loom" cargo test -p kernel --release --test loom_hash`.
+#![cfg(loom)]
+
+mod model;
+
+use std::sync::Mutex as StdMutex;
+
+use kernel::mm::collapse::{collapse_pmd, Counters, Outcome};
+use kernel::mm::hash_fault::hash_fault;
+use kernel::mm::pagetable::Prot;
+use kernel::mm::{Frame, FRAME_SIZE};
+use loom::sync::Arc;
+use model::{Cpu, Events, ModelArch, ModelHpt, World, BASE, HUGE, TARGET};
+
+/// One execution: CPU 0 takes a hash fault on the target page while CPU 1
+/// collapses. True if an HPTE is left that translates the target to a page
+/// the tree no longer maps there.
+fn race(ipi: bool, events: &Events) -> bool {
+    let world = Arc::new(World::with_mmu(events.clone(), true));
+    world.install();
+    let address = BASE + TARGET * FRAME_SIZE;
+    let faulting = {
+        let world = world.clone();
+        loom::thread::spawn(move || {
+            world.install();
+            let cpu = Cpu(0);
+            world.interrupts_off(cpu);
+            let result = hash_fault(model::PGD, address, model::virt, &ModelHpt { world: &world, cpu }, &world.hooks(cpu));
+            world.interrupts_on(cpu);
+            world.log(cpu, &format!("hash fault: {result:?}"));
+        })
+    };
+    {
+        let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
+        let outcome = collapse_pmd(&mut arch, BASE, Frame::from_address(HUGE).unwrap(), Prot::READ | Prot::WRITE | Prot::USER, ipi, &world.page_array(), &Counters::new(), &world.hooks(Cpu(1)));
+        world.log(Cpu(1), &format!("collapse: {outcome:?}"));
+        assert_eq!(outcome, Outcome::Collapsed, "nothing is pinned: collapse always goes ahead");
+    }
+    faulting.join().unwrap();
+    let hpte = world.hpte.load(std::sync::atomic::Ordering::Acquire);
+    hpte != 0 && hpte != world.mapped(address)
+}
+
+fn explore(ipi: bool) -> Option<Vec<String>> {
+    let found: std::sync::Arc<StdMutex<Option<Vec<String>>>> = Default::default();
+    {
+        let found = found.clone();
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(model::PREEMPTION_BOUND);
+        builder.check(move || {
+            let events = Events::default();
+            if race(ipi, &events) {
+                found.lock().unwrap().get_or_insert_with(|| events.take());
+            }
+        });
+    }
+    let found = found.lock().unwrap().take();
+    found
+}
+
+#[test]
+fn hash_fault_without_ipi_leaves_a_stale_hpte() {
+    let interleaving = explore(false).expect("loom found no execution leaving a stale HPTE without the IPI");
+    eprintln!("counter-example (hash, IPI off):");
+    for step in &interleaving {
+        eprintln!("  {step}");
+    }
+}
+
+#[test]
+fn hash_fault_with_ipi_leaves_none() {
+    if let Some(interleaving) = explore(true) {
+        panic!("with the IPI, an HPTE outlived collapse:\n  {}", interleaving.join("\n  "));
+    }
+}
