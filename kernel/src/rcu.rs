@@ -14,11 +14,16 @@
 //! (`set_platform`); the state here is per CPU index.
 
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::AtomicPtr;
 
-use spin::Mutex;
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::Mutex;
 
+/// CPUs RCU tracks (a loom model has two).
+#[cfg(not(loom))]
 pub const MAX_CPUS: usize = 64;
+#[cfg(loom)]
+pub const MAX_CPUS: usize = 2;
 
 /// What RCU needs to know about CPUs.
 pub struct Platform {
@@ -50,35 +55,77 @@ fn platform() -> &'static Platform {
     unsafe { &*PLATFORM.load(Ordering::Acquire) }
 }
 
-/// Quiescent states each CPU has passed.
-static QUIESCENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// The grace-period machinery, in one place so that a loom model can have
+/// a fresh one per execution.
+struct State {
+    /// Quiescent states each CPU has passed.
+    quiescent: [AtomicU64; MAX_CPUS],
+    /// Grace periods: `completed` have ended; while one is in progress,
+    /// `snapshot` holds the counts it waits to see advance.
+    completed: AtomicU64,
+    in_progress: AtomicBool,
+    snapshot: [AtomicU64; MAX_CPUS],
+    /// Set when a `Deferred` waits for a grace period, so one starts even
+    /// with no callbacks queued.
+    wanted: AtomicBool,
+    /// Serialises grace-period bookkeeping (taken with try_lock from ticks).
+    advance: Mutex<()>,
+    callbacks: Mutex<VecDeque<Pending>>,
+    callbacks_run: AtomicU64,
+}
 
-/// Grace periods: `completed` have ended; while one is in progress,
-/// `snapshot` holds the counts it waits to see advance.
-static COMPLETED: AtomicU64 = AtomicU64::new(0);
-static IN_PROGRESS: AtomicBool = AtomicBool::new(false);
-static SNAPSHOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Serialises grace-period bookkeeping (taken with try_lock from ticks).
-static ADVANCE: Mutex<()> = Mutex::new(());
+impl State {
+    #[cfg(not(loom))]
+    const fn new() -> State {
+        State {
+            quiescent: [const { AtomicU64::new(0) }; MAX_CPUS],
+            completed: AtomicU64::new(0),
+            in_progress: AtomicBool::new(false),
+            snapshot: [const { AtomicU64::new(0) }; MAX_CPUS],
+            wanted: AtomicBool::new(false),
+            advance: Mutex::new(()),
+            callbacks: Mutex::new(VecDeque::new()),
+            callbacks_run: AtomicU64::new(0),
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> State {
+        State {
+            quiescent: core::array::from_fn(|_| AtomicU64::new(0)),
+            completed: AtomicU64::new(0),
+            in_progress: AtomicBool::new(false),
+            snapshot: core::array::from_fn(|_| AtomicU64::new(0)),
+            wanted: AtomicBool::new(false),
+            advance: Mutex::new(()),
+            callbacks: Mutex::new(VecDeque::new()),
+            callbacks_run: AtomicU64::new(0),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+static STATE: State = State::new();
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref STATE: State = State::new();
+}
 
 pub type Callback = fn(u64);
 
 struct Pending {
     callback: Callback,
     argument: u64,
-    /// Runs once `COMPLETED` reaches this.
+    /// Runs once `completed` reaches this.
     after: u64,
 }
-
-static CALLBACKS: Mutex<VecDeque<Pending>> = Mutex::new(VecDeque::new());
-static CALLBACKS_RUN: AtomicU64 = AtomicU64::new(0);
 
 /// Reports that this CPU is outside any read-side section, and moves grace
 /// periods and callbacks along. Called from the tick, the idle loop, and
 /// wherever code knows it holds no RCU-protected pointer.
 pub fn quiescent_state() {
     let cpu = (platform().this_cpu)();
-    QUIESCENT[cpu].fetch_add(1, Ordering::AcqRel);
+    STATE.quiescent[cpu].fetch_add(1, Ordering::AcqRel);
     advance();
 }
 
@@ -86,28 +133,28 @@ pub fn quiescent_state() {
 /// quiescent state since it began; starts one if callbacks wait; runs the
 /// callbacks that are due. Never blocks (ticks call it).
 fn advance() {
-    let Some(_guard) = ADVANCE.try_lock() else { return };
+    let Some(_guard) = STATE.advance.try_lock() else { return };
     let p = platform();
-    if IN_PROGRESS.load(Ordering::Acquire) {
+    if STATE.in_progress.load(Ordering::Acquire) {
         let all_passed = (0..MAX_CPUS)
             .filter(|&i| (p.online)(i))
-            .all(|i| QUIESCENT[i].load(Ordering::Acquire) != SNAPSHOT[i].load(Ordering::Relaxed));
+            .all(|i| STATE.quiescent[i].load(Ordering::Acquire) != STATE.snapshot[i].load(Ordering::Relaxed));
         if all_passed {
-            COMPLETED.fetch_add(1, Ordering::AcqRel);
-            IN_PROGRESS.store(false, Ordering::Release);
+            STATE.completed.fetch_add(1, Ordering::AcqRel);
+            STATE.in_progress.store(false, Ordering::Release);
         }
     }
     // Only an advance that can start a grace period consumes WANTED: one
     // set while a grace period runs asks for the next one.
-    let callbacks_wait = || CALLBACKS.try_lock().is_some_and(|q| q.iter().any(|c| c.after > COMPLETED.load(Ordering::Acquire)));
-    if !IN_PROGRESS.load(Ordering::Acquire) && (WANTED.swap(false, Ordering::AcqRel) || callbacks_wait()) {
-        for (i, snapshot) in SNAPSHOT.iter().enumerate() {
-            snapshot.store(QUIESCENT[i].load(Ordering::Acquire), Ordering::Relaxed);
+    let callbacks_wait = || STATE.callbacks.try_lock().is_some_and(|q| q.iter().any(|c| c.after > STATE.completed.load(Ordering::Acquire)));
+    if !STATE.in_progress.load(Ordering::Acquire) && (STATE.wanted.swap(false, Ordering::AcqRel) || callbacks_wait()) {
+        for (i, snapshot) in STATE.snapshot.iter().enumerate() {
+            snapshot.store(STATE.quiescent[i].load(Ordering::Acquire), Ordering::Relaxed);
         }
         // The starter is quiescent right now (it is running this).
         let me = (p.this_cpu)();
-        SNAPSHOT[me].store(QUIESCENT[me].load(Ordering::Acquire).wrapping_sub(1), Ordering::Relaxed);
-        IN_PROGRESS.store(true, Ordering::Release);
+        STATE.snapshot[me].store(STATE.quiescent[me].load(Ordering::Acquire).wrapping_sub(1), Ordering::Relaxed);
+        STATE.in_progress.store(true, Ordering::Release);
     }
     run_due_callbacks();
 }
@@ -115,15 +162,15 @@ fn advance() {
 fn run_due_callbacks() {
     loop {
         let due = {
-            let Some(mut queue) = CALLBACKS.try_lock() else { return };
+            let Some(mut queue) = STATE.callbacks.try_lock() else { return };
             match queue.front() {
-                Some(front) if front.after <= COMPLETED.load(Ordering::Acquire) => queue.pop_front(),
+                Some(front) if front.after <= STATE.completed.load(Ordering::Acquire) => queue.pop_front(),
                 _ => None,
             }
         };
         let Some(pending) = due else { return };
         (pending.callback)(pending.argument);
-        CALLBACKS_RUN.fetch_add(1, Ordering::Relaxed);
+        STATE.callbacks_run.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -132,21 +179,21 @@ fn run_due_callbacks() {
 /// started before now, so it takes the one after it. The caller holds
 /// ADVANCE, so no grace period starts in between.
 fn target_locked() -> u64 {
-    COMPLETED.load(Ordering::Acquire) + if IN_PROGRESS.load(Ordering::Acquire) { 2 } else { 1 }
+    STATE.completed.load(Ordering::Acquire) + if STATE.in_progress.load(Ordering::Acquire) { 2 } else { 1 }
 }
 
 /// Queues `callback(argument)` to run after a grace period that starts
 /// after this call. Callbacks run in the order they were queued.
 pub fn call(callback: Callback, argument: u64) {
-    let _guard = ADVANCE.lock();
+    let _guard = STATE.advance.lock();
     let after = target_locked();
-    CALLBACKS.lock().push_back(Pending { callback, argument, after });
+    STATE.callbacks.lock().push_back(Pending { callback, argument, after });
 }
 
 /// A cheaper quiescent state for idle loops: counted, but grace periods
 /// move on at the next full `quiescent_state`.
 pub fn note_quiescent() {
-    QUIESCENT[(platform().this_cpu)()].fetch_add(1, Ordering::AcqRel);
+    STATE.quiescent[(platform().this_cpu)()].fetch_add(1, Ordering::AcqRel);
 }
 
 /// Things to free after a grace period, kept by their owner (a page table's
@@ -164,10 +211,10 @@ impl<T> Deferred<T> {
     /// be in now (a lockless walker may still hold it).
     pub fn push(&mut self, item: T) {
         let after = {
-            let _guard = ADVANCE.lock();
+            let _guard = STATE.advance.lock();
             let after = target_locked();
             // Someone must drive the grace period: make sure one is wanted.
-            WANTED.store(true, Ordering::Release);
+            STATE.wanted.store(true, Ordering::Release);
             after
         };
         self.items.push_back((item, after));
@@ -175,7 +222,7 @@ impl<T> Deferred<T> {
 
     /// Hands over the items whose grace period is over.
     pub fn drain_due(&mut self, mut free: impl FnMut(T)) {
-        while self.items.front().is_some_and(|(_, after)| *after <= COMPLETED.load(Ordering::Acquire)) {
+        while self.items.front().is_some_and(|(_, after)| *after <= STATE.completed.load(Ordering::Acquire)) {
             if let Some((item, _)) = self.items.pop_front() {
                 free(item);
             }
@@ -207,21 +254,18 @@ impl<T> Default for Deferred<T> {
     }
 }
 
-/// Set when a `Deferred` waits for a grace period, so one starts even with
-/// no callbacks queued.
-static WANTED: AtomicBool = AtomicBool::new(false);
 
 /// Callbacks queued and not yet run.
 pub fn pending_callbacks() -> usize {
-    CALLBACKS.lock().len()
+    STATE.callbacks.lock().len()
 }
 
 pub fn callbacks_run() -> u64 {
-    CALLBACKS_RUN.load(Ordering::Relaxed)
+    STATE.callbacks_run.load(Ordering::Relaxed)
 }
 
 pub fn completed_grace_periods() -> u64 {
-    COMPLETED.load(Ordering::Acquire)
+    STATE.completed.load(Ordering::Acquire)
 }
 
 /// Waits for a full grace period: every read-side section that began before
@@ -229,11 +273,11 @@ pub fn completed_grace_periods() -> u64 {
 pub fn synchronize() {
     let p = platform();
     let target = {
-        let _guard = ADVANCE.lock();
-        WANTED.store(true, Ordering::Release);
+        let _guard = STATE.advance.lock();
+        STATE.wanted.store(true, Ordering::Release);
         target_locked()
     };
-    while COMPLETED.load(Ordering::Acquire) < target {
+    while STATE.completed.load(Ordering::Acquire) < target {
         // Our own quiescent states move grace periods (and callbacks) along.
         quiescent_state();
         (p.relax)();
@@ -326,7 +370,7 @@ mod tests {
         // one, which must still start although nothing else asks for it.
         deferred.push(11);
         on(0); // starts a grace period for it
-        assert!(IN_PROGRESS.load(Ordering::Acquire));
+        assert!(STATE.in_progress.load(Ordering::Acquire));
         deferred.push(12);
         on(1); // an advance that cannot start one must not forget the request
         for cpu in [2, 0, 1, 2, 0, 1, 2, 0] {

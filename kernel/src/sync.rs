@@ -21,3 +21,42 @@ pub fn spin_loop() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// A spinning mutex (`spin::Mutex`), or loom's model of a mutex.
+pub struct Mutex<T> {
+    #[cfg(not(loom))]
+    inner: spin::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(not(loom))]
+pub type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    #[cfg(not(loom))]
+    pub const fn new(value: T) -> Self {
+        Mutex { inner: spin::Mutex::new(value) }
+    }
+
+    #[cfg(loom)]
+    pub fn new(value: T) -> Self {
+        Mutex { inner: loom::sync::Mutex::new(value) }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        return self.inner.lock();
+        #[cfg(loom)]
+        return self.inner.lock().expect("a loom model thread panicked holding the lock");
+    }
+
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        return self.inner.try_lock();
+        #[cfg(loom)]
+        return self.inner.try_lock().ok();
+    }
+}

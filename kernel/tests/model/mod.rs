@@ -341,3 +341,16 @@ impl World {
         }
     }
 }
+
+impl World {
+    /// Frees the PTE table as a reused frame would look: every slot
+    /// overwritten with `POISON`.
+    pub fn free_pte_table(&self) {
+        for slot in &self.pte {
+            slot.store(POISON, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a freed table holds (a leaf mapping an address nothing maps).
+pub const POISON: Entry = Entry(kernel::mm::pagetable::entry::VALID | kernel::mm::pagetable::entry::LEAF | 0xdead_0000);
