@@ -1,7 +1,9 @@
 # ppc64-kernel: a Rust bare-metal POWER9 pseries kernel.
 #
 #   make run     build, install what is missing, boot one configuration in QEMU
-#   make test    host unit tests + the QEMU boot matrix (tests/matrix.cfg)
+#   make test    host unit and property tests, the QEMU boot matrix (tests/matrix.cfg),
+#                then the loom models (make loom)
+#   make loom    model-check GUP-fast/hash fault/RCU vs collapse (kernel/tests/loom_*.rs)
 #   make kernel  build build/kernel.elf only
 #   make gdb     boot halted with QEMU's gdb stub and attach gdb-multiarch
 #   make clean
@@ -33,7 +35,7 @@ IMAGE       := build/kernel.elf
 HOST_CARGO  ?= $(shell command -v cargo || echo /usr/bin/cargo)
 export QEMU
 
-.PHONY: all kernel run test gdb deps clean
+.PHONY: all kernel run test loom gdb deps clean
 all: kernel
 
 deps:
@@ -57,6 +59,15 @@ run: kernel
 test: kernel
 	@scripts/deps.sh qemu
 	$(HOST_CARGO) test --workspace
+	@$(MAKE) --no-print-directory loom
+
+# The loom models build the kernel crate with --cfg loom (loom's atomics in
+# kernel::sync), in a target directory of their own so the normal build
+# stays as it is. LOOM_MAX_PREEMPTIONS=N widens the bound (default 3).
+LOOM_TESTS := --test loom_race --test loom_hash --test loom_rcu
+loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(HOST_CARGO) test -p kernel --release $(LOOM_TESTS) \
+	  -- --nocapture --test-threads 1
 
 # The image is linked at 0, loaded at 0x400000 and runs at KERNEL_BASE (0xc...) + that.
 gdb: kernel

@@ -57,17 +57,16 @@ fn race(ipi: bool, events: &Events) -> bool {
 
 fn explore(ipi: bool) -> Option<Vec<String>> {
     let found: std::sync::Arc<StdMutex<Option<Vec<String>>>> = Default::default();
-    {
+    let executions = {
         let found = found.clone();
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(model::PREEMPTION_BOUND);
-        builder.check(move || {
+        model::check(model::RACE_BOUND, move || {
             let events = Events::default();
             if race(ipi, &events) {
                 found.lock().unwrap().get_or_insert_with(|| events.take());
             }
-        });
-    }
+        })
+    };
+    eprintln!("loom: hash fault vs collapse, ipi={ipi}: {executions} executions explored (preemption bound {})", model::bound(model::RACE_BOUND));
     let found = found.lock().unwrap().take();
     found
 }
@@ -76,6 +75,7 @@ fn explore(ipi: bool) -> Option<Vec<String>> {
 fn hash_fault_without_ipi_leaves_a_stale_hpte() {
     let interleaving = explore(false).expect("loom found no execution leaving a stale HPTE without the IPI");
     eprintln!("counter-example (hash, IPI off):");
+    eprintln!("  (steps in the order loom ran them; a load may still return a value older than a store listed before it, as on POWER)");
     for step in &interleaving {
         eprintln!("  {step}");
     }

@@ -94,16 +94,15 @@ fn run(grace_period: bool) -> bool {
 
 fn explore(grace_period: bool) -> bool {
     let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
+    let executions = {
         let found = found.clone();
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(model::PREEMPTION_BOUND);
-        builder.check(move || {
+        model::check(model::RCU_BOUND, move || {
             if run(grace_period) {
                 found.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-        });
-    }
+        })
+    };
+    eprintln!("loom: RCU, grace period {grace_period}: {executions} executions explored (preemption bound {})", model::bound(model::RCU_BOUND));
     found.load(std::sync::atomic::Ordering::Relaxed)
 }
 

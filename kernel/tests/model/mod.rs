@@ -16,10 +16,40 @@ use kernel::mm::pagetable::{Entry, MapError, Prot, Slot};
 use kernel::mm::{Frame, FRAME_SIZE};
 use kernel::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
-/// Preemptions loom may force per execution: the seed thread's race needs
-/// two (into collapse after GUP's reads, back to GUP after the isolation
-/// check); three leaves room for weak-memory and IPI interleavings.
-pub const PREEMPTION_BOUND: usize = 3;
+/// Preemptions loom may force per execution, unless LOOM_MAX_PREEMPTIONS
+/// says otherwise. The GUP-fast and hash-fault models are small enough to
+/// explore completely: they need no more than this (the execution counts
+/// are the same at 40), so the bound does not cut anything off there.
+pub const RACE_BOUND: usize = 20;
+/// The RCU model (two CPUs spinning on grace periods) grows much faster:
+/// 10 s at 3, 2 min at 4.
+pub const RCU_BOUND: usize = 3;
+
+/// A loom model builder with `default` as its bound (or LOOM_MAX_PREEMPTIONS).
+pub fn builder(default: usize) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(default);
+    }
+    builder
+}
+
+/// The bound `builder(default)` explores.
+pub fn bound(default: usize) -> usize {
+    builder(default).preemption_bound.unwrap_or(default)
+}
+
+/// Runs `body` once per execution loom explores; returns how many there were.
+pub fn check(default_bound: usize, body: impl Fn() + Sync + Send + 'static) -> u64 {
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = executions.clone();
+    builder(default_bound).check(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        body();
+    });
+    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+    executions
+}
 
 pub const PGD: u64 = 0x1_0000;
 pub const PUD: u64 = 0x2_0000;
