@@ -109,7 +109,15 @@ pub struct Options<'a> {
     pub expect_cpus: Option<u32>,
     /// `expect_mem=`: memory size the device-tree self-test expects (as `-m`).
     pub expect_mem: Option<u64>,
+    /// `bench=`: comma-separated patterns selecting benchmarks (run after the
+    /// self-tests, as KTAP tests of suite `bench`); `none` by default.
+    pub bench: &'a str,
+    /// `bench_reps=`: repetitions per benchmark result.
+    pub bench_reps: u32,
 }
+
+/// Repetitions per benchmark result unless `bench_reps=` says otherwise.
+pub const DEFAULT_BENCH_REPS: u32 = 20;
 
 impl Default for Options<'_> {
     fn default() -> Self {
@@ -122,6 +130,8 @@ impl Default for Options<'_> {
             inject: None,
             expect_cpus: None,
             expect_mem: None,
+            bench: "none",
+            bench_reps: DEFAULT_BENCH_REPS,
         }
     }
 }
@@ -161,6 +171,18 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 Ok(())
             }
             ("selftest", _) => Err("selftest=<pattern>[,<pattern>...] | all | none"),
+            ("bench", Some(v)) if !v.is_empty() => {
+                options.bench = v;
+                Ok(())
+            }
+            ("bench", _) => Err("bench=<pattern>[,<pattern>...] | all | none"),
+            ("bench_reps", Some(v)) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .map(|n| options.bench_reps = n)
+                .ok_or("a repetition count 1-10000"),
+            ("bench_reps", None) => Err("name=value"),
             ("inject", Some(v)) => Inject::ALL
                 .iter()
                 .find(|(n, _)| *n == v)
@@ -287,6 +309,12 @@ mod tests {
         assert_eq!(o.inject, Some(Inject::Program));
         assert_eq!(o.expect_cpus, Some(4));
         assert_eq!(o.expect_mem, Some(2 << 30));
+        assert_eq!((o.bench, o.bench_reps), ("none", DEFAULT_BENCH_REPS));
+        let (o, p) = parse_all("bench=gup*,collapse bench_reps=5");
+        assert!(p.is_empty());
+        assert_eq!((o.bench, o.bench_reps), ("gup*,collapse", 5));
+        let (o, p) = parse_all("bench= bench_reps=0 bench_reps");
+        assert_eq!((o.bench, o.bench_reps, p.len()), ("none", DEFAULT_BENCH_REPS, 3));
     }
 
     #[test]

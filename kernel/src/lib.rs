@@ -7,6 +7,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod bench;
 pub mod cmdline;
 pub mod console;
 pub mod ktest;

@@ -648,3 +648,22 @@ pub fn page_hash(space: SpaceId, ea: u64) -> Option<u64> {
 pub fn is_hashed(entry: Entry) -> bool {
     hash_fault::is_hashed(entry)
 }
+
+// --- For the benchmarks ------------------------------------------------------------
+
+/// The HPTE a base PTE records, as (ptex, v), if any.
+pub fn recorded_slot(space: SpaceId, address: u64, entry: Entry) -> Option<(u64, u64)> {
+    let mut found = None;
+    hashed_slots(space, address, PageSize::Base, entry, |ptex, v| found = Some((ptex, v)));
+    found
+}
+
+/// H_REMOVE of one HPTE; false if it was not there.
+pub fn remove_one(ptex: u64, v: u64) -> bool {
+    h_remove(ptex, v).is_ok()
+}
+
+/// H_BULK_REMOVE of up to four HPTEs; false if one was not there.
+pub fn remove_four(entries: &[(u64, u64)]) -> bool {
+    h_bulk_remove(entries).is_ok()
+}

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod accounting_selftests;
+mod benchmarks;
 mod collapse_selftests;
 mod cpu;
 mod exceptions;
@@ -255,9 +256,19 @@ fn run_selftests(env: &Env<'_>) {
     for pattern in filter.unmatched(SUITES) {
         warn!("selftest: pattern '{pattern}' matches no test");
     }
-    let injected = [("inject", &inject::NOT_OK_TEST)];
-    let extra: &[_] = if env.options.inject == Some(Inject::NotOk) { &injected } else { &[] };
+    // Benchmarks (bench=, patterns of their names) run after the self-tests,
+    // then the injected failure.
+    let benchmarks = ktest::Filter::new(env.options.bench);
+    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> =
+        benchmarks::BENCHMARKS.iter().filter(|test| benchmarks.matches(test.name, test.name)).map(|test| ("bench", test)).collect();
+    if env.options.bench != "none" && extra.is_empty() {
+        warn!("bench: '{}' selects no benchmark", env.options.bench);
+    }
+    if env.options.inject == Some(Inject::NotOk) {
+        extra.push(("inject", &inject::NOT_OK_TEST));
+    }
     let now = cpu::timebase();
+    benchmarks::FIRST_TEST_TB.store(now, Ordering::Release);
     let frequency = env.boot.timebase_frequency.max(1);
     println!(
         "# boot: kernel entry at timebase {} ({} us after reset), first self-test at {} us",
@@ -266,7 +277,7 @@ fn run_selftests(env: &Env<'_>) {
         now * 1_000_000 / frequency
     );
     accounting_selftests::record_baseline();
-    let _ = ktest::run(SUITES, extra, filter, env, &SUMMARY, &mut ConsoleWriter);
+    let _ = ktest::run(SUITES, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
 }
 
 /// The console as a `fmt::Write`, taking the console lock per formatted

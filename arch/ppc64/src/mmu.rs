@@ -4,7 +4,7 @@
 //! Radix (radix.rs) and hash (hash.rs) are the two backends; both read the
 //! same software tree.
 
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
@@ -213,7 +213,7 @@ pub fn collapse_ipi_enabled(policy: kernel::cmdline::CollapseIpi) -> bool {
 /// record (flush_hash_table_pmd_range).
 pub fn flush_collapsed_pmd(space: SpaceId, address: u64, old_ptes: &[Entry]) {
     match mode() {
-        Mode::Radix => radix::RADIX_FLUSH.flush_collapsed_pmd(space, address, old_ptes, Scope::Global),
+        Mode::Radix => radix::RADIX_FLUSH.flush_collapsed_pmd(space, address, old_ptes, flush_scope(space)),
         Mode::Hash => hash::HASH_FLUSH.flush_hash_table_pmd_range(space, address, old_ptes),
         Mode::Off => {}
     }
@@ -393,6 +393,7 @@ impl AddressSpace {
             bits[(id / 64) as usize] |= 1 << (id % 64);
             id
         };
+        SPACE_CPUS[id as usize].store(0, Ordering::Release);
         let tree = match PageTable::new(TableAllocator::new(KernelFrames)) {
             Ok(tree) => tree,
             Err(error) => {
@@ -448,9 +449,10 @@ impl AddressSpace {
         let tree = self.tree.as_mut().expect("tree lives until drop");
         let gone = tree.unmap(address)?;
         if let Some(flush) = flusher() {
-            flush.flush_page(id, address, gone.size, gone.entry, Scope::Global);
+            let scope = flush_scope(id);
+            flush.flush_page(id, address, gone.size, gone.entry, scope);
             if !gone.tables.is_empty() {
-                flush.flush_page_walk_cache(id, Scope::Global);
+                flush.flush_page_walk_cache(id, scope);
             }
         }
         for &table in &gone.tables {
@@ -485,7 +487,33 @@ fn release_id(id: SpaceId) {
     SPACE_ID_BITS.lock()[(id / 64) as usize] &= !(1 << (id % 64));
 }
 
+/// The CPUs that have had each address space active (Linux's mm_cpumask):
+/// only they can hold its translations. Bits stay set until the space is
+/// freed, so a CPU that switched away is still flushed.
+static SPACE_CPUS: [AtomicU64; SPACE_IDS as usize] = [const { AtomicU64::new(0) }; SPACE_IDS as usize];
+
+/// How far a flush of address space `id` must reach: this CPU alone if no
+/// other CPU has used the space (`tlbiel`), else every CPU (`tlbie`). The
+/// kernel's space is everyone's. Called after the page-table change, with a
+/// full barrier before the read so that a CPU activating the space
+/// concurrently either is seen here or sees the new entry (activate
+/// publishes its bit before it can translate).
+pub fn flush_scope(id: SpaceId) -> Scope {
+    if id == KERNEL_SPACE {
+        return Scope::Global;
+    }
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let me = 1u64 << crate::percpu::index();
+    match SPACE_CPUS.get(id as usize).map(|cpus| cpus.load(Ordering::Acquire)) {
+        Some(cpus) if cpus & !me == 0 => Scope::Local,
+        _ => Scope::Global,
+    }
+}
+
 pub fn activate(id: SpaceId) {
+    if let Some(cpus) = SPACE_CPUS.get(id as usize) {
+        cpus.fetch_or(1 << crate::percpu::index(), Ordering::SeqCst);
+    }
     match mode() {
         Mode::Radix => radix::set_pidr(id),
         Mode::Hash => hash::activate(id),

@@ -6,7 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 
 use kernel::cmdline::CollapseIpi;
-use kernel::mm::mmu::{Scope, SpaceId};
+use kernel::mm::mmu::SpaceId;
 use kernel::mm::page::PageArray;
 use kernel::mm::pagetable::{Entry, MapError, PageSize, Prot, TableAllocator};
 use kernel::mm::vm::{Mm, MmArch, PageMemory};
@@ -36,13 +36,13 @@ impl MmArch for SpaceArch {
 
     fn flush(&mut self, address: u64, size: PageSize, old: Entry) {
         if let Some(flush) = mmu::flusher() {
-            flush.flush_page(self.space.id(), address, size, old, Scope::Global);
+            flush.flush_page(self.space.id(), address, size, old, mmu::flush_scope(self.space.id()));
         }
     }
 
     fn flush_page_walk_cache(&mut self) {
         if let Some(flush) = mmu::flusher() {
-            flush.flush_page_walk_cache(self.space.id(), Scope::Global);
+            flush.flush_page_walk_cache(self.space.id(), mmu::flush_scope(self.space.id()));
         }
     }
 

@@ -1,0 +1,348 @@
+//! Benchmarks (`bench=`, after the self-tests, as KTAP tests of suite
+//! `bench`): each result is min/median/max over `bench_reps=` repetitions,
+//! timed with the timebase, printed as `# BENCH {json}` (kernel::bench).
+//! They never fail on a timing; they fail only if they could not run.
+//! `make bench` boots the kernel with `bench=all` on both MMUs at 1, 2, 4
+//! and 8 CPUs and puts the results beside Linux's (bench/linux).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::cmdline::CollapseIpi;
+use kernel::ktest::{fail, Env, Failure, Test, TestResult};
+use kernel::mm::collapse::Outcome;
+use kernel::mm::mmu::{Scope, TlbFlush};
+use kernel::mm::pagetable::{PageSize, Prot};
+use kernel::mm::vm::MmArch;
+use kernel::mm::FRAME_SIZE;
+use kernel::{kskip, time};
+
+use crate::exceptions;
+use crate::smp_selftests::online_secondaries;
+use crate::vm::{self, UserMm};
+use crate::vm_selftests::{inside, require_translation};
+use crate::{cpu, hash, mmu, radix, smp};
+
+pub static BENCHMARKS: &[Test] = &[
+    Test { name: "boot", run: boot },
+    Test { name: "fault", run: fault },
+    Test { name: "gup", run: gup },
+    Test { name: "gup_recheck_cost", run: gup_recheck_cost },
+    Test { name: "collapse", run: collapse },
+    Test { name: "flush", run: flush },
+];
+
+/// Set by main: when the first test began (timebase).
+pub static FIRST_TEST_TB: AtomicU64 = AtomicU64::new(0);
+/// Set by the first benchmark: when the self-tests ended.
+static SELFTESTS_END_TB: AtomicU64 = AtomicU64::new(0);
+
+const MIB: u64 = 1 << 20;
+const RW: Prot = Prot::READ.union(Prot::WRITE);
+const SMALL: u64 = 0x1000_0000;
+const HUGE: u64 = 0x4000_0000;
+
+fn ticks_to_us(ticks: f64) -> f64 {
+    ticks * 1e6 / time::frequency().max(1) as f64
+}
+
+fn context(env: &Env<'_>) -> [(&'static str, String); 2] {
+    [("mmu", String::from(mmu::mode().name())), ("cpus", format!("{}", env.online_cpus))]
+}
+
+fn print(env: &Env<'_>, name: &str, unit: &str, values: (f64, f64, f64), reps: usize) {
+    let context = context(env);
+    let context: Vec<(&str, &str)> = context.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut line = String::new();
+    let _ = kernel::bench::line(&mut line, name, unit, values, reps, &context);
+    kernel::print!("{line}");
+}
+
+/// Microseconds per item: each sample is the ticks of one repetition that
+/// handled `items` items.
+fn report_us(env: &Env<'_>, name: &str, samples: &mut [u64], items: u64) -> Option<f64> {
+    let (min, median, max) = kernel::bench::spread(samples)?;
+    let per = |t: u64| ticks_to_us(t as f64) / items as f64;
+    print(env, name, "us", (per(min), per(median), per(max)), samples.len());
+    Some(per(median))
+}
+
+/// Items per second (the slowest repetition gives the minimum).
+fn report_rate(env: &Env<'_>, name: &str, samples: &mut [u64], items: u64) {
+    if let Some((min, median, max)) = kernel::bench::spread(samples) {
+        let rate = |t: u64| items as f64 * 1e6 / ticks_to_us(t.max(1) as f64);
+        print(env, name, "pages/s", (rate(max), rate(median), rate(min)), samples.len());
+    }
+}
+
+fn reps(env: &Env<'_>) -> usize {
+    env.options.bench_reps as usize
+}
+
+fn ok<T, E: core::fmt::Debug>(result: Result<T, E>) -> Result<T, Failure> {
+    result.map_err(|e| fail(format!("{e:?}")))
+}
+
+fn new_mm() -> Result<Arc<UserMm>, Failure> {
+    require_translation()?;
+    ok(vm::new_mm())
+}
+
+/// Boot to the first self-test, and the self-test run before the benchmarks.
+fn boot(env: &Env<'_>) -> TestResult {
+    let now = cpu::timebase();
+    SELFTESTS_END_TB.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire).ok();
+    let first = FIRST_TEST_TB.load(Ordering::Acquire);
+    let end = SELFTESTS_END_TB.load(Ordering::Acquire);
+    let boot = ticks_to_us(first as f64);
+    print(env, "boot_to_first_selftest", "us", (boot, boot, boot), 1);
+    let entry = ticks_to_us(crate::ENTRY_TIMEBASE.load(Ordering::Acquire) as f64);
+    print(env, "boot_to_kernel_entry", "us", (entry, entry, entry), 1);
+    if env.options.selftest != "none" {
+        let run = ticks_to_us(end.saturating_sub(first) as f64);
+        print(env, "selftest_run", "us", (run, run, run), 1);
+    }
+    Ok(())
+}
+
+/// Anonymous fault-in: per 64 KiB page (32 pages per repetition) and per
+/// 2 MiB huge page, touched through the MMU (the fault, the handler, the
+/// zeroing, the retry).
+fn fault(env: &Env<'_>) -> TestResult {
+    let mm = new_mm()?;
+    let (mut small, mut huge) = (Vec::new(), Vec::new());
+    for _ in 0..reps(env) {
+        ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;
+        ok(mm.map(HUGE, 2 * MIB, RW, true))?;
+        let (t_small, t_huge) = inside(&mm, || {
+            let start = cpu::timebase();
+            for i in 0..32 {
+                let _ = exceptions::try_store(SMALL + i * FRAME_SIZE, i);
+            }
+            let middle = cpu::timebase();
+            let _ = exceptions::try_store(HUGE, 1);
+            (middle - start, cpu::timebase() - middle)
+        });
+        if mm.mapped_pages() != 64 {
+            return Err(fail(format!("{} pages mapped after the faults, not 64", mm.mapped_pages())));
+        }
+        small.push(t_small);
+        huge.push(t_huge);
+        ok(mm.unmap(SMALL, 32 * FRAME_SIZE))?;
+        ok(mm.unmap(HUGE, 2 * MIB))?;
+    }
+    report_us(env, "fault_base_page", &mut small, 32);
+    report_us(env, "fault_thp", &mut huge, 1);
+    Ok(())
+}
+
+/// GUP-fast vs GUP-slow, pages pinned per second, for 1, 32 and 512 pages
+/// of small and of huge mappings (all faulted in first: the slow path's
+/// cost is its locks and walk, not faults).
+fn gup(env: &Env<'_>) -> TestResult {
+    let mm = new_mm()?;
+    ok(mm.map(SMALL, 512 * FRAME_SIZE, RW, false))?;
+    ok(mm.map(HUGE, 512 * FRAME_SIZE, RW, true))?;
+    let mut pins = Vec::with_capacity(512);
+    ok(mm.pin_pages(SMALL, 512, true, &mut pins))?;
+    ok(mm.pin_pages(HUGE, 512, true, &mut pins))?;
+    pins.drain(..).for_each(|f| mm.unpin(f));
+    for (kind, base) in [("small", SMALL), ("huge", HUGE)] {
+        for pages in [1usize, 32, 512] {
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            for _ in 0..reps(env) {
+                let start = cpu::timebase();
+                let pinned = mm.pin_pages_fast_only(base, pages, true, true, &mut pins);
+                fast.push(cpu::timebase() - start);
+                if pinned != pages {
+                    return Err(fail(format!("GUP-fast pinned {pinned} of {pages} {kind} pages")));
+                }
+                pins.drain(..).for_each(|f| mm.unpin(f));
+                let start = cpu::timebase();
+                ok(mm.pin_pages(base, pages, true, &mut pins))?;
+                slow.push(cpu::timebase() - start);
+                pins.drain(..).for_each(|f| mm.unpin(f));
+            }
+            report_rate(env, &format!("gup_fast_{kind}_{pages}"), &mut fast, pages as u64);
+            report_rate(env, &format!("gup_slow_{kind}_{pages}"), &mut slow, pages as u64);
+        }
+    }
+    Ok(())
+}
+
+/// The 2022 fix's own cost: GUP-fast of 32 small pages with the PMD
+/// recheck and without, and their ratio (medians of the same run).
+fn gup_recheck_cost(env: &Env<'_>) -> TestResult {
+    let mm = new_mm()?;
+    ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;
+    let mut pins = Vec::with_capacity(32);
+    ok(mm.pin_pages(SMALL, 32, true, &mut pins))?;
+    pins.drain(..).for_each(|f| mm.unpin(f));
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    // Interleaved, so that host noise hits both alike.
+    for _ in 0..reps(env) * 4 {
+        for (recheck, samples) in [(true, &mut on), (false, &mut off)] {
+            let start = cpu::timebase();
+            mm.pin_pages_fast_only(SMALL, 32, true, recheck, &mut pins);
+            samples.push(cpu::timebase() - start);
+            pins.drain(..).for_each(|f| mm.unpin(f));
+        }
+    }
+    let with = report_us(env, "gup_fast_recheck_on_32", &mut on, 32);
+    let without = report_us(env, "gup_fast_recheck_off_32", &mut off, 32);
+    if let (Some(with), Some(without)) = (with, without) {
+        let ratio = with / without;
+        print(env, "gup_fast_recheck_cost", "ratio", (ratio, ratio, ratio), 1);
+    }
+    Ok(())
+}
+
+static BUSY_ON: AtomicBool = AtomicBool::new(false);
+static BUSY_GO: AtomicBool = AtomicBool::new(false);
+/// How long the busy CPU keeps interrupts off once the collapse starts.
+const BUSY_US: u64 = 2_000;
+
+/// A CPU inside a long lockless section: interrupts off from before the
+/// collapse starts (BUSY_GO) until BUSY_US after (or a second, if the
+/// collapse never starts).
+fn busy_with_interrupts_off(_: u64) -> u64 {
+    let were_on = cpu::disable_interrupts();
+    BUSY_ON.store(true, Ordering::Release);
+    let give_up = time::deadline_us(1_000_000);
+    while !BUSY_GO.load(Ordering::Acquire) && time::now() < give_up {
+        core::hint::spin_loop();
+    }
+    let end = time::deadline_us(BUSY_US);
+    while time::now() < end {
+        core::hint::spin_loop();
+    }
+    BUSY_ON.store(false, Ordering::Release);
+    BUSY_GO.store(false, Ordering::Release);
+    if were_on {
+        cpu::enable_interrupts();
+    }
+    0
+}
+
+/// Collapse latency of one 2 MiB region (split back to small pages before
+/// each repetition), without and with the IPI, idle and with another CPU
+/// inside a long interrupts-off section.
+fn collapse(env: &Env<'_>) -> TestResult {
+    let mm = new_mm()?;
+    ok(mm.map(HUGE, 2 * MIB, RW, true))?;
+    if inside(&mm, || exceptions::try_store(HUGE, 1)).is_err() {
+        return Err(fail("cannot fault in the region"));
+    }
+    let busy_cpu = online_secondaries().next();
+    let mut cases: Vec<(&str, CollapseIpi, bool)> = alloc::vec![("collapse_noipi", CollapseIpi::Off, false), ("collapse_ipi", CollapseIpi::On, false)];
+    if busy_cpu.is_some() {
+        cases.push(("collapse_noipi_busy", CollapseIpi::Off, true));
+        cases.push(("collapse_ipi_busy", CollapseIpi::On, true));
+    }
+    for (name, policy, busy) in cases {
+        let mut samples = Vec::new();
+        for _ in 0..reps(env) {
+            ok(mm.split(HUGE))?;
+            if busy {
+                let cpu = busy_cpu.expect("checked");
+                if !smp::post(cpu, busy_with_interrupts_off, 0) {
+                    return Err(fail(format!("CPU {cpu} busy")));
+                }
+                while !BUSY_ON.load(Ordering::Acquire) {
+                    core::hint::spin_loop();
+                }
+                BUSY_GO.store(true, Ordering::Release);
+            }
+            let start = cpu::timebase();
+            let outcome = mm.collapse(HUGE, policy);
+            samples.push(cpu::timebase() - start);
+            if busy {
+                smp::wait_for(busy_cpu.expect("checked")).ok_or_else(|| fail("busy CPU did not finish"))?;
+            }
+            if outcome != Outcome::Collapsed {
+                return Err(fail(format!("{name}: {outcome:?}")));
+            }
+        }
+        report_us(env, name, &mut samples, 1);
+    }
+    Ok(())
+}
+
+/// The flushes: radix `tlbie` (broadcast) vs `tlbiel` (this CPU) per page;
+/// hash: the collapse flush of 32 hashed PTEs (flush_hash_table_pmd_range)
+/// and per-HPTE removal with H_BULK_REMOVE vs H_REMOVE.
+fn flush(env: &Env<'_>) -> TestResult {
+    let mm = new_mm()?;
+    ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;
+    let space = mm.with_arch(|arch| arch.space().id());
+    let touch_all = || {
+        inside(&mm, || {
+            for i in 0..32 {
+                let _ = exceptions::try_load(SMALL + i * FRAME_SIZE);
+            }
+        })
+    };
+    let entries = || -> Vec<kernel::mm::pagetable::Entry> {
+        mm.with_arch(|arch| (0..32).filter_map(|i| arch.tree().translate(SMALL + i * FRAME_SIZE)).map(|t| t.entry).collect())
+    };
+    touch_all();
+    match mmu::mode() {
+        mmu::Mode::Radix => {
+            for (name, scope) in [("tlbie_page", Scope::Global), ("tlbiel_page", Scope::Local)] {
+                let mut samples = Vec::new();
+                for _ in 0..reps(env) {
+                    touch_all();
+                    let olds = entries();
+                    let start = cpu::timebase();
+                    for (i, &old) in olds.iter().enumerate() {
+                        radix::RADIX_FLUSH.flush_page(space, SMALL + i as u64 * FRAME_SIZE, PageSize::Base, old, scope);
+                    }
+                    samples.push(cpu::timebase() - start);
+                }
+                report_us(env, name, &mut samples, 32);
+            }
+        }
+        mmu::Mode::Hash => {
+            let mut collapse_flush = Vec::new();
+            for _ in 0..reps(env) {
+                touch_all();
+                let olds = entries();
+                let start = cpu::timebase();
+                hash::HASH_FLUSH.flush_hash_table_pmd_range(space, SMALL, &olds);
+                collapse_flush.push(cpu::timebase() - start);
+            }
+            report_us(env, "hash_collapse_flush_32", &mut collapse_flush, 1);
+            let (mut bulk, mut single) = (Vec::new(), Vec::new());
+            for _ in 0..reps(env) {
+                for bulk_mode in [true, false] {
+                    touch_all();
+                    let slots: Vec<(u64, u64)> = entries()
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, &e)| hash::recorded_slot(space, SMALL + i as u64 * FRAME_SIZE, e))
+                        .collect();
+                    let start = cpu::timebase();
+                    if bulk_mode {
+                        for four in slots.chunks(4) {
+                            let _ = hash::remove_four(four);
+                        }
+                    } else {
+                        for &(ptex, v) in &slots {
+                            let _ = hash::remove_one(ptex, v);
+                        }
+                    }
+                    let took = cpu::timebase() - start;
+                    let samples = if bulk_mode { &mut bulk } else { &mut single };
+                    samples.push(took / slots.len().max(1) as u64);
+                }
+            }
+            report_us(env, "h_bulk_remove_per_hpte", &mut bulk, 1);
+            report_us(env, "h_remove_per_hpte", &mut single, 1);
+        }
+        mmu::Mode::Off => kskip!("translation is off"),
+    }
+    Ok(())
+}
