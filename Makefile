@@ -4,6 +4,8 @@
 #   make test    host unit and property tests, the QEMU boot matrix (tests/matrix.cfg),
 #                then the loom models (make loom)
 #   make loom    model-check GUP-fast/hash fault/RCU vs collapse (kernel/tests/loom_*.rs)
+#   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's (bench/results.md);
+#                QUICK=1: one short boot, checked, output in build/bench-quick/
 #   make kernel  build build/kernel.elf only
 #   make gdb     boot halted with QEMU's gdb stub and attach gdb-multiarch
 #   make clean
@@ -35,7 +37,7 @@ IMAGE       := build/kernel.elf
 HOST_CARGO  ?= $(shell command -v cargo || echo /usr/bin/cargo)
 export QEMU
 
-.PHONY: all kernel run test loom gdb deps clean
+.PHONY: all kernel run test loom bench gdb deps clean
 all: kernel
 
 deps:
@@ -60,6 +62,7 @@ test: kernel
 	@scripts/deps.sh qemu
 	$(HOST_CARGO) test --workspace
 	@$(MAKE) --no-print-directory loom
+	$(HOST_CARGO) run --quiet -p harness --bin bench -- --quick
 
 # The loom models build the kernel crate with --cfg loom (loom's atomics in
 # kernel::sync), in a target directory of their own so the normal build
@@ -68,6 +71,11 @@ LOOM_TESTS := --test loom_race --test loom_hash --test loom_rcu
 loom:
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(HOST_CARGO) test -p kernel --release $(LOOM_TESTS) \
 	  -- --nocapture --test-threads 1
+
+# Timings never decide a test: `make bench` writes them down (bench/README.md).
+bench: kernel
+	@scripts/deps.sh qemu
+	$(HOST_CARGO) run --quiet -p harness --bin bench -- $(if $(QUICK),--quick)
 
 # The image is linked at 0, loaded at 0x400000 and runs at KERNEL_BASE (0xc...) + that.
 gdb: kernel

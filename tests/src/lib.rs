@@ -6,12 +6,14 @@
 //! - [`judge`]: pass/fail of one boot, as a pure function of its output.
 //! - [`matrix`]: the boots `cargo test -p harness` runs (`tests/matrix.cfg`).
 //! - [`image`]: the kernel image (`KERNEL_IMAGE`, or `make kernel` once per process).
+//! - [`bench`]: benchmark results: parsing, the Markdown table, the plots (`make bench`).
 //!
 //! Environment: `QEMU` (binary), `BOOT_TIMEOUT` (seconds), `KERNEL_IMAGE` (skip the build),
 //! `HARNESS_ONLY` (run only matrix rows whose name contains it), `HARNESS_JOBS` (parallel
 //! boots; default: the number of host CPUs).
 
 pub mod banner;
+pub mod bench;
 pub mod image;
 pub mod judge;
 pub mod ktap;

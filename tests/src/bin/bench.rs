@@ -1,0 +1,125 @@
+//! `bench`: what `make bench` runs. Boots the kernel with `bench=all` on
+//! both MMUs at 1, 2, 4 and 8 CPUs (one boot at a time: the host is the
+//! clock's noise), runs the Linux anchor (bench/linux/run.sh), and writes
+//! bench/results.json, bench/results.md and two SVG plots.
+//!
+//! `--quick`: one boot (radix, 2 CPUs, 3 repetitions), no Linux, output in
+//! build/bench-quick/; fails unless every expected result is there and
+//! well-formed (what `make test` checks).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use harness::bench::{self, Record};
+use harness::image;
+use harness::judge;
+use harness::qemu::{self, BootConfig};
+use serde_json::{json, Value};
+
+struct Run {
+    configs: Vec<(&'static str, u32)>,
+    reps: u32,
+    linux: bool,
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(bad) = args.iter().find(|a| !["--quick", "--no-linux"].contains(&a.as_str())) {
+        eprintln!("bench: unknown argument '{bad}' (usage: bench [--quick] [--no-linux])");
+        return ExitCode::from(2);
+    }
+    let root = image::workspace_root();
+    let run = if quick {
+        Run { configs: vec![("radix", 2)], reps: 3, linux: false, out: root.join("build/bench-quick") }
+    } else {
+        let configs = ["radix", "hash"].into_iter().flat_map(|m| [1, 2, 4, 8].map(|c| (m, c))).collect();
+        Run { configs, reps: 20, linux: !args.iter().any(|a| a == "--no-linux"), out: root.join("bench") }
+    };
+    match bench_all(&run, &root) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
+    let kernel = image::kernel_image()?;
+    let qemu = qemu::binary_from_env();
+    let qemu_version = qemu::version(&qemu)?;
+    let mut records: Vec<Record> = Vec::new();
+    for &(mmu, cpus) in &run.configs {
+        // The 1-CPU boots also run the self-tests, for boot and run times.
+        let selftests = cpus == 1;
+        let mut config = BootConfig::new(&qemu, &kernel);
+        config.cpus = cpus;
+        config.memory_mib = 2048;
+        config.timeout = Some(Duration::from_secs(600));
+        config.append = format!("mmu={mmu} bench=all bench_reps={} selftest={}", run.reps, if selftests { "all" } else { "none" });
+        eprintln!("bench: {mmu}, {cpus} CPU: {}", config.display_command());
+        let output = qemu::run(&config, &mut |_, _| {}).map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
+        let verdict = judge::judge(&output, config.machine());
+        if !verdict.passed() {
+            return Err(format!("the {mmu} {cpus}-CPU boot failed: {}\n{}", verdict.reason(), output.transcript));
+        }
+        let found = bench::parse(&output.console)?;
+        let missing = bench::missing(&found, &bench::expected(mmu, cpus, selftests));
+        if !missing.is_empty() {
+            return Err(format!("the {mmu} {cpus}-CPU boot printed no {}\n{}", missing.join(", "), output.console));
+        }
+        eprintln!("bench: {mmu}, {cpus} CPU: {} results in {:.1} s", found.len(), output.elapsed.as_secs_f64());
+        records.extend(found);
+    }
+    let linux = if run.linux { Some(run_linux(root)?) } else { None };
+    let machine = machine_description(&qemu_version);
+    std::fs::create_dir_all(&run.out).map_err(|e| format!("{}: {e}", run.out.display()))?;
+    let write = |name: &str, text: &str| std::fs::write(run.out.join(name), text).map_err(|e| format!("{}: {e}", run.out.join(name).display()));
+    let results = json!({
+        "machine": machine,
+        "qemu": qemu_version,
+        "reps": run.reps,
+        "ours": records.iter().map(Record::to_json).collect::<Vec<_>>(),
+        "linux": linux.clone().unwrap_or(Value::Null),
+    });
+    write("results.json", &serde_json::to_string_pretty(&results).expect("JSON values serialise"))?;
+    write("results.md", &bench::markdown(&records, linux.as_ref(), &machine))?;
+    write("collapse.svg", &bench::collapse_chart(&records))?;
+    let (gup_mmu, gup_cpus) = run.configs[0];
+    write("gup.svg", &bench::gup_chart(&records, gup_mmu, gup_cpus))?;
+    eprintln!("bench: wrote {}/results.json, results.md, collapse.svg, gup.svg", run.out.display());
+    Ok(())
+}
+
+/// Runs bench/linux/run.sh and reads what it wrote.
+fn run_linux(root: &Path) -> Result<Value, String> {
+    let script = root.join("bench/linux/run.sh");
+    eprintln!("bench: Linux anchor: {}", script.display());
+    let mut command = Command::new("bash");
+    command.arg(&script).current_dir(root);
+    // Three boots per configuration (the anchor's method), unless asked otherwise.
+    if std::env::var_os("BOOTS").is_none() {
+        command.env("BOOTS", "3");
+    }
+    let status = command.status().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!("{} failed ({status})", script.display()));
+    }
+    let path = root.join("build/linux-anchor/results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The host and QEMU the numbers came from.
+fn machine_description(qemu_version: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    format!("Host: {cpu}, {cores} cores; {qemu_version}; measured {date}.")
+}
