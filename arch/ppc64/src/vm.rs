@@ -98,6 +98,10 @@ impl PageMemory for KernelPages {
     fn pages(&self) -> &PageArray<'_> {
         mm::pages()
     }
+
+    fn zero(&self, head: Frame, order: u32) {
+        crate::cpu::zero_blocks(mm::phys_to_virt(head.address()), (kernel::mm::FRAME_SIZE << order) as usize);
+    }
 }
 
 pub type UserMm = Mm<SpaceArch, KernelPages>;

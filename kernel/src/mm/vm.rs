@@ -60,6 +60,12 @@ pub trait PageMemory: Sync {
     /// The kernel's pointer to physical memory.
     fn virt(physical: u64) -> *mut u8;
     fn pages(&self) -> &PageArray<'_>;
+    /// Zeroes the `1 << order` frames from `head`, which nobody else can
+    /// reach yet (the arch may have a faster way than stores).
+    fn zero(&self, head: Frame, order: u32) {
+        // SAFETY: as the contract says: frames the caller owns.
+        unsafe { core::ptr::write_bytes(Self::virt(head.address()), 0, (FRAME_SIZE << order) as usize) };
+    }
 }
 
 /// A range of the address space with one set of rights (a VMA).
@@ -263,8 +269,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     }
 
     fn zero(&self, head: Frame, order: u32) {
-        // SAFETY: freshly allocated frames, not yet reachable by anyone else.
-        unsafe { core::ptr::write_bytes(P::virt(head.address()), 0, (FRAME_SIZE << order) as usize) };
+        self.memory.zero(head, order);
     }
 
     /// Splits the huge mapping covering `address` into 32 small ones of the
@@ -553,8 +558,7 @@ impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
     }
 
     fn zero_page(&mut self, to: u64) {
-        // SAFETY: a frame of the caller's new page, not yet mapped.
-        unsafe { core::ptr::write_bytes(P::virt(to), 0, FRAME_SIZE as usize) };
+        self.memory.zero(Frame::from_address(to).expect("frames are aligned"), 0);
     }
 
     fn virt(&self, physical: u64) -> *mut u8 {
