@@ -235,7 +235,7 @@ impl kernel::mm::collapse::CollapseFlush for TreeFlush<'_> {
     }
 
     fn serialize_against_pte_lookup(&mut self) {
-        serialize_against_pte_lookup();
+        serialize_against_pte_lookup(self.space);
     }
 
     fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
@@ -270,7 +270,7 @@ impl kernel::mm::collapse::CollapseFlush for SpaceCollapse<'_> {
     }
 
     fn serialize_against_pte_lookup(&mut self) {
-        serialize_against_pte_lookup();
+        serialize_against_pte_lookup(self.space.id());
     }
 
     fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
@@ -313,14 +313,19 @@ impl kernel::mm::collapse::CollapseArch for SpaceCollapse<'_> {
 
 fn nothing(_: u64) {}
 
-/// IPIs every other online CPU and waits for each to run it: a CPU inside a
-/// lockless walk (interrupts off) answers only after the walk. Linux sends
-/// it to the CPUs in the mm's cpumask; this kernel does not track which
-/// CPUs used an address space, so it asks them all.
-pub fn serialize_against_pte_lookup() {
+/// IPIs every other CPU that uses address space `space` (has had it active
+/// or walked it locklessly: `note_space_user`) and waits for each to run
+/// it: a CPU inside a lockless walk (interrupts off) answers only after the
+/// walk. As Linux with the mm's cpumask; the kernel's own space is used by
+/// every CPU. The caller has just cleared a PMD: the full barrier before
+/// reading the mask pairs with the one a walker makes after setting its bit,
+/// so either the walker's CPU is seen here or the walker sees the cleared PMD.
+pub fn serialize_against_pte_lookup(space: SpaceId) {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let users = if space == KERNEL_SPACE { u64::MAX } else { SPACE_CPUS.get(space as usize).map_or(u64::MAX, |c| c.load(Ordering::Acquire)) };
     let me = crate::percpu::index() as usize;
     let others: heapless::Vec<usize, { crate::percpu::MAX_CPUS }> = (0..crate::percpu::MAX_CPUS)
-        .filter(|&i| i != me && crate::percpu::PERCPU[i].online.load(Ordering::Acquire))
+        .filter(|&i| i != me && users & (1 << i) != 0 && crate::percpu::PERCPU[i].online.load(Ordering::Acquire))
         .collect();
     if let Err(error) = crate::smp::call_on_cpus(&others, nothing, 0, true) {
         kernel::warn!("collapse: serialize_against_pte_lookup: {error:?}");
@@ -510,10 +515,19 @@ pub fn flush_scope(id: SpaceId) -> Scope {
     }
 }
 
-pub fn activate(id: SpaceId) {
+/// Records that this CPU uses address space `id` (before it activates it or
+/// walks it locklessly), so that flushes reach it and collapse's IPI waits
+/// for it. The full barrier orders the bit before the walker's page-table
+/// reads (see serialize_against_pte_lookup).
+pub fn note_space_user(id: SpaceId) {
     if let Some(cpus) = SPACE_CPUS.get(id as usize) {
         cpus.fetch_or(1 << crate::percpu::index(), Ordering::SeqCst);
+        core::sync::atomic::fence(Ordering::SeqCst);
     }
+}
+
+pub fn activate(id: SpaceId) {
+    note_space_user(id);
     match mode() {
         Mode::Radix => radix::set_pidr(id),
         Mode::Hash => hash::activate(id),

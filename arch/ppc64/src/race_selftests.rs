@@ -102,6 +102,8 @@ fn encode(result: Result<Frame, GupError>) -> u64 {
 /// CPU B: one GUP-fast pin of the target page, interrupts off throughout.
 fn gup_on_b(recheck_pmd: u64) -> u64 {
     let was_on = crate::cpu::disable_interrupts();
+    // GUP-fast walks the space of the thread it runs for: B uses it.
+    mmu::note_space_user(SPACE_ID.load(Ordering::Acquire) as u32);
     let result = gup::gup_fast_one(
         ROOT.load(Ordering::Acquire),
         BASE + TARGET * FRAME_SIZE,
@@ -242,6 +244,7 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     let (mut space, small) = small_pages_world(0x100)?;
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
     ROOT.store(space.tree().root(), Ordering::Release);
+    SPACE_ID.store(space.id() as u64, Ordering::Release);
     // B starts its walk and stops after reading PMD and PTE.
     start_walker(b, gup_on_b, recheck_pmd as u64, ipi)?;
     let (outcome, b_result) = collapse_against(b, &mut space, huge, ipi);

@@ -53,7 +53,15 @@ impl MmArch for SpaceArch {
     }
 
     fn serialize_against_pte_lookup(&mut self) {
-        mmu::serialize_against_pte_lookup();
+        mmu::serialize_against_pte_lookup(self.space.id());
+    }
+
+    fn lockless_walker_token(&mut self) -> u64 {
+        self.space.id() as u64
+    }
+
+    fn enter_lockless_walk(token: u64) {
+        mmu::note_space_user(token as SpaceId);
     }
 
     fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {

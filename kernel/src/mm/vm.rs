@@ -46,6 +46,12 @@ pub trait MmArch: Send {
     fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]);
     /// Whether collapse under `policy` sends the IPI on this MMU.
     fn collapse_ipi(policy: CollapseIpi) -> bool;
+    /// What `enter_lockless_walk` needs to name this address space.
+    fn lockless_walker_token(&mut self) -> u64;
+    /// Called by GUP-fast with interrupts off, before it reads the tree:
+    /// makes this CPU one that collapse's IPI waits for (Linux: the CPU
+    /// runs a thread of the mm, so it is in mm_cpumask).
+    fn enter_lockless_walk(token: u64);
     /// Turns interrupts off on this CPU (GUP-fast's read side); whether
     /// they were on.
     fn interrupts_off() -> bool;
@@ -119,6 +125,8 @@ pub struct Mm<A: MmArch, P: PageMemory> {
     arch: Mutex<A>,
     /// The tree's root, for lockless walkers.
     root: u64,
+    /// The backend's name for this space, for `enter_lockless_walk`.
+    walker_token: u64,
     memory: P,
     pub stats: Stats,
 }
@@ -126,7 +134,8 @@ pub struct Mm<A: MmArch, P: PageMemory> {
 impl<A: MmArch, P: PageMemory> Mm<A, P> {
     pub fn new(mut arch: A, memory: P) -> Self {
         let root = arch.tree().root();
-        Mm { regions: RwLock::new(BTreeMap::new()), arch: Mutex::new(arch), root, memory, stats: Stats::default() }
+        let walker_token = arch.lockless_walker_token();
+        Mm { regions: RwLock::new(BTreeMap::new()), arch: Mutex::new(arch), root, walker_token, memory, stats: Stats::default() }
     }
 
     pub fn root(&self) -> u64 {
@@ -357,6 +366,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     pub fn pin_pages_fast_only(&self, start: u64, count: usize, write: bool, recheck_pmd: bool, out: &mut Vec<Frame>) -> usize {
         let before = out.len();
         let were_on = A::interrupts_off();
+        A::enter_lockless_walk(self.walker_token);
         let _ = gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, out);
         A::interrupts_restore(were_on);
         let pinned = out.len() - before;
@@ -367,6 +377,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     /// GUP-fast of one page with test-only synchronisation points.
     pub fn pin_page_fast_with(&self, address: u64, write: bool, recheck_pmd: bool, hooks: &impl RaceHooks) -> Result<Frame, GupError> {
         let were_on = A::interrupts_off();
+        A::enter_lockless_walk(self.walker_token);
         let result = gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, hooks);
         A::interrupts_restore(were_on);
         result
@@ -716,6 +727,10 @@ mod tests {
         fn collapse_ipi(policy: CollapseIpi) -> bool {
             policy.enabled(false)
         }
+        fn lockless_walker_token(&mut self) -> u64 {
+            0
+        }
+        fn enter_lockless_walk(_token: u64) {}
         fn interrupts_off() -> bool {
             false
         }
