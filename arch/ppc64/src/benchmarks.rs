@@ -212,11 +212,13 @@ static BUSY_GO: AtomicBool = AtomicBool::new(false);
 /// How long the busy CPU keeps interrupts off once the collapse starts.
 const BUSY_US: u64 = 2_000;
 
-/// A CPU inside a long lockless section: interrupts off from before the
-/// collapse starts (BUSY_GO) until BUSY_US after (or a second, if the
-/// collapse never starts).
-fn busy_with_interrupts_off(_: u64) -> u64 {
+/// A CPU inside a long lockless walk of address space `space` (a thread of
+/// the process in GUP-fast, say): interrupts off from before the collapse
+/// starts (BUSY_GO) until BUSY_US after (or a second, if the collapse never
+/// starts).
+fn busy_with_interrupts_off(space: u64) -> u64 {
     let were_on = cpu::disable_interrupts();
+    mmu::note_space_user(space as kernel::mm::mmu::SpaceId);
     BUSY_ON.store(true, Ordering::Release);
     let give_up = time::deadline_us(1_000_000);
     while !BUSY_GO.load(Ordering::Acquire) && time::now() < give_up {
@@ -255,7 +257,7 @@ fn collapse(env: &Env<'_>) -> TestResult {
             ok(mm.split(HUGE))?;
             if busy {
                 let cpu = busy_cpu.expect("checked");
-                if !smp::post(cpu, busy_with_interrupts_off, 0) {
+                if !smp::post(cpu, busy_with_interrupts_off, mm.with_arch(|arch| arch.space().id()) as u64) {
                     return Err(fail(format!("CPU {cpu} busy")));
                 }
                 while !BUSY_ON.load(Ordering::Acquire) {
