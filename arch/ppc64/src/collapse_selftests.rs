@@ -24,7 +24,6 @@ pub static COLLAPSE: Suite = Suite {
         Test { name: "ipi_waits_for_lockless_walkers", run: ipi_waits_for_lockless_walkers },
         Test { name: "no_ipi_does_not_wait", run: no_ipi_does_not_wait },
         Test { name: "command_line_policy_decides", run: command_line_policy_decides },
-        Test { name: "misaligned_range_is_refused", run: misaligned_range_is_refused },
     ],
 };
 
@@ -140,33 +139,5 @@ fn command_line_policy_decides(env: &Env<'_>) -> TestResult {
     let waited = collapse_against_walker(policy)?;
     kernel::println!("# collapse_ipi={policy:?} under {}: waited for the walker: {waited}", mmu::mode().name());
     kassert_eq!(waited, expected);
-    Ok(())
-}
-
-/// collapse_pmd refuses a range that is not 2 MiB-aligned, and counts it,
-/// before touching the address space.
-fn misaligned_range_is_refused(_: &Env<'_>) -> TestResult {
-    use kernel::mm::collapse::{collapse_pmd, Counters, Outcome};
-    if mmu::flusher().is_none() {
-        kskip!("translation is off (mmu=off)");
-    }
-    let mut space = mmu::AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
-    let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
-    let counters = Counters::new();
-    let outcome = collapse_pmd(
-        &mut mmu::SpaceCollapse { space: &mut space },
-        0x4001_0000,
-        huge,
-        Prot::READ,
-        false,
-        mm::pages(),
-        &counters,
-        &kernel::mm::gup::NoHooks,
-    );
-    drop(space);
-    mm::free_contiguous(huge, PAGES);
-    kassert_eq!(outcome, Outcome::AbortedOther(kernel::mm::pagetable::MapError::Misaligned));
-    kassert_eq!(counters.aborted_other.load(Ordering::Relaxed), 1);
-    kassert_eq!(counters.collapsed.load(Ordering::Relaxed), 0);
     Ok(())
 }

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{self, Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
-use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
+use kernel::mm::{self, Frame, LINEAR_MAP_BASE};
 use kernel::rcu::Deferred;
 use spin::Mutex;
 
@@ -253,62 +253,6 @@ pub fn pmdp_collapse_flush(
 ) -> Result<CollapsedPmd, MapError> {
     kernel::mm::collapse::pmdp_collapse_flush(&mut TreeFlush { space, tree }, address, collapse_ipi_enabled(policy))
         .map(|(table, ptes)| CollapsedPmd { table, ptes })
-}
-
-/// Collapse in an address space, with this MMU's pmdp_collapse_flush.
-pub struct SpaceCollapse<'a> {
-    pub space: &'a mut AddressSpace,
-}
-
-impl kernel::mm::collapse::CollapseFlush for SpaceCollapse<'_> {
-    fn clear_pmd_table(&mut self, address: u64) -> Result<u64, MapError> {
-        self.space.tree().clear_pmd_table(address).map(|(table, _)| table)
-    }
-
-    fn read_pte_table(&mut self, table: u64) -> [Entry; 32] {
-        self.space.tree().read_pte_table(table)
-    }
-
-    fn serialize_against_pte_lookup(&mut self) {
-        serialize_against_pte_lookup(self.space.id());
-    }
-
-    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
-        flush_collapsed_pmd(self.space.id(), address, old_ptes);
-    }
-}
-
-impl kernel::mm::collapse::CollapseArch for SpaceCollapse<'_> {
-    fn restore_pmd(&mut self, address: u64, table: u64) -> Result<(), MapError> {
-        self.space.tree().restore_pmd_table(address, table)
-    }
-
-    fn install_huge(&mut self, address: u64, physical: u64, prot: Prot) -> Result<(), MapError> {
-        self.space.tree().map(address, physical, PageSize::Huge2M, prot)
-    }
-
-    fn defer_table(&mut self, table: u64) {
-        self.space.defer_table(table, pagetable::PTE.table_bytes());
-    }
-
-    fn copy_page(&mut self, from: u64, to: u64) {
-        // SAFETY: whole frames of RAM through the linear map: the old page,
-        // unreachable and kept alive by its mapping, and the caller's new one.
-        unsafe { core::ptr::copy_nonoverlapping(mm::phys_to_virt(from) as *const u8, mm::phys_to_virt(to), FRAME_SIZE as usize) };
-    }
-
-    fn zero_page(&mut self, to: u64) {
-        // SAFETY: a frame of the caller's new page, not yet mapped.
-        unsafe { core::ptr::write_bytes(mm::phys_to_virt(to), 0, FRAME_SIZE as usize) };
-    }
-
-    fn virt(&self, physical: u64) -> *mut u8 {
-        mm::phys_to_virt(physical)
-    }
-
-    fn free_page(&mut self, head: Frame, order: u32) {
-        mm::free_contiguous(head, 1 << order);
-    }
 }
 
 fn nothing(_: u64) {}

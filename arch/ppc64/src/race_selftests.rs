@@ -12,23 +12,27 @@
 //!   release the old pages
 //!                                          return the (stale) page
 //!
-//! Each test fixes `gup_pmd_recheck` and `collapse_ipi` and checks the
-//! outcome: with both off GUP returns a page collapse discarded; the
+//! Both sides are the kernel's: an `Mm` of 32 small pages in a THP region,
+//! `Mm::collapse_with` on A and `Mm::pin_page_fast_with` on B (a thread of
+//! the process). Each test fixes `gup_pmd_recheck` and `collapse_ipi` and
+//! checks the outcome: with both off GUP returns a page collapse discarded; the
 //! recheck makes GUP back off; the IPI makes collapse see the pin and give
 //! up. B waits for A at its synchronisation point with a timeout: with the
 //! IPI, A cannot get past the flush while B waits, so B goes on alone.
 
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::cmdline::CollapseIpi;
 use kernel::ktest::{fail, require_cpus, Env, Failure, Suite, Test, TestResult};
 use kernel::mm::gup::{self, GupError, Point, RaceHooks};
-use kernel::mm::page::flags;
-use kernel::mm::pagetable::{PageSize, Prot};
+use kernel::mm::pagetable::Prot;
 use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, kskip, time};
 
-use crate::mmu::{self, AddressSpace};
+use crate::mmu;
+use crate::vm::{self, UserMm};
 use crate::smp;
 use crate::smp_selftests::online_secondaries;
 
@@ -62,7 +66,6 @@ fn set_wait_limit(ipi: CollapseIpi) {
     WAIT_LIMIT_US.store(if held_back { WAIT_WITH_IPI_US } else { WAIT_WITHOUT_IPI_US }, Ordering::Release);
 }
 
-static ROOT: AtomicU64 = AtomicU64::new(0);
 static READ_DONE: AtomicU64 = AtomicU64::new(0);
 static ISOLATED: AtomicU64 = AtomicU64::new(0);
 static B_WAIT_TIMED_OUT: AtomicU64 = AtomicU64::new(0);
@@ -87,7 +90,7 @@ impl RaceHooks for CrossCpu {
     }
 }
 
-/// Encodes a GUP result for the mailbox: the frame, or 1..=4 for an error.
+/// Encodes a GUP result for the mailbox: the frame, or 1..=5 for an error.
 fn encode(result: Result<Frame, GupError>) -> u64 {
     match result {
         Ok(frame) => frame.address(),
@@ -99,24 +102,20 @@ fn encode(result: Result<Frame, GupError>) -> u64 {
     }
 }
 
-/// CPU B: one GUP-fast pin of the target page, interrupts off throughout.
+/// The address space of the running race, for CPU B: a leaked Arc while B
+/// may use it (`run` takes it back).
+static MM: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+fn race_mm() -> &'static UserMm {
+    // SAFETY: MM holds a leaked Arc<UserMm> from before B is started until
+    // after B has finished (see `run`).
+    unsafe { &*(MM.load(Ordering::Acquire) as *const UserMm) }
+}
+
+/// CPU B: one GUP-fast pin of the target page, as a thread of the process
+/// (interrupts off throughout, its CPU marked as a user of the space).
 fn gup_on_b(recheck_pmd: u64) -> u64 {
-    let was_on = crate::cpu::disable_interrupts();
-    // GUP-fast walks the space of the thread it runs for: B uses it.
-    mmu::note_space_user(SPACE_ID.load(Ordering::Acquire) as u32);
-    let result = gup::gup_fast_one(
-        ROOT.load(Ordering::Acquire),
-        BASE + TARGET * FRAME_SIZE,
-        true,
-        recheck_pmd != 0,
-        mm::pages(),
-        mm::phys_to_virt,
-        &CrossCpu,
-    );
-    if was_on {
-        crate::cpu::enable_interrupts();
-    }
-    encode(result)
+    encode(race_mm().pin_page_fast_with(BASE + TARGET * FRAME_SIZE, true, recheck_pmd != 0, &CrossCpu))
 }
 
 struct Outcome {
@@ -147,8 +146,6 @@ impl RaceHooks for CollapseSide {
     }
 }
 
-static COUNTERS: kernel::mm::collapse::Counters = kernel::mm::collapse::Counters::new();
-
 /// Starts `walker(argument)` on CPU `b` and returns once it has read the
 /// PMD and PTE and waits at its synchronisation point.
 fn start_walker(b: usize, walker: fn(u64) -> u64, argument: u64, ipi: CollapseIpi) -> TestResult {
@@ -163,66 +160,47 @@ fn start_walker(b: usize, walker: fn(u64) -> u64, argument: u64, ipi: CollapseIp
     Ok(())
 }
 
-/// A: the kernel's collapse of BASE into `huge`; B goes on after the
-/// isolation check. Returns the outcome and B's result if B finished there.
-fn collapse_against(b: usize, space: &mut AddressSpace, huge: Frame, ipi: CollapseIpi) -> (kernel::mm::collapse::Outcome, Option<u64>) {
+/// A: the kernel's collapse of BASE (Mm::collapse_with); B goes on after
+/// the isolation check. Returns the outcome and B's result if B finished there.
+fn collapse_against(b: usize, mm: &UserMm, ipi: CollapseIpi) -> (kernel::mm::collapse::Outcome, Option<u64>) {
     let side = CollapseSide { b, b_result: core::cell::Cell::new(None) };
-    let outcome = kernel::mm::collapse::collapse_pmd(
-        &mut mmu::SpaceCollapse { space },
-        BASE,
-        huge,
-        Prot::READ | Prot::WRITE | Prot::USER,
-        mmu::collapse_ipi_enabled(ipi),
-        mm::pages(),
-        &COUNTERS,
-        &side,
-    );
+    let outcome = mm.collapse_with(BASE, ipi, &side);
     (outcome, side.b_result.take())
 }
 
-/// 32 small anonymous pages mapped at BASE in a new address space, each
-/// marked with `marker + index`.
-fn small_pages_world(marker: u64) -> Result<(AddressSpace, alloc::vec::Vec<Frame>), Failure> {
-    let pages = mm::pages();
-    let mut space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
-    let small: alloc::vec::Vec<Frame> = (0..PAGES).filter_map(|_| mm::alloc_frame()).collect();
-    kassert_eq!(small.len() as u64, PAGES);
-    for (i, &frame) in small.iter().enumerate() {
-        // SAFETY: frames just allocated; a marker per page, through the linear map.
-        unsafe { (mm::phys_to_virt(frame.address()) as *mut u64).write_volatile(marker + i as u64) };
-        space
-            .tree()
-            .map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER)
-            .map_err(|e| fail(alloc::format!("{e:?}")))?;
-        pages.init_allocated(frame, flags::ANONYMOUS).map();
+/// A new address space with 32 small anonymous pages faulted in at BASE,
+/// each marked with `marker + index`, in a region then advised for THP
+/// (MADV_HUGEPAGE) so that collapse may merge them. Returns it, shared with
+/// CPU B through MM, and the small pages' frames.
+fn small_pages_world(marker: u64) -> Result<(Arc<UserMm>, Vec<Frame>), Failure> {
+    let mm = vm::new_mm().map_err(|e| fail(alloc::format!("{e:?}")))?;
+    let ok = |r: Result<(), kernel::mm::vm::VmError>| r.map_err(|e| fail(alloc::format!("{e:?}")));
+    ok(mm.map(BASE, PAGES * FRAME_SIZE, Prot::READ | Prot::WRITE, false))?;
+    let mut small = Vec::new();
+    for i in 0..PAGES {
+        ok(mm.fault(BASE + i * FRAME_SIZE, true))?;
+        let physical = physical_at(&mm, BASE + i * FRAME_SIZE).ok_or_else(|| fail("fault mapped nothing"))?;
+        // SAFETY: the page just faulted in, through the linear map.
+        unsafe { (mm::phys_to_virt(physical) as *mut u64).write_volatile(marker + i) };
+        small.push(Frame::from_address(physical).ok_or_else(|| fail("unaligned page"))?);
     }
-    Ok((space, small))
+    ok(mm.set_huge(BASE, PAGES * FRAME_SIZE, true))?;
+    MM.store(Arc::into_raw(mm.clone()) as usize, Ordering::Release);
+    Ok((mm, small))
 }
 
-/// Unmaps what is left at BASE and returns every frame: the huge page if
-/// collapse installed it (else its unused run), the small pages still mapped.
-fn tear_down(mut space: AddressSpace, small: &[Frame], huge: Frame, collapsed: bool) -> TestResult {
-    let pages = mm::pages();
-    if collapsed {
-        space.unmap(BASE).map_err(|e| fail(alloc::format!("{e:?}")))?;
-        let head = pages.frame(huge).ok_or_else(|| fail("no descriptor"))?;
-        head.unmap();
-        kassert!(head.put(), "the huge page has references left");
-        pages.clear_compound(huge);
-        mm::free_contiguous(huge, PAGES);
-    } else {
-        for (i, &frame) in small.iter().enumerate() {
-            space.unmap(BASE + i as u64 * FRAME_SIZE).map_err(|e| fail(alloc::format!("{e:?}")))?;
-            let page = pages.frame(frame).ok_or_else(|| fail("no descriptor"))?;
-            page.unmap();
-            if page.put() {
-                mm::free_frame(frame);
-            }
-        }
-        mm::free_contiguous(huge, PAGES);
+/// Takes back the reference `small_pages_world` lent to CPU B.
+fn release_world() {
+    let lent = MM.swap(0, Ordering::AcqRel);
+    if lent != 0 {
+        // SAFETY: the Arc leaked by small_pages_world; B has finished.
+        drop(unsafe { Arc::from_raw(lent as *const UserMm) });
     }
-    drop(space);
-    Ok(())
+}
+
+fn physical_at(mm: &UserMm, address: u64) -> Option<u64> {
+    use kernel::mm::vm::MmArch;
+    mm.with_arch(|arch| arch.tree().translate(address).map(|t| t.physical))
 }
 
 /// Lets earlier tests' deferred table frees happen, so that the frame count
@@ -241,63 +219,59 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     let pages = mm::pages();
     settle_deferred_frees();
     let free_before = mm::free_frames();
-    let (mut space, small) = small_pages_world(0x100)?;
-    let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
-    ROOT.store(space.tree().root(), Ordering::Release);
-    SPACE_ID.store(space.id() as u64, Ordering::Release);
-    // B starts its walk and stops after reading PMD and PTE.
-    start_walker(b, gup_on_b, recheck_pmd as u64, ipi)?;
-    let (outcome, b_result) = collapse_against(b, &mut space, huge, ipi);
-    let gup_result = match b_result {
-        Some(result) => result,
-        None => smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?,
-    };
-    let collapsed = match outcome {
-        kernel::mm::collapse::Outcome::Collapsed => true,
-        kernel::mm::collapse::Outcome::AbortedPinned(_) => false,
-        other => return Err(fail(alloc::format!("collapse failed: {other:?}"))),
-    };
-    let old = small[TARGET as usize];
-    let mapped_now = space.tree().translate(BASE + TARGET * FRAME_SIZE).map_or(0, |t| t.physical);
-    let old_refcount = pages.frame(old).map_or(0, |p| p.refcount());
-    // What a device would do with the pin: write into the pinned page. Does
-    // the process see it through its mapping?
-    let write_visible = (gup_result > 4).then(|| {
-        const MARKER: u64 = 0xd1e7_0000_0000_0005;
-        // SAFETY: the pinned frame, through the linear map.
-        unsafe { ((mm::phys_to_virt(gup_result) as u64 + 0x40) as *mut u64).write_volatile(MARKER) };
-        space.activate();
-        let seen = crate::exceptions::try_load(BASE + TARGET * FRAME_SIZE + 0x40);
-        mmu::deactivate();
-        seen == Ok(MARKER)
-    });
-    kernel::println!(
-        "# recheck={recheck_pmd} ipi={ipi:?}: GUP {}, collapse {}, B's wait {}",
-        match gup_result {
-            1..=4 => ["not mapped", "read-only", "freed", "backed off"][gup_result as usize - 1],
-            _ => "pinned a page",
-        },
-        if collapsed { "went ahead" } else { "gave up (page pinned)" },
-        if B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0 { "timed out (A held back by the IPI)" } else { "ended by A" }
-    );
-    let outcome = Outcome {
-        gup: gup_result,
-        write_visible,
-        collapsed,
-        b_waited_alone: B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0,
-        old,
-        mapped_now,
-        old_refcount,
-    };
-
-    // GUP's unpin: the last reference of a page collapse discarded.
-    if gup_result > 4 {
-        let frame = Frame::from_address(gup_result).ok_or_else(|| fail("bad frame"))?;
-        if pages.head(frame).ok_or_else(|| fail("no descriptor"))?.unpin() {
-            mm::free_frame(frame);
+    let outcome = {
+        let (mm, small) = small_pages_world(0x100)?;
+        // B starts its walk and stops after reading PMD and PTE.
+        start_walker(b, gup_on_b, recheck_pmd as u64, ipi)?;
+        let (outcome, b_result) = collapse_against(b, &mm, ipi);
+        let gup_result = match b_result {
+            Some(result) => result,
+            None => smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?,
+        };
+        release_world();
+        let collapsed = match outcome {
+            kernel::mm::collapse::Outcome::Collapsed => true,
+            kernel::mm::collapse::Outcome::AbortedPinned(_) => false,
+            other => return Err(fail(alloc::format!("collapse failed: {other:?}"))),
+        };
+        let old = small[TARGET as usize];
+        let mapped_now = physical_at(&mm, BASE + TARGET * FRAME_SIZE).unwrap_or(0);
+        let old_refcount = pages.frame(old).map_or(0, |p| p.refcount());
+        // What a device would do with the pin: write into the pinned page.
+        // Does the process see it through its mapping?
+        let write_visible = (gup_result > 5).then(|| {
+            const MARKER: u64 = 0xd1e7_0000_0000_0005;
+            // SAFETY: the pinned frame, through the linear map.
+            unsafe { ((mm::phys_to_virt(gup_result) as u64 + 0x40) as *mut u64).write_volatile(MARKER) };
+            vm::activate(&mm);
+            let seen = crate::exceptions::try_load(BASE + TARGET * FRAME_SIZE + 0x40);
+            mmu::deactivate();
+            seen == Ok(MARKER)
+        });
+        kernel::println!(
+            "# recheck={recheck_pmd} ipi={ipi:?}: GUP {}, collapse {}, B's wait {}",
+            match gup_result {
+                1..=5 => ["not mapped", "read-only", "freed", "backed off", "no memory"][gup_result as usize - 1],
+                _ => "pinned a page",
+            },
+            if collapsed { "went ahead" } else { "gave up (page pinned)" },
+            if B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0 { "timed out (A held back by the IPI)" } else { "ended by A" }
+        );
+        // GUP's unpin: the last reference of a page collapse discarded.
+        if gup_result > 5 {
+            mm.unpin(Frame::from_address(gup_result).ok_or_else(|| fail("bad frame"))?);
         }
-    }
-    tear_down(space, &small, huge, collapsed)?;
+        Outcome {
+            gup: gup_result,
+            write_visible,
+            collapsed,
+            b_waited_alone: B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0,
+            old,
+            mapped_now,
+            old_refcount,
+        }
+        // The address space goes here, and everything it mapped with it.
+    };
     // Accounting: every frame and table is back once the grace period is over.
     settle_deferred_frees();
     kassert_eq!(mm::free_frames(), free_before);
@@ -362,8 +336,6 @@ fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
 
 // --- Hash: the fault path is a lockless walker too ------------------------------
 
-static SPACE_ID: AtomicU64 = AtomicU64::new(0);
-
 /// The hash fault path's synchronisation point: walked, waiting for A.
 struct HashCrossCpu;
 
@@ -378,7 +350,7 @@ impl RaceHooks for HashCrossCpu {
 /// CPU B: the hash fault for the target page, as its handler runs it
 /// (interrupts off), in the test's address space.
 fn hash_fault_on_b(_: u64) -> u64 {
-    mmu::activate(SPACE_ID.load(Ordering::Acquire) as u32);
+    vm::activate(race_mm());
     let was_on = crate::cpu::disable_interrupts();
     let result = crate::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu);
     if was_on {
@@ -399,34 +371,39 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
     settle_deferred_frees();
     let free_before = mm::free_frames();
-    let (mut space, small) = small_pages_world(0x200)?;
-    let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run"))?;
-    SPACE_ID.store(space.id() as u64, Ordering::Release);
-    start_walker(b, hash_fault_on_b, 0, ipi)?;
-    // The hash fault path takes no page reference: isolation passes.
-    let (outcome, b_result) = collapse_against(b, &mut space, huge, ipi);
-    kassert_eq!(outcome, kernel::mm::collapse::Outcome::Collapsed);
-    kassert_eq!(b_result, Some(1));
+    let reached = {
+        let (mm, _small) = small_pages_world(0x200)?;
+        start_walker(b, hash_fault_on_b, 0, ipi)?;
+        // The hash fault path takes no page reference: isolation passes.
+        let (outcome, b_result) = collapse_against(b, &mm, ipi);
+        let b_result = match b_result {
+            Some(result) => Some(result),
+            None => smp::wait_for(b),
+        };
+        release_world();
+        kassert_eq!(outcome, kernel::mm::collapse::Outcome::Collapsed);
+        kassert_eq!(b_result, Some(1));
+        let huge = physical_at(&mm, BASE).ok_or_else(|| fail("nothing mapped after collapse"))?;
 
-    // The process writes to its page.
-    const MARKER: u64 = 0x4a54_0000_0000_0005;
-    space.activate();
-    // SAFETY: probe_store_u64 has an exception-table entry.
-    let stored = unsafe { crate::exceptions::probe_store_u64((BASE + TARGET * FRAME_SIZE + 0x80) as *mut u64, MARKER) };
-    mmu::deactivate();
-    // SAFETY: the huge page's subpage, through the linear map.
-    let in_huge = unsafe { ((mm::phys_to_virt(huge.address() + TARGET * FRAME_SIZE) as u64 + 0x80) as *const u64).read_volatile() };
-    kernel::println!(
-        "# hash, collapse_ipi={ipi:?}: B's wait {}; the write {}",
-        if B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0 { "timed out (A held back by the IPI)" } else { "ended by A" },
-        if in_huge == MARKER { "reached the huge page" } else { "went to the discarded small page (stale HPTE)" }
-    );
-    kassert_eq!(stored, 0);
-    // Dropping the space scans the HPT for its VSIDs: a stale HPTE goes too.
-    tear_down(space, &small, huge, true)?;
+        // The process writes to its page.
+        const MARKER: u64 = 0x4a54_0000_0000_0005;
+        vm::activate(&mm);
+        let stored = crate::exceptions::try_store(BASE + TARGET * FRAME_SIZE + 0x80, MARKER);
+        mmu::deactivate();
+        // SAFETY: the huge page's subpage, through the linear map.
+        let in_huge = unsafe { ((mm::phys_to_virt(huge + TARGET * FRAME_SIZE) as u64 + 0x80) as *const u64).read_volatile() };
+        kernel::println!(
+            "# hash, collapse_ipi={ipi:?}: B's wait {}; the write {}",
+            if B_WAIT_TIMED_OUT.load(Ordering::Acquire) != 0 { "timed out (A held back by the IPI)" } else { "ended by A" },
+            if in_huge == MARKER { "reached the huge page" } else { "went to the discarded small page (stale HPTE)" }
+        );
+        kassert_eq!(stored, Ok(()));
+        // Dropping the space scans the HPT for its VSIDs: a stale HPTE goes too.
+        in_huge == MARKER
+    };
     settle_deferred_frees();
     kassert_eq!(mm::free_frames(), free_before);
-    Ok(in_huge == MARKER)
+    Ok(reached)
 }
 
 /// Hash still needs its IPI: with only the PMD recheck (GUP's fix), a hash

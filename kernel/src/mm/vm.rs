@@ -187,14 +187,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     pub fn protect(&self, start: u64, len: u64, prot: Prot) -> Result<(), VmError> {
         let end = check_range(start, len)?;
         let mut regions = self.regions.write();
-        let mut covered = start;
-        for (_, region) in overlapping(&regions, start, end) {
-            if region.start > covered {
-                return Err(VmError::NoRegion);
-            }
-            covered = region.end;
-        }
-        if covered < end {
+        if !covered(&regions, start, end) {
             return Err(VmError::NoRegion);
         }
         let mut arch = self.arch.lock();
@@ -220,6 +213,20 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
             }
         }
         carve(&mut regions, start, end, |r| Some(Region { prot, ..r }));
+        merge_around(&mut regions, start, end);
+        Ok(())
+    }
+
+    /// madvise(MADV_HUGEPAGE / MADV_NOHUGEPAGE): whether `[start, start +
+    /// len)` may take huge pages from faults and collapse. What is mapped
+    /// stays as it is.
+    pub fn set_huge(&self, start: u64, len: u64, huge: bool) -> Result<(), VmError> {
+        let end = check_range(start, len)?;
+        let mut regions = self.regions.write();
+        if !covered(&regions, start, end) {
+            return Err(VmError::NoRegion);
+        }
+        carve(&mut regions, start, end, |r| Some(Region { huge, ..r }));
         merge_around(&mut regions, start, end);
         Ok(())
     }
@@ -464,8 +471,9 @@ impl<A: MmArch, P: PageMemory> Drop for Mm<A, P> {
         let spans: Vec<(u64, u64)> = self.regions.get_mut().values().map(|r| (r.start, r.end)).collect();
         let arch = self.arch.get_mut();
         for (start, end) in spans {
-            // Only a split can fail (no memory for its table), and only for
-            // a huge page a region boundary cuts, which regions never do.
+            // Only a split can fail (no memory for its table; a huge page
+            // that set_huge left across a region boundary): then that huge
+            // page stays allocated, which is the most a failure here costs.
             let _ = zap_range(arch, &self.memory, &self.stats, start, end);
         }
         self.regions.get_mut().clear();
@@ -602,6 +610,18 @@ fn check_range(start: u64, len: u64) -> Result<u64, VmError> {
 
 fn find(regions: &BTreeMap<u64, Region>, address: u64) -> Option<Region> {
     regions.range(..=address).next_back().map(|(_, r)| *r).filter(|r| address < r.end)
+}
+
+/// Whether regions cover all of `[start, end)`.
+fn covered(regions: &BTreeMap<u64, Region>, start: u64, end: u64) -> bool {
+    let mut reached = start;
+    for (_, region) in overlapping(regions, start, end) {
+        if region.start > reached {
+            return false;
+        }
+        reached = region.end;
+    }
+    reached >= end
 }
 
 fn overlapping(regions: &BTreeMap<u64, Region>, start: u64, end: u64) -> impl Iterator<Item = (&u64, &Region)> {
@@ -992,6 +1012,46 @@ mod tests {
         mm.fault(SMALL, true).unwrap();
         assert_eq!(mm.collapse(SMALL, CollapseIpi::Auto), Outcome::AbortedOther(MapError::NotMapped));
         assert_eq!(mm.stats.collapse.collapsed.load(Ordering::Relaxed), 1);
+    }
+
+    /// collapse_pmd refuses a range (or a huge page) that is not 2 MiB-aligned,
+    /// and counts it, before touching the address space.
+    #[test]
+    fn collapse_pmd_refuses_misaligned_ranges() {
+        let (mm, frames) = new_mm();
+        mm.map(HUGE, 2 * MIB, RW, false).unwrap();
+        mm.fault(HUGE + FRAME_SIZE, true).unwrap();
+        let huge = frames.0.lock().unwrap().allocator.alloc_contiguous(32, 32).unwrap();
+        let counters = Counters::new();
+        let tree_before = mm.with_arch(|a| a.tree().pmd(HUGE));
+        for (address, head) in [(HUGE + FRAME_SIZE, huge), (HUGE, Frame::from_address(huge.address() + FRAME_SIZE).unwrap())] {
+            let outcome = mm.with_arch(|arch| {
+                let mut collapser = Collapser { arch, memory: mm.memory() };
+                collapse::collapse_pmd(&mut collapser, address, head, RW, false, mm.memory().pages(), &counters, &NoHooks)
+            });
+            assert_eq!(outcome, Outcome::AbortedOther(MapError::Misaligned));
+        }
+        assert_eq!(counters.aborted_other.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.collapsed.load(Ordering::Relaxed), 0);
+        assert_eq!(mm.with_arch(|a| a.tree().pmd(HUGE)), tree_before, "the PMD was touched");
+        assert_eq!(mm.with_arch(|a| a.collapse_flushes), 0);
+    }
+
+    #[test]
+    fn madvise_hugepage_lets_small_pages_collapse() {
+        let (mm, _frames) = new_mm();
+        mm.map(HUGE, 2 * MIB, RW, false).unwrap();
+        for i in 0..32 {
+            mm.fault(HUGE + i * FRAME_SIZE, true).unwrap();
+        }
+        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::AbortedOther(MapError::NotMapped), "not a THP region");
+        assert_eq!(mm.set_huge(HUGE, 4 * MIB, true), Err(VmError::NoRegion));
+        mm.set_huge(HUGE, 2 * MIB, true).unwrap();
+        assert_eq!(mm.region(HUGE).map(|r| r.huge), Some(true));
+        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::Collapsed);
+        mm.set_huge(HUGE + MIB, MIB, false).unwrap();
+        assert_eq!(mm.region(HUGE).map(|r| (r.end, r.huge)), Some((HUGE + MIB, true)));
+        assert_eq!(mm.region(HUGE + MIB).map(|r| r.huge), Some(false));
     }
 
     #[test]
