@@ -34,14 +34,14 @@ impl fmt::Display for Num {
         if !self.0.is_finite() {
             return write!(f, "null");
         }
-        let magnitude = if self.0 == 0.0 { 0 } else { libm_log10(self.0.abs()) };
+        let magnitude = if self.0 == 0.0 { 0 } else { floor_log10(self.0.abs()) };
         let decimals = (3 - magnitude).clamp(0, 6) as usize;
         write!(f, "{:.*}", decimals, self.0)
     }
 }
 
-/// floor(log10(x)) for x > 0, without libm.
-fn libm_log10(mut x: f64) -> i32 {
+/// floor(log10(x)) for x > 0 (no libm in no_std).
+fn floor_log10(mut x: f64) -> i32 {
     let mut exponent = 0;
     while x >= 10.0 {
         x /= 10.0;

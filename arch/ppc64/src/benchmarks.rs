@@ -7,12 +7,11 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::cmdline::CollapseIpi;
-use kernel::ktest::{fail, Env, Failure, Test, TestResult};
+use kernel::ktest::{fail, Env, Test, TestResult};
 use kernel::mm::collapse::Outcome;
 use kernel::mm::mmu::{Scope, TlbFlush};
 use kernel::mm::pagetable::{PageSize, Prot};
@@ -22,8 +21,7 @@ use kernel::{kskip, time};
 
 use crate::exceptions;
 use crate::smp_selftests::online_secondaries;
-use crate::vm::{self, UserMm};
-use crate::vm_selftests::{inside, require_translation};
+use crate::vm_selftests::{inside, new_mm, ok};
 use crate::{cpu, hash, mmu, radix, smp};
 
 pub static BENCHMARKS: &[Test] = &[
@@ -85,15 +83,6 @@ fn report_rate(env: &Env<'_>, name: &str, samples: &mut [u64], items: u64) {
 
 fn reps(env: &Env<'_>) -> usize {
     env.options.bench_reps as usize
-}
-
-fn ok<T, E: core::fmt::Debug>(result: Result<T, E>) -> Result<T, Failure> {
-    result.map_err(|e| fail(format!("{e:?}")))
-}
-
-fn new_mm() -> Result<Arc<UserMm>, Failure> {
-    require_translation()?;
-    ok(vm::new_mm())
 }
 
 /// Boot to the first self-test, and the self-test run before the benchmarks.

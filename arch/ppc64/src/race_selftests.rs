@@ -33,6 +33,7 @@ use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::mmu;
 use crate::vm::{self, UserMm};
+use crate::vm_selftests::{new_mm, ok, physical_at, settled_free_frames};
 use crate::smp;
 use crate::smp_selftests::online_secondaries;
 
@@ -173,8 +174,7 @@ fn collapse_against(b: usize, mm: &UserMm, ipi: CollapseIpi) -> (kernel::mm::col
 /// (MADV_HUGEPAGE) so that collapse may merge them. Returns it, shared with
 /// CPU B through MM, and the small pages' frames.
 fn small_pages_world(marker: u64) -> Result<(Arc<UserMm>, Vec<Frame>), Failure> {
-    let mm = vm::new_mm().map_err(|e| fail(alloc::format!("{e:?}")))?;
-    let ok = |r: Result<(), kernel::mm::vm::VmError>| r.map_err(|e| fail(alloc::format!("{e:?}")));
+    let mm = new_mm()?;
     ok(mm.map(BASE, PAGES * FRAME_SIZE, Prot::READ | Prot::WRITE, false))?;
     let mut small = Vec::new();
     for i in 0..PAGES {
@@ -198,18 +198,6 @@ fn release_world() {
     }
 }
 
-fn physical_at(mm: &UserMm, address: u64) -> Option<u64> {
-    use kernel::mm::vm::MmArch;
-    mm.with_arch(|arch| arch.tree().translate(address).map(|t| t.physical))
-}
-
-/// Lets earlier tests' deferred table frees happen, so that the frame count
-/// compared at the end moves only with this test.
-fn settle_deferred_frees() {
-    kernel::rcu::synchronize();
-    mmu::release_kernel_tables(&[]);
-}
-
 fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Failure> {
     require_cpus(env, 2)?;
     if mmu::flusher().is_none() {
@@ -217,8 +205,9 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
     }
     let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
     let pages = mm::pages();
-    settle_deferred_frees();
-    let free_before = mm::free_frames();
+    // Earlier tests' deferred table frees happen first, so that the count
+    // compared at the end moves only with this test.
+    let free_before = settled_free_frames();
     let outcome = {
         let (mm, small) = small_pages_world(0x100)?;
         // B starts its walk and stops after reading PMD and PTE.
@@ -273,8 +262,7 @@ fn run(recheck_pmd: bool, ipi: CollapseIpi, env: &Env<'_>) -> Result<Outcome, Fa
         // The address space goes here, and everything it mapped with it.
     };
     // Accounting: every frame and table is back once the grace period is over.
-    settle_deferred_frees();
-    kassert_eq!(mm::free_frames(), free_before);
+    kassert_eq!(settled_free_frames(), free_before);
     Ok(outcome)
 }
 
@@ -369,8 +357,9 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
         kskip!("hash only (mmu={})", mmu::mode().name());
     }
     let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    settle_deferred_frees();
-    let free_before = mm::free_frames();
+    // Earlier tests' deferred table frees happen first, so that the count
+    // compared at the end moves only with this test.
+    let free_before = settled_free_frames();
     let reached = {
         let (mm, _small) = small_pages_world(0x200)?;
         start_walker(b, hash_fault_on_b, 0, ipi)?;
@@ -401,8 +390,7 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
         // Dropping the space scans the HPT for its VSIDs: a stale HPTE goes too.
         in_huge == MARKER
     };
-    settle_deferred_frees();
-    kassert_eq!(mm::free_frames(), free_before);
+    kassert_eq!(settled_free_frames(), free_before);
     Ok(reached)
 }
 

@@ -44,7 +44,7 @@ const NOWHERE: u64 = 0x3800_0000;
 
 /// A new address space; skips the test in real mode (`mmu=off`), where low
 /// addresses are physical memory, not an address space.
-fn new_mm() -> Result<Arc<UserMm>, Failure> {
+pub fn new_mm() -> Result<Arc<UserMm>, Failure> {
     require_translation()?;
     vm::new_mm().map_err(|e| fail(alloc::format!("no address space: {e:?}")))
 }
@@ -56,7 +56,8 @@ pub fn require_translation() -> TestResult {
     Ok(())
 }
 
-fn vm_ok<T>(result: Result<T, kernel::mm::vm::VmError>) -> Result<T, Failure> {
+/// A failed mm call as a test failure naming the error.
+pub fn ok<T, E: core::fmt::Debug>(result: Result<T, E>) -> Result<T, Failure> {
     result.map_err(|e| fail(alloc::format!("{e:?}")))
 }
 
@@ -75,7 +76,7 @@ fn size_at(mm: &UserMm, address: u64) -> Option<PageSize> {
     })
 }
 
-fn physical_at(mm: &UserMm, address: u64) -> Option<u64> {
+pub fn physical_at(mm: &UserMm, address: u64) -> Option<u64> {
     mm.with_arch(|arch| {
         use kernel::mm::vm::MmArch;
         arch.tree().translate(address).map(|t| t.physical)
@@ -93,9 +94,9 @@ fn anonymous_faults(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
         let mm = new_mm()?;
-        vm_ok(mm.map(SMALL, 8 * FRAME_SIZE, RW, false))?;
-        vm_ok(mm.map(HUGE, 4 * MIB, RW, true))?;
-        vm_ok(mm.map(READ_ONLY, FRAME_SIZE, Prot::READ, false))?;
+        ok(mm.map(SMALL, 8 * FRAME_SIZE, RW, false))?;
+        ok(mm.map(HUGE, 4 * MIB, RW, true))?;
+        ok(mm.map(READ_ONLY, FRAME_SIZE, Prot::READ, false))?;
         inside(&mm, || -> TestResult {
             kassert_eq!(exceptions::try_load(SMALL + 0x10), Ok(0));
             kassert_eq!(exceptions::try_store(SMALL + FRAME_SIZE + 8, 0xfeed), Ok(()));
@@ -123,14 +124,14 @@ fn anonymous_faults(_: &Env<'_>) -> TestResult {
 
 fn mprotect(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
-    vm_ok(mm.map(HUGE, 2 * MIB, RW, true))?;
+    ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     inside(&mm, || -> TestResult {
         kassert_eq!(exceptions::try_store(HUGE + 8, 1), Ok(()));
         kassert_eq!(exceptions::try_store(HUGE + MIB + 8, 2), Ok(()));
         Ok(())
     })?;
     // Half the huge page read-only: split, and the MMU must see it at once.
-    vm_ok(mm.protect(HUGE, MIB, Prot::READ))?;
+    ok(mm.protect(HUGE, MIB, Prot::READ))?;
     kassert_eq!(mm.stats.splits.load(Ordering::Relaxed), 1);
     inside(&mm, || -> TestResult {
         kassert_eq!(exceptions::try_store(HUGE + 8, 3), Err(vector::DATA_STORAGE));
@@ -138,7 +139,7 @@ fn mprotect(_: &Env<'_>) -> TestResult {
         kassert_eq!(exceptions::try_store(HUGE + MIB + 8, 4), Ok(()));
         Ok(())
     })?;
-    vm_ok(mm.protect(HUGE, MIB, RW))?;
+    ok(mm.protect(HUGE, MIB, RW))?;
     kassert_eq!(mm.region(HUGE), Some(Region { start: HUGE, end: HUGE + 2 * MIB, prot: RW, huge: true }));
     inside(&mm, || -> TestResult {
         kassert_eq!(exceptions::try_store(HUGE + 8, 5), Ok(()));
@@ -152,8 +153,8 @@ fn mprotect(_: &Env<'_>) -> TestResult {
 /// only; a hole stops both at the same page.
 fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
-    vm_ok(mm.map(HUGE, 2 * MIB, RW, true))?;
-    vm_ok(mm.map(HUGE + 2 * MIB, 4 * FRAME_SIZE, RW, false))?;
+    ok(mm.map(HUGE, 2 * MIB, RW, true))?;
+    ok(mm.map(HUGE + 2 * MIB, 4 * FRAME_SIZE, RW, false))?;
     let span = 32 + 4;
     let mut fast = Vec::new();
     kassert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), 0);
@@ -171,9 +172,9 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     kassert_eq!(head.refcount(), 1);
 
     // The fallback: fast for what is mapped, slow for the rest.
-    vm_ok(mm.map(SMALL, 8 * FRAME_SIZE, RW, false))?;
-    vm_ok(mm.fault(SMALL, true))?;
-    vm_ok(mm.fault(SMALL + FRAME_SIZE, true))?;
+    ok(mm.map(SMALL, 8 * FRAME_SIZE, RW, false))?;
+    ok(mm.fault(SMALL, true))?;
+    ok(mm.fault(SMALL + FRAME_SIZE, true))?;
     let mut both = Vec::new();
     kassert_eq!(mm.pin_pages_fast(SMALL, 8, true, true, &mut both), Ok(2));
     let mut again = Vec::new();
@@ -182,7 +183,7 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     both.drain(..).chain(again.drain(..)).for_each(|f| mm.unpin(f));
 
     // Read-only memory.
-    vm_ok(mm.map(READ_ONLY, FRAME_SIZE, Prot::READ, false))?;
+    ok(mm.map(READ_ONLY, FRAME_SIZE, Prot::READ, false))?;
     let mut pins = Vec::new();
     kassert_eq!(mm.pin_pages(READ_ONLY, 1, true, &mut pins), Err((0, GupError::ReadOnly)));
     mm.pin_pages(READ_ONLY, 1, false, &mut pins).map_err(|e| fail(alloc::format!("{e:?}")))?;
@@ -205,8 +206,8 @@ fn unmap_returns_every_frame(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
         let mm = new_mm()?;
-        vm_ok(mm.map(HUGE, 4 * MIB, RW, true))?;
-        vm_ok(mm.map(SMALL, 16 * FRAME_SIZE, RW, false))?;
+        ok(mm.map(HUGE, 4 * MIB, RW, true))?;
+        ok(mm.map(SMALL, 16 * FRAME_SIZE, RW, false))?;
         inside(&mm, || -> TestResult {
             for i in 0..16 {
                 kassert_eq!(exceptions::try_store(SMALL + i * FRAME_SIZE, i), Ok(()));
@@ -218,8 +219,8 @@ fn unmap_returns_every_frame(_: &Env<'_>) -> TestResult {
         let mut pin = Vec::new();
         mm.pin_pages(SMALL + 3 * FRAME_SIZE, 1, true, &mut pin).map_err(|e| fail(alloc::format!("{e:?}")))?;
         // Part of a huge page: it is split, the rest stays mapped.
-        vm_ok(mm.unmap(HUGE + MIB, MIB + FRAME_SIZE))?;
-        vm_ok(mm.unmap(SMALL, 16 * FRAME_SIZE))?;
+        ok(mm.unmap(HUGE + MIB, MIB + FRAME_SIZE))?;
+        ok(mm.unmap(SMALL, 16 * FRAME_SIZE))?;
         inside(&mm, || -> TestResult {
             kassert_eq!(exceptions::try_load(HUGE + MIB - FRAME_SIZE), Ok(0));
             kassert_eq!(exceptions::try_load(HUGE), Ok(1));
@@ -235,7 +236,7 @@ fn unmap_returns_every_frame(_: &Env<'_>) -> TestResult {
         kassert_eq!(unsafe { (mm::phys_to_virt(pin[0].address()) as *const u64).read_volatile() }, 3);
         mm.unpin(pin[0]);
         kassert_eq!(page.refcount(), 0);
-        vm_ok(mm.unmap(HUGE, 4 * MIB))?;
+        ok(mm.unmap(HUGE, 4 * MIB))?;
         kassert_eq!(mm.mapped_pages(), 0);
     }
     kassert_eq!(settled_free_frames(), before);
@@ -260,10 +261,10 @@ fn check(tag: u64) -> TestResult {
 
 fn split_and_collapse(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
-    vm_ok(mm.map(HUGE, 2 * MIB, RW, true))?;
+    ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     inside(&mm, || fill(0x1000))?;
     let first = physical_at(&mm, HUGE).ok_or_else(|| fail("not mapped"))?;
-    kassert_eq!(vm_ok(mm.split(HUGE))?, true);
+    kassert_eq!(ok(mm.split(HUGE))?, true);
     kassert_eq!(size_at(&mm, HUGE + 7 * FRAME_SIZE), Some(PageSize::Base));
     inside(&mm, || -> TestResult {
         check(0x1000)?;
@@ -286,9 +287,9 @@ fn split_and_collapse(_: &Env<'_>) -> TestResult {
     kassert_eq!(mm::pages().frame(Frame::from_address(first).expect("aligned")).map(|p| p.refcount()), Some(0));
 
     // Small pages faulted one by one in a region that then grew to 2 MiB.
-    vm_ok(mm.map(SMALL, MIB, RW, true))?;
+    ok(mm.map(SMALL, MIB, RW, true))?;
     inside(&mm, || exceptions::try_store(SMALL + FRAME_SIZE, 42)).map_err(|v| fail(alloc::format!("vector {v:#x}")))?;
-    vm_ok(mm.map(SMALL + MIB, MIB, RW, true))?;
+    ok(mm.map(SMALL + MIB, MIB, RW, true))?;
     kassert_eq!(size_at(&mm, SMALL + FRAME_SIZE), Some(PageSize::Base));
     kassert_eq!(mm.collapse(SMALL, mmu::collapse_ipi()), Outcome::Collapsed);
     inside(&mm, || -> TestResult {
@@ -302,14 +303,14 @@ fn split_and_collapse(_: &Env<'_>) -> TestResult {
 
 fn khugepaged_collapses(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
-    vm_ok(mm.map(HUGE, 4 * MIB, RW, true))?;
+    ok(mm.map(HUGE, 4 * MIB, RW, true))?;
     inside(&mm, || -> TestResult {
         fill(0x4000)?;
         kassert_eq!(exceptions::try_store(HUGE + 2 * MIB, 9), Ok(()));
         Ok(())
     })?;
-    vm_ok(mm.split(HUGE))?;
-    vm_ok(mm.split(HUGE + 2 * MIB))?;
+    ok(mm.split(HUGE))?;
+    ok(mm.split(HUGE + 2 * MIB))?;
     kassert_eq!(mm.collapse_candidates(), [HUGE, HUGE + 2 * MIB]);
     let cpu = online_secondaries().next().unwrap_or(0);
     let collapsed_before = khugepaged::COLLAPSED.load(Ordering::Acquire);
