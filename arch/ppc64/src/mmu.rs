@@ -463,10 +463,19 @@ pub fn flush_scope(id: SpaceId) -> Scope {
 /// walks it locklessly), so that flushes reach it and collapse's IPI waits
 /// for it. The full barrier orders the bit before the walker's page-table
 /// reads (see serialize_against_pte_lookup).
+///
+/// GUP-fast calls this on every walk, so a CPU already marked does
+/// nothing: bits stay set until the space is freed, and the barrier made
+/// when the bit was set orders it against any later collapse (either that
+/// collapse sees the bit, or this CPU saw its cleared PMD then, and later
+/// reads cannot see an older PMD).
 pub fn note_space_user(id: SpaceId) {
     if let Some(cpus) = SPACE_CPUS.get(id as usize) {
-        cpus.fetch_or(1 << crate::percpu::index(), Ordering::SeqCst);
-        core::sync::atomic::fence(Ordering::SeqCst);
+        let me = 1 << crate::percpu::index();
+        if cpus.load(Ordering::Relaxed) & me == 0 {
+            cpus.fetch_or(me, Ordering::SeqCst);
+            core::sync::atomic::fence(Ordering::SeqCst);
+        }
     }
 }
 
