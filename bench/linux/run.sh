@@ -20,7 +20,8 @@
 #   QEMU=qemu-system-ppc64  QEMU binary
 #   KERNEL_PKG=             e.g. linux-image-6.1.0-50-powerpc64le (default: the
 #                           one bookworm's linux-image-powerpc64le depends on)
-#   MIRROR=                 Debian mirror (default: the one the host's apt uses)
+#   MIRROR=                 Debian mirror (default: the URI of the host's apt
+#                           source for bookworm, read by scripts/apt-sources.sh)
 #   OUT=build/linux-anchor  cache of downloads, builds, logs and results
 #
 # Firmware: QEMU's VOF (x-vof=on) boots this vmlinux directly (checked with
@@ -30,11 +31,14 @@
 # `apt-get download` with a private apt state under $OUT/apt (ppc64el lists of
 # bookworm main from the host's Debian mirror), which leaves the host's apt
 # and dpkg configuration alone and works without root; and, when root and
-# missing, the cross compiler gcc-powerpc64le-linux-gnu through the host's apt.
+# missing, python3 and the cross compiler gcc-powerpc64le-linux-gnu through the
+# host's apt (with --no-remove: never removing a package).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/apt-sources.sh
+. "$REPO/scripts/apt-sources.sh"
 OUT=${OUT:-$REPO/build/linux-anchor}
 QEMU=${QEMU:-qemu-system-ppc64}
 BOOTS=${BOOTS:-1}
@@ -66,33 +70,39 @@ for s in $SMPS; do [[ "$s" =~ ^[1-9][0-9]*$ ]] || fail "SMPS must hold positive 
 command -v "$QEMU" >/dev/null || fail "QEMU binary '$QEMU' not found; install qemu-system-ppc (Debian) or set QEMU=."
 QEMU_VER=$("$QEMU" --version 2>/dev/null | head -n1) && [ -n "$QEMU_VER" ] ||
     fail "QEMU binary '$QEMU' does not run ('$QEMU --version' failed)."
-command -v python3 >/dev/null || fail "python3 is needed to write the initramfs and the results; install python3."
 command -v dpkg-deb >/dev/null && command -v apt-get >/dev/null ||
     fail "apt-get and dpkg-deb are needed to fetch Debian's packages; run this on Debian or Ubuntu."
 command -v timeout >/dev/null || fail "timeout (coreutils) is needed."
+apt_updated=
+install_pkgs() {  # $1 = what is missing (for messages); then packages. Root: apt-get install.
+    local what=$1 log=$OUT/apt-install.log; shift
+    [ "$(id -u)" = 0 ] || fail "$what is missing; install it with: sudo apt-get install $*"
+    note "installing $what: $* (apt-get output in $log)"
+    mkdir -p "$OUT"
+    [ -n "$apt_updated" ] || { apt-get update -qq >"$log" 2>&1 || true; apt_updated=1; }
+    # --no-remove: apt aborts, changing nothing, rather than remove a package.
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-remove --no-install-recommends "$@" >>"$log" 2>&1; then
+        tail -n 10 "$log" >&2
+        grep -q 'remove is disabled' "$log" &&
+            fail "apt-get stopped without changing anything: installing $* would remove packages, which this script never does; resolve that by hand."
+        fail "could not install $* with apt-get (see $log)."
+    fi
+}
+command -v python3 >/dev/null || install_pkgs "python3 (it writes the initramfs and the results)" python3
 if ! command -v "$CC" >/dev/null || ! echo 'int main(void){return 0;}' |
         "$CC" -static -x c - -o /dev/null 2>/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-        note "installing the cross compiler (gcc-powerpc64le-linux-gnu)"
-        apt-get update -qq >&2 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross >&2 ||
-            fail "could not install gcc-powerpc64le-linux-gnu with apt-get."
-    else
-        fail "the cross compiler is missing; install it with: sudo apt-get install gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross"
-    fi
+    install_pkgs "the cross compiler" gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross
 fi
 
 mkdir -p "$OUT/dl" "$OUT/logs"
 
 # ---------------------------------------------------------------- downloads
-# The Debian mirror of the host's apt (its first non-security "/debian" URI).
+# The Debian mirror of the host's apt: the URI of its bookworm source, and its key.
 if [ -z "${MIRROR:-}" ]; then
-    MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-        grep -v '^[[:space:]]*#' | grep -oE '(https?|file)://[^ ]*/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)
-    MIRROR=${MIRROR%/}
-    MIRROR=${MIRROR:-http://deb.debian.org/debian}
+    MIRROR=$(debian_mirror) || fail "MIRROR is not set and $(no_debian_source_hint)"
+    KEYRING=$(debian_signed_by || true)
 fi
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+case "${KEYRING:-}" in /*) [ -f "$KEYRING" ] || KEYRING=$DEBIAN_KEYRING ;; *) KEYRING=$DEBIAN_KEYRING ;; esac
 
 APT_DIR=$OUT/apt
 apt_private() {  # apt-get/apt-cache with ppc64el lists of $SUITE only
@@ -144,7 +154,7 @@ else
         [ -n "$apt_ready" ] || { apt_setup; apt_ready=1; }
         KERNEL_PKG=$(apt_private apt-cache depends linux-image-powerpc64le 2>/dev/null |
             sed -n 's/^ *Depends: \(linux-image-[^ ]*-powerpc64le\)$/\1/p' | head -n1)
-        [ -n "$KERNEL_PKG" ] || fail "package linux-image-powerpc64le (ppc64el) was not found in $SUITE at $MIRROR."
+        [ -n "$KERNEL_PKG" ] || fail "package linux-image-powerpc64le (ppc64el) was not found at $MIRROR in $SUITE."
         download "$KERNEL_PKG"
         KERNEL_DEB=$(newest_deb "${KERNEL_PKG}_*_ppc64el.deb")
     fi
@@ -266,7 +276,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- results
 export KERNEL_PKG KERNEL_VER KERNEL_DEB BUSYBOX_VER QEMU_VER CC_VER BOOTS REPS CONFIGS SMPS \
-    LOAD_START LOAD_END t_all MIRROR TIMEOUT
+    LOAD_START LOAD_END t_all TIMEOUT
 python3 - "$BOOTLIST" "$RESULTS" <<'EOF' || fail "no results could be collected from the console logs."
 import json, os, statistics, sys
 bootlist, out = sys.argv[1], sys.argv[2]
@@ -282,7 +292,7 @@ meta = {
     "cc": e["CC_VER"], "qemu": e["QEMU_VER"], "host_cpu": host_cpu(), "host_cores": os.cpu_count(),
     "host_loadavg_start": e["LOAD_START"], "host_loadavg_end": e["LOAD_END"],
     "boots": int(e["BOOTS"]), "reps": int(e["REPS"]), "configs": e["CONFIGS"].split(),
-    "smps": [int(s) for s in e["SMPS"].split()], "firmware": "vof", "mirror": e["MIRROR"],
+    "smps": [int(s) for s in e["SMPS"].split()], "firmware": "vof",
     "qemu_args": "-M pseries,x-vof=on[,cap-hpt-max-page-size=16M] -cpu POWER9 -m 2G -smp N -nographic -vga none -no-reboot",
     "total_wall_s": float(e["t_all"]), "unit": "us (timebase), min/median/max over reps",
 }
