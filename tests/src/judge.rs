@@ -28,6 +28,11 @@ pub enum Failure {
     QemuError {
         line: String,
     },
+    /// A line of QEMU's guest-error log (`-d guest_errors,unimp`) no allowance covers.
+    GuestLog {
+        line: String,
+        count: usize,
+    },
     Fatal {
         line: String,
     },
@@ -82,6 +87,7 @@ pub const KINDS: &[&str] = &[
     "timeout",
     "qemu-exit",
     "qemu-stderr",
+    "qemu-log",
     "fatal",
     "not-ok",
     "banner",
@@ -92,10 +98,11 @@ pub const KINDS: &[&str] = &[
     "summary-failed",
 ];
 
-/// Kinds that say how a boot ended rather than what its tests reported. A boot expected to
-/// fail must not also end in one of these unless it expects it: a kernel meant to report
-/// `not ok` that hangs instead has failed for the wrong reason.
-pub const ABNORMAL_END_KINDS: &[&str] = &["timeout", "qemu-exit", "qemu-stderr", "fatal"];
+/// Kinds that say how a boot ended, or what QEMU saw the guest do wrong, rather than what
+/// its tests reported. A boot expected to fail must not also end in one of these unless it
+/// expects it: a kernel meant to report `not ok` that hangs instead, or that also made QEMU
+/// log a guest error, has failed for the wrong reason.
+pub const ABNORMAL_END_KINDS: &[&str] = &["timeout", "qemu-exit", "qemu-stderr", "qemu-log", "fatal"];
 
 impl Failure {
     /// A short stable name, used by the matrix's `expect_reason`.
@@ -104,6 +111,7 @@ impl Failure {
             Failure::TimedOut { .. } => "timeout",
             Failure::QemuExit { .. } => "qemu-exit",
             Failure::QemuError { .. } => "qemu-stderr",
+            Failure::GuestLog { .. } => "qemu-log",
             Failure::Fatal { .. } => "fatal",
             Failure::NotOk { .. } => "not-ok",
             Failure::NoBanner | Failure::BannerMismatch { .. } => "banner",
@@ -137,6 +145,10 @@ impl fmt::Display for Failure {
             }
             Failure::QemuExit { code: None } => write!(formatter, "QEMU was killed by a signal"),
             Failure::QemuError { line } => write!(formatter, "QEMU error: {line}"),
+            Failure::GuestLog { line, count: 1 } => write!(formatter, "QEMU guest log: {line}"),
+            Failure::GuestLog { line, count } => {
+                write!(formatter, "QEMU guest log ({count} times): {line}")
+            }
             Failure::Fatal { line } => write!(formatter, "kernel: {line}"),
             Failure::NotOk {
                 number,
@@ -237,8 +249,20 @@ impl Verdict {
     }
 }
 
-/// Judges one boot of `machine`.
+/// A QEMU guest-log message a matrix row expects, and why it is not the kernel's fault.
+#[derive(Clone, Debug)]
+pub struct LogAllowance {
+    pub pattern: regex::Regex,
+    pub reason: String,
+}
+
+/// Judges one boot of `machine`; any line of QEMU's guest log fails it.
 pub fn judge(output: &BootOutput, machine: Machine) -> Verdict {
+    judge_allowing(output, machine, &[])
+}
+
+/// Judges one boot of `machine`; a guest-log line fails it unless one of `allowed` matches.
+pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllowance]) -> Verdict {
     let mut failures = Vec::new();
 
     if output.timed_out {
@@ -253,6 +277,7 @@ pub fn judge(output: &BootOutput, machine: Machine) -> Verdict {
     failures.extend(qemu_errors(&output.stderr).map(|line| Failure::QemuError {
         line: line.to_string(),
     }));
+    failures.extend(guest_log_failures(&output.qemu_log, allowed));
 
     let report = ktap::parse(&output.console);
     failures.extend(
@@ -300,6 +325,29 @@ pub fn judge(output: &BootOutput, machine: Machine) -> Verdict {
     }
 
     Verdict { failures, counted }
+}
+
+/// One failure per distinct guest-log line no allowance matches, in first-seen order, with
+/// how often it came (a wrong `tlbie` form in a loop logs the same line hundreds of times).
+fn guest_log_failures(log: &str, allowed: &[LogAllowance]) -> Vec<Failure> {
+    let mut failures: Vec<Failure> = Vec::new();
+    for line in ktap::lines(log).map(str::trim_end).filter(|line| !line.is_empty()) {
+        if allowed.iter().any(|allowance| allowance.pattern.is_match(line)) {
+            continue;
+        }
+        let seen = failures.iter_mut().find_map(|failure| match failure {
+            Failure::GuestLog { line: seen, count } if seen == line => Some(count),
+            _ => None,
+        });
+        match seen {
+            Some(count) => *count += 1,
+            None => failures.push(Failure::GuestLog {
+                line: line.to_string(),
+                count: 1,
+            }),
+        }
+    }
+    failures
 }
 
 /// Lines of QEMU's stderr that are errors: everything but `<program>: warning: ...`.
@@ -682,6 +730,33 @@ mod tests {
     }
 
     #[test]
+    fn guest_log_lines_fail_the_boot_unless_allowed() {
+        let mut output = boot(&passing_console());
+        output.qemu_log = "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n"
+            .repeat(3)
+            + "Unimplemented SPAPR hcall 0x0000000000000002\n";
+        let verdict = judge(&output, MACHINE);
+        assert_eq!(kinds(&verdict), ["qemu-log", "qemu-log"]);
+        assert_eq!(
+            verdict.failures[0].to_string(),
+            "QEMU guest log (3 times): helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0"
+        );
+        assert_eq!(
+            verdict.failures[1].to_string(),
+            "QEMU guest log: Unimplemented SPAPR hcall 0x0000000000000002"
+        );
+        let allowed = [LogAllowance {
+            pattern: regex::Regex::new("^Unimplemented SPAPR hcall").unwrap(),
+            reason: "test".into(),
+        }];
+        let verdict = judge_allowing(&output, MACHINE, &allowed);
+        assert_eq!(kinds(&verdict), ["qemu-log"]);
+        output.qemu_log = "Unimplemented SPAPR hcall 0x2\n\n".into();
+        assert!(judge_allowing(&output, MACHINE, &allowed).passed());
+        assert!(!judge(&output, MACHINE).passed());
+    }
+
+    #[test]
     fn qemu_error_on_stderr() {
         let mut output = boot(&passing_console());
         output.stderr = "qemu-system-ppc64: warning: fine\nqemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0\n".into();
@@ -731,6 +806,10 @@ mod tests {
             Failure::QemuExit { code: None },
             Failure::QemuError {
                 line: String::new(),
+            },
+            Failure::GuestLog {
+                line: String::new(),
+                count: 1,
             },
             Failure::Fatal {
                 line: String::new(),

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use regex::{Regex, RegexBuilder};
 
-use crate::judge::{self, Machine, Verdict};
+use crate::judge::{self, LogAllowance, Machine, Verdict};
 use crate::ktap;
-use crate::qemu::{self, BootConfig, BootOutput, Firmware};
+use crate::qemu::{self, Accel, BootConfig, BootOutput, Firmware};
 
 /// Whether a row's boot should pass the judge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +23,12 @@ pub enum Expect {
 pub struct Row {
     pub name: String,
     pub firmware: Firmware,
+    /// QEMU `-cpu` model under TCG.
+    pub cpu: String,
+    pub accel: Accel,
     pub cpus: u32,
+    /// SMT threads per core (`smp = N,threads=T`).
+    pub threads: u32,
     pub memory_mib: u64,
     pub append: String,
     /// `None`: `BOOT_TIMEOUT`, else the firmware's default.
@@ -33,6 +38,8 @@ pub struct Row {
     pub expect_reasons: Vec<String>,
     /// Patterns the console must match (multi-line mode: `^`/`$` match at line ends).
     pub expect_output: Vec<Regex>,
+    /// QEMU guest-log messages this row expects, each with the reason it is not a bug.
+    pub qemu_log_allow: Vec<LogAllowance>,
 }
 
 /// The matrix shipped with the harness.
@@ -84,6 +91,27 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
     sections.iter().map(Section::to_row).collect()
 }
 
+/// The `-cpu` models rows may name (QEMU's pseries POWER models this kernel knows).
+pub const KNOWN_CPUS: &[&str] = &["POWER8", "POWER9", "POWER10"];
+
+/// `qemu_log_allow = "<regex>" <reason>`: the pattern in double quotes (no quote inside;
+/// write `\x22`), then a reason, which must be given.
+fn parse_allowance(value: &str) -> Result<LogAllowance, String> {
+    let shape = || format!("qemu_log_allow must be `\"<regex>\" <reason>`, not `{value}`");
+    let rest = value.strip_prefix('"').ok_or_else(shape)?;
+    let (pattern, reason) = rest.split_once('"').ok_or_else(shape)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(format!("qemu_log_allow `{pattern}` needs a reason after the pattern"));
+    }
+    let pattern = Regex::new(pattern)
+        .map_err(|error| format!("bad qemu_log_allow pattern: {error}"))?;
+    Ok(LogAllowance {
+        pattern,
+        reason: reason.to_string(),
+    })
+}
+
 struct Section {
     name: String,
     line: usize,
@@ -95,19 +123,27 @@ impl Section {
         let mut row = Row {
             name: self.name.clone(),
             firmware: Firmware::Vof,
+            cpu: qemu::DEFAULT_CPU.to_string(),
+            accel: Accel::Tcg,
             cpus: 1,
+            threads: 1,
             memory_mib: 1024,
             append: String::new(),
             timeout: None,
             expect: Expect::Pass,
             expect_reasons: Vec::new(),
             expect_output: Vec::new(),
+            qemu_log_allow: Vec::new(),
         };
+        let mut cpu_given = false;
         let mut seen: Vec<&str> = Vec::new();
         let mut firmware_given = false;
         for (number, key, value) in &self.entries {
             let fail = |message: String| format!("{number}: {message}");
-            let repeatable = matches!(key.as_str(), "expect_reason" | "expect_output");
+            let repeatable = matches!(
+                key.as_str(),
+                "expect_reason" | "expect_output" | "qemu_log_allow"
+            );
             if !repeatable && seen.contains(&key.as_str()) {
                 return Err(fail(format!("`{key}` given twice in [{}]", self.name)));
             }
@@ -117,13 +153,19 @@ impl Section {
                     row.firmware = value.parse().map_err(fail)?;
                     firmware_given = true;
                 }
-                "smp" => {
-                    row.cpus = value
-                        .parse()
-                        .ok()
-                        .filter(|&cpus| cpus > 0)
-                        .ok_or_else(|| fail(format!("bad smp `{value}`")))?;
+                "smp" => (row.cpus, row.threads) = qemu::parse_smp(value).map_err(fail)?,
+                "cpu" => {
+                    if !KNOWN_CPUS.contains(&value.as_str()) {
+                        return Err(fail(format!(
+                            "unknown cpu `{value}` (one of: {})",
+                            KNOWN_CPUS.join(", ")
+                        )));
+                    }
+                    row.cpu = value.clone();
+                    cpu_given = true;
                 }
+                "accel" => row.accel = value.parse().map_err(fail)?,
+                "qemu_log_allow" => row.qemu_log_allow.push(parse_allowance(value).map_err(fail)?),
                 "mem" => row.memory_mib = qemu::parse_memory_size(value).map_err(fail)?,
                 "append" => row.append = value.clone(),
                 "timeout" => row.timeout = Some(qemu::parse_seconds(value).map_err(fail)?),
@@ -161,6 +203,9 @@ impl Section {
         if !firmware_given {
             return Err(at("needs `firmware = vof|slof`"));
         }
+        if cpu_given && row.accel == Accel::Kvm {
+            return Err(at("runs under KVM, where the processor is the host's: no `cpu`"));
+        }
         match row.expect {
             Expect::Fail if row.expect_reasons.is_empty() => {
                 return Err(at("expects failure, so needs at least one `expect_reason`"))
@@ -187,6 +232,27 @@ impl Row {
         }
     }
 
+    /// Why this row cannot boot on this host, if it cannot (a KVM row without KVM): the
+    /// row is then skipped, saying so, rather than failed.
+    pub fn skip_reason(&self) -> Option<String> {
+        match self.accel {
+            Accel::Kvm => qemu::kvm_unavailable(),
+            Accel::Tcg => None,
+        }
+    }
+
+    /// Where this row's QEMU guest log goes: `build/qemu-logs/<row>.log`.
+    pub fn qemu_log_path(&self) -> PathBuf {
+        crate::image::workspace_root()
+            .join("build/qemu-logs")
+            .join(format!("{}.log", self.name))
+    }
+
+    /// Judges this row's boot, allowing the guest-log messages the row lists.
+    pub fn judge(&self, output: &BootOutput) -> Verdict {
+        judge::judge_allowing(output, self.machine(), &self.qemu_log_allow)
+    }
+
     /// The boot for this row; `env_timeout` is `BOOT_TIMEOUT`, which the row's own
     /// `timeout` overrides.
     pub fn boot_config(
@@ -197,8 +263,12 @@ impl Row {
     ) -> BootConfig {
         let mut config = BootConfig::new(qemu, kernel);
         config.firmware = self.firmware;
+        config.cpu = self.cpu.clone();
+        config.accel = self.accel;
         config.cpus = self.cpus;
+        config.threads = self.threads;
         config.memory_mib = self.memory_mib;
+        config.qemu_log = self.qemu_log_path();
         config.append = self.append.clone();
         config.timeout = Some(
             self.timeout
@@ -312,6 +382,38 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         assert_eq!(panic.timeout, Some(Duration::from_secs(5)));
         assert_eq!(panic.expect_reasons, ["fatal"]);
         assert_eq!(panic.expect_output.len(), 2);
+    }
+
+    #[test]
+    fn processor_topology_accelerator_and_log_allowances() {
+        let rows = parse(
+            "[p8]\nfirmware = vof\ncpu = POWER8\nsmp = 8,threads=4\n\
+             qemu_log_allow = \"^Unimplemented SPAPR hcall 0x2$\" planted by inject=guest_error\n\
+             qemu_log_allow = \"tlbie\" also this\n\
+             [kvm]\nfirmware = vof\naccel = kvm\n",
+        )
+        .expect("parses");
+        let p8 = &rows[0];
+        assert_eq!((p8.cpu.as_str(), p8.cpus, p8.threads, p8.accel), ("POWER8", 8, 4, Accel::Tcg));
+        assert_eq!(p8.qemu_log_allow.len(), 2);
+        assert_eq!(p8.qemu_log_allow[0].reason, "planted by inject=guest_error");
+        assert!(p8.qemu_log_allow[0].pattern.is_match("Unimplemented SPAPR hcall 0x2"));
+        let config = p8.boot_config(Path::new("q"), Path::new("k"), None);
+        assert_eq!((config.cpu.as_str(), config.smp_arg()), ("POWER8", "8,threads=4".to_string()));
+        assert!(config.qemu_log.ends_with("build/qemu-logs/p8.log"));
+        assert_eq!(p8.skip_reason(), None);
+        let kvm = &rows[1];
+        assert_eq!((kvm.accel, kvm.cpu.as_str()), (Accel::Kvm, "POWER9"));
+        assert_eq!(kvm.boot_config(Path::new("q"), Path::new("k"), None).cpu_model(), "host");
+        assert_eq!(kvm.skip_reason(), qemu::kvm_unavailable());
+
+        let error = |text: &str| parse(text).unwrap_err();
+        assert!(error("[a]\nfirmware = vof\ncpu = POWER7\n").starts_with("3: unknown cpu `POWER7`"));
+        assert!(error("[a]\nfirmware = vof\naccel = kvm\ncpu = POWER8\n").contains("no `cpu`"));
+        assert!(error("[a]\nfirmware = vof\nqemu_log_allow = tlbie\n").contains("must be"));
+        assert!(error("[a]\nfirmware = vof\nqemu_log_allow = \"tlbie\"\n").contains("needs a reason"));
+        assert!(error("[a]\nfirmware = vof\nqemu_log_allow = \"(\" x\n").contains("bad qemu_log_allow"));
+        assert!(error("[a]\nfirmware = vof\nsmp = 6,threads=4\n").contains("not whole cores"));
     }
 
     #[test]

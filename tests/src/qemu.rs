@@ -18,6 +18,15 @@ use crate::process;
 /// QEMU binary used when `QEMU` is not set.
 pub const DEFAULT_QEMU: &str = "qemu-system-ppc64";
 
+/// The processor model when none is asked for.
+pub const DEFAULT_CPU: &str = "POWER9";
+
+/// What QEMU is asked to log about the guest (`-d`): accesses and instructions the
+/// architecture calls invalid (bad `tlbie` forms, invalid SPRs, bad hcall arguments) and
+/// features QEMU does not implement. Hardware is less forgiving than TCG, so each such line
+/// is a boot failure unless the matrix row lists it with a reason.
+pub const GUEST_LOG_ITEMS: &str = "guest_errors,unimp";
+
 /// Spectre/Meltdown capabilities TCG cannot provide; left at their defaults, QEMU refuses to
 /// start (or warns) on a TCG host.
 const PSERIES_CAPS: &str = "cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off";
@@ -157,6 +166,93 @@ pub fn version(qemu: &Path) -> Result<String, String> {
     }
 }
 
+/// How QEMU executes the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// QEMU's own translator (any host).
+    Tcg,
+    /// The host's KVM (a POWER host with `/dev/kvm`): `-accel kvm -cpu host`.
+    Kvm,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+impl FromStr for Accel {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "tcg" => Ok(Accel::Tcg),
+            "kvm" => Ok(Accel::Kvm),
+            _ => Err(format!("unknown accelerator `{text}` (expected `tcg` or `kvm`)")),
+        }
+    }
+}
+
+/// Why KVM cannot run this kernel here, or `None` if it can: it needs a POWER host
+/// (`qemu-system-ppc64 -accel kvm` runs guests of the host's own architecture only) and
+/// `/dev/kvm`.
+pub fn kvm_unavailable() -> Option<String> {
+    kvm_unavailable_on(std::env::consts::ARCH, Path::new("/dev/kvm"))
+}
+
+fn kvm_unavailable_on(arch: &str, device: &Path) -> Option<String> {
+    if !arch.starts_with("powerpc64") {
+        return Some(format!(
+            "KVM needs a POWER host; this host is {arch}, so KVM boots are skipped"
+        ));
+    }
+    if !device.exists() {
+        return Some(format!(
+            "{} is missing (no KVM on this host), so KVM boots are skipped",
+            device.display()
+        ));
+    }
+    None
+}
+
+/// Parses `-smp` as the harness takes it: `N` or `N,threads=T` (SMT: T threads per
+/// core, N a multiple of T).
+pub fn parse_smp(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("bad smp `{text}` (expected N or N,threads=T)");
+    let (cpus, threads) = match text.trim().split_once(',') {
+        Some((cpus, rest)) => (cpus, rest.trim().strip_prefix("threads=").ok_or_else(bad)?),
+        None => (text.trim(), "1"),
+    };
+    let cpus: u32 = cpus.trim().parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+    let threads: u32 = threads.trim().parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+    if !cpus.is_multiple_of(threads) {
+        return Err(format!(
+            "bad smp `{text}`: {cpus} CPUs are not whole cores of {threads} threads"
+        ));
+    }
+    Ok((cpus, threads))
+}
+
+const FRESH_LOG_PREFIX: &str = "ppc64-kernel-qemu-";
+
+/// A fresh path for a boot's QEMU log in the temporary directory (boots run in parallel),
+/// for callers that keep no log of their own; [`run`] removes it once read.
+fn fresh_log_path() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("{FRESH_LOG_PREFIX}{}-{n}.log", std::process::id()))
+}
+
+fn is_fresh_log_path(path: &Path) -> bool {
+    path.parent() == Some(std::env::temp_dir().as_path())
+        && path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with(FRESH_LOG_PREFIX))
+}
+
 /// Whether QEMU gets a process group of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessGroup {
@@ -173,7 +269,12 @@ pub struct BootConfig {
     pub qemu: PathBuf,
     pub kernel: PathBuf,
     pub firmware: Firmware,
+    /// `-cpu` under TCG (POWER8, POWER9, POWER10); KVM always uses `host`.
+    pub cpu: String,
+    pub accel: Accel,
     pub cpus: u32,
+    /// SMT threads per core (`-smp N,threads=T`); 1 leaves QEMU's default topology.
+    pub threads: u32,
     pub memory_mib: u64,
     /// Kernel command line as given; see [`BootConfig::kernel_cmdline`] for what is passed.
     pub append: String,
@@ -182,6 +283,9 @@ pub struct BootConfig {
     /// Start halted with QEMU's gdb stub on tcp::1234 (`-s -S`).
     pub gdb: bool,
     pub process_group: ProcessGroup,
+    /// Where QEMU writes its guest-error log (`-d guest_errors,unimp -D`); every boot has
+    /// one, emptied before QEMU starts and read into [`BootOutput::qemu_log`].
+    pub qemu_log: PathBuf,
 }
 
 impl BootConfig {
@@ -191,12 +295,33 @@ impl BootConfig {
             qemu: qemu.into(),
             kernel: kernel.into(),
             firmware: Firmware::Vof,
+            cpu: DEFAULT_CPU.to_string(),
+            accel: Accel::Tcg,
             cpus: 1,
+            threads: 1,
             memory_mib: 1024,
             append: String::new(),
             timeout: Some(Firmware::Vof.default_timeout()),
             gdb: false,
             process_group: ProcessGroup::Own,
+            qemu_log: fresh_log_path(),
+        }
+    }
+
+    /// The `-cpu` QEMU gets: the model under TCG, the host's processor under KVM.
+    pub fn cpu_model(&self) -> &str {
+        match self.accel {
+            Accel::Tcg => &self.cpu,
+            Accel::Kvm => "host",
+        }
+    }
+
+    /// `-smp` as QEMU takes it.
+    pub fn smp_arg(&self) -> String {
+        if self.threads > 1 {
+            format!("{},threads={}", self.cpus, self.threads)
+        } else {
+            self.cpus.to_string()
         }
     }
 
@@ -245,12 +370,16 @@ impl BootConfig {
         let mut push = |arg: &str| args.push(arg.into());
         push("-M");
         push(&machine);
+        if self.accel == Accel::Kvm {
+            push("-accel");
+            push("kvm");
+        }
         push("-cpu");
-        push("POWER9");
+        push(self.cpu_model());
         push("-m");
         push(&format!("{}M", self.memory_mib));
         push("-smp");
-        push(&self.cpus.to_string());
+        push(&self.smp_arg());
         push("-display");
         push("none");
         push("-vga");
@@ -260,12 +389,16 @@ impl BootConfig {
         push("-monitor");
         push("none");
         push("-no-reboot");
+        push("-d");
+        push(GUEST_LOG_ITEMS);
         if self.gdb {
             push("-s");
             push("-S");
         }
         push("-append");
         push(&self.kernel_cmdline());
+        args.push("-D".into());
+        args.push(self.qemu_log.clone().into_os_string());
         args.push("-kernel".into());
         args.push(self.kernel.clone().into_os_string());
         args
@@ -304,6 +437,8 @@ pub struct BootOutput {
     pub console: String,
     /// QEMU's own messages.
     pub stderr: String,
+    /// What QEMU logged about the guest (`-D` file): guest errors, unimplemented features.
+    pub qemu_log: String,
     /// Both streams interleaved in arrival order: what a human wants to read on failure.
     pub transcript: String,
     /// QEMU's exit code; `None` if a signal ended it.
@@ -323,6 +458,19 @@ enum Event {
 /// deadline). `observer` sees every chunk of output as it arrives, for live streaming.
 /// Errors are the harness's own (QEMU cannot be started), not the boot's.
 pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::Result<BootOutput> {
+    // A log left by an earlier boot must not be judged as this one's; QEMU appends to it.
+    match std::fs::remove_file(&config.qemu_log) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(io::Error::new(
+                error.kind(),
+                format!("cannot empty the QEMU log {}: {error}", config.qemu_log.display()),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(parent) = config.qemu_log.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     let mut command = Command::new(&config.qemu);
     command
         .args(config.args())
@@ -412,9 +560,25 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
         let _ = process::kill_process_group(qemu.child.id());
     }
 
+    // QEMU creates the file only when it has something to log.
+    let qemu_log = match std::fs::read(&config.qemu_log) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(error) => {
+            return Err(io::Error::new(
+                error.kind(),
+                format!("cannot read the QEMU log {}: {error}", config.qemu_log.display()),
+            ))
+        }
+    };
+    if is_fresh_log_path(&config.qemu_log) {
+        let _ = std::fs::remove_file(&config.qemu_log);
+    }
+
     Ok(BootOutput {
         console: String::from_utf8_lossy(&console).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        qemu_log,
         transcript: String::from_utf8_lossy(&transcript).into_owned(),
         exit_code: if timed_out { None } else { status.code() },
         timed_out,
@@ -505,7 +669,9 @@ mod tests {
     use super::*;
 
     fn config() -> BootConfig {
-        BootConfig::new("qemu-system-ppc64", "build/kernel.elf")
+        let mut config = BootConfig::new("qemu-system-ppc64", "build/kernel.elf");
+        config.qemu_log = "build/q.log".into();
+        config
     }
 
     fn args(config: &BootConfig) -> Vec<String> {
@@ -542,8 +708,12 @@ mod tests {
                 "-monitor",
                 "none",
                 "-no-reboot",
+                "-d",
+                "guest_errors,unimp",
                 "-append",
                 "selftest=mm,dt loglevel=debug expect_cpus=2 expect_mem=512M",
+                "-D",
+                "build/q.log",
                 "-kernel",
                 "build/kernel.elf",
             ]
@@ -559,6 +729,70 @@ mod tests {
         assert_eq!(args[1], format!("pseries,{PSERIES_CAPS}"));
         let stub = args.iter().position(|arg| arg == "-s").expect("-s present");
         assert_eq!(args[stub + 1], "-S");
+    }
+
+    #[test]
+    fn kvm_command_line() {
+        let mut config = config();
+        config.accel = Accel::Kvm;
+        config.cpu = "POWER8".into();
+        config.cpus = 4;
+        let args = args(&config);
+        let at = |flag: &str| args.iter().position(|arg| arg == flag).expect(flag);
+        assert_eq!(args[at("-accel") + 1], "kvm");
+        // Under KVM the guest runs on the host's processor, whatever model was named.
+        assert_eq!(args[at("-cpu") + 1], "host");
+        assert!(at("-accel") < at("-cpu"));
+        assert_eq!(args[at("-smp") + 1], "4");
+        assert_eq!(args[at("-d") + 1], GUEST_LOG_ITEMS);
+        // VOF works under KVM too; the machine and its caps are the same as under TCG.
+        assert!(args[1].starts_with("pseries,x-vof=on,cap-cfpc=broken"));
+    }
+
+    #[test]
+    fn cpu_model_and_smt_topology() {
+        let mut config = config();
+        config.cpu = "POWER8".into();
+        config.cpus = 8;
+        config.threads = 4;
+        let args = args(&config);
+        let at = |flag: &str| args.iter().position(|arg| arg == flag).expect(flag);
+        assert_eq!(args[at("-cpu") + 1], "POWER8");
+        assert!(!args.iter().any(|arg| arg == "-accel"));
+        assert_eq!(args[at("-smp") + 1], "8,threads=4");
+        assert_eq!(config.kernel_cmdline(), "expect_cpus=8 expect_mem=1024M");
+    }
+
+    #[test]
+    fn smp_syntax() {
+        assert_eq!(parse_smp("4"), Ok((4, 1)));
+        assert_eq!(parse_smp("8,threads=4"), Ok((8, 4)));
+        assert_eq!(parse_smp(" 32 "), Ok((32, 1)));
+        assert!(parse_smp("6,threads=4").unwrap_err().contains("not whole cores"));
+        assert!(parse_smp("0").is_err());
+        assert!(parse_smp("8,cores=2").is_err());
+        assert!(parse_smp("8,threads=0").is_err());
+    }
+
+    #[test]
+    fn kvm_availability() {
+        let missing = Path::new("/nonexistent/kvm");
+        let here = Path::new("/");
+        assert!(kvm_unavailable_on("x86_64", here).unwrap().contains("needs a POWER host"));
+        assert!(kvm_unavailable_on("powerpc64", missing).unwrap().contains("is missing"));
+        assert_eq!(kvm_unavailable_on("powerpc64", here), None);
+        assert_eq!("kvm".parse(), Ok(Accel::Kvm));
+        assert!("xen".parse::<Accel>().is_err());
+    }
+
+    #[test]
+    fn every_boot_gets_its_own_log() {
+        let a = BootConfig::new("q", "k");
+        let b = BootConfig::new("q", "k");
+        assert_ne!(a.qemu_log, b.qemu_log);
+        let args = args(&a);
+        let at = args.iter().position(|arg| arg == "-D").expect("-D");
+        assert_eq!(Path::new(&args[at + 1]), a.qemu_log);
     }
 
     #[test]

@@ -40,23 +40,34 @@ EOF
 /// A fake kernel following the console contract, driven by `-append` (`inject=...`,
 /// unknown options) and reporting the `-smp`/`-m` it was given: lets the shipped matrix's
 /// expectations be checked before the real kernel exists.
-const CONTRACT_KERNEL: &str = r##"append=""; smp=1; mem=1024M
+const CONTRACT_KERNEL: &str = r##"append=""; smp=1; mem=1024M; cpu=POWER9; log=/dev/null
 while [ $# -gt 0 ]; do
     case "$1" in
         -append) append="$2"; shift ;;
-        -smp) smp="$2"; shift ;;
+        -smp) smp="${2%%,*}"; shift ;;
         -m) mem="$2"; shift ;;
+        -cpu) cpu="$2"; shift ;;
+        -D) log="$2"; shift ;;
     esac
     shift
 done
 echo "SLOF-ish noise"
 mmu=radix; case " $append " in *" mmu=off "*) mmu=off ;; *" mmu=hash "*) mmu=hash ;; esac
-printf 'ppc64-kernel 0.1.0 firmware=vof cpus=%s online=%s memory=%sMiB mmu=%s cmdline="%s"\r\n' "$smp" "$smp" "${mem%M}" "$mmu" "$append"
+case "$cpu" in
+    POWER8) pvr=0x004d0200
+            if [ "$mmu" = radix ]; then
+                echo "[warn] mmu: POWER8 (ISA 2.07) has no radix MMU; falling back to hash"; mmu=hash
+            fi ;;
+    POWER10) pvr=0x00801200 ;;
+    *) pvr=0x004e1202 ;;
+esac
+fixups=none; [ "$cpu" = POWER9 ] && [ "$mmu" = radix ] && fixups=erat+stq
+printf 'ppc64-kernel 0.1.0 firmware=vof cpus=%s online=%s memory=%sMiB mmu=%s tlbie_fixups=%s cmdline="%s"\r\n' "$smp" "$smp" "${mem%M}" "$mmu" "$fixups" "$append"
 case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 echo "KTAP version 1"
-echo "1..16"
+echo "1..21"
 echo "ok 1 mm_alloc"
 fatal() {
     echo "FATAL: $1"
@@ -66,8 +77,10 @@ fatal() {
     echo "selftests: 1 passed, 1 failed, 0 skipped"
     exit 0
 }
+echo "[info] cpu: PVR $pvr, PIR 0, timebase 512000000 Hz, MSR 0x8000000000001033"
 case "$append" in
     *inject=hang*) exec sleep 1000 ;;
+    *inject=yield_irqs_off*) fatal "panic at arch/ppc64/src/inject.rs:79:5: sched: yield_now called with interrupts off (inside a sched-RCU read-side section) from arch/ppc64/src/inject.rs:79:5" ;;
     *inject=panic*) fatal "panic at kernel/src/inject.rs:10:5: injected panic" ;;
     *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <ppc64_kernel::inject::raise_program_check+0x8>" ;;
     *inject=oom*) echo "[error] heap: out of memory: request of 134217728 bytes (align 1) failed; heap 67108864 bytes, 0 used, 67108864 free"
@@ -88,8 +101,8 @@ echo "ok 7 rcu.synchronize_waits_for_interrupts_off_cpu"
 echo "ok 8 rcu.unhooked_table_outlives_lockless_walk"
 echo "ok 9 sched.threads_share_a_cpu_by_preemption"
 echo "ok 10 sched.thread_sees_its_address_space"
-ipi=Auto; case " $append " in *" collapse_ipi=on "*) ipi=On ;; esac
-waited=false; { [ "$mmu" = hash ] || [ "$ipi" = On ]; } && waited=true
+ipi=Auto; case " $append " in *" collapse_ipi=on "*) ipi=On ;; *" collapse_ipi=off "*) ipi=Off ;; esac
+waited=false; { { [ "$mmu" = hash ] && [ "$ipi" = Auto ]; } || [ "$ipi" = On ]; } && waited=true
 echo "# collapse_ipi=$ipi under $mmu: waited for the walker: $waited"
 echo "ok 11 collapse.command_line_policy_decides"
 echo "# counter-example: GUP pinned 0x1d0000; the address now maps 0x4650000; a write through the pin is lost"
@@ -102,7 +115,22 @@ recheck=true; case " $append " in *" gup_pmd_recheck=off "*) recheck=false ;; es
 stale=false; { [ "$recheck" = false ] && [ "$waited" = false ]; } && stale=true
 echo "# gup_pmd_recheck=$recheck collapse_ipi=$ipi ($mmu): stale pin: $stale"
 echo "ok 16 race.command_line_settings_decide"
-echo "selftests: 15 passed, 0 failed, 1 skipped"
+echo "ok 17 race.pmd_recheck_backs_off"
+echo "ok 18 stress.gup_fast_against_khugepaged"
+echo "ok 19 smp.all_cpus_online"
+echo "ok 20 smp.call_on_all_waits_for_all"
+echo "ok 21 collapse.ipi_waits_for_lockless_walkers"
+case "$append" in *inject=guest_error*)
+    echo "# inject=guest_error: failing on purpose"
+    if [ "$mmu" = radix ]; then
+        echo "# inject=guest_error: tlbie of kernel address 0xc000000000000000 by address (quadrant 3)"
+        echo "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0" >> "$log"
+    else
+        echo "# inject=guest_error: hcall 0x2 returned -2"
+        echo "Unimplemented SPAPR hcall 0x0000000000000002" >> "$log"
+    fi ;;
+esac
+echo "selftests: 20 passed, 0 failed, 1 skipped"
 "##;
 
 /// A fake QEMU in a directory of its own under cargo's per-target temporary directory.
@@ -391,8 +419,14 @@ fn shipped_matrix_against_a_contract_kernel() {
         if row.expect_reasons.iter().any(|reason| reason == "timeout") {
             row.timeout = Some(Duration::from_millis(500));
         }
-        let config = row.boot_config(&fake.script, &fake.kernel(), None);
-        let (output, verdict) = boot(&config);
+        if row.skip_reason().is_some() {
+            continue;
+        }
+        let mut config = row.boot_config(&fake.script, &fake.kernel(), None);
+        // Not the real matrix's log under build/.
+        config.qemu_log = fake.dir.join(format!("{}.log", row.name));
+        let output = qemu::run(&config, &mut |_, _| {}).expect("fake QEMU starts");
+        let verdict = row.judge(&output);
         if let Err(error) = row.assess(&output, &verdict) {
             failures.push(format!("{}: {error}\n{}", row.name, output.transcript));
         }
@@ -477,4 +511,67 @@ fn kboot_usage_errors() {
     let output = fake.kboot(&["--kernel", "/nonexistent/kernel.elf"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("no kernel image"));
+}
+
+/// A fake whose console passes but which logs a guest error to its `-D` file, as QEMU does
+/// for a wrong `tlbie` form.
+const LOGS_A_GUEST_ERROR: &str = r#"while [ $# -gt 0 ]; do
+    [ "$1" = "-D" ] && echo "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0" >> "$2"
+    shift
+done
+"#;
+
+#[test]
+fn a_guest_error_in_the_qemu_log_fails_the_boot() {
+    let fake = FakeQemu::new(&format!("{LOGS_A_GUEST_ERROR}{PASSING_CONSOLE}"));
+    let mut config = fake.config();
+    config.qemu_log = fake.dir.join("guest.log");
+    // A log left by an earlier boot is not this boot's.
+    fs::write(&config.qemu_log, "stale line from another boot\n").unwrap();
+    let (output, verdict) = boot(&config);
+    assert_eq!(
+        output.qemu_log,
+        "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n"
+    );
+    assert!(verdict.has_kind("qemu-log"), "{}", verdict.reason());
+    assert_eq!(verdict.failures.len(), 1, "{}", verdict.reason());
+
+    let output = fake.kboot(&["--smp", "2", "--mem", "512M", "--append", "a b"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("kboot:   QEMU guest log: helper_tlbie_isa300"), "{stderr}");
+    assert!(stderr.contains("build/qemu-logs/run.log"), "{stderr}");
+}
+
+#[test]
+fn kboot_passes_cpu_model_and_smt_topology() {
+    let fake = FakeQemu::new(&PASSING_CONSOLE.replace("cpus=2", "cpus=8"));
+    let output = fake.kboot(&["--cpu", "POWER8", "--smp", "8,threads=4", "--mem", "512M"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let args = fake.recorded_args();
+    assert!(args.windows(2).any(|pair| pair == ["-cpu", "POWER8"]), "{args:?}");
+    assert!(args.windows(2).any(|pair| pair == ["-smp", "8,threads=4"]), "{args:?}");
+    assert!(args.windows(2).any(|pair| pair == ["-d", "guest_errors,unimp"]), "{args:?}");
+    for bad in [&["--cpu", "POWER7"][..], &["--accel", "xen"], &["--smp", "6,threads=4"]] {
+        assert_eq!(fake.kboot(bad).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn kboot_says_why_kvm_cannot_run_here() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    let output = fake.kboot(&["--accel", "kvm", "--smp", "2", "--mem", "512M"]);
+    match qemu::kvm_unavailable() {
+        Some(why) => {
+            assert_eq!(output.status.code(), Some(2));
+            let stderr = text(&output.stderr);
+            assert!(stderr.contains(&why), "{stderr}");
+        }
+        None => {
+            // A POWER host with KVM: the fake was asked for it.
+            let args = fake.recorded_args();
+            assert!(args.windows(2).any(|pair| pair == ["-accel", "kvm"]), "{args:?}");
+            assert!(args.windows(2).any(|pair| pair == ["-cpu", "host"]), "{args:?}");
+        }
+    }
 }

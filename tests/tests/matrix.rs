@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use harness::matrix::{self, Row};
-use harness::{image, judge, qemu};
+use harness::{image, qemu};
 
 /// The libtest options that make sense for boots; other `-` options (`--nocapture`, `-q`,
 /// ...) are accepted and mean nothing here.
@@ -85,6 +85,8 @@ impl Arguments {
 struct RowResult {
     name: String,
     passed: bool,
+    /// Not booted: this host cannot run the row (KVM without a POWER host); `note` says why.
+    skipped: bool,
     elapsed: Duration,
     /// Why the row failed, or how an expected failure failed.
     note: String,
@@ -147,6 +149,7 @@ fn main() -> ExitCode {
             let failed = |row: &Row| RowResult {
                 name: row.name.clone(),
                 passed: false,
+                skipped: false,
                 elapsed: Duration::ZERO,
                 note: first_line(&error).to_string(),
             };
@@ -216,19 +219,31 @@ fn run_row(
     kernel: &Path,
     env_timeout: Option<Duration>,
 ) -> RowResult {
+    if let Some(why) = row.skip_reason() {
+        println!("test {} ... skipped: {why}", row.name);
+        return RowResult {
+            name: row.name.clone(),
+            passed: true,
+            skipped: true,
+            elapsed: Duration::ZERO,
+            note: format!("skipped: {why}"),
+        };
+    }
     let config = row.boot_config(qemu_binary, kernel, env_timeout);
-    let (assessment, elapsed, transcript) = match qemu::run(&config, &mut |_, _| {}) {
+    let (assessment, elapsed, transcript, qemu_log) = match qemu::run(&config, &mut |_, _| {}) {
         Ok(output) => {
-            let verdict = judge::judge(&output, config.machine());
+            let verdict = row.judge(&output);
             (
                 row.assess(&output, &verdict),
                 output.elapsed,
                 output.transcript,
+                output.qemu_log,
             )
         }
         Err(error) => (
             Err(format!("cannot boot: {error}")),
             Duration::ZERO,
+            String::new(),
             String::new(),
         ),
     };
@@ -254,6 +269,15 @@ fn run_row(
                 report.push('\n');
             }
             report.push_str(&format!("---- end of {} console ----\n", row.name));
+            if !qemu_log.is_empty() {
+                report.push_str(&format!(
+                    "---- {} QEMU guest log ({}) ----\n",
+                    row.name,
+                    config.qemu_log.display()
+                ));
+                report.push_str(&shorten_log(&qemu_log, 40));
+                report.push_str(&format!("---- end of {} QEMU guest log ----\n", row.name));
+            }
         }
     }
     // One write per row, so that parallel rows' reports do not interleave.
@@ -269,9 +293,21 @@ fn run_row(
     RowResult {
         name: row.name.clone(),
         passed,
+        skipped: false,
         elapsed,
         note,
     }
+}
+
+/// The first `limit` lines of a guest log (one bad instruction in a loop can log
+/// thousands), and how many were left out.
+fn shorten_log(log: &str, limit: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut text: String = lines.iter().take(limit).map(|line| format!("{line}\n")).collect();
+    if lines.len() > limit {
+        text.push_str(&format!("... {} more lines\n", lines.len() - limit));
+    }
+    text
 }
 
 fn print_summary(results: &[RowResult]) -> ExitCode {
@@ -282,7 +318,11 @@ fn print_summary(results: &[RowResult]) -> ExitCode {
         .unwrap_or(0);
     println!("\nmatrix summary:");
     for result in results {
-        let verdict = if result.passed { "pass" } else { "FAIL" };
+        let verdict = match (result.skipped, result.passed) {
+            (true, _) => "skip",
+            (false, true) => "pass",
+            (false, false) => "FAIL",
+        };
         let seconds = result.elapsed.as_secs_f64();
         let note = shorten(first_line(&result.note), 100);
         println!(
@@ -291,10 +331,11 @@ fn print_summary(results: &[RowResult]) -> ExitCode {
         );
     }
     let failed = results.iter().filter(|result| !result.passed).count();
+    let skipped = results.iter().filter(|result| result.skipped).count();
     let outcome = if failed == 0 { "ok" } else { "FAILED" };
     println!(
-        "\ntest result: {outcome}. {} passed; {failed} failed\n",
-        results.len() - failed
+        "\ntest result: {outcome}. {} passed; {failed} failed; {skipped} ignored\n",
+        results.len() - failed - skipped
     );
     if failed == 0 {
         ExitCode::SUCCESS

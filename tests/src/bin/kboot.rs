@@ -8,25 +8,33 @@ use std::time::Duration;
 
 use harness::image;
 use harness::judge;
-use harness::qemu::{self, BootConfig, Firmware, ProcessGroup, Stream};
+use harness::qemu::{self, Accel, BootConfig, Firmware, ProcessGroup, Stream};
 
 const USAGE: &str = "\
-usage: kboot [--fw vof|slof] [--smp N] [--mem SIZE] [--append CMDLINE]
-             [--kernel PATH] [--qemu PATH] [--timeout SECONDS] [--gdb]
+usage: kboot [--fw vof|slof] [--cpu MODEL] [--accel tcg|kvm] [--smp N[,threads=T]]
+             [--mem SIZE] [--append CMDLINE] [--kernel PATH] [--qemu PATH]
+             [--timeout SECONDS] [--gdb]
 
   --fw       firmware: vof (default, instant) or slof
-  --smp      number of CPUs (default 1)
+  --cpu      processor model under TCG: POWER8, POWER9 (default) or POWER10
+  --accel    tcg (default) or kvm (-accel kvm -cpu host; needs a POWER host with /dev/kvm)
+  --smp      number of CPUs (default 1), optionally as SMT cores: 8,threads=4
   --mem      memory, e.g. 512M or 1G (default 1024M)
   --append   kernel command line, e.g. \"selftest=mm,dt loglevel=debug\"
              (expect_cpus=/expect_mem= are added from --smp/--mem)
   --kernel   image (default: $KERNEL_IMAGE, else build/kernel.elf; not rebuilt)
   --qemu     QEMU binary (default: $QEMU, else qemu-system-ppc64)
   --timeout  seconds before QEMU is killed (default: $BOOT_TIMEOUT, else 30 vof / 60 slof)
-  --gdb      start halted with QEMU's gdb stub on localhost:1234 (-s -S), no timeout";
+  --gdb      start halted with QEMU's gdb stub on localhost:1234 (-s -S), no timeout
+
+QEMU's guest-error log (-d guest_errors,unimp) goes to build/qemu-logs/run.log; any line
+in it fails the boot.";
 
 /// The options that take a value (`--gdb` and `--help` take none).
 const VALUE_OPTIONS: &[&str] = &[
     "--fw",
+    "--cpu",
+    "--accel",
     "--smp",
     "--mem",
     "--append",
@@ -37,7 +45,10 @@ const VALUE_OPTIONS: &[&str] = &[
 
 struct Options {
     firmware: Firmware,
+    cpu: String,
+    accel: Accel,
     cpus: u32,
+    threads: u32,
     memory_mib: u64,
     append: String,
     kernel: Option<PathBuf>,
@@ -49,7 +60,10 @@ struct Options {
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         firmware: Firmware::Vof,
+        cpu: qemu::DEFAULT_CPU.to_string(),
+        accel: Accel::Tcg,
         cpus: 1,
+        threads: 1,
         memory_mib: 1024,
         append: String::new(),
         kernel: None,
@@ -81,13 +95,17 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         };
         match flag.as_str() {
             "--fw" => options.firmware = value.parse()?,
-            "--smp" => {
-                options.cpus = value
-                    .parse()
-                    .ok()
-                    .filter(|&cpus| cpus > 0)
-                    .ok_or(format!("bad --smp `{value}`"))?
+            "--smp" => (options.cpus, options.threads) = qemu::parse_smp(&value)?,
+            "--cpu" => {
+                if !harness::matrix::KNOWN_CPUS.contains(&value.as_str()) {
+                    return Err(format!(
+                        "unknown --cpu `{value}` (one of: {})",
+                        harness::matrix::KNOWN_CPUS.join(", ")
+                    ));
+                }
+                options.cpu = value
             }
+            "--accel" => options.accel = value.parse()?,
             "--mem" => options.memory_mib = qemu::parse_memory_size(&value)?,
             "--append" => options.append = value,
             "--kernel" => options.kernel = Some(value.into()),
@@ -130,9 +148,18 @@ fn boot(options: Options) -> Result<bool, String> {
             kernel.display()
         ));
     }
+    if options.accel == Accel::Kvm {
+        if let Some(why) = qemu::kvm_unavailable() {
+            return Err(format!("cannot boot with --accel kvm: {why}"));
+        }
+    }
     let mut config = BootConfig::new(qemu_binary, kernel);
     config.firmware = options.firmware;
+    config.cpu = options.cpu;
+    config.accel = options.accel;
     config.cpus = options.cpus;
+    config.threads = options.threads;
+    config.qemu_log = image::workspace_root().join("build/qemu-logs/run.log");
     config.memory_mib = options.memory_mib;
     config.append = options.append;
     config.gdb = options.gdb;
@@ -178,6 +205,9 @@ fn boot(options: Options) -> Result<bool, String> {
         eprintln!("kboot: FAIL ({seconds:.2} s):");
         for failure in &verdict.failures {
             eprintln!("kboot:   {failure}");
+        }
+        if !output.qemu_log.is_empty() {
+            eprintln!("kboot: QEMU guest log: {}", config.qemu_log.display());
         }
     }
     Ok(verdict.passed())
