@@ -1,5 +1,11 @@
 # ppc64-kernel: a Rust bare-metal POWER9 pseries kernel.
 #
+# On a fresh Debian 12 machine (git, make, ca-certificates; root for apt-get) every
+# target installs what it lacks through scripts/deps.sh: Debian's Rust from
+# bookworm-security (rustc-web cargo-web rust-web-src rust-web-llvm lld-22), QEMU >= 9.1
+# (qemu-system-ppc from bookworm-backports, a source derived from the machine's own
+# Debian source), and says so as it goes ("deps: ...", "kernel: ...").
+#
 #   make run     build, install what is missing, boot one configuration in QEMU
 #   make test    host unit and property tests, the QEMU boot matrix (tests/matrix.cfg),
 #                then the loom models (make loom)
@@ -7,21 +13,26 @@
 #   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's (bench/results.md);
 #                QUICK=1: one short boot, checked, output in build/bench-quick/
 #   make kernel  build build/kernel.elf only
+#   make deps    install the toolchain and QEMU only
 #   make gdb     boot halted with QEMU's gdb stub and attach gdb-multiarch
 #   make clean
 #
 # Knobs (make VAR=value):
-#   SMP=1          CPUs (-smp)
+#   SMP=1          CPUs (-smp), or SMT cores: SMP=8,threads=4
+#   CPU=POWER9     processor model under TCG: POWER8 (hash only), POWER9, POWER10
+#   ACCEL=tcg      tcg, or kvm (-accel kvm -cpu host: a POWER host with /dev/kvm)
 #   MEM=1G         memory (-m)
 #   FW=vof         firmware: vof (QEMU's fast VOF) or slof (SLOF)
 #   APPEND=        kernel command line, e.g. APPEND="loglevel=debug selftest=frames"
 #   QEMU=          QEMU binary (default: qemu-system-ppc64 on PATH, installed if missing)
 #   TIMEOUT=60     seconds before `make run` gives up on a boot
-#   RUSTC=, CARGO= the Rust used for the kernel (needs library source for build-std;
-#                  default: found by scripts/deps.sh)
+#   RUSTC=, CARGO= the Rust used for the kernel (needs library source for build-std
+#                  and Cargo.toml's rust-version; default: found by scripts/deps.sh)
 #   PROFILE=release  cargo profile for the kernel (release or dev)
 
 SMP     ?= 1
+CPU     ?= POWER9
+ACCEL   ?= tcg
 MEM     ?= 1G
 FW      ?= vof
 APPEND  ?=
@@ -44,8 +55,11 @@ deps:
 	@scripts/deps.sh rust qemu
 
 # The kernel is always rebuilt through cargo, which knows when nothing changed.
+# Its first build also compiles core and alloc for the target (-Zbuild-std) and
+# the host's ksyms: about a minute on two cores.
 kernel:
 	@scripts/deps.sh rust
+	@[ -e $(LINKED) ] || echo "kernel: building $(IMAGE) (the first build compiles core and alloc too: about a minute)"
 	@eval "$$(scripts/deps.sh env)" && \
 	  RUSTC="$$CROSS_RUSTC" RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CROSS_DIR) \
 	  "$$CROSS_CARGO" build --quiet -p ppc64 --profile $(PROFILE) --target $(TARGET_SPEC) \
@@ -55,11 +69,12 @@ kernel:
 
 run: kernel
 	@scripts/deps.sh qemu
-	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --smp $(SMP) --mem $(MEM) \
+	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --cpu $(CPU) --accel $(ACCEL) --smp $(SMP) --mem $(MEM) \
 	  --timeout $(TIMEOUT) --append "$(APPEND)"
 
 test: kernel
-	@scripts/deps.sh qemu
+	@scripts/deps.sh qemu objdump
+	scripts/test-apt-sources.sh
 	$(HOST_CARGO) test --workspace
 	@$(MAKE) --no-print-directory loom
 	$(HOST_CARGO) run --quiet -p harness --bin bench -- --quick
@@ -80,7 +95,7 @@ bench: kernel
 # The image is linked at 0, loaded at 0x400000 and runs at KERNEL_BASE (0xc...) + that.
 gdb: kernel
 	@scripts/deps.sh qemu gdb
-	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --smp $(SMP) --mem $(MEM) \
+	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --cpu $(CPU) --accel $(ACCEL) --smp $(SMP) --mem $(MEM) \
 	  --append "$(APPEND)" --gdb & \
 	sleep 1; gdb-multiarch -q -ex 'set architecture powerpc:common64' -ex 'set endian little' \
 	  -ex 'add-symbol-file $(IMAGE) -o 0xc000000000400000' -ex 'target remote localhost:1234'; \

@@ -8,6 +8,8 @@
 
 use heapless::Vec;
 
+use crate::processor::{IsaLevel, Processor};
+
 /// Which translation the kernel asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MmuRequest {
@@ -17,12 +19,16 @@ pub enum MmuRequest {
     Hash,
 }
 
-/// PVR pairs: POWER9 itself (raw mode), then the ISA 3.00 logical PVR, then
-/// a pair whose value has bits outside its mask, which ends the list.
-const PVRS: [(u32, u32); 3] = [(0xffff_0000, 0x004e_0000), (0xffff_ffff, 0x0f00_0005), (0xffff_fffe, 0x0f00_0001)];
+/// The pair that ends the PVR list: its value has a bit outside its mask.
+const PVR_TERMINATOR: (u32, u32) = (0xffff_fffe, 0x0f00_0001);
+/// At most: the raw family, three logical PVRs, the terminator.
+const MAX_PVR_PAIRS: usize = 5;
+/// ISA levels, highest first, for the logical PVRs a processor accepts.
+const LEVELS: [IsaLevel; 3] = [IsaLevel::V3_1, IsaLevel::V3_00, IsaLevel::V2_07];
 
-/// Option vector 1, byte 3: ISA 3.00 supported (OV1_PPC_3_00).
+/// Option vector 1, byte 3: ISA 3.00 (OV1_PPC_3_00) and 3.1 (OV1_PPC_3_1).
 const OV1_BYTE3_ISA_3_00: u8 = 0x80;
+const OV1_BYTE3_ISA_3_1: u8 = 0x40;
 /// Option vector 1, byte 2: ISA 2.00 to 2.07 (Linux sets them all).
 const OV1_BYTE2_ISA_2_0X: u8 = 0xff;
 /// Option vector 5 length in data bytes (through byte 26, radix extensions).
@@ -38,19 +44,41 @@ const OV5_MMU_HASH: u8 = 0x00;
 const OV5_RADIX_EXT_BYTE: usize = 26;
 const OV5_RADIX_GTSE: u8 = 0x40;
 
-/// Size of the vector `vector` builds.
-pub const VECTOR_BYTES: usize = PVRS.len() * 8 + 1 + (1 + 3) + 3 * (1 + 1) + (1 + OV5_BYTES);
+/// The largest vector `vector` builds.
+pub const VECTOR_BYTES: usize = MAX_PVR_PAIRS * 8 + 1 + (1 + 3) + 3 * (1 + 1) + (1 + OV5_BYTES);
 
-/// Builds the CAS vector asking for `mmu` and XICS.
-pub fn vector(mmu: MmuRequest) -> Vec<u8, VECTOR_BYTES> {
+/// The PVR list for `cpu`: its own family in raw mode, then the logical PVR
+/// of its ISA level and of every level below (as Linux's prom_init lists
+/// them; the platform picks the best it can give), then the terminator. A
+/// POWER8 must not offer ISA 3.00: the platform refuses the whole vector.
+pub fn pvr_list(cpu: &Processor) -> Vec<(u32, u32), MAX_PVR_PAIRS> {
+    let mut list = Vec::new();
+    let mut push = |pair| list.push(pair).expect("MAX_PVR_PAIRS covers the list");
+    push((0xffff_0000, (cpu.family as u32) << 16));
+    for level in LEVELS.into_iter().filter(|&level| level <= cpu.isa) {
+        push((0xffff_ffff, level.logical_pvr()));
+    }
+    push(PVR_TERMINATOR);
+    list
+}
+
+/// Builds the CAS vector for processor `cpu`, asking for `mmu` and XICS.
+pub fn vector(mmu: MmuRequest, cpu: &Processor) -> Vec<u8, VECTOR_BYTES> {
     let mut v: Vec<u8, VECTOR_BYTES> = Vec::new();
     let mut put = |bytes: &[u8]| v.extend_from_slice(bytes).expect("VECTOR_BYTES covers the vector");
-    for (mask, value) in PVRS {
+    for (mask, value) in pvr_list(cpu) {
         put(&mask.to_be_bytes());
         put(&value.to_be_bytes());
     }
+    let mut isa_3 = 0;
+    if cpu.isa >= IsaLevel::V3_00 {
+        isa_3 |= OV1_BYTE3_ISA_3_00;
+    }
+    if cpu.isa >= IsaLevel::V3_1 {
+        isa_3 |= OV1_BYTE3_ISA_3_1;
+    }
     put(&[5 - 1]); // five option vectors follow
-    put(&[3 - 1, 0, OV1_BYTE2_ISA_2_0X, OV1_BYTE3_ISA_3_00]);
+    put(&[3 - 1, 0, OV1_BYTE2_ISA_2_0X, isa_3]);
     for _ in 2..=4 {
         put(&[0, 0]); // OV2..OV4: one zero byte each (QEMU reads only OV1 and OV5)
     }
@@ -85,22 +113,29 @@ pub fn negotiated_radix(architecture_vec5: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn power9() -> Processor {
+        Processor::from_pvr(0x004e_1202).unwrap()
+    }
+
     #[test]
     fn radix_vector_layout() {
-        let v = vector(MmuRequest::RadixGtse);
-        assert_eq!(v.len(), VECTOR_BYTES);
+        let v = vector(MmuRequest::RadixGtse, &power9());
+        // POWER9: raw family, ISA 3.00 and 2.07 logical PVRs, terminator.
+        assert_eq!(v.len(), VECTOR_BYTES - 8);
         // PVR list, big-endian; the terminator's value has bit 0 outside its mask.
         assert_eq!(&v[..8], &[0xff, 0xff, 0, 0, 0x00, 0x4e, 0, 0]);
-        assert_eq!(&v[16..24], &[0xff, 0xff, 0xff, 0xfe, 0x0f, 0, 0, 0x01]);
-        let (mask, value) = PVRS[2];
+        assert_eq!(&v[8..16], &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0x05]);
+        assert_eq!(&v[16..24], &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0x04]);
+        assert_eq!(&v[24..32], &[0xff, 0xff, 0xff, 0xfe, 0x0f, 0, 0, 0x01]);
+        let (mask, value) = PVR_TERMINATOR;
         assert_ne!(!mask & value, 0);
         // Vector count, then OV1 with ISA 3.00.
-        assert_eq!(v[24], 4);
-        assert_eq!(&v[25..29], &[2, 0, 0xff, 0x80]);
+        assert_eq!(v[32], 4);
+        assert_eq!(&v[33..37], &[2, 0, 0xff, 0x80]);
         // OV2..OV4 empty, OV5 26 bytes.
-        assert_eq!(&v[29..35], &[0, 0, 0, 0, 0, 0]);
-        assert_eq!(v[35], 25);
-        let ov5 = &v[36..];
+        assert_eq!(&v[37..43], &[0, 0, 0, 0, 0, 0]);
+        assert_eq!(v[43], 25);
+        let ov5 = &v[44..];
         assert_eq!(ov5.len(), 26);
         assert_eq!(ov5[22], 0x00, "byte 23: XICS");
         assert_eq!(ov5[23], 0x40, "byte 24: radix");
@@ -110,8 +145,30 @@ mod tests {
 
     #[test]
     fn hash_vector_asks_for_nothing_in_the_mmu_bytes() {
-        let v = vector(MmuRequest::Hash);
-        assert!(v[36..].iter().all(|&b| b == 0));
+        let v = vector(MmuRequest::Hash, &power9());
+        assert!(v[44..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn power8_offers_isa_2_07_only() {
+        let p8 = Processor::from_pvr(0x004d_0200).unwrap();
+        assert_eq!(pvr_list(&p8).as_slice(), &[(0xffff_0000, 0x004d_0000), (0xffff_ffff, 0x0f00_0004), PVR_TERMINATOR]);
+        let v = vector(MmuRequest::Hash, &p8);
+        assert_eq!(v.len(), VECTOR_BYTES - 16);
+        // OV1: ISA 2.0x, no 3.00 or 3.1.
+        assert_eq!(&v[25..29], &[2, 0, 0xff, 0x00]);
+    }
+
+    #[test]
+    fn power10_offers_every_level() {
+        let p10 = Processor::from_pvr(0x0080_1200).unwrap();
+        let list = pvr_list(&p10);
+        assert_eq!(list.len(), MAX_PVR_PAIRS);
+        assert_eq!(list[0], (0xffff_0000, 0x0080_0000));
+        assert_eq!(list[1..4].iter().map(|p| p.1).collect::<std::vec::Vec<_>>(), [0x0f00_0006, 0x0f00_0005, 0x0f00_0004]);
+        let v = vector(MmuRequest::RadixGtse, &p10);
+        assert_eq!(v.len(), VECTOR_BYTES);
+        assert_eq!(&v[41..45], &[2, 0, 0xff, 0xc0]);
     }
 
     #[test]

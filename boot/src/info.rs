@@ -9,6 +9,10 @@ use heapless::{String, Vec};
 use crate::tree::{self, children, DeviceTree, Node};
 
 pub const MAX_MEMORY_RANGES: usize = 32;
+/// CPUs the kernel runs on, the one limit of the tree (`kernel::cpuset`
+/// uses it; it lives here because the kernel crate depends on this one):
+/// `BootInfo` records this many CPU threads of the device tree and counts
+/// the rest, which the kernel leaves stopped.
 pub const MAX_CPUS: usize = 256;
 pub const MAX_BOOTARGS: usize = 1024;
 
@@ -92,7 +96,10 @@ pub struct BootInfo {
     /// Size of the memory node at address 0: the real-mode area (RMA), all the
     /// kernel can touch while translation is off.
     pub real_mode_limit: u64,
+    /// The device tree's CPU threads, the first MAX_CPUS of them.
     pub cpus: Vec<Cpu, MAX_CPUS>,
+    /// Threads the device tree lists beyond those in `cpus`.
+    pub cpus_beyond_limit: usize,
     pub timebase_frequency: u64,
     /// log2 of the hashed page table size (`ibm,pft-size`, second cell).
     pub hpt_size_log2: Option<u32>,
@@ -254,6 +261,11 @@ impl BootInfo {
         Ok(info)
     }
 
+    /// CPU threads of the device tree, those beyond MAX_CPUS included.
+    pub fn cpus_in_tree(&self) -> usize {
+        self.cpus.len() + self.cpus_beyond_limit
+    }
+
     pub fn memory_size(&self) -> u64 {
         self.memory.iter().map(|r| r.size).sum()
     }
@@ -331,9 +343,11 @@ fn read_cpus<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> 
             _ => Vec::from_slice(&[core]).unwrap_or_default(),
         };
         for (thread, &server) in servers.iter().enumerate() {
-            info.cpus
-                .push(Cpu { server, core, thread: thread as u32 })
-                .map_err(|_| BootError::TooMany { what: "CPU threads", limit: MAX_CPUS })?;
+            // More threads than the kernel runs on do not stop it booting:
+            // they are counted, and stay stopped.
+            if info.cpus.push(Cpu { server, core, thread: thread as u32 }).is_err() {
+                info.cpus_beyond_limit += 1;
+            }
         }
         if first {
             // The boot CPU's node speaks for all (QEMU's nodes are identical).
@@ -479,6 +493,27 @@ mod tests {
         let info = BootInfo::read(&t).unwrap();
         assert_eq!(info.cpus.len(), 5);
         assert_eq!(info.cpus[3], Cpu { server: 11, core: 0, thread: 3 });
+    }
+
+    #[test]
+    fn threads_beyond_max_cpus_are_counted_not_fatal() {
+        let mut t = qemu_like_tree();
+        // After QEMU's two threads, enough cores of 64 threads to overflow.
+        let cores = MAX_CPUS / 64 + 1;
+        for core in 0..cores {
+            let name = std::format!("/cpus/PowerPC,POWER9@{}", 0x100 + core);
+            t.node(&name);
+            t.prop_str(&name, "device_type", "cpu");
+            t.prop_cells(&name, "reg", &[0x100 + core as u32]);
+            let servers: std::vec::Vec<u32> = (0..64).map(|i| 0x1000 + (core * 64 + i) as u32).collect();
+            t.prop_cells(&name, "ibm,ppc-interrupt-server#s", &servers);
+        }
+        let info = BootInfo::read(&t).unwrap();
+        let threads = 2 + cores * 64;
+        assert_eq!(info.cpus.len(), MAX_CPUS);
+        assert_eq!(info.cpus_beyond_limit, threads - MAX_CPUS);
+        assert_eq!(info.cpus_in_tree(), threads);
+        assert_eq!(info.cpus[1], Cpu { server: 1, core: 1, thread: 0 }, "the first ones are kept");
     }
 
     #[test]

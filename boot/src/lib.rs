@@ -8,6 +8,7 @@ extern crate std;
 pub mod cas;
 pub mod info;
 pub mod of;
+pub mod processor;
 pub mod tree;
 
 pub use info::{BootError, BootInfo, Cpu, Firmware, Range, Rtas, RtasTokens};

@@ -27,10 +27,18 @@ pub enum Inject {
     /// A load from an unmapped kernel address: an unexpected data storage
     /// interrupt (0x300) with translation on.
     Unmapped,
+    /// Something QEMU reports as a guest error and otherwise survives: a
+    /// `tlbie` by address of a kernel (quadrant 3) address under radix, an
+    /// unimplemented hcall otherwise. The boot itself passes; only the
+    /// harness's QEMU-log judge can fail it.
+    GuestError,
+    /// `sched::yield_now` with interrupts off (inside a read-side section):
+    /// refused with a fatal report naming the caller.
+    YieldIrqsOff,
 }
 
 impl Inject {
-    const ALL: [(&'static str, Inject); 7] = [
+    const ALL: [(&'static str, Inject); 9] = [
         ("panic", Inject::Panic),
         ("hang", Inject::Hang),
         ("notok", Inject::NotOk),
@@ -38,6 +46,8 @@ impl Inject {
         ("oom", Inject::OutOfMemory),
         ("align", Inject::Alignment),
         ("unmapped", Inject::Unmapped),
+        ("guest_error", Inject::GuestError),
+        ("yield_irqs_off", Inject::YieldIrqsOff),
     ];
 
     pub fn name(self) -> &'static str {

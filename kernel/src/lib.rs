@@ -10,6 +10,7 @@ extern crate std;
 pub mod bench;
 pub mod cmdline;
 pub mod console;
+pub mod cpuset;
 pub mod ktest;
 pub mod mm;
 pub mod rcu;

@@ -16,21 +16,18 @@
 use alloc::collections::VecDeque;
 use core::sync::atomic::AtomicPtr;
 
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::cpuset::{CpuSet, MAX_CPUS};
+use crate::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::sync::Mutex;
-
-/// CPUs RCU tracks (a loom model has two).
-#[cfg(not(loom))]
-pub const MAX_CPUS: usize = 64;
-#[cfg(loom)]
-pub const MAX_CPUS: usize = 2;
 
 /// What RCU needs to know about CPUs.
 pub struct Platform {
     /// Index of the running CPU.
     pub this_cpu: fn() -> usize,
-    /// Whether CPU `i` is online (offline CPUs hold no read-side sections).
-    pub online: fn(usize) -> bool,
+    /// The online CPUs (offline CPUs hold no read-side sections). Grace
+    /// periods look at these only, so their cost grows with the CPUs
+    /// online, not with MAX_CPUS.
+    pub online: fn() -> &'static CpuSet,
     /// Spin-wait hint while waiting for a grace period.
     pub relax: fn(),
 }
@@ -38,8 +35,19 @@ pub struct Platform {
 fn cpu_zero() -> usize {
     0
 }
-fn only_cpu_zero(i: usize) -> bool {
-    i == 0
+fn only_cpu_zero() -> &'static CpuSet {
+    #[cfg(not(loom))]
+    {
+        static CPU_ZERO: CpuSet = CpuSet::single(0);
+        &CPU_ZERO
+    }
+    #[cfg(loom)]
+    {
+        loom::lazy_static! {
+            static ref CPU_ZERO: CpuSet = CpuSet::single(0);
+        }
+        &CPU_ZERO
+    }
 }
 fn no_relax() {}
 
@@ -125,8 +133,26 @@ struct Pending {
 /// wherever code knows it holds no RCU-protected pointer.
 pub fn quiescent_state() {
     let cpu = (platform().this_cpu)();
-    STATE.quiescent[cpu].fetch_add(1, Ordering::AcqRel);
+    report_quiescent(cpu);
     advance();
+}
+
+/// Counts a quiescent state of `cpu`, then a full barrier (`sync`). The
+/// count is what a grace period's snapshot compares; this CPU's next
+/// read-side section must not read a page-table pointer before the count is
+/// visible to that snapshot, or the grace period could end (count seen)
+/// with the section still holding a pointer read before it. On POWER the
+/// AcqRel read-modify-write is `lwsync; ldarx/stdcx.; lwsync`, and lwsync
+/// does not order a store before a later load: without the `sync`, herd7's
+/// Power model allows the snapshot to miss the report while the next
+/// section reads the old table pointer (store buffering). Linux orders the
+/// same report with a full barrier (smp_mb__after_unlock_lock() in
+/// rcu_report_qs_rdp). The barrier is here, not in `advance`, so that an
+/// advance that fails its try_lock and returns early has it too. loom cannot
+/// see this: its model of the lock is sequentially consistent.
+fn report_quiescent(cpu: usize) {
+    STATE.quiescent[cpu].fetch_add(1, Ordering::AcqRel);
+    fence(Ordering::SeqCst);
 }
 
 /// Ends the grace period in progress if every online CPU has passed a
@@ -135,9 +161,10 @@ pub fn quiescent_state() {
 fn advance() {
     let Some(_guard) = STATE.advance.try_lock() else { return };
     let p = platform();
+    let online = (p.online)();
     if STATE.in_progress.load(Ordering::Acquire) {
-        let all_passed = (0..MAX_CPUS)
-            .filter(|&i| (p.online)(i))
+        let all_passed = online
+            .iter(Ordering::Acquire)
             .all(|i| STATE.quiescent[i].load(Ordering::Acquire) != STATE.snapshot[i].load(Ordering::Relaxed));
         if all_passed {
             STATE.completed.fetch_add(1, Ordering::AcqRel);
@@ -148,8 +175,15 @@ fn advance() {
     // set while a grace period runs asks for the next one.
     let callbacks_wait = || STATE.callbacks.try_lock().is_some_and(|q| q.iter().any(|c| c.after > STATE.completed.load(Ordering::Acquire)));
     if !STATE.in_progress.load(Ordering::Acquire) && (STATE.wanted.swap(false, Ordering::AcqRel) || callbacks_wait()) {
-        for (i, snapshot) in STATE.snapshot.iter().enumerate() {
-            snapshot.store(STATE.quiescent[i].load(Ordering::Acquire), Ordering::Relaxed);
+        // The online CPUs' counts only: a CPU offline now is in no
+        // read-side section that began before this grace period. If one
+        // comes online during it, the check compares its count with an
+        // older snapshot (or 0): equal (counts move only while online, so
+        // it must pass a quiescent state, as an online one) or not (it
+        // passed one since; it was offline when this began): nothing that
+        // began before is missed.
+        for i in online.iter(Ordering::Acquire) {
+            STATE.snapshot[i].store(STATE.quiescent[i].load(Ordering::Acquire), Ordering::Relaxed);
         }
         // The starter is quiescent right now (it is running this).
         let me = (p.this_cpu)();
@@ -193,7 +227,7 @@ pub fn call(callback: Callback, argument: u64) {
 /// A cheaper quiescent state for idle loops: counted, but grace periods
 /// move on at the next full `quiescent_state`.
 pub fn note_quiescent() {
-    STATE.quiescent[(platform().this_cpu)()].fetch_add(1, Ordering::AcqRel);
+    report_quiescent((platform().this_cpu)());
 }
 
 /// Things to free after a grace period, kept by their owner (a page table's
@@ -293,12 +327,12 @@ mod tests {
     use std::vec::Vec;
 
     static CURRENT: AtomicUsize = AtomicUsize::new(0);
-    static ONLINE: AtomicUsize = AtomicUsize::new(3);
+    static ONLINE: CpuSet = CpuSet::new();
     fn this_cpu() -> usize {
         CURRENT.load(Ordering::Relaxed)
     }
-    fn online(i: usize) -> bool {
-        i < ONLINE.load(Ordering::Relaxed)
+    fn online() -> &'static CpuSet {
+        &ONLINE
     }
     static HOST: Platform = Platform { this_cpu, online, relax: no_relax };
 
@@ -315,6 +349,9 @@ mod tests {
     /// The whole protocol in one test: the statics are global.
     #[test]
     fn grace_periods_and_callbacks() {
+        for cpu in 0..3 {
+            ONLINE.insert(cpu, Ordering::Release);
+        }
         set_platform(&HOST);
         let start = completed_grace_periods();
         // Callbacks queued on CPU 0 do not run until CPUs 1 and 2 pass a quiescent state.
@@ -344,13 +381,13 @@ mod tests {
         assert_eq!(pending_callbacks(), 0);
 
         // An offline CPU does not hold grace periods up.
-        ONLINE.store(2, Ordering::Relaxed);
+        ONLINE.remove(2, Ordering::Release);
         call(record, 5);
         for cpu in [0, 1, 0, 1, 0] {
             on(cpu);
         }
         assert_eq!(ORDER.lock().last(), Some(&5));
-        ONLINE.store(3, Ordering::Relaxed);
+        ONLINE.insert(2, Ordering::Release);
 
         // Deferred items come out only after a full grace period.
         let mut deferred = Deferred::new();

@@ -14,46 +14,29 @@
 
 mod model;
 
-use std::cell::Cell;
-
 use kernel::mm::pagetable::{self, Entry};
 use kernel::mm::FRAME_SIZE;
-use kernel::rcu::{self, Deferred, Platform};
+use kernel::rcu::{self, Deferred};
 use kernel::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
-use model::{Events, World, BASE, POISON, TARGET};
-
-loom::thread_local! {
-    static CPU: Cell<usize> = Cell::new(0);
-}
-
-fn this_cpu() -> usize {
-    CPU.with(|c| c.get())
-}
-fn online(cpu: usize) -> bool {
-    cpu < 2
-}
-fn relax() {
-    loom::thread::yield_now();
-}
-static MODEL: Platform = Platform { this_cpu, online, relax };
+use model::{poison, Events, World, BASE, TARGET};
 
 /// One execution; true if the walker read the freed table.
 fn run(grace_period: bool) -> bool {
-    rcu::set_platform(&MODEL);
+    model::rcu_on(model::Cpu(0));
     let world = Arc::new(World::new(Events::default()));
     world.install();
     let done = Arc::new(AtomicBool::new(false));
     let walker = {
         let (world, done) = (world.clone(), done.clone());
         loom::thread::spawn(move || {
-            CPU.with(|c| c.set(1));
+            model::rcu_on(model::Cpu(1));
             world.install();
             let mut read_freed = false;
             // Two read-side sections, each ended by a quiescent state.
             for _ in 0..2 {
                 if let Some(found) = pagetable::walk(model::PGD, BASE + TARGET * FRAME_SIZE, model::virt) {
-                    read_freed |= found.entry == POISON;
+                    read_freed |= found.entry == poison();
                 }
                 rcu::quiescent_state();
             }

@@ -94,11 +94,23 @@ pub fn enable_interrupts() {
     unsafe { asm!("mtmsrd {0}, 1", in(reg) msr::EE | msr::RI, options(nostack)) };
 }
 
-/// Turns MSR[EE] off; returns whether it was on.
+/// Turns MSR[EE] off; returns whether it was on. Records where it was
+/// called from and when, for the cross-call watchdog's report of a CPU that
+/// does not answer (two stores to this CPU's own area).
+#[inline(never)]
 pub fn disable_interrupts() -> bool {
+    let caller: u64;
+    // SAFETY: reads the link register: this function's return address,
+    // since it has called nothing yet.
+    unsafe { asm!("mflr {0}", out(reg) caller, options(nomem, nostack, preserves_flags)) };
     let was = interrupts_enabled();
     // SAFETY: `mtmsrd r, 1` changes only EE and RI.
     unsafe { asm!("mtmsrd {0}, 1", in(reg) msr::RI, options(nostack)) };
+    if crate::percpu::ready() {
+        let area = crate::percpu::this();
+        area.irq_off_at.store(caller, core::sync::atomic::Ordering::Relaxed);
+        area.irq_off_since.store(timebase(), core::sync::atomic::Ordering::Relaxed);
+    }
     was
 }
 

@@ -2,8 +2,11 @@
 //! device tree through the client interface, instantiate RTAS, then quiesce
 //! the firmware. After this the kernel owns the machine.
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 use boot::cas::{self, MmuRequest};
 use boot::of::ClientInterface;
+use boot::processor::Processor;
 use boot::tree::{self, DeviceTree};
 use boot::BootInfo;
 use kernel::cmdline::{self, MmuMode};
@@ -40,11 +43,12 @@ pub unsafe fn take_over(client_interface: u64) -> BootInfo {
     crate::rtas::init(&rtas);
 
     // The MMU is chosen before the tree is read: CAS may rewrite it.
-    match early_mmu_choice(&ci) {
+    let chosen = match early_mmu_choice(&ci) {
         MmuMode::Radix => negotiate_radix(&ci),
         MmuMode::Hash => negotiate(&ci, MmuRequest::Hash),
-        MmuMode::Off => {}
-    }
+        MmuMode::Off => MmuMode::Off,
+    };
+    NEGOTIATED_MMU.store(chosen as u8, Ordering::Relaxed);
 
     // Read after the claim, so `available` already excludes RTAS.
     let mut info = BootInfo::read(&ci).unwrap_or_else(|error| panic!("{error}"));
@@ -72,21 +76,60 @@ fn early_mmu_choice(ci: &ClientInterface) -> MmuMode {
     cmdline::parse(text, |_| {}).mmu
 }
 
-/// Asks for radix with GTSE and XICS through `ibm,client-architecture-support`.
-fn negotiate_radix(ci: &ClientInterface) {
+/// The MMU the firmware phase negotiated (an `MmuMode` as u8): what `mmu=`
+/// asked for, or hash where radix was asked for but cannot be had.
+static NEGOTIATED_MMU: AtomicU8 = AtomicU8::new(MmuMode::Off as u8);
+
+/// The MMU to turn on, as negotiated with the platform in the firmware phase.
+pub fn negotiated_mmu() -> MmuMode {
+    match NEGOTIATED_MMU.load(Ordering::Relaxed) {
+        x if x == MmuMode::Radix as u8 => MmuMode::Radix,
+        x if x == MmuMode::Hash as u8 => MmuMode::Hash,
+        _ => MmuMode::Off,
+    }
+}
+
+/// This processor, from its PVR; a PVR the kernel does not know is fatal,
+/// since it cannot tell which ISA level to ask the platform for.
+pub fn processor() -> Processor {
+    let pvr = crate::cpu::pvr();
+    Processor::from_pvr(pvr).unwrap_or_else(|| {
+        panic!("unsupported processor: PVR {pvr:#010x} is none of POWER8, POWER9, POWER10 (QEMU: -cpu POWER9)")
+    })
+}
+
+/// Asks for radix with GTSE and XICS through `ibm,client-architecture-support`;
+/// where the processor or the platform has no radix, falls back to hash with
+/// a warning, as Linux does.
+fn negotiate_radix(ci: &ClientInterface) -> MmuMode {
+    let cpu = processor();
+    if !cpu.isa.has_radix() {
+        kernel::warn!(
+            "mmu: {} (ISA {}) has no radix MMU; falling back to hash",
+            cpu.name,
+            cpu.isa.name()
+        );
+        return negotiate(ci, MmuRequest::Hash);
+    }
     let chosen = ci.find("/chosen").unwrap_or_else(|| panic!("device tree has no node /chosen"));
     let mut support = [0u8; 16];
     let len = ci.getprop(chosen, "ibm,arch-vec-5-platform-support", &mut support).unwrap_or(0);
     if !cas::platform_offers_radix(&support[..len.min(support.len())]) {
-        panic!("the platform does not offer the radix MMU (/chosen ibm,arch-vec-5-platform-support); boot with mmu=off");
+        kernel::warn!("mmu: the platform does not offer radix (/chosen ibm,arch-vec-5-platform-support); falling back to hash");
+        return negotiate(ci, MmuRequest::Hash);
     }
-    negotiate(ci, MmuRequest::RadixGtse);
+    negotiate(ci, MmuRequest::RadixGtse)
 }
 
-fn negotiate(ci: &ClientInterface, mmu: MmuRequest) {
-    let vector = cas::vector(mmu);
+fn negotiate(ci: &ClientInterface, mmu: MmuRequest) -> MmuMode {
+    let cpu = processor();
+    let vector = cas::vector(mmu, &cpu);
     if let Err(error) = ci.client_architecture_support(&vector) {
-        panic!("ibm,client-architecture-support refused {mmu:?}: {error:?}");
+        panic!("ibm,client-architecture-support refused {mmu:?} for {} (ISA {}): {error:?}", cpu.name, cpu.isa.name());
+    }
+    match mmu {
+        MmuRequest::RadixGtse => MmuMode::Radix,
+        MmuRequest::Hash => MmuMode::Hash,
     }
 }
 

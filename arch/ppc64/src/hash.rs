@@ -263,9 +263,13 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     }
     // ISA 3.0 hash partitions tell the hypervisor they use the HPT with SLBs
     // (flags 0: keep the registration; a no-op under TCG, needed under KVM).
-    let status = hcall::hcall4_retry(H_REGISTER_PROC_TBL, 0, 0, 0, 0);
-    if status != hcall::H_SUCCESS {
-        return Err("H_REGISTER_PROC_TBL refused hash with SLBs");
+    // Before ISA 3.0 there is no process table to register (Linux makes the
+    // call only with CPU_FTR_ARCH_300).
+    if crate::firmware::processor().isa >= boot::processor::IsaLevel::V3_00 {
+        let status = hcall::hcall4_retry(H_REGISTER_PROC_TBL, 0, 0, 0, 0);
+        if status != hcall::H_SUCCESS {
+            return Err("H_REGISTER_PROC_TBL refused hash with SLBs");
+        }
     }
     if SLB_SIZE.load(Ordering::Relaxed) as usize > MAX_SLB {
         SLB_SIZE.store(MAX_SLB as u32, Ordering::Relaxed);

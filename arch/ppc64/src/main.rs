@@ -128,9 +128,12 @@ extern "C" fn boot_cpu_entry(
     }
 
     init_memory(info, load_base);
-    mmu::set_collapse_ipi(options.collapse_ipi);
-    mm::gup::set_recheck_pmd(options.gup_pmd_recheck);
-    let mmu_init = match options.mmu {
+    // The race knobs, for every caller that does not choose for itself.
+    mm::knobs::set_collapse_ipi(options.collapse_ipi);
+    mm::knobs::set_gup_pmd_recheck(options.gup_pmd_recheck);
+    // What the firmware phase negotiated: `mmu=`, or hash where radix was
+    // asked for and the processor or platform has none.
+    let mmu_init = match firmware::negotiated_mmu() {
         MmuMode::Radix => Some(radix::init(info).map_err(|why| ("radix", why))),
         MmuMode::Hash => Some(hash::init(info).map_err(|why| ("hash", why))),
         MmuMode::Off => None,
@@ -184,11 +187,12 @@ fn take_interrupts_little_endian() {
 
 fn print_banner(info: &BootInfo, online: usize) {
     println!(
-        "ppc64-kernel {VERSION}: firmware={} cpus={} online={online} memory={}MiB mmu={} cmdline=\"{}\"",
+        "ppc64-kernel {VERSION}: firmware={} cpus={} online={online} memory={}MiB mmu={} tlbie_fixups={} cmdline=\"{}\"",
         info.firmware.unwrap_or(boot::Firmware::Unknown).name(),
-        info.cpus.len(),
+        info.cpus_in_tree(),
         info.memory_size() >> 20,
         mmu::mode().name(),
+        tlbie_fixups(),
         info.bootargs()
     );
     info!(
@@ -211,6 +215,22 @@ fn print_banner(info: &BootInfo, online: usize) {
         info!("memory: {:#014x}-{:#014x} ({} MiB)", range.start, range.end(), range.size >> 20);
     }
     info!("real-mode limit: {:#x}; RTAS at {:#x} (entry {:#x}, {} bytes)", info.real_mode_limit, info.rtas.base, info.rtas.entry, info.rtas.size);
+}
+
+/// The POWER9 `tlbie` errata fix-ups radix flushes apply (`erat`, `erat+stq`), or
+/// `none`: on other processors, and under hash on pseries, where the hypervisor
+/// issues every `tlbie` for the kernel's hcalls.
+fn tlbie_fixups() -> &'static str {
+    if mmu::mode() != mmu::Mode::Radix {
+        return "none";
+    }
+    let errata = radix::errata();
+    match (errata.erat, errata.store_queue) {
+        (true, true) => "erat+stq",
+        (true, false) => "erat",
+        (false, true) => "stq",
+        (false, false) => "none",
+    }
 }
 
 /// Builds the frame allocator and the heap.

@@ -4,9 +4,10 @@
 //! Radix (radix.rs) and hash (hash.rs) are the two backends; both read the
 //! same software tree.
 
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use boot::BootInfo;
+use kernel::cpuset::CpuSet;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{self, Entry, FrameSource, MapError, PageSize, PageTable, Prot, TableAllocator};
 use kernel::mm::{self, Frame, LINEAR_MAP_BASE};
@@ -181,28 +182,6 @@ pub struct CollapsedPmd {
     pub ptes: [Entry; 32],
 }
 
-/// The collapse policy in force (`collapse_ipi=`), set at boot.
-static COLLAPSE_IPI: AtomicU8 = AtomicU8::new(0);
-
-pub fn set_collapse_ipi(policy: kernel::cmdline::CollapseIpi) {
-    use kernel::cmdline::CollapseIpi;
-    let value = match policy {
-        CollapseIpi::Auto => 0,
-        CollapseIpi::On => 1,
-        CollapseIpi::Off => 2,
-    };
-    COLLAPSE_IPI.store(value, Ordering::Relaxed);
-}
-
-pub fn collapse_ipi() -> kernel::cmdline::CollapseIpi {
-    use kernel::cmdline::CollapseIpi;
-    match COLLAPSE_IPI.load(Ordering::Relaxed) {
-        1 => CollapseIpi::On,
-        2 => CollapseIpi::Off,
-        _ => CollapseIpi::Auto,
-    }
-}
-
 /// Whether collapse under `policy` sends the IPI with the MMU in use.
 pub fn collapse_ipi_enabled(policy: kernel::cmdline::CollapseIpi) -> bool {
     policy.enabled(mode() == Mode::Hash)
@@ -266,11 +245,20 @@ fn nothing(_: u64) {}
 /// so either the walker's CPU is seen here or the walker sees the cleared PMD.
 pub fn serialize_against_pte_lookup(space: SpaceId) {
     core::sync::atomic::fence(Ordering::SeqCst);
-    let users = if space == KERNEL_SPACE { u64::MAX } else { SPACE_CPUS.get(space as usize).map_or(u64::MAX, |c| c.load(Ordering::Acquire)) };
     let me = crate::percpu::index() as usize;
-    let others: heapless::Vec<usize, { crate::percpu::MAX_CPUS }> = (0..crate::percpu::MAX_CPUS)
-        .filter(|&i| i != me && users & (1 << i) != 0 && crate::percpu::PERCPU[i].online.load(Ordering::Acquire))
-        .collect();
+    let online = crate::percpu::online();
+    let users = SPACE_CPUS.get(space as usize).filter(|_| space != KERNEL_SPACE);
+    // The targets as a set (MAX_CPUS / 8 bytes of stack, not a list of
+    // indexes), built in as many steps as the mask has words and CPUs.
+    let others: CpuSet = match users {
+        Some(users) => {
+            users.iter(Ordering::Acquire).filter(|&i| i != me && online.contains(i, Ordering::Acquire)).collect()
+        }
+        None => online.iter(Ordering::Acquire).filter(|&i| i != me).collect(),
+    };
+    // Waits however long a CPU keeps interrupts off (warning every few
+    // seconds): collapse must never go on while a walker may hold the old
+    // PMD. Only an offline CPU can fail the call, and it walks nothing.
     if let Err(error) = crate::smp::call_on_cpus(&others, nothing, 0, true) {
         kernel::warn!("collapse: serialize_against_pte_lookup: {error:?}");
     }
@@ -342,7 +330,7 @@ impl AddressSpace {
             bits[(id / 64) as usize] |= 1 << (id % 64);
             id
         };
-        SPACE_CPUS[id as usize].store(0, Ordering::Release);
+        SPACE_CPUS[id as usize].clear(Ordering::Release);
         let tree = match PageTable::new(TableAllocator::new(KernelFrames)) {
             Ok(tree) => tree,
             Err(error) => {
@@ -438,8 +426,9 @@ fn release_id(id: SpaceId) {
 
 /// The CPUs that have had each address space active (Linux's mm_cpumask):
 /// only they can hold its translations. Bits stay set until the space is
-/// freed, so a CPU that switched away is still flushed.
-static SPACE_CPUS: [AtomicU64; SPACE_IDS as usize] = [const { AtomicU64::new(0) }; SPACE_IDS as usize];
+/// freed, so a CPU that switched away is still flushed. MAX_CPUS / 8 bytes
+/// per space (128 KiB at 256 CPUs).
+static SPACE_CPUS: [CpuSet; SPACE_IDS as usize] = [const { CpuSet::new() }; SPACE_IDS as usize];
 
 /// How far a flush of address space `id` must reach: this CPU alone if no
 /// other CPU has used the space (`tlbiel`), else every CPU (`tlbie`). The
@@ -452,9 +441,9 @@ pub fn flush_scope(id: SpaceId) -> Scope {
         return Scope::Global;
     }
     core::sync::atomic::fence(Ordering::SeqCst);
-    let me = 1u64 << crate::percpu::index();
-    match SPACE_CPUS.get(id as usize).map(|cpus| cpus.load(Ordering::Acquire)) {
-        Some(cpus) if cpus & !me == 0 => Scope::Local,
+    let me = crate::percpu::index() as usize;
+    match SPACE_CPUS.get(id as usize) {
+        Some(cpus) if !cpus.any_other_than(me, Ordering::Acquire) => Scope::Local,
         _ => Scope::Global,
     }
 }
@@ -471,9 +460,12 @@ pub fn flush_scope(id: SpaceId) -> Scope {
 /// reads cannot see an older PMD).
 pub fn note_space_user(id: SpaceId) {
     if let Some(cpus) = SPACE_CPUS.get(id as usize) {
-        let me = 1 << crate::percpu::index();
-        if cpus.load(Ordering::Relaxed) & me == 0 {
-            cpus.fetch_or(me, Ordering::SeqCst);
+        let me = crate::percpu::index() as usize;
+        // The accesses the argument above rests on: a relaxed load of the
+        // word holding this CPU's bit; if clear, a SeqCst fetch_or on that
+        // word, then the full barrier.
+        if !cpus.contains(me, Ordering::Relaxed) {
+            cpus.insert(me, Ordering::SeqCst);
             core::sync::atomic::fence(Ordering::SeqCst);
         }
     }

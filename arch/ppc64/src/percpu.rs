@@ -7,12 +7,13 @@ use core::cell::UnsafeCell;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use kernel::cpuset::CpuSet;
+/// CPUs the kernel can run on (the rest of a bigger device tree is reported
+/// and left stopped): the portable core's limit.
+pub use kernel::cpuset::MAX_CPUS;
+
 use crate::cpu;
 use crate::exceptions::CaughtFault;
-
-/// CPUs the kernel can run on (the rest of a bigger device tree is reported
-/// and left stopped).
-pub const MAX_CPUS: usize = 16;
 
 /// Each area is 256 bytes, so secondary_start finds area `i` at `i << 8`.
 #[repr(C, align(256))]
@@ -30,9 +31,6 @@ pub struct PerCpu {
     pub index: AtomicU64,
     /// Interrupt-server number (PIR on QEMU) from the device tree.
     pub server: AtomicU32,
-    /// Set by the CPU itself once it runs kernel code with translation as
-    /// the boot CPU chose.
-    pub online: AtomicBool,
     /// Work another CPU asked this one to run (see smp::run_on): a function
     /// address (0 = none), its argument and its result.
     pub work: AtomicUsize,
@@ -45,6 +43,14 @@ pub struct PerCpu {
     pub calls_done: AtomicU64,
     /// Decrementer interrupts taken.
     pub ticks: AtomicU64,
+    /// Where and when this CPU last turned interrupts off through
+    /// `cpu::disable_interrupts` (the caller's return address, the
+    /// timebase): what the cross-call watchdog reports about a CPU that
+    /// does not answer.
+    pub irq_off_at: AtomicU64,
+    pub irq_off_since: AtomicU64,
+    /// Callers spinning in `smp::call_on_cpus` until this CPU answers.
+    pub callers_waiting: AtomicU64,
     /// Last fault a probe caught; written only by this CPU's interrupt path.
     last_fault: UnsafeCell<CaughtFault>,
 }
@@ -71,7 +77,6 @@ impl PerCpu {
             entry: AtomicU64::new(0),
             index: AtomicU64::new(0),
             server: AtomicU32::new(0),
-            online: AtomicBool::new(false),
             work: AtomicUsize::new(0),
             work_argument: AtomicU64::new(0),
             work_result: AtomicU64::new(0),
@@ -79,6 +84,9 @@ impl PerCpu {
             call_argument: AtomicU64::new(0),
             calls_done: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
+            irq_off_at: AtomicU64::new(0),
+            irq_off_since: AtomicU64::new(0),
+            callers_waiting: AtomicU64::new(0),
             last_fault: UnsafeCell::new(CaughtFault { vector: 0, srr0: 0, srr1: 0, dar: 0, dsisr: 0 }),
         }
     }
@@ -109,6 +117,25 @@ impl PerCpu {
 #[no_mangle]
 pub static PERCPU: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 
+/// The CPUs running kernel code: each one adds itself (`set_online`) once
+/// it runs with translation as the boot CPU chose. CPUs never leave it.
+static ONLINE: CpuSet = CpuSet::new();
+
+/// Reports this CPU (index `index`) online. Release: everything it set up
+/// before is visible to whoever sees it online (Acquire).
+pub fn set_online(index: usize) {
+    ONLINE.insert(index, Ordering::Release);
+}
+
+pub fn is_online(index: usize) -> bool {
+    ONLINE.contains(index, Ordering::Acquire)
+}
+
+/// The online CPUs (read them with Acquire, as `is_online` does).
+pub fn online() -> &'static CpuSet {
+    &ONLINE
+}
+
 /// Whether SPRG0 points at a PerCpu yet (the firmware's value before that).
 static READY: AtomicBool = AtomicBool::new(false);
 
@@ -117,7 +144,7 @@ pub fn init_boot_cpu() {
     let area = &PERCPU[0];
     area.server.store(cpu::pir(), Ordering::Relaxed);
     area.toc.store(cpu::toc(), Ordering::Release);
-    area.online.store(true, Ordering::Release);
+    set_online(0);
     point_at(area);
     READY.store(true, Ordering::Release);
 }
@@ -133,6 +160,11 @@ fn point_at(area: &'static PerCpu) {
     // SAFETY: r13 is reserved by the ABI (no compiled code uses it); from
     // here on it always holds this CPU's area, which lives forever.
     unsafe { core::arch::asm!("mr 13, {0}", in(reg) address, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Whether this CPU's area is set up (r13 and SPRG0 point at it).
+pub fn ready() -> bool {
+    READY.load(Ordering::Acquire)
 }
 
 /// This CPU's index, or 0 before per-CPU data exists (for fatal reports).
@@ -157,5 +189,5 @@ pub fn this() -> &'static PerCpu {
 
 /// CPUs running kernel code.
 pub fn online_count() -> usize {
-    PERCPU.iter().filter(|c| c.online.load(Ordering::Acquire)).count()
+    ONLINE.len(Ordering::Acquire)
 }

@@ -10,11 +10,13 @@
 //! linear map (PID 0, quadrant 3) now translates to the same RAM.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
+use boot::processor::TlbieErrata;
 use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{Entry, PageSize, PGD};
+use kernel::mm::tlbie::{Planner, Ric, Sequence};
 use kernel::mm::{self, FRAME_SIZE};
 
 use crate::mmu::{self, ptesync, Mode};
@@ -40,15 +42,6 @@ const PROC_TABLE_GTSE: u64 = 0x01;
 /// SPR 48: the PID register (quadrant-0 translations use its process-table entry).
 const SPR_PIDR: u32 = 48;
 
-/// AP (actual page size) encodings for tlbie (`ibm,processor-radix-AP-encodings`).
-fn ap(size: PageSize) -> u64 {
-    match size {
-        PageSize::Base => 5,
-        PageSize::Huge2M => 1,
-        PageSize::Huge1G => 2,
-    }
-}
-
 static PROCESS_TABLE: AtomicU64 = AtomicU64::new(0);
 
 /// Builds the kernel's tree and process table and turns translation on.
@@ -56,6 +49,8 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     if !boot::cas::negotiated_radix(&info.arch_vec5) {
         return Err("CAS did not grant radix (/chosen ibm,architecture-vec-5 byte 24)");
     }
+    // Before the first flush: POWER9 needs its tlbie errata fixed up.
+    set_errata(crate::firmware::processor().tlbie_errata());
     let root = mmu::build_kernel_tree(info)?;
     let table = mm::alloc_frame().ok_or("no frame for the process table")?;
     // SAFETY: a frame just allocated, reached through the linear-map address.
@@ -129,26 +124,22 @@ pub fn pidr() -> SpaceId {
 
 // --- Flushes ----------------------------------------------------------------
 
-/// `tlbie`/`tlbiel` operands (Power ISA Book III, 6.11.3.2 "TLB Management
-/// Instructions"): RB = EPN | IS << 10 | AP << 5, RS = PID << 32 (LPID is the
-/// hypervisor's business), PRS = 1 (process-scoped), R = 1 (radix).
-const IS_VA: u64 = 0;
-const IS_PID: u64 = 1;
+/// The processor's `tlbie` errata (`Planner::errata`), set once at boot before any
+/// flush: bit 0 store queue, bit 1 ERAT.
+static ERRATA: AtomicU8 = AtomicU8::new(0);
 
-/// RIC: 0 = TLB, 1 = page-walk cache, 2 = both.
-#[derive(Clone, Copy)]
-enum Ric {
-    Tlb,
-    PageWalkCache,
-    All,
+fn planner() -> Planner {
+    let bits = ERRATA.load(Ordering::Relaxed);
+    Planner { errata: TlbieErrata { store_queue: bits & 1 != 0, erat: bits & 2 != 0 } }
 }
 
-fn rb(address: u64, is: u64, size: PageSize) -> u64 {
-    (address & !0xfff) | (is << 10) | (ap(size) << 5)
+/// Which POWER9 errata fix-ups radix flushes apply (see kernel::mm::tlbie).
+pub fn set_errata(errata: TlbieErrata) {
+    ERRATA.store(errata.store_queue as u8 | (errata.erat as u8) << 1, Ordering::Relaxed);
 }
 
-fn rs(pid: SpaceId) -> u64 {
-    (pid as u64) << 32
+pub fn errata() -> TlbieErrata {
+    planner().errata
 }
 
 /// One invalidation, broadcast (`tlbie`) or local (`tlbiel`), without the
@@ -171,12 +162,18 @@ fn invalidate(scope: Scope, ric: Ric, rb: u64, rs: u64) {
     }
 }
 
-/// Runs invalidations with the ordering the ISA asks for: `ptesync` before
-/// (page-table stores done), then for broadcasts `eieio; tlbsync; ptesync`
-/// (all CPUs done), for local ones `ptesync`.
-fn flush(scope: Scope, body: impl FnOnce()) {
+/// Runs a planned sequence with the ordering the ISA asks for: `ptesync`
+/// before (page-table stores done), the fix-ups' own `ptesync`s, then for
+/// broadcasts `eieio; tlbsync; ptesync` (all CPUs done), for local ones
+/// `ptesync`.
+fn execute(scope: Scope, sequence: &Sequence) {
     ptesync();
-    body();
+    for invalidation in sequence {
+        if invalidation.ptesync_before {
+            ptesync();
+        }
+        invalidate(scope, invalidation.ric, invalidation.rb, invalidation.rs);
+    }
     // SAFETY: barriers only.
     unsafe {
         match scope {
@@ -186,49 +183,29 @@ fn flush(scope: Scope, body: impl FnOnce()) {
     }
 }
 
-/// Above this many pages a range flush becomes a PID flush (as Linux's
-/// tlb_single_page_flush_ceiling).
-const RANGE_CEILING_PAGES: u64 = 32;
-
 pub struct RadixFlush;
 pub static RADIX_FLUSH: RadixFlush = RadixFlush;
 
+/// The sequences, kernel (quadrant 3) addresses flushed as all of PID 0 among
+/// them, are chosen by kernel::mm::tlbie::Planner; this only executes them.
 impl TlbFlush for RadixFlush {
     fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, _old: Entry, scope: Scope) {
-        flush(scope, || invalidate(scope, Ric::Tlb, rb(address, IS_VA, size), rs(space)));
+        execute(scope, &planner().page(space, address, size, scope));
     }
 
     fn flush_range(&self, space: SpaceId, start: u64, size: PageSize, old: &[Entry], scope: Scope) {
-        if old.len() as u64 > RANGE_CEILING_PAGES {
-            return self.flush_space(space, scope);
-        }
-        flush(scope, || {
-            let first = start & !(size.bytes() - 1);
-            for page in 0..old.len() as u64 {
-                invalidate(scope, Ric::Tlb, rb(first + page * size.bytes(), IS_VA, size), rs(space));
-            }
-        });
+        execute(scope, &planner().range(space, start, size, old.len() as u64, scope));
     }
 
     fn flush_space(&self, space: SpaceId, scope: Scope) {
-        flush(scope, || invalidate(scope, Ric::All, rb(0, IS_PID, PageSize::Base), rs(space)));
+        execute(scope, &planner().space(space, scope));
     }
 
-    /// As Linux's radix__flush_tlb_collapsed_pmd with 64K pages: the
-    /// page-walk cache of the PID, then each base page of the 2 MiB range.
     fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, _old_ptes: &[Entry], scope: Scope) {
-        let start = address & !(PageSize::Huge2M.bytes() - 1);
-        flush(scope, || {
-            invalidate(scope, Ric::PageWalkCache, rb(0, IS_PID, PageSize::Base), rs(space));
-            let mut page = start;
-            while page < start + PageSize::Huge2M.bytes() {
-                invalidate(scope, Ric::Tlb, rb(page, IS_VA, PageSize::Base), rs(space));
-                page += PageSize::Base.bytes();
-            }
-        });
+        execute(scope, &planner().collapsed_pmd(space, address, scope));
     }
 
     fn flush_page_walk_cache(&self, space: SpaceId, scope: Scope) {
-        flush(scope, || invalidate(scope, Ric::PageWalkCache, rb(0, IS_PID, PageSize::Base), rs(space)));
+        execute(scope, &planner().page_walk_cache(space, scope));
     }
 }

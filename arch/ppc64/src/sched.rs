@@ -109,7 +109,7 @@ fn with_interrupts_off<R>(f: impl FnOnce() -> R) -> R {
 /// Starts `entry(argument)` as a thread on CPU `cpu` (for good: threads do
 /// not migrate), inside address space `space` if given.
 pub fn spawn(cpu: usize, name: &'static str, entry: fn(u64), argument: u64, space: Option<SpaceId>) -> Option<Arc<Thread>> {
-    if cpu >= MAX_CPUS || !percpu::PERCPU[cpu].online.load(Ordering::Acquire) {
+    if !percpu::is_online(cpu) {
         return None;
     }
     let stack = mm::alloc_contiguous(STACK_FRAMES, 1)?;
@@ -208,8 +208,18 @@ fn finish_switch() {
     }
 }
 
-/// Gives the CPU to the next ready thread, if any.
+/// Gives the CPU to the next ready thread, if any. Must be called with
+/// interrupts on: a CPU with interrupts off is inside a sched-RCU read-side
+/// section (a lockless page-table walk, say), and switching away would let
+/// the next thread's quiescent states end a grace period the section still
+/// needs. Called with them off, it stops the kernel with a report naming the
+/// caller rather than switch.
+#[track_caller]
 pub fn yield_now() {
+    if !crate::cpu::interrupts_enabled() {
+        let caller = core::panic::Location::caller();
+        panic!("sched: yield_now called with interrupts off (inside a sched-RCU read-side section) from {caller}");
+    }
     with_interrupts_off(schedule);
 }
 

@@ -9,7 +9,7 @@ use kernel::mm;
 use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::mmu::{self, AddressSpace};
-use crate::percpu::{self, MAX_CPUS};
+use crate::percpu;
 use crate::sched;
 
 pub static SCHED: Suite = Suite {
@@ -90,7 +90,7 @@ fn wander(expected_cpu: u64) {
 fn pinned_thread_stays_on_its_cpu(env: &Env<'_>) -> TestResult {
     require_cpus(env, 3)?;
     let cpu = 2;
-    if cpu >= MAX_CPUS || !percpu::PERCPU[cpu].online.load(Ordering::Acquire) {
+    if !percpu::is_online(cpu) {
         kskip!("CPU 2 is not online");
     }
     STEPS_ELSEWHERE.store(0, Ordering::Relaxed);

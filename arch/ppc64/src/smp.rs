@@ -14,9 +14,10 @@
 //! Idle secondaries poll with interrupts on; their decrementer ticks.
 //! Threads and RCU are issue [4/7]'s next steps.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use boot::BootInfo;
+use kernel::cpuset::CpuSet;
 use kernel::mm::{self, FRAME_SIZE};
 use kernel::{info, time, warn};
 
@@ -46,6 +47,9 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
         }
         return percpu::online_count();
     };
+    if info.cpus_beyond_limit > 0 {
+        warn!("smp: {} CPUs beyond this kernel's {MAX_CPUS} CPUs, left stopped", info.cpus_beyond_limit);
+    }
     let entry = mm::virt_to_phys(secondary_start as *const () as u64);
     let mut index = 1;
     for target in info.cpus.iter().filter(|c| c.server != boot_server) {
@@ -78,17 +82,17 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
             }
         }
         let deadline = time::deadline_us(ONLINE_TIMEOUT_US);
-        while !PERCPU[index].online.load(Ordering::Acquire) && time::now() < deadline {
+        while !percpu::is_online(index) && time::now() < deadline {
             core::hint::spin_loop();
         }
-        if !PERCPU[index].online.load(Ordering::Acquire) {
+        if !percpu::is_online(index) {
             warn!("smp: CPU {} did not come online", target.server);
             continue;
         }
         index += 1;
     }
     let online = percpu::online_count();
-    info!("smp: {online} of {} CPUs online", info.cpus.len());
+    info!("smp: {online} of {} CPUs online", info.cpus_in_tree());
     online
 }
 
@@ -102,7 +106,7 @@ extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
     }
     crate::sched::init_cpu();
     timer::arm();
-    area.online.store(true, Ordering::Release);
+    percpu::set_online(area.index.load(Ordering::Relaxed) as usize);
     wait_for_work(area)
 }
 
@@ -130,7 +134,7 @@ fn wait_for_work(area: &'static PerCpu) -> ! {
 /// that CPU is not online, is this CPU, or has work already.
 pub fn post(index: usize, function: fn(u64) -> u64, argument: u64) -> bool {
     let Some(area) = PERCPU.get(index) else { return false };
-    if index as u64 == percpu::index() || !area.online.load(Ordering::Acquire) {
+    if index as u64 == percpu::index() || !percpu::is_online(index) {
         return false;
     }
     area.work_argument.store(argument, Ordering::Relaxed);
@@ -168,52 +172,117 @@ pub fn run_on(index: usize, function: fn(u64) -> u64, argument: u64) -> Option<u
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallError {
     Offline(usize),
-    /// `wait` ran out of patience (a target kept interrupts off too long).
-    Timeout(usize),
 }
 
 /// Marks a call slot claimed while its argument is written.
 const CALL_CLAIMED: usize = 1;
 
-/// Runs `function(argument)` on every CPU in `targets` (indexes; this CPU
-/// included if listed, run directly), through IPIs. With `wait`, returns
-/// only after every target ran it: a target with interrupts off delays the
-/// caller until it turns them on (Linux's smp_call_function_many semantics).
-/// Without `wait`, returns once every target has the call queued.
-pub fn call_on_cpus(targets: &[usize], function: fn(u64), argument: u64, wait: bool) -> Result<(), CallError> {
-    let me = percpu::index() as usize;
-    let mut done_before = [0u64; MAX_CPUS];
-    for &target in targets.iter().filter(|&&t| t != me) {
-        let area = PERCPU.get(target).filter(|a| a.online.load(Ordering::Acquire)).ok_or(CallError::Offline(target))?;
-        // One call in flight per target: claim its slot, then publish.
-        let deadline = time::deadline_us(WORK_TIMEOUT_US);
-        while area.call_function.compare_exchange(0, CALL_CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            if time::now() > deadline {
-                return Err(CallError::Timeout(target));
-            }
-            core::hint::spin_loop();
+/// How long a cross-call waits for a CPU before each warning (Linux's
+/// CSD-lock watchdog: csd_lock_timeout, 5 s). It never stops waiting: a
+/// caller such as serialize_against_pte_lookup must not go on as if a CPU
+/// that has not answered had.
+const WATCHDOG_US: u64 = 5_000_000;
+static WATCHDOG_INTERVAL_US: AtomicU64 = AtomicU64::new(WATCHDOG_US);
+/// Warnings the watchdog has printed (for the tests that provoke them).
+pub static WATCHDOG_WARNINGS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the watchdog's interval (tests shorten it to provoke warnings
+/// quickly); returns the previous one.
+pub fn set_watchdog_interval_us(us: u64) -> u64 {
+    WATCHDOG_INTERVAL_US.swap(us.max(1), Ordering::AcqRel)
+}
+
+/// Spins until `answered()`, warning every watchdog interval that `target`
+/// has not answered, with what the target last said about itself: where it
+/// last turned interrupts off and how long ago.
+fn wait_for_answer(target: usize, what: &str, mut answered: impl FnMut() -> bool) {
+    if answered() {
+        return;
+    }
+    // Tells the target a caller is held back by it (tests wait for this).
+    let waiting = &PERCPU[target].callers_waiting;
+    waiting.fetch_add(1, Ordering::AcqRel);
+    let started = time::now();
+    let mut next_warning = time::deadline_us(WATCHDOG_INTERVAL_US.load(Ordering::Acquire));
+    while !answered() {
+        let now = time::now();
+        if now > next_warning {
+            report_unanswered(target, what, time::ticks_to_us(now - started));
+            WATCHDOG_WARNINGS.fetch_add(1, Ordering::AcqRel);
+            next_warning = time::deadline_us(WATCHDOG_INTERVAL_US.load(Ordering::Acquire));
         }
+        core::hint::spin_loop();
+    }
+    waiting.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn report_unanswered(target: usize, what: &str, waited_us: u64) {
+    let area = &PERCPU[target];
+    let at = area.irq_off_at.load(Ordering::Relaxed);
+    let since = area.irq_off_since.load(Ordering::Relaxed);
+    let ago_us = time::ticks_to_us(time::now().saturating_sub(since));
+    let place = crate::ksyms::lookup(at);
+    warn!(
+        "smp: CPU {} has waited {}.{:03} s for CPU {target} to {what}, still waiting; CPU {target} last turned interrupts off {}.{:03} s ago at {:#x} <{}>",
+        percpu::index(),
+        waited_us / 1_000_000,
+        waited_us / 1000 % 1000,
+        ago_us / 1_000_000,
+        ago_us / 1000 % 1000,
+        at,
+        match &place {
+            Some(symbol) => alloc::format!("{symbol}"),
+            None => alloc::string::String::from("?"),
+        }
+    );
+}
+
+/// Runs `function(argument)` on every CPU in `targets` (this CPU included
+/// if in the set, run directly), through IPIs, in index order. With `wait`,
+/// returns only after every target ran it: a target with interrupts off
+/// delays the caller until it turns them on (Linux's smp_call_function_many
+/// semantics), however long that takes, with a warning naming the target
+/// every watchdog interval. Without `wait`, returns once every target has
+/// the call queued (which waits the same way for a target whose previous
+/// call is still pending).
+pub fn call_on_cpus(targets: &CpuSet, function: fn(u64), argument: u64, wait: bool) -> Result<(), CallError> {
+    let me = percpu::index() as usize;
+    // 2 KiB at 256 CPUs, on kernel stacks of 256 KiB.
+    let mut done_before = [0u64; MAX_CPUS];
+    // The CPUs the call went to, which `wait` waits for: `targets` is
+    // iterated once, so a set that others change (the online CPUs) may be
+    // passed.
+    let sent = CpuSet::new();
+    for target in targets.iter(Ordering::Acquire).filter(|&t| t != me) {
+        let area = PERCPU.get(target).filter(|_| percpu::is_online(target)).ok_or(CallError::Offline(target))?;
+        // One call in flight per target: claim its slot, then publish.
+        wait_for_answer(target, "take its previous cross-call", || {
+            area.call_function.compare_exchange(0, CALL_CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        });
         done_before[target] = area.calls_done.load(Ordering::Acquire);
         area.call_argument.store(argument, Ordering::Relaxed);
         area.call_function.store(function as usize, Ordering::Release);
         xics::send_ipi(area.server.load(Ordering::Relaxed));
+        sent.insert(target, Ordering::Relaxed);
     }
-    if targets.contains(&me) {
+    if targets.contains(me, Ordering::Acquire) {
         function(argument);
     }
     if wait {
-        for &target in targets.iter().filter(|&&t| t != me) {
+        for target in sent.iter(Ordering::Relaxed) {
             let area = &PERCPU[target];
-            let deadline = time::deadline_us(WORK_TIMEOUT_US);
-            while area.calls_done.load(Ordering::Acquire) == done_before[target] {
-                if time::now() > deadline {
-                    return Err(CallError::Timeout(target));
-                }
-                core::hint::spin_loop();
-            }
+            wait_for_answer(target, "answer a cross-call", || area.calls_done.load(Ordering::Acquire) != done_before[target]);
         }
     }
     Ok(())
+}
+
+/// Whether another CPU is spinning in `call_on_cpus` until this one
+/// answers: with interrupts off here, that caller is held back by this CPU.
+/// Tests use it as the event "the IPI waits for me" (a call that was sent
+/// but not waited for does not count: that is the broken fix).
+pub fn caller_waiting_here() -> bool {
+    percpu::this().callers_waiting.load(Ordering::Acquire) != 0
 }
 
 /// 0x500: runs a pending cross-call of this CPU.
@@ -248,12 +317,8 @@ fn rcu_this_cpu() -> usize {
     percpu::index() as usize
 }
 
-fn rcu_online(index: usize) -> bool {
-    PERCPU.get(index).is_some_and(|c| c.online.load(Ordering::Acquire))
-}
-
 static RCU_PLATFORM: kernel::rcu::Platform =
-    kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: rcu_online, relax: core::hint::spin_loop };
+    kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: percpu::online, relax: core::hint::spin_loop };
 
 /// Tells RCU about this platform's CPUs (before any secondary starts).
 pub fn init_rcu() {

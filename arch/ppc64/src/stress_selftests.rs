@@ -18,6 +18,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use kernel::cmdline::CollapseIpi;
+use kernel::cpuset::CpuSet;
 use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
 use kernel::mm::pagetable::Prot;
 use kernel::mm::vm::MmArch;
@@ -25,7 +26,6 @@ use kernel::mm::{self, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, kskip, time};
 use spin::Mutex;
 
-use crate::percpu::MAX_CPUS;
 use crate::smp;
 use crate::smp_selftests::online_secondaries;
 use crate::vm::{self, UserMm};
@@ -98,6 +98,12 @@ static FAILED_PINS: AtomicU64 = AtomicU64::new(0);
 static STALE_PINS: AtomicU64 = AtomicU64::new(0);
 static LOST_WRITES: AtomicU64 = AtomicU64::new(0);
 static UNREADABLE: AtomicU64 = AtomicU64::new(0);
+/// Workers that have made their first pin attempt: the rounds start only
+/// once all have (an event, so that a worker CPU the host has not run yet
+/// cannot make a configuration's row empty).
+static STARTED: AtomicU64 = AtomicU64::new(0);
+/// How long the workers may take to start: a guard against a hang only.
+const START_GUARD_US: u64 = 10_000_000;
 static FIRST_LOST: Mutex<[u64; 6]> = Mutex::new([0; 6]);
 
 /// Whether `config` protects the MMU in use against this race.
@@ -122,12 +128,16 @@ fn worker(cpu: u64) -> u64 {
     let slot = 256 + 8 * cpu;
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ cpu;
     let mut sequence = 0u64;
+    let mut first = true;
     while !STOP.load(Ordering::Acquire) {
+        if core::mem::take(&mut first) {
+            STARTED.fetch_add(1, Ordering::AcqRel);
+        }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let address = BASE + (seed % PAGES) * FRAME_SIZE;
-        let frame = match mm.pin_page_fast_with(address, true, recheck, &kernel::mm::gup::NoHooks) {
+        let frame = match mm.pin_page_fast_with(address, true, kernel::mm::vm::RaceSettings::recheck(recheck), &kernel::mm::gup::NoHooks) {
             Ok(frame) => frame,
             Err(_) => {
                 FAILED_PINS.fetch_add(1, Ordering::Relaxed);
@@ -167,25 +177,31 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     let config = &CONFIGS[index];
     let mut cpus = online_secondaries();
     let daemon_cpu = cpus.next().ok_or_else(|| fail("no secondary CPU"))?;
-    let workers: heapless::Vec<usize, MAX_CPUS> = cpus.collect();
+    let workers: CpuSet = cpus.collect();
     let mm = vm::new_mm().map_err(|e| fail(alloc::format!("{e:?}")))?;
     mm.map(BASE, PAGES * FRAME_SIZE, Prot::READ | Prot::WRITE, true).map_err(|e| fail(alloc::format!("{e:?}")))?;
     mm.fault(BASE, true).map_err(|e| fail(alloc::format!("{e:?}")))?;
 
-    let saved_policy = mmu::collapse_ipi();
-    mmu::set_collapse_ipi(config.ipi);
-    for counter in [&PINS, &FAILED_PINS, &STALE_PINS, &LOST_WRITES, &UNREADABLE] {
+    // khugepaged collapses with the configured IPI: this round's.
+    let saved_policy = kernel::mm::knobs::collapse_ipi();
+    kernel::mm::knobs::set_collapse_ipi(config.ipi);
+    for counter in [&PINS, &FAILED_PINS, &STALE_PINS, &LOST_WRITES, &UNREADABLE, &STARTED] {
         counter.store(0, Ordering::Relaxed);
     }
     RECHECK.store(config.recheck, Ordering::Release);
     STOP.store(false, Ordering::Release);
     MM.store(Arc::into_raw(mm.clone()) as usize, Ordering::Release);
-    let mut posted: heapless::Vec<usize, MAX_CPUS> = heapless::Vec::new();
-    for &cpu in &workers {
+    let posted = CpuSet::new();
+    for cpu in workers.iter(Ordering::Relaxed) {
         if smp::post(cpu, worker, cpu as u64) {
-            let _ = posted.push(cpu);
+            posted.insert(cpu, Ordering::Relaxed);
         }
     }
+    let guard = time::deadline_us(START_GUARD_US);
+    while STARTED.load(Ordering::Acquire) < posted.len(Ordering::Relaxed) as u64 && time::now() < guard {
+        core::hint::spin_loop();
+    }
+    let workers_started = STARTED.load(Ordering::Acquire);
     khugepaged::register(&mm);
     let started = khugepaged::start(daemon_cpu, 0);
 
@@ -205,12 +221,12 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
 
     STOP.store(true, Ordering::Release);
     let mut workers_done = true;
-    for &cpu in &posted {
+    for cpu in posted.iter(Ordering::Relaxed) {
         workers_done &= smp::wait_for(cpu).is_some();
     }
     let stopped = khugepaged::stop(2_000_000);
     khugepaged::unregister(&mm);
-    mmu::set_collapse_ipi(saved_policy);
+    kernel::mm::knobs::set_collapse_ipi(saved_policy);
     if workers_done {
         // SAFETY: the Arc leaked above; every worker has returned.
         drop(unsafe { Arc::from_raw(MM.swap(0, Ordering::AcqRel) as *const UserMm) });
@@ -247,8 +263,17 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
         );
     }
     kassert!(started, "khugepaged did not start on CPU {daemon_cpu}");
+    kassert!(
+        workers_started == posted.len(Ordering::Relaxed) as u64,
+        "only {workers_started} of {} worker CPUs started within {} s",
+        posted.len(Ordering::Relaxed),
+        START_GUARD_US / 1_000_000
+    );
     kassert!(workers_done && stopped, "a worker or khugepaged did not stop");
-    kassert!(posted.len() == workers.len(), "could not post work to every worker CPU");
+    kassert!(
+        posted.len(Ordering::Relaxed) == workers.len(Ordering::Relaxed),
+        "could not post work to every worker CPU"
+    );
     kassert_eq!(UNREADABLE.load(Ordering::Relaxed), 0);
     kassert!(row.rounds > 0 && row.pins > 0, "no race was run: {} rounds, {} pins", row.rounds, row.pins);
     if protects(config) {
