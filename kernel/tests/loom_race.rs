@@ -10,7 +10,14 @@
 //!   page collapse discarded and a write through the pin is lost; the test
 //!   requires loom to find it and prints its interleaving;
 //! - recheck on (radix today), or the IPI (the old fix): no execution within
-//!   the bound returns a discarded page or loses the write.
+//!   the bound returns a discarded page or loses the write;
+//! - in every execution, each small page that ends with no reference went
+//!   back to the allocator exactly once: a GUP-fast that backs off after
+//!   collapse dropped the mapping's reference frees the page itself.
+//! - Jann Horn's bug (Linux 2ba99c5e0881): collapse frees the old PTE table
+//!   through the kernel's own sched-RCU (`kernel::rcu::Deferred`), and no
+//!   execution lets the walker read it freed and reused; a control that
+//!   frees it at once must be caught doing so.
 //!
 //! Run: `make loom`, or one model:
 //! `RUSTFLAGS="--cfg loom" cargo test -p kernel --release --test loom_race -- recheck_on`.
@@ -25,7 +32,7 @@ use kernel::mm::gup::{gup_fast_one, GupError};
 use kernel::mm::pagetable::Prot;
 use kernel::mm::{Frame, FRAME_SIZE};
 use loom::sync::Arc;
-use model::{Cpu, Events, ModelArch, World, BASE, HUGE, TARGET};
+use model::{Cpu, Events, ModelArch, TableFree, World, BASE, HUGE, TARGET};
 
 /// What one execution ended with.
 struct Ending {
@@ -49,7 +56,8 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
             let cpu = Cpu(0);
             world.interrupts_off(cpu);
             let hooks = world.hooks(cpu);
-            let result = gup_fast_one(model::PGD, BASE + TARGET * FRAME_SIZE, true, recheck_pmd, &world.page_array(), model::virt, &hooks);
+            let free = |head, order| world.free(cpu, head, order);
+            let result = gup_fast_one(model::PGD, BASE + TARGET * FRAME_SIZE, true, recheck_pmd, &world.page_array(), model::virt, free, &hooks);
             world.interrupts_on(cpu);
             world.log(cpu, &format!("GUP-fast returns {}", model::describe(&result)));
             if let Ok(frame) = result {
@@ -76,6 +84,11 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
     };
     if let Ok(frame) = gup {
         world.unpin(frame);
+    }
+    // Whatever the order, a page collapse and a backed-off GUP both drop
+    // is freed exactly once.
+    if let Err(why) = world.check_frees() {
+        panic!("{why} (GUP-fast: {}, collapsed: {collapsed}); interleaving:\n  {}", model::describe(&gup), events.take().join("\n  "));
     }
     Ending { gup, collapsed, stale, lost }
 }
@@ -131,4 +144,72 @@ fn recheck_off_ipi_on_is_safe() {
     if let Some(interleaving) = explore(false, true, false) {
         panic!("with the IPI, GUP-fast returned a discarded page:\n  {}", interleaving.join("\n  "));
     }
+}
+
+/// One execution of GUP-fast against a collapse that frees the old PTE
+/// table as `table_free` says; whether the walker read the table freed (and
+/// reused: it pinned somebody else's page through it). The walker's
+/// interrupts-off section is its RCU read side; after it the CPU passes
+/// quiescent states (ticks, idle) until collapse is done.
+fn table_race(table_free: TableFree) -> bool {
+    let world = Arc::new(World::with_table_free(Events::default(), table_free));
+    world.install();
+    model::rcu_on(Cpu(1));
+    let done = Arc::new(kernel::sync::atomic::AtomicBool::new(false));
+    let walker = {
+        let (world, done) = (world.clone(), done.clone());
+        loom::thread::spawn(move || {
+            world.install();
+            let cpu = Cpu(0);
+            model::rcu_on(cpu);
+            world.interrupts_off(cpu);
+            let hooks = world.hooks(cpu);
+            let free = |head, order| world.free(cpu, head, order);
+            let result = gup_fast_one(model::PGD, BASE + TARGET * FRAME_SIZE, true, true, &world.page_array(), model::virt, free, &hooks);
+            world.interrupts_on(cpu);
+            if let Ok(frame) = result {
+                world.unpin(frame);
+            }
+            while !done.load(kernel::sync::atomic::Ordering::Acquire) {
+                kernel::rcu::quiescent_state();
+                loom::thread::yield_now();
+            }
+        })
+    };
+    {
+        let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
+        let counters = Counters::new();
+        let hooks = world.hooks(Cpu(1));
+        collapse_pmd(&mut arch, BASE, Frame::from_address(HUGE).unwrap(), Prot::READ | Prot::WRITE | Prot::USER, false, &world.page_array(), &counters, &hooks);
+    }
+    if table_free == TableFree::Rcu {
+        world.free_deferred_tables(Cpu(1));
+    }
+    done.store(true, kernel::sync::atomic::Ordering::Release);
+    walker.join().unwrap();
+    world.walked_freed_table.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn explore_table_free(table_free: TableFree) -> bool {
+    let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let executions = {
+        let found = found.clone();
+        model::check(model::RCU_BOUND, move || {
+            if table_race(table_free) {
+                found.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    eprintln!("loom: old PTE table freed {table_free:?}: {executions} executions explored (preemption bound {})", model::bound(model::RCU_BOUND));
+    found.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn old_table_freed_through_rcu_is_never_walked() {
+    assert!(!explore_table_free(TableFree::Rcu), "GUP-fast walked a PTE table collapse freed through RCU");
+}
+
+#[test]
+fn control_old_table_freed_at_once_is_caught() {
+    assert!(explore_table_free(TableFree::Immediate), "loom did not catch GUP-fast walking a PTE table collapse freed at once");
 }

@@ -7,6 +7,7 @@
 //! - [`matrix`]: the boots `cargo test -p harness` runs (`tests/matrix.cfg`).
 //! - [`image`]: the kernel image (`KERNEL_IMAGE`, or `make kernel` once per process).
 //! - [`bench`]: benchmark results: parsing, the Markdown table, the plots (`make bench`).
+//! - [`disasm`]: the built kernel's barriers, checked in its disassembly.
 //!
 //! Environment: `QEMU` (binary), `BOOT_TIMEOUT` (seconds), `KERNEL_IMAGE` (skip the build),
 //! `HARNESS_ONLY` (run only matrix rows whose name contains it), `HARNESS_JOBS` (parallel
@@ -14,6 +15,7 @@
 
 pub mod banner;
 pub mod bench;
+pub mod disasm;
 pub mod image;
 pub mod judge;
 pub mod ktap;

@@ -15,7 +15,7 @@ use kernel::ktest::{fail, Env, Test, TestResult};
 use kernel::mm::collapse::Outcome;
 use kernel::mm::mmu::{Scope, TlbFlush};
 use kernel::mm::pagetable::{PageSize, Prot};
-use kernel::mm::vm::MmArch;
+use kernel::mm::vm::{MmArch, RaceSettings};
 use kernel::mm::FRAME_SIZE;
 use kernel::{kskip, time};
 
@@ -151,7 +151,8 @@ fn gup(env: &Env<'_>) -> TestResult {
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             for _ in 0..reps(env) {
                 let start = cpu::timebase();
-                let pinned = mm.pin_pages_fast_only(base, pages, true, true, &mut pins);
+                // The configured recheck (gup_pmd_recheck=), as any caller gets.
+                let pinned = mm.pin_pages_fast_only(base, pages, true, &mut pins);
                 fast.push(cpu::timebase() - start);
                 if pinned != pages {
                     return Err(fail(format!("GUP-fast pinned {pinned} of {pages} {kind} pages")));
@@ -182,7 +183,7 @@ fn gup_recheck_cost(env: &Env<'_>) -> TestResult {
     for _ in 0..reps(env) * 4 {
         for (recheck, samples) in [(true, &mut on), (false, &mut off)] {
             let start = cpu::timebase();
-            mm.pin_pages_fast_only(SMALL, 32, true, recheck, &mut pins);
+            mm.pin_pages_fast_only_as(SMALL, 32, true, RaceSettings::recheck(recheck), &mut pins);
             samples.push(cpu::timebase() - start);
             pins.drain(..).for_each(|f| mm.unpin(f));
         }
@@ -255,7 +256,7 @@ fn collapse(env: &Env<'_>) -> TestResult {
                 BUSY_GO.store(true, Ordering::Release);
             }
             let start = cpu::timebase();
-            let outcome = mm.collapse(HUGE, policy);
+            let outcome = mm.collapse_as(HUGE, RaceSettings::ipi(policy));
             if rep >= WARM_UP {
                 samples.push(cpu::timebase() - start);
             }

@@ -15,7 +15,7 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use crate::exceptions::{self, vector};
 use crate::mmu;
 use crate::smp;
-use crate::smp_selftests::{interrupts_off_elsewhere, SPIN_END};
+use crate::smp_selftests::{walker_until_released_or_called, RELEASE, SAW_CALL};
 
 pub static COLLAPSE: Suite = Suite {
     name: "collapse",
@@ -76,30 +76,27 @@ fn pmdp_collapse_flush_unhooks_the_pte_table(_: &Env<'_>) -> TestResult {
         kskip!("translation is off (mmu=off)");
     }
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
-    let result = map_small_pages(frame).and_then(|()| collapse_and_restore(mmu::collapse_ipi()).map(|_| ()));
+    let result = map_small_pages(frame).and_then(|()| collapse_and_restore(kernel::mm::knobs::collapse_ipi()).map(|_| ()));
     unmap_small_pages();
     mm::free_frame(frame);
     result
 }
 
-/// Another CPU with interrupts off for SECTION_US: returns when it is in.
-fn lockless_walker_elsewhere() -> Result<usize, kernel::ktest::Failure> {
-    // Long enough that a busy host cannot stretch the collapse flush past it.
-    const SECTION_US: u64 = 300_000;
-    interrupts_off_elsewhere(SECTION_US)
-}
-
 /// Collapses with `ipi` while another CPU sits in a lockless walk; returns
-/// whether the collapse flush waited for the walk to end.
+/// whether the collapse flush waited for the walk. Decided by events, not
+/// time: the walker stays inside until a cross-call waits for it (the IPI:
+/// collapse is held back until it leaves) or until collapse is done and
+/// releases it (no IPI).
 fn collapse_against_walker(ipi: CollapseIpi) -> Result<bool, kernel::ktest::Failure> {
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
     let result = (|| {
         map_small_pages(frame)?;
-        let walker = lockless_walker_elsewhere()?;
-        collapse_and_restore(ipi)?;
-        let done = time::now();
+        let walker = walker_until_released_or_called()?;
+        let collapsed = collapse_and_restore(ipi);
+        RELEASE.store(1, Ordering::Release);
         smp::wait_for(walker).ok_or_else(|| fail("walker did not finish"))?;
-        Ok(done >= SPIN_END.load(Ordering::Acquire))
+        collapsed?;
+        Ok(SAW_CALL.load(Ordering::Acquire) != 0)
     })();
     unmap_small_pages();
     mm::free_frame(frame);
@@ -133,7 +130,7 @@ fn no_ipi_does_not_wait(env: &Env<'_>) -> TestResult {
 /// `collapse_ipi=` decides: auto waits under hash and not under radix.
 fn command_line_policy_decides(env: &Env<'_>) -> TestResult {
     require_translation_and_cpus(env)?;
-    let policy = mmu::collapse_ipi();
+    let policy = kernel::mm::knobs::collapse_ipi();
     kassert_eq!(policy, env.options.collapse_ipi);
     let expected = policy.enabled(mmu::mode() == mmu::Mode::Hash);
     let waited = collapse_against_walker(policy)?;

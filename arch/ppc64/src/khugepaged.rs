@@ -70,14 +70,14 @@ pub fn stop(timeout_us: u64) -> bool {
 /// collapsed.
 pub fn scan_once() -> u64 {
     let live: Vec<Arc<UserMm>> = REGISTERED.lock().iter().filter_map(Weak::upgrade).collect();
-    let policy = crate::mmu::collapse_ipi();
     let mut collapsed = 0;
     for mm in live {
         for base in mm.collapse_candidates() {
             if STOP.load(Ordering::Acquire) {
                 return collapsed;
             }
-            match mm.collapse(base, policy) {
+            // With the IPI as `collapse_ipi=` says (the knob governs khugepaged).
+            match mm.collapse(base) {
                 Outcome::Collapsed => {
                     collapsed += 1;
                     COLLAPSED.fetch_add(1, Ordering::Relaxed);

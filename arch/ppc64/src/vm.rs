@@ -25,6 +25,10 @@ impl SpaceArch {
     pub fn space(&self) -> &AddressSpace {
         &self.space
     }
+
+    pub fn space_mut(&mut self) -> &mut AddressSpace {
+        &mut self.space
+    }
 }
 
 impl MmArch for SpaceArch {

@@ -13,7 +13,7 @@ use kernel::mm::collapse::Outcome;
 use kernel::mm::gup::GupError;
 use kernel::mm::page::PIN_BIAS;
 use kernel::mm::pagetable::{PageSize, Prot};
-use kernel::mm::vm::Region;
+use kernel::mm::vm::{RaceSettings, Region};
 use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, time};
 
@@ -157,12 +157,12 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     ok(mm.map(HUGE + 2 * MIB, 4 * FRAME_SIZE, RW, false))?;
     let span = 32 + 4;
     let mut fast = Vec::new();
-    kassert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), 0);
+    kassert_eq!(mm.pin_pages_fast_only_as(HUGE, span, true, RaceSettings::recheck(true), &mut fast), 0);
     let mut slow = Vec::new();
     mm.pin_pages(HUGE, span, true, &mut slow).map_err(|e| fail(alloc::format!("GUP-slow: {e:?}")))?;
     kassert_eq!(size_at(&mm, HUGE), Some(PageSize::Huge2M));
     kassert_eq!(size_at(&mm, HUGE + 2 * MIB), Some(PageSize::Base));
-    kassert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), span);
+    kassert_eq!(mm.pin_pages_fast_only_as(HUGE, span, true, RaceSettings::recheck(true), &mut fast), span);
     kassert!(fast == slow, "fast {:x?} slow {:x?}", &fast[..4], &slow[..4]);
     let head = mm::pages().head(slow[0]).ok_or_else(|| fail("no descriptor"))?;
     kassert_eq!(head.refcount(), 1 + 2 * 32 * PIN_BIAS);
@@ -176,7 +176,7 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     ok(mm.fault(SMALL, true))?;
     ok(mm.fault(SMALL + FRAME_SIZE, true))?;
     let mut both = Vec::new();
-    kassert_eq!(mm.pin_pages_fast(SMALL, 8, true, true, &mut both), Ok(2));
+    kassert_eq!(mm.pin_pages_fast_as(SMALL, 8, true, RaceSettings::recheck(true), &mut both), Ok(2));
     let mut again = Vec::new();
     mm.pin_pages(SMALL, 8, true, &mut again).map_err(|e| fail(alloc::format!("{e:?}")))?;
     kassert!(both == again);
@@ -187,16 +187,16 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     let mut pins = Vec::new();
     kassert_eq!(mm.pin_pages(READ_ONLY, 1, true, &mut pins), Err((0, GupError::ReadOnly)));
     mm.pin_pages(READ_ONLY, 1, false, &mut pins).map_err(|e| fail(alloc::format!("{e:?}")))?;
-    kassert_eq!(mm.pin_pages_fast_only(READ_ONLY, 1, true, true, &mut pins), 0);
-    kassert_eq!(mm.pin_pages_fast(READ_ONLY, 1, true, true, &mut pins), Err((0, GupError::ReadOnly)));
-    kassert_eq!(mm.pin_pages_fast_only(READ_ONLY, 1, false, true, &mut pins), 1);
+    kassert_eq!(mm.pin_pages_fast_only_as(READ_ONLY, 1, true, RaceSettings::recheck(true), &mut pins), 0);
+    kassert_eq!(mm.pin_pages_fast_as(READ_ONLY, 1, true, RaceSettings::recheck(true), &mut pins), Err((0, GupError::ReadOnly)));
+    kassert_eq!(mm.pin_pages_fast_only_as(READ_ONLY, 1, false, RaceSettings::recheck(true), &mut pins), 1);
     kassert!(pins.len() == 2 && pins[0] == pins[1]);
     pins.drain(..).for_each(|f| mm.unpin(f));
 
     // A hole stops both at the same page.
     let mut held = Vec::new();
     kassert_eq!(mm.pin_pages(SMALL + 6 * FRAME_SIZE, 4, false, &mut held), Err((2, GupError::NotMapped)));
-    kassert_eq!(mm.pin_pages_fast(SMALL + 6 * FRAME_SIZE, 4, false, true, &mut held), Err((2, GupError::NotMapped)));
+    kassert_eq!(mm.pin_pages_fast_as(SMALL + 6 * FRAME_SIZE, 4, false, RaceSettings::recheck(true), &mut held), Err((2, GupError::NotMapped)));
     kassert!(held.len() == 4 && held[..2] == held[2..]);
     held.drain(..).for_each(|f| mm.unpin(f));
     Ok(())
@@ -271,7 +271,7 @@ fn split_and_collapse(_: &Env<'_>) -> TestResult {
         fill(0x2000)
     })?;
     kassert_eq!(mm.collapse_candidates(), [HUGE]);
-    kassert_eq!(mm.collapse_range(HUGE, 2 * MIB, mmu::collapse_ipi()), [(HUGE, Outcome::Collapsed)]);
+    kassert_eq!(mm.collapse_range(HUGE, 2 * MIB), [(HUGE, Outcome::Collapsed)]);
     let second = physical_at(&mm, HUGE).ok_or_else(|| fail("not mapped after collapse"))?;
     kassert!(second != first, "collapse kept the old page");
     kassert_eq!(size_at(&mm, HUGE), Some(PageSize::Huge2M));
@@ -291,7 +291,7 @@ fn split_and_collapse(_: &Env<'_>) -> TestResult {
     inside(&mm, || exceptions::try_store(SMALL + FRAME_SIZE, 42)).map_err(|v| fail(alloc::format!("vector {v:#x}")))?;
     ok(mm.map(SMALL + MIB, MIB, RW, true))?;
     kassert_eq!(size_at(&mm, SMALL + FRAME_SIZE), Some(PageSize::Base));
-    kassert_eq!(mm.collapse(SMALL, mmu::collapse_ipi()), Outcome::Collapsed);
+    kassert_eq!(mm.collapse(SMALL), Outcome::Collapsed);
     inside(&mm, || -> TestResult {
         kassert_eq!(exceptions::try_load(SMALL + FRAME_SIZE), Ok(42));
         kassert_eq!(exceptions::try_load(SMALL + MIB + FRAME_SIZE), Ok(0));

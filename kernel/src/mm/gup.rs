@@ -51,20 +51,11 @@ pub enum GupError {
     NoMemory,
 }
 
-/// The `gup_pmd_recheck=` setting, for callers that take the configured one.
-static RECHECK_PMD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
-
-pub fn set_recheck_pmd(on: bool) {
-    RECHECK_PMD.store(on, Ordering::Relaxed);
-}
-
-pub fn recheck_pmd() -> bool {
-    RECHECK_PMD.load(Ordering::Relaxed)
-}
-
 /// One GUP-fast pin of the page at `address` in the tree rooted at `root`.
 /// The caller has interrupts off for the whole call. `recheck_pmd` is the
-/// fix (`gup_pmd_recheck=`).
+/// fix (`gup_pmd_recheck=`). `free` takes a page whose last reference the
+/// walk dropped when it backed off, as (head, order).
+#[allow(clippy::too_many_arguments)]
 pub fn gup_fast_one(
     root: u64,
     address: u64,
@@ -72,6 +63,7 @@ pub fn gup_fast_one(
     recheck_pmd: bool,
     pages: &PageArray<'_>,
     virt: fn(u64) -> *mut u8,
+    free: impl FnOnce(Frame, u32),
     hooks: &impl RaceHooks,
 ) -> Result<Frame, GupError> {
     let pmd_slot = pmd_slot(root, address, virt).ok_or(GupError::NotMapped)?;
@@ -107,7 +99,11 @@ pub fn gup_fast_one(
     let pte_changed = !same(leaf_slot.load(Ordering::Acquire), leaf);
     let pmd_changed = recheck_pmd && !same(pmd_slot.load(Ordering::Acquire), pmd);
     if pte_changed || pmd_changed {
-        page.unpin();
+        // The pin goes as unpin_user_page would drop it: if collapse (or an
+        // unmap) dropped the mapping's reference between the pin and the
+        // recheck, the pin was the last reference and the page is freed
+        // here (Linux: gup_put_folio -> folio_put_refs), or it would be lost.
+        pages.unpin(frame, free);
         return Err(GupError::BackedOff);
     }
     Ok(frame)
@@ -116,7 +112,8 @@ pub fn gup_fast_one(
 /// GUP-fast over `pages` consecutive 64 KiB pages from `start`: pins them
 /// in order into `out` and stops at the first page it cannot pin (a hole, a
 /// read-only page for a write pin, a race), which it reports. The caller has
-/// interrupts off and unpins what `out` holds when done.
+/// interrupts off and unpins what `out` holds when done; `free` is as for
+/// [`gup_fast_one`].
 #[allow(clippy::too_many_arguments)]
 pub fn gup_fast_range(
     root: u64,
@@ -126,11 +123,12 @@ pub fn gup_fast_range(
     recheck_pmd: bool,
     descriptors: &PageArray<'_>,
     virt: fn(u64) -> *mut u8,
+    free: impl Fn(Frame, u32),
     out: &mut impl Extend<Frame>,
 ) -> Result<(), (usize, GupError)> {
     for i in 0..pages {
         let address = start + i as u64 * FRAME_SIZE;
-        match gup_fast_one(root, address, write, recheck_pmd, descriptors, virt, &NoHooks) {
+        match gup_fast_one(root, address, write, recheck_pmd, descriptors, virt, &free, &NoHooks) {
             Ok(frame) => out.extend(core::iter::once(frame)),
             Err(error) => return Err((i, error)),
         }
@@ -203,6 +201,8 @@ mod tests {
         base: u64,
         small: Vec<Frame>,
         huge: Frame,
+        /// What GUP-fast freed when it backed off: (head, order).
+        freed: RefCell<Vec<(Frame, u32)>>,
     }
 
     impl World {
@@ -217,7 +217,7 @@ mod tests {
                 let huge = source.allocator.alloc_contiguous(PAGES, PAGES).unwrap();
                 (small, huge)
             };
-            let world = std::boxed::Box::new(World { tree: RefCell::new(tree), descriptors, base, small, huge });
+            let world = std::boxed::Box::new(World { tree: RefCell::new(tree), descriptors, base, small, huge, freed: RefCell::new(Vec::new()) });
             let memory = world.tree.borrow_mut().memory_mut().frame_source() as *mut EmulatedFrames;
             MEMORY.with(|m| m.set(memory));
             let pages = world.pages();
@@ -262,29 +262,54 @@ mod tests {
     }
 
     /// At GupRead, collapse runs past its isolation check (nothing is pinned
-    /// yet); at GupPinned, nothing; after GUP returns, collapse finishes.
+    /// yet). Then collapse finishes (drops the old pages' mapping
+    /// references) either after GUP returns, or, with `finish_before_recheck`,
+    /// at GupPinned: between the pin and the recheck.
     struct CollapseDuringWalk<'w> {
         world: &'w World,
         isolated: Cell<Option<(u64, [Entry; 32])>>,
+        finish_before_recheck: bool,
     }
 
     impl RaceHooks for CollapseDuringWalk<'_> {
         fn at(&self, point: Point) {
-            if point == Point::GupRead {
-                self.isolated.set(self.world.collapse_until_isolated());
+            match point {
+                Point::GupRead => self.isolated.set(self.world.collapse_until_isolated()),
+                Point::GupPinned if self.finish_before_recheck => {
+                    let (table, ptes) = self.isolated.take().expect("collapse got past isolation during the walk");
+                    self.world.collapse_finish(table, ptes);
+                }
+                _ => {}
             }
         }
     }
 
-    fn race(recheck_pmd: bool) -> (std::boxed::Box<World>, Result<Frame, GupError>, usize) {
+    fn race_in_order(recheck_pmd: bool, finish_before_recheck: bool) -> (std::boxed::Box<World>, Result<Frame, GupError>, usize) {
         let world = World::new();
         let target = BASE + 5 * FRAME_SIZE;
         let root = world.tree.borrow().root();
-        let hooks = CollapseDuringWalk { world: &world, isolated: Cell::new(None) };
-        let result = gup_fast_one(root, target, true, recheck_pmd, &world.pages(), virt, &hooks);
-        let isolated = hooks.isolated.take().expect("collapse got past isolation during the walk");
-        world.collapse_finish(isolated.0, isolated.1);
+        let hooks = CollapseDuringWalk { world: &world, isolated: Cell::new(None), finish_before_recheck };
+        let result = gup_fast_one(root, target, true, recheck_pmd, &world.pages(), virt, |h, o| world.freed.borrow_mut().push((h, o)), &hooks);
+        if let Some((table, ptes)) = hooks.isolated.take() {
+            world.collapse_finish(table, ptes);
+        }
         (world, result, 5)
+    }
+
+    fn race(recheck_pmd: bool) -> (std::boxed::Box<World>, Result<Frame, GupError>, usize) {
+        race_in_order(recheck_pmd, false)
+    }
+
+    /// The other order: collapse drops the old page's mapping reference
+    /// after the pin and before the recheck. The back-off's unpin is then
+    /// the page's last reference, and GUP-fast must free it.
+    #[test]
+    fn backing_off_after_collapse_released_the_page_frees_it() {
+        let (world, result, index) = race_in_order(true, true);
+        assert_eq!(result, Err(GupError::BackedOff));
+        let old = world.small[index];
+        assert_eq!(world.pages().frame(old).unwrap().refcount(), 0);
+        assert_eq!(world.freed.borrow().as_slice(), &[(old, 0)], "the page nobody references any more was freed, once");
     }
 
     #[test]
@@ -304,8 +329,10 @@ mod tests {
     fn with_the_recheck_gup_backs_off() {
         let (world, result, index) = race(true);
         assert_eq!(result, Err(GupError::BackedOff));
-        // The pin was dropped: collapse's put released the old page for good.
+        // The pin was dropped while the mapping still held the page, so
+        // collapse's put released it for good, not GUP-fast.
         assert_eq!(world.pages().frame(world.small[index]).unwrap().refcount(), 0);
+        assert!(world.freed.borrow().is_empty());
     }
 
     /// With the IPI, collapse cannot get past pmdp_collapse_flush while the
@@ -316,7 +343,7 @@ mod tests {
         let world = World::new();
         let target = BASE + 9 * FRAME_SIZE;
         let root = world.tree.borrow().root();
-        let frame = gup_fast_one(root, target, true, false, &world.pages(), virt, &NoHooks).unwrap();
+        let frame = gup_fast_one(root, target, true, false, &world.pages(), virt, |_, _| {}, &NoHooks).unwrap();
         assert_eq!(world.collapse_until_isolated(), None, "collapse went ahead over a pinned page");
         assert_eq!(world.tree.borrow().translate(target).unwrap().physical, frame.address(), "PMD restored");
         assert!(world.pages().frame(frame).unwrap().maybe_pinned(0));
@@ -336,24 +363,24 @@ mod tests {
 
         // Small pages: 32 pins, in order, of the mapped frames.
         let mut pinned: Vec<Frame> = Vec::new();
-        gup_fast_range(root, BASE, 32, true, true, &pages, virt, &mut pinned).unwrap();
+        gup_fast_range(root, BASE, 32, true, true, &pages, virt, |_, _| {}, &mut pinned).unwrap();
         assert_eq!(pinned, world.small);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
         }
 
         // The huge page: each 64 KiB piece is its own frame, all pinned on the head.
-        gup_fast_range(root, huge_at + 4 * FRAME_SIZE, 3, false, true, &pages, virt, &mut pinned).unwrap();
+        gup_fast_range(root, huge_at + 4 * FRAME_SIZE, 3, false, true, &pages, virt, |_, _| {}, &mut pinned).unwrap();
         assert_eq!(pinned.iter().map(|f| f.address()).collect::<Vec<_>>(), (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>());
         assert_eq!(pages.frame(world.huge).unwrap().refcount(), 1 + 3 * crate::mm::page::PIN_BIAS);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
         }
         // A write pin of the read-only huge mapping fails at once.
-        assert_eq!(gup_fast_range(root, huge_at, 2, true, true, &pages, virt, &mut pinned), Err((0, GupError::ReadOnly)));
+        assert_eq!(gup_fast_range(root, huge_at, 2, true, true, &pages, virt, |_, _| {}, &mut pinned), Err((0, GupError::ReadOnly)));
 
         // A hole stops GUP there: the 32 small pages, then nothing mapped.
-        assert_eq!(gup_fast_range(root, BASE + 30 * FRAME_SIZE, 4, false, true, &pages, virt, &mut pinned), Err((2, GupError::NotMapped)));
+        assert_eq!(gup_fast_range(root, BASE + 30 * FRAME_SIZE, 4, false, true, &pages, virt, |_, _| {}, &mut pinned), Err((2, GupError::NotMapped)));
         assert_eq!(pinned.len(), 2);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
@@ -366,18 +393,18 @@ mod tests {
         let world = World::new();
         let root = world.tree.borrow().root();
         let pages = world.pages();
-        let frame = gup_fast_one(root, BASE + 3 * FRAME_SIZE + 0x123, true, true, &pages, virt, &NoHooks).unwrap();
+        let frame = gup_fast_one(root, BASE + 3 * FRAME_SIZE + 0x123, true, true, &pages, virt, |_, _| {}, &NoHooks).unwrap();
         assert_eq!(frame, world.small[3]);
         assert!(pages.frame(frame).unwrap().maybe_pinned(0));
         assert!(!pages.frame(frame).unwrap().unpin());
-        assert_eq!(gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, &NoHooks), Err(GupError::NotMapped));
+        assert_eq!(gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::NotMapped));
         world.tree.borrow_mut().protect(BASE, Prot::READ | Prot::USER).unwrap();
-        assert_eq!(gup_fast_one(root, BASE, true, true, &pages, virt, &NoHooks), Err(GupError::ReadOnly));
-        assert!(gup_fast_one(root, BASE, false, true, &pages, virt, &NoHooks).is_ok());
+        assert_eq!(gup_fast_one(root, BASE, true, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::ReadOnly));
+        assert!(gup_fast_one(root, BASE, false, true, &pages, virt, |_, _| {}, &NoHooks).is_ok());
         // A page whose count is zero is not resurrected.
         let page = pages.frame(world.small[7]).unwrap();
         page.unmap();
         assert!(page.put());
-        assert_eq!(gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, &NoHooks), Err(GupError::Freed));
+        assert_eq!(gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::Freed));
     }
 }

@@ -6,10 +6,12 @@ pub mod gup;
 pub mod hash;
 pub mod hash_fault;
 pub mod heap;
+pub mod knobs;
 pub mod mmu;
 pub mod page;
 pub mod pagetable;
 pub mod selftests;
+pub mod tlbie;
 pub mod vm;
 
 use boot::{BootInfo, Range};

@@ -19,6 +19,7 @@ use spin::{Mutex, RwLock};
 use super::collapse::{self, CollapseArch, CollapseFlush, Counters, Outcome, HUGE_ORDER};
 use super::frame::{Frame, FRAME_SIZE};
 use super::gup::{self, GupError, NoHooks, RaceHooks};
+pub use super::knobs::RaceSettings;
 use super::page::{flags, PageArray};
 use super::pagetable::{Entry, MapError, PageSize, PageTable, Prot, TableMemory, PTE};
 use crate::cmdline::CollapseIpi;
@@ -351,17 +352,23 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     }
 
     /// pin_user_pages_fast: GUP-fast (no locks, interrupts off, the PMD
-    /// recheck per `recheck_pmd`) for as much of the range as it can, then
-    /// GUP-slow for the rest. Returns how many pages the fast path pinned.
-    pub fn pin_pages_fast(
+    /// recheck as `gup_pmd_recheck=` says) for as much of the range as it
+    /// can, then GUP-slow for the rest. Returns how many pages the fast path
+    /// pinned.
+    pub fn pin_pages_fast(&self, start: u64, count: usize, write: bool, out: &mut Vec<Frame>) -> Result<usize, (usize, GupError)> {
+        self.pin_pages_fast_as(start, count, write, RaceSettings::CONFIGURED, out)
+    }
+
+    /// `pin_pages_fast` with the knobs `settings` fixes.
+    pub fn pin_pages_fast_as(
         &self,
         start: u64,
         count: usize,
         write: bool,
-        recheck_pmd: bool,
+        settings: RaceSettings,
         out: &mut Vec<Frame>,
     ) -> Result<usize, (usize, GupError)> {
-        let fast = self.pin_pages_fast_only(start, count, write, recheck_pmd, out);
+        let fast = self.pin_pages_fast_only_as(start, count, write, settings, out);
         if fast < count {
             self.pin_pages(start + fast as u64 * FRAME_SIZE, count - fast, write, out).map_err(|(i, e)| (fast + i, e))?;
         }
@@ -370,22 +377,32 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
 
     /// GUP-fast alone: pins from `start` until the first page it cannot
     /// pin locklessly; how many it pinned.
-    pub fn pin_pages_fast_only(&self, start: u64, count: usize, write: bool, recheck_pmd: bool, out: &mut Vec<Frame>) -> usize {
+    pub fn pin_pages_fast_only(&self, start: u64, count: usize, write: bool, out: &mut Vec<Frame>) -> usize {
+        self.pin_pages_fast_only_as(start, count, write, RaceSettings::CONFIGURED, out)
+    }
+
+    /// `pin_pages_fast_only` with the knobs `settings` fixes.
+    pub fn pin_pages_fast_only_as(&self, start: u64, count: usize, write: bool, settings: RaceSettings, out: &mut Vec<Frame>) -> usize {
+        let recheck_pmd = settings.gup_pmd_recheck();
         let before = out.len();
         let were_on = A::interrupts_off();
         A::enter_lockless_walk(self.walker_token);
-        let _ = gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, out);
+        let free = |head, order| self.memory.free(head, order);
+        let _ = gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, free, out);
         A::interrupts_restore(were_on);
         let pinned = out.len() - before;
         self.stats.gup_fast_pages.fetch_add(pinned as u64, Ordering::Relaxed);
         pinned
     }
 
-    /// GUP-fast of one page with test-only synchronisation points.
-    pub fn pin_page_fast_with(&self, address: u64, write: bool, recheck_pmd: bool, hooks: &impl RaceHooks) -> Result<Frame, GupError> {
+    /// GUP-fast of one page, with the knobs `settings` fixes and test-only
+    /// synchronisation points.
+    pub fn pin_page_fast_with(&self, address: u64, write: bool, settings: RaceSettings, hooks: &impl RaceHooks) -> Result<Frame, GupError> {
+        let recheck_pmd = settings.gup_pmd_recheck();
         let were_on = A::interrupts_off();
         A::enter_lockless_walk(self.walker_token);
-        let result = gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, hooks);
+        let free = |head, order| self.memory.free(head, order);
+        let result = gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, free, hooks);
         A::interrupts_restore(were_on);
         result
     }
@@ -396,13 +413,20 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     }
 
     /// Collapses the 2 MiB at `address` into a huge page (khugepaged's
-    /// collapse_huge_page), under the mmap lock held for writing.
-    pub fn collapse(&self, address: u64, ipi: CollapseIpi) -> Outcome {
-        self.collapse_with(address, ipi, &NoHooks)
+    /// collapse_huge_page), under the mmap lock held for writing, with the
+    /// IPI as `collapse_ipi=` says.
+    pub fn collapse(&self, address: u64) -> Outcome {
+        self.collapse_with(address, RaceSettings::CONFIGURED, &NoHooks)
     }
 
-    /// `collapse` with test-only synchronisation points.
-    pub fn collapse_with(&self, address: u64, ipi: CollapseIpi, hooks: &impl RaceHooks) -> Outcome {
+    /// `collapse` with the knobs `settings` fixes.
+    pub fn collapse_as(&self, address: u64, settings: RaceSettings) -> Outcome {
+        self.collapse_with(address, settings, &NoHooks)
+    }
+
+    /// `collapse_as` with test-only synchronisation points.
+    pub fn collapse_with(&self, address: u64, settings: RaceSettings, hooks: &impl RaceHooks) -> Outcome {
+        let ipi = settings.collapse_ipi();
         let counters = &self.stats.collapse;
         let regions = self.regions.write();
         let prot = match find(&regions, address) {
@@ -424,12 +448,17 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
 
     /// MADV_COLLAPSE: collapses every 2 MiB of `[start, start + len)` that
     /// is mapped with small pages; the outcomes, in order.
-    pub fn collapse_range(&self, start: u64, len: u64, ipi: CollapseIpi) -> Vec<(u64, Outcome)> {
+    pub fn collapse_range(&self, start: u64, len: u64) -> Vec<(u64, Outcome)> {
+        self.collapse_range_as(start, len, RaceSettings::CONFIGURED)
+    }
+
+    /// `collapse_range` with the knobs `settings` fixes.
+    pub fn collapse_range_as(&self, start: u64, len: u64, settings: RaceSettings) -> Vec<(u64, Outcome)> {
         let mut outcomes = Vec::new();
         let mut base = start & !(HUGE_BYTES - 1);
         while base < start + len {
             if self.arch.lock().tree().pmd(base).is_directory() {
-                outcomes.push((base, self.collapse(base, ipi)));
+                outcomes.push((base, self.collapse_as(base, settings)));
             }
             base += HUGE_BYTES;
         }
@@ -695,6 +724,9 @@ mod tests {
     use core::cell::Cell;
     use std::sync::{Arc, Mutex as StdMutex};
 
+    /// Host tests fix the knobs: the knobs module's own test changes the globals.
+    const AUTO: RaceSettings = RaceSettings::new(true, CollapseIpi::Auto);
+
     const MIB: u64 = 1 << 20;
     const FRAMES: u64 = 512;
 
@@ -858,11 +890,11 @@ mod tests {
         let span = 32 + 4;
         // Nothing mapped yet: GUP-fast pins nothing, GUP-slow faults all in.
         let mut fast = Vec::new();
-        assert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), 0);
+        assert_eq!(mm.pin_pages_fast_only_as(HUGE, span, true, RaceSettings::recheck(true), &mut fast), 0);
         let mut slow = Vec::new();
         mm.pin_pages(HUGE, span, true, &mut slow).unwrap();
         assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().size, PageSize::Huge2M);
-        assert_eq!(mm.pin_pages_fast_only(HUGE, span, true, true, &mut fast), span);
+        assert_eq!(mm.pin_pages_fast_only_as(HUGE, span, true, RaceSettings::recheck(true), &mut fast), span);
         assert_eq!(fast, slow, "fast and slow GUP disagree");
         let head = mm.memory().pages().head(slow[0]).unwrap();
         assert_eq!(head.refcount(), 1 + 2 * 32 * PIN_BIAS);
@@ -876,7 +908,7 @@ mod tests {
         mm.fault(SMALL, true).unwrap();
         mm.fault(SMALL + FRAME_SIZE, true).unwrap();
         let mut both = Vec::new();
-        assert_eq!(mm.pin_pages_fast(SMALL, 8, true, true, &mut both), Ok(2));
+        assert_eq!(mm.pin_pages_fast_as(SMALL, 8, true, RaceSettings::recheck(true), &mut both), Ok(2));
         let mut again = Vec::new();
         mm.pin_pages(SMALL, 8, true, &mut again).unwrap();
         assert_eq!(both, again);
@@ -887,8 +919,8 @@ mod tests {
         let mut pins = Vec::new();
         assert_eq!(mm.pin_pages(SMALL + MIB, 1, true, &mut pins), Err((0, GupError::ReadOnly)));
         mm.pin_pages(SMALL + MIB, 1, false, &mut pins).unwrap();
-        assert_eq!(mm.pin_pages_fast_only(SMALL + MIB, 1, true, true, &mut pins), 0);
-        assert_eq!(mm.pin_pages_fast_only(SMALL + MIB, 1, false, true, &mut pins), 1);
+        assert_eq!(mm.pin_pages_fast_only_as(SMALL + MIB, 1, true, RaceSettings::recheck(true), &mut pins), 0);
+        assert_eq!(mm.pin_pages_fast_only_as(SMALL + MIB, 1, false, RaceSettings::recheck(true), &mut pins), 1);
         assert_eq!(pins[0], pins[1]);
         pins.drain(..).for_each(|f| mm.unpin(f));
 
@@ -896,7 +928,7 @@ mod tests {
         let mut held = Vec::new();
         assert_eq!(mm.pin_pages(SMALL + 6 * FRAME_SIZE, 4, false, &mut held), Err((2, GupError::NotMapped)));
         assert_eq!(held.len(), 2);
-        assert_eq!(mm.pin_pages_fast(SMALL + 6 * FRAME_SIZE, 4, false, true, &mut held), Err((2, GupError::NotMapped)));
+        assert_eq!(mm.pin_pages_fast_as(SMALL + 6 * FRAME_SIZE, 4, false, RaceSettings::recheck(true), &mut held), Err((2, GupError::NotMapped)));
         assert_eq!(held.len(), 4);
         assert_eq!(held[..2], held[2..]);
         held.drain(..).for_each(|f| mm.unpin(f));
@@ -969,7 +1001,7 @@ mod tests {
         assert_eq!((head.refcount(), head.mapcount()), (32, 32), "each PTE maps and references the compound page");
         assert_eq!(mm.collapse_candidates(), [HUGE]);
         let before = free(&frames);
-        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::Collapsed);
+        assert_eq!(mm.collapse_as(HUGE, AUTO), Outcome::Collapsed);
         let collapsed = mm.with_arch(|a| a.tree().translate(HUGE)).unwrap();
         assert_eq!((collapsed.size, collapsed.entry.prot()), (PageSize::Huge2M, RW | Prot::USER));
         assert_ne!(mm.with_arch(|a| a.tree().translate(HUGE)).unwrap().physical, first.physical);
@@ -999,18 +1031,18 @@ mod tests {
         let mut pin = Vec::new();
         mm.pin_pages(HUGE + MIB + FRAME_SIZE, 1, true, &mut pin).unwrap();
         let before = free(&frames);
-        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::AbortedPinned(17));
+        assert_eq!(mm.collapse_as(HUGE, AUTO), Outcome::AbortedPinned(17));
         assert_eq!(free(&frames), before, "an aborted collapse gives its huge page back");
         assert_eq!(mm.stats.collapse.aborted_pinned.load(Ordering::Relaxed), 1);
         assert_eq!(mm.with_arch(|a| a.tree().translate(HUGE + MIB + FRAME_SIZE)).unwrap().physical, pin[0].address());
         mm.unpin(pin[0]);
-        assert_eq!(mm.collapse_range(HUGE, 2 * MIB, CollapseIpi::Auto), [(HUGE, Outcome::Collapsed)]);
+        assert_eq!(mm.collapse_range_as(HUGE, 2 * MIB, AUTO), [(HUGE, Outcome::Collapsed)]);
         assert_eq!(read(&mm, HUGE + MIB + FRAME_SIZE), Some(77));
         assert_eq!(read(&mm, HUGE + MIB + 2 * FRAME_SIZE), Some(0), "holes collapse to zeroes");
         // Not in a huge region, or nothing small-mapped: nothing to do.
         mm.map(SMALL, 2 * MIB, RW, false).unwrap();
         mm.fault(SMALL, true).unwrap();
-        assert_eq!(mm.collapse(SMALL, CollapseIpi::Auto), Outcome::AbortedOther(MapError::NotMapped));
+        assert_eq!(mm.collapse_as(SMALL, AUTO), Outcome::AbortedOther(MapError::NotMapped));
         assert_eq!(mm.stats.collapse.collapsed.load(Ordering::Relaxed), 1);
     }
 
@@ -1044,11 +1076,11 @@ mod tests {
         for i in 0..32 {
             mm.fault(HUGE + i * FRAME_SIZE, true).unwrap();
         }
-        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::AbortedOther(MapError::NotMapped), "not a THP region");
+        assert_eq!(mm.collapse_as(HUGE, AUTO), Outcome::AbortedOther(MapError::NotMapped), "not a THP region");
         assert_eq!(mm.set_huge(HUGE, 4 * MIB, true), Err(VmError::NoRegion));
         mm.set_huge(HUGE, 2 * MIB, true).unwrap();
         assert_eq!(mm.region(HUGE).map(|r| r.huge), Some(true));
-        assert_eq!(mm.collapse(HUGE, CollapseIpi::Auto), Outcome::Collapsed);
+        assert_eq!(mm.collapse_as(HUGE, AUTO), Outcome::Collapsed);
         mm.set_huge(HUGE + MIB, MIB, false).unwrap();
         assert_eq!(mm.region(HUGE).map(|r| (r.end, r.huge)), Some((HUGE + MIB, true)));
         assert_eq!(mm.region(HUGE + MIB).map(|r| r.huge), Some(false));
@@ -1064,8 +1096,8 @@ mod tests {
         assert_eq!(mm.fault(HUGE, true), Err(VmError::Protection));
         mm.fault(HUGE + MIB, true).unwrap();
         let mut pins = Vec::new();
-        assert_eq!(mm.pin_pages_fast(HUGE + MIB - FRAME_SIZE, 2, true, true, &mut pins), Err((0, GupError::ReadOnly)));
-        assert_eq!(mm.pin_pages_fast(HUGE + MIB, 1, true, true, &mut pins), Ok(1));
+        assert_eq!(mm.pin_pages_fast_as(HUGE + MIB - FRAME_SIZE, 2, true, RaceSettings::recheck(true), &mut pins), Err((0, GupError::ReadOnly)));
+        assert_eq!(mm.pin_pages_fast_as(HUGE + MIB, 1, true, RaceSettings::recheck(true), &mut pins), Ok(1));
         pins.drain(..).for_each(|f| mm.unpin(f));
         assert!(mm.with_arch(|a| a.flushes.contains(&(HUGE, PageSize::Huge2M))), "the split flushed the huge translation");
         assert_eq!(mm.region(HUGE).unwrap().prot, Prot::READ);

@@ -63,8 +63,11 @@ pub const SMALL: [u64; 2] = [0x1fe_0000, 0x1ff_0000];
 pub const HUGE: u64 = 0x200_0000;
 /// The page GUP-fast pins (PTE index).
 pub const TARGET: u64 = 1;
+/// A page somebody else owns: what a freed and reused PTE table points at
+/// (`POISON`), so that a walker reading such a table pins it.
+pub const REUSED: u64 = 0x220_0000;
 const FIRST: u64 = SMALL[0];
-const FRAMES: usize = 34;
+const FRAMES: usize = 35;
 const RW_USER: Prot = Prot::READ.union(Prot::WRITE).union(Prot::USER);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,13 +97,34 @@ pub struct World {
     /// One word of data per frame (what copy_page copies).
     data: Vec<AtomicU64>,
     pages: Vec<Page>,
+    /// How often each frame went back to the allocator (bookkeeping outside
+    /// loom's model: read only after the threads are joined).
+    frees: Vec<std::sync::atomic::AtomicU32>,
     interrupts_off: [AtomicBool; 2],
+    /// Set when GUP-fast pinned `REUSED`: it walked a freed (reused) table.
+    pub walked_freed_table: std::sync::atomic::AtomicBool,
     events: Events,
     /// The hashed page table's entry for the target page: the physical
     /// address it translates to, 0 if none.
     pub hpte: AtomicU64,
     /// Model the hash MMU (flushes remove the recorded HPTE) or radix.
     pub hash: bool,
+    /// What collapse's `defer_table` does with the old PTE table.
+    pub table_free: TableFree,
+    /// Tables waiting for their grace period (`TableFree::Rcu`).
+    deferred: StdMutex<kernel::rcu::Deferred<u64>>,
+}
+
+/// How the model frees a PTE table collapse unhooked.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TableFree {
+    /// Never (the table outlives the execution).
+    Kept,
+    /// Through the kernel's sched-RCU (`kernel::rcu::Deferred`), as the
+    /// kernel does: the collapse side drives grace periods until it is due.
+    Rcu,
+    /// At once (Jann Horn's bug): a control that must be caught.
+    Immediate,
 }
 
 std::thread_local!(static CURRENT: Cell<*const World> = const { Cell::new(std::ptr::null()) });
@@ -141,6 +165,11 @@ impl World {
     }
 
     /// A world whose collapse flush is the hash MMU's (`hash`) or radix's.
+    /// A radix world whose collapse frees the old PTE table as `table_free` says.
+    pub fn with_table_free(events: Events, table_free: TableFree) -> World {
+        World { table_free, ..Self::with_mmu(events, false) }
+    }
+
     pub fn with_mmu(events: Events, hash: bool) -> World {
         let pte: Vec<Slot> = (0..32)
             .map(|i| if (i as usize) < SMALL.len() { Slot::new(Entry::leaf(SMALL[i as usize], RW_USER)) } else { Slot::new(Entry::EMPTY) })
@@ -152,14 +181,20 @@ impl World {
             pte,
             data: (0..FRAMES).map(|i| AtomicU64::new(100 + i as u64)).collect(),
             pages: (0..FRAMES).map(|_| Page::new()).collect(),
+            frees: (0..FRAMES).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
             interrupts_off: [AtomicBool::new(false), AtomicBool::new(false)],
+            walked_freed_table: std::sync::atomic::AtomicBool::new(false),
             events,
             hpte: AtomicU64::new(0),
             hash,
+            table_free: TableFree::Kept,
+            deferred: StdMutex::new(kernel::rcu::Deferred::new()),
         };
         for &small in &SMALL {
             world.page_array().init_allocated(Frame::from_address(small).unwrap(), flags::ANONYMOUS).map();
         }
+        // Somebody else's page, mapped elsewhere.
+        world.page_array().init_allocated(Frame::from_address(REUSED).unwrap(), flags::ANONYMOUS).map();
         world
     }
 
@@ -211,7 +246,32 @@ impl World {
     }
 
     pub fn unpin(&self, frame: Frame) {
-        self.page_array().unpin(frame, |_, _| {});
+        self.page_array().unpin(frame, |head, order| self.free(Cpu(0), head, order));
+    }
+
+    /// A page going back to the allocator, counted and logged.
+    pub fn free(&self, cpu: Cpu, head: Frame, _order: u32) {
+        self.frees[index(head.address())].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.log(cpu, &format!("freed the page at {:#x}", head.address()));
+    }
+
+    /// Every small page nobody references any more went back to the
+    /// allocator exactly once, and none that is still referenced did: the
+    /// accounting a leak (a back-off that drops the last reference and does
+    /// not free) or a double free would break. Call after every thread is done.
+    pub fn check_frees(&self) -> Result<(), String> {
+        for &small in &SMALL {
+            let i = index(small);
+            let refs = self.pages[i].refcount();
+            let frees = self.frees[i].load(std::sync::atomic::Ordering::Relaxed);
+            match (refs, frees) {
+                (0, 1) => {}
+                (r, 0) if r > 0 => {}
+                (0, 0) => return Err(format!("the page at {small:#x} has no reference left and was never freed (leaked)")),
+                (r, f) => return Err(format!("the page at {small:#x} has {r} references and was freed {f} times")),
+            }
+        }
+        Ok(())
     }
 
     pub fn pte_slot(&self, index: usize) -> &Slot {
@@ -233,7 +293,15 @@ impl RaceHooks for Hooks<'_> {
     fn at(&self, point: Point) {
         let what = match point {
             Point::GupRead => "read the PMD and the PTE",
-            Point::GupPinned => "pinned the page (then rechecks)",
+            Point::GupPinned => {
+                let reused = self.world.page_array().frame(Frame::from_address(REUSED).unwrap()).unwrap().refcount();
+                if reused >= kernel::mm::page::PIN_BIAS {
+                    self.world.walked_freed_table.store(true, std::sync::atomic::Ordering::Relaxed);
+                    "pinned somebody else's page through a freed, reused PTE table"
+                } else {
+                    "pinned the page (then rechecks)"
+                }
+            }
             Point::HashWalked => "walked the tree (hash fault), inserting the HPTE next",
             Point::CollapseIsolated => "isolation check passed: nothing pinned; copies next",
         };
@@ -309,7 +377,19 @@ impl CollapseArch for ModelArch<'_> {
         Ok(())
     }
 
-    fn defer_table(&mut self, _table: u64) {}
+    fn defer_table(&mut self, table: u64) {
+        match self.world.table_free {
+            TableFree::Kept => {}
+            TableFree::Immediate => {
+                self.world.free_pte_table();
+                self.world.log(self.cpu, "freed the old PTE table at once");
+            }
+            TableFree::Rcu => {
+                self.world.deferred.lock().unwrap().push(table);
+                self.world.log(self.cpu, "handed the old PTE table to RCU");
+            }
+        }
+    }
 
     fn copy_page(&mut self, from: u64, to: u64) {
         let value = self.world.data[index(from)].load(Ordering::Relaxed);
@@ -324,8 +404,8 @@ impl CollapseArch for ModelArch<'_> {
         virt(physical)
     }
 
-    fn free_page(&mut self, head: Frame, _order: u32) {
-        self.world.log(self.cpu, &format!("freed the page at {:#x}", head.address()));
+    fn free_page(&mut self, head: Frame, order: u32) {
+        self.world.free(self.cpu, head, order);
     }
 }
 
@@ -377,10 +457,63 @@ impl World {
     /// overwritten with `POISON`.
     pub fn free_pte_table(&self) {
         for slot in &self.pte {
-            slot.store(POISON, Ordering::Relaxed);
+            slot.store(poison(), Ordering::Relaxed);
         }
     }
 }
 
-/// What a freed table holds (a leaf mapping an address nothing maps).
-pub const POISON: Entry = Entry(kernel::mm::pagetable::entry::VALID | kernel::mm::pagetable::entry::LEAF | 0xdead_0000);
+/// What a freed table holds once reused: leaves mapping somebody else's page.
+pub fn poison() -> Entry {
+    Entry::leaf(REUSED, RW_USER)
+}
+
+impl World {
+    /// The collapse side after `TableFree::Rcu`: passes quiescent states
+    /// (driving grace periods, as the kernel's ticks do) until the old PTE
+    /// table is due, then frees it (overwrites it, as reuse would).
+    pub fn free_deferred_tables(&self, cpu: Cpu) {
+        loop {
+            let mut freed = false;
+            kernel::rcu::quiescent_state();
+            self.deferred.lock().unwrap().drain_due(|_| {
+                self.free_pte_table();
+                freed = true;
+            });
+            if freed || self.deferred.lock().unwrap().is_empty() {
+                if freed {
+                    self.log(cpu, "freed the old PTE table after a grace period");
+                }
+                return;
+            }
+            loom::thread::yield_now();
+        }
+    }
+}
+
+loom::thread_local! {
+    static RCU_CPU: Cell<usize> = Cell::new(0);
+}
+
+fn rcu_this_cpu() -> usize {
+    RCU_CPU.with(|c| c.get())
+}
+
+fn rcu_online() -> &'static kernel::cpuset::CpuSet {
+    loom::lazy_static! {
+        static ref ONLINE: kernel::cpuset::CpuSet = [0, 1].into_iter().collect();
+    }
+    &ONLINE
+}
+
+fn rcu_relax() {
+    loom::thread::yield_now();
+}
+
+static RCU_PLATFORM: kernel::rcu::Platform = kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: rcu_online, relax: rcu_relax };
+
+/// Makes the kernel's RCU see two CPUs, the calling thread being `cpu`
+/// (call on every thread of an execution that uses RCU).
+pub fn rcu_on(cpu: Cpu) {
+    kernel::rcu::set_platform(&RCU_PLATFORM);
+    RCU_CPU.with(|c| c.set(cpu.0));
+}

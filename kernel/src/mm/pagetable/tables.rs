@@ -55,6 +55,21 @@ impl<F: FrameSource> TableAllocator<F> {
         &mut self.frames
     }
 
+    /// Whether the carved table `table` (of `bytes`, less than a frame: a
+    /// whole-frame table is the frame allocator's to track) is allocated:
+    /// handed out and not freed. For tests that a table a lockless walker
+    /// may still read is not freed early.
+    pub fn holds(&self, table: u64, bytes: usize) -> bool {
+        assert!((bytes as u64) < FRAME_SIZE, "holds() tracks carved tables only, not {bytes}-byte ones");
+        let shift = bytes.trailing_zeros();
+        let frame = table >> FRAME_SHIFT << FRAME_SHIFT;
+        let index = ((table - frame) >> shift) as u32;
+        self.carved
+            .get(&shift)
+            .and_then(|class| class.get(&frame))
+            .is_some_and(|fragments| fragments.used[(index / 64) as usize] & (1 << (index % 64)) != 0)
+    }
+
     fn zero(&self, physical: u64, bytes: usize) {
         // SAFETY: the range is a table this allocator just handed out, inside
         // a frame it owns; FrameSource::virt maps it.
@@ -203,6 +218,19 @@ mod tests {
         tables.free_table(four_k, 4096);
         assert_eq!(tables.frames_in_use(), 0);
         assert_eq!(tables.frame_source().free_frames(), before);
+    }
+
+    #[test]
+    fn holds_tells_allocated_from_freed_tables() {
+        let mut tables = TableAllocator::new(EmulatedFrames::new(4));
+        let a = tables.alloc_table(256).unwrap();
+        let b = tables.alloc_table(256).unwrap();
+        assert!(tables.holds(a, 256) && tables.holds(b, 256));
+        assert!(!tables.holds(b + 256, 256), "never handed out");
+        tables.free_table(a, 256);
+        assert!(!tables.holds(a, 256) && tables.holds(b, 256));
+        tables.free_table(b, 256);
+        assert!(!tables.holds(b, 256), "its frame went back too");
     }
 
     #[test]
