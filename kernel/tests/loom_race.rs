@@ -191,17 +191,9 @@ fn table_race(table_free: TableFree) -> bool {
 }
 
 fn explore_table_free(table_free: TableFree) -> bool {
-    let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let executions = {
-        let found = found.clone();
-        model::check(model::RCU_BOUND, move || {
-            if table_race(table_free) {
-                found.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        })
-    };
+    let (found, executions) = model::any_execution(model::RCU_BOUND, move || table_race(table_free));
     eprintln!("loom: old PTE table freed {table_free:?}: {executions} executions explored (preemption bound {})", model::bound(model::RCU_BOUND));
-    found.load(std::sync::atomic::Ordering::Relaxed)
+    found
 }
 
 #[test]

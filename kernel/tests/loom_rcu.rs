@@ -76,17 +76,9 @@ fn run(grace_period: bool) -> bool {
 }
 
 fn explore(grace_period: bool) -> bool {
-    let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let executions = {
-        let found = found.clone();
-        model::check(model::RCU_BOUND, move || {
-            if run(grace_period) {
-                found.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        })
-    };
+    let (found, executions) = model::any_execution(model::RCU_BOUND, move || run(grace_period));
     eprintln!("loom: RCU, grace period {grace_period}: {executions} executions explored (preemption bound {})", model::bound(model::RCU_BOUND));
-    found.load(std::sync::atomic::Ordering::Relaxed)
+    found
 }
 
 #[test]

@@ -73,19 +73,43 @@ impl RaceHooks for CrossCpu {
     fn at(&self, point: Point) {
         if point == Point::GupRead {
             READ_DONE.store(1, Ordering::Release);
-            let guard = time::deadline_us(HANG_GUARD_US);
-            while ISOLATED.load(Ordering::Acquire) == 0 {
-                if smp::caller_waiting_here() {
-                    B_HELD_BACK_A.store(1, Ordering::Release);
-                    return;
-                }
-                if time::now() > guard {
-                    return;
-                }
-                core::hint::spin_loop();
+            wait_until(|| ISOLATED.load(Ordering::Acquire) != 0 || smp::caller_waiting_here());
+            if ISOLATED.load(Ordering::Acquire) == 0 && smp::caller_waiting_here() {
+                B_HELD_BACK_A.store(1, Ordering::Release);
             }
         }
     }
+}
+
+/// A guard against a hang only: each side waits for an event of the other.
+const HANG_GUARD_US: u64 = 10_000_000;
+
+/// Spins until `event()`; false if the hang guard ran out first.
+fn wait_until(event: impl Fn() -> bool) -> bool {
+    let deadline = time::deadline_us(HANG_GUARD_US);
+    while !event() {
+        if time::now() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+fn wait_for_flag(flag: &AtomicU64) -> bool {
+    wait_until(|| flag.load(Ordering::Acquire) != 0)
+}
+
+/// What every two-CPU race test starts from: 2+ CPUs, translation on, CPU B
+/// (the first secondary), and the free-frame count once earlier tests'
+/// deferred table frees are through (so that it moves only with this test).
+fn two_cpus(env: &Env<'_>) -> Result<(usize, u64), Failure> {
+    require_cpus(env, 2)?;
+    if mmu::flusher().is_none() {
+        kskip!("translation is off (mmu=off)");
+    }
+    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    Ok((b, settled_free_frames()))
 }
 
 /// Encodes a GUP result for the mailbox: the frame, or 1..=5 for an error.
@@ -210,15 +234,8 @@ fn release_world() {
 /// One race with the knobs `settings` fixes (the others as configured).
 fn run(settings: RaceSettings, env: &Env<'_>) -> Result<Outcome, Failure> {
     let (recheck_pmd, ipi) = (settings.gup_pmd_recheck(), settings.collapse_ipi());
-    require_cpus(env, 2)?;
-    if mmu::flusher().is_none() {
-        kskip!("translation is off (mmu=off)");
-    }
-    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let (b, free_before) = two_cpus(env)?;
     let pages = mm::pages();
-    // Earlier tests' deferred table frees happen first, so that the count
-    // compared at the end moves only with this test.
-    let free_before = settled_free_frames();
     let outcome = {
         let (mm, small) = small_pages_world(0x100)?;
         // B starts its walk and stops after reading PMD and PTE.
@@ -341,20 +358,6 @@ fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
 static PINNED: AtomicU64 = AtomicU64::new(0);
 static COLLAPSE_DONE: AtomicU64 = AtomicU64::new(0);
 
-/// A guard against a hang only: each side waits for an event of the other.
-const HANG_GUARD_US: u64 = 10_000_000;
-
-fn wait_for_flag(flag: &AtomicU64) -> bool {
-    let deadline = time::deadline_us(HANG_GUARD_US);
-    while flag.load(Ordering::Acquire) == 0 {
-        if time::now() > deadline {
-            return false;
-        }
-        core::hint::spin_loop();
-    }
-    true
-}
-
 /// B: read, let A pass its isolation check, pin, then wait until A's
 /// collapse has released the old page before rechecking.
 struct RecheckAfterRelease;
@@ -398,13 +401,8 @@ fn gup_recheck_after_release(_: u64) -> u64 {
 /// allocator then (Linux's gup_put_folio), not stay at refcount 0 owned by
 /// nobody: the frame count afterwards shows a leak.
 fn backing_off_frees_a_page_collapse_released(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
-    if mmu::flusher().is_none() {
-        kskip!("translation is off (mmu=off)");
-    }
-    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let (b, free_before) = two_cpus(env)?;
     let pages = mm::pages();
-    let free_before = settled_free_frames();
     {
         let (mm, small) = small_pages_world(0x300)?;
         PINNED.store(0, Ordering::Release);
@@ -441,13 +439,9 @@ impl RaceHooks for OutstayTheWatchdog {
     fn at(&self, point: Point) {
         if point == Point::GupRead {
             READ_DONE.store(1, Ordering::Release);
-            let deadline = time::deadline_us(HANG_GUARD_US);
-            while smp::WATCHDOG_WARNINGS.load(Ordering::Acquire) < WARNINGS_BEFORE.load(Ordering::Acquire) + WARNINGS_TO_SEE {
-                if time::now() > deadline {
-                    return;
-                }
-                core::hint::spin_loop();
-            }
+            wait_until(|| {
+                smp::WATCHDOG_WARNINGS.load(Ordering::Acquire) >= WARNINGS_BEFORE.load(Ordering::Acquire) + WARNINGS_TO_SEE
+            });
         }
     }
 }
@@ -462,12 +456,7 @@ fn gup_outstaying_the_watchdog(_: u64) -> u64 {
 /// turned interrupts off, and collapse, once answered, finds B's pin and
 /// gives up. Nothing is lost: B's page is still the one mapped.
 fn collapse_ipi_waits_past_the_watchdog(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
-    if mmu::flusher().is_none() {
-        kskip!("translation is off (mmu=off)");
-    }
-    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    let free_before = settled_free_frames();
+    let (b, free_before) = two_cpus(env)?;
     let settings = RaceSettings::new(false, CollapseIpi::On);
     {
         let (mm, small) = small_pages_world(0x500)?;
@@ -541,12 +530,7 @@ fn gup_holding_the_old_table(_: u64) -> u64 {
 /// untouched; once B has left and a grace period passed, it is freed.
 fn old_table_outlives_a_walker_inside_it(env: &Env<'_>) -> TestResult {
     use kernel::mm::vm::MmArch;
-    require_cpus(env, 2)?;
-    if mmu::flusher().is_none() {
-        kskip!("translation is off (mmu=off)");
-    }
-    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    let free_before = settled_free_frames();
+    let (b, free_before) = two_cpus(env)?;
     {
         let (mm, _small) = small_pages_world(0x400)?;
         let table = mm.with_arch(|arch| arch.tree().pmd(BASE)).next_table();
@@ -616,14 +600,10 @@ fn hash_fault_on_b(_: u64) -> u64 {
 /// and its H_ENTER; then write through the mapping. Returns whether the
 /// write reached the huge page (true) or went to the discarded small page.
 fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
-    require_cpus(env, 2)?;
     if mmu::mode() != mmu::Mode::Hash {
         kskip!("hash only (mmu={})", mmu::mode().name());
     }
-    let b = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    // Earlier tests' deferred table frees happen first, so that the count
-    // compared at the end moves only with this test.
-    let free_before = settled_free_frames();
+    let (b, free_before) = two_cpus(env)?;
     let reached = {
         let (mm, _small) = small_pages_world(0x200)?;
         start_walker(b, hash_fault_on_b, 0)?;

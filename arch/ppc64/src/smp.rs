@@ -12,7 +12,6 @@
 //!   (serialize_against_pte_lookup) relies on.
 //!
 //! Idle secondaries poll with interrupts on; their decrementer ticks.
-//! Threads and RCU are issue [4/7]'s next steps.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

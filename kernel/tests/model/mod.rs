@@ -16,6 +16,19 @@ use kernel::mm::pagetable::{Entry, MapError, Prot, Slot};
 use kernel::mm::{Frame, FRAME_SIZE};
 use kernel::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
+/// Explores `body` (one execution each) within `default_bound`: whether
+/// some execution returned true, and how many executions there were.
+pub fn any_execution(default_bound: usize, body: impl Fn() -> bool + Sync + Send + 'static) -> (bool, u64) {
+    let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = found.clone();
+    let executions = check(default_bound, move || {
+        if body() {
+            seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    (found.load(std::sync::atomic::Ordering::Relaxed), executions)
+}
+
 /// Preemptions loom may force per execution, unless LOOM_MAX_PREEMPTIONS
 /// says otherwise. The GUP-fast and hash-fault models are small enough to
 /// explore completely: they need no more than this (the execution counts
