@@ -1,4 +1,4 @@
-# ppc64-kernel: a Rust bare-metal POWER9 pseries kernel.
+# ppc64-kernel: a Rust bare-metal POWER pseries kernel (POWER8, POWER9, POWER10).
 #
 # On a fresh Debian 12 machine (git, make, ca-certificates; root for apt-get) every
 # target installs what it lacks through scripts/deps.sh: Debian's Rust from
@@ -7,12 +7,13 @@
 # Debian source), and says so as it goes ("deps: ...", "kernel: ...").
 #
 #   make run     build, install what is missing, boot one configuration in QEMU
-#   make test    host unit and property tests, the QEMU boot matrix (tests/matrix.cfg),
-#                then the loom models (make loom)
+#   make test    make lint, host unit and property tests, the QEMU boot matrix
+#                (tests/matrix.cfg), the loom models (make loom), a quick bench boot
 #   make loom    model-check GUP-fast/hash fault/RCU vs collapse (kernel/tests/loom_*.rs)
 #   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's (bench/results.md);
 #                QUICK=1: one short boot, checked, output in build/bench-quick/
 #   make kernel  build build/kernel.elf only
+#   make lint    rustfmt --check, clippy -D warnings for the host crates and the kernel
 #   make deps    install the toolchain and QEMU only
 #   make gdb     boot halted with QEMU's gdb stub and attach gdb-multiarch
 #   make clean
@@ -48,7 +49,7 @@ IMAGE       := build/kernel.elf
 HOST_CARGO  ?= $(shell command -v cargo || echo /usr/bin/cargo)
 export QEMU
 
-.PHONY: all kernel run test loom bench gdb deps clean
+.PHONY: all kernel run test lint loom bench gdb deps clean
 all: kernel
 
 deps:
@@ -72,12 +73,25 @@ run: kernel
 	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --cpu $(CPU) --accel $(ACCEL) --smp $(SMP) --mem $(MEM) \
 	  --timeout $(TIMEOUT) --append "$(APPEND)"
 
-test: kernel
+test: kernel lint
 	@scripts/deps.sh qemu objdump
 	scripts/test-apt-sources.sh
 	$(HOST_CARGO) test --workspace
 	@$(MAKE) --no-print-directory loom
 	$(HOST_CARGO) run --quiet -p harness --bin bench -- --quick
+
+# Style and lints as CI enforces them: rustfmt (rustfmt.toml) over every crate,
+# clippy with -D warnings for the host crates and for the kernel on its target
+# (the kernel's own cargo, with its clippy-driver first on PATH).
+lint:
+	@scripts/deps.sh rust lint
+	$(HOST_CARGO) fmt --all -- --check
+	$(HOST_CARGO) clippy --quiet --all-targets -- -D warnings
+	@eval "$$(scripts/deps.sh env)" && \
+	  PATH="$$(dirname "$$CROSS_CARGO"):$$PATH" RUSTC="$$CROSS_RUSTC" RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/clippy-cross \
+	  "$$CROSS_CARGO" clippy --quiet -p ppc64 --target $(TARGET_SPEC) \
+	    -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem -Zjson-target-spec -- -D warnings
+	@echo "lint: rustfmt and clippy (host and target) clean"
 
 # The loom models build the kernel crate with --cfg loom (loom's atomics in
 # kernel::sync), in a target directory of their own so the normal build

@@ -2,7 +2,7 @@
 # Finds, and on Debian 12 installs, every tool the build and the tests call, then
 # checks that each one is there; a missing one is named in one sentence.
 #
-#   scripts/deps.sh rust|qemu|gdb|objdump ...   ensure each is present (installed if root)
+#   scripts/deps.sh rust|qemu|gdb|objdump|lint ...   ensure each is present (installed if root)
 #   scripts/deps.sh env                 print shell assignments for the cross
 #                                       toolchain: CROSS_RUSTC=... CROSS_CARGO=...
 #
@@ -22,6 +22,8 @@
 #   gdb   gdb-multiarch.
 #   objdump  llvm-objdump-22 (package llvm-22, which rust-web-llvm pulls in
 #         too): the barrier check of make test disassembles the kernel with it.
+#   lint  rustfmt and clippy for the host cargo and for the kernel's cargo
+#         (Debian: rustfmt-web, rust-web-clippy), for make lint.
 #
 # apt-get runs with --no-remove: if an install would remove a package, apt
 # aborts, nothing changes, and this script says so. Its output goes to
@@ -155,6 +157,29 @@ ensure_rust() {
     [ -z "$why" ] || fail "$why."
 }
 
+# ---------------------------------------------------------------- lint
+# `cargo fmt` and `cargo clippy` run the rustfmt / clippy-driver that sit
+# beside that cargo's cargo-fmt / cargo-clippy on PATH: the host cargo's for
+# the host crates, the kernel's (its directory first on PATH, see the
+# Makefile's lint target) for the kernel on its target.
+ensure_lint() {
+    local host cross_dir missing=()
+    host=$(host_cargo)
+    eval "$(find_rust)" || fail "no Rust that can build the kernel (run scripts/deps.sh rust)."
+    cross_dir=$(dirname "$CROSS_CARGO")
+    "$host" fmt --version >/dev/null 2>&1 || missing+=(rustfmt-web)
+    "$host" clippy --version >/dev/null 2>&1 || missing+=(rust-web-clippy)
+    if [ ! -x "$cross_dir/cargo-clippy" ] || [ ! -x "$cross_dir/clippy-driver" ]; then
+        case " ${missing[*]} " in *" rust-web-clippy "*) ;; *) missing+=(rust-web-clippy) ;; esac
+    fi
+    [ ${#missing[@]} -gt 0 ] || return 0
+    say "installing ${missing[*]} (rustfmt and clippy for make lint)"
+    apt_install "rustfmt and clippy" "${missing[@]}"
+    "$host" fmt --version >/dev/null 2>&1 || fail "$host fmt does not run even after installing ${missing[*]}."
+    "$host" clippy --version >/dev/null 2>&1 || fail "$host clippy does not run even after installing ${missing[*]}."
+    [ -x "$cross_dir/cargo-clippy" ] || fail "there is no cargo-clippy beside the kernel's cargo $CROSS_CARGO (Debian: rust-web-clippy)."
+}
+
 # ---------------------------------------------------------------- QEMU
 # QEMU >= 9.1 fixes a broadcast-tlbie race that looks like a kernel bug in
 # cross-CPU tests; Debian 12 ships 7.2, bookworm-backports 10.x.
@@ -249,7 +274,8 @@ for WHAT in "$@"; do
                 apt_install llvm-objdump-22 llvm-22
                 command -v llvm-objdump-22 >/dev/null || fail "llvm-objdump-22 is still missing after installing llvm-22."
             fi ;;
+        lint) ensure_lint ;;
         env) find_rust || fail "no Rust that can build the kernel (run scripts/deps.sh rust)." ;;
-        *) echo "usage: $0 rust|qemu|gdb|objdump|env ..." >&2; exit 2 ;;
+        *) echo "usage: $0 rust|qemu|gdb|objdump|lint|env ..." >&2; exit 2 ;;
     esac
 done

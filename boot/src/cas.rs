@@ -165,7 +165,10 @@ mod tests {
         let list = pvr_list(&p10);
         assert_eq!(list.len(), MAX_PVR_PAIRS);
         assert_eq!(list[0], (0xffff_0000, 0x0080_0000));
-        assert_eq!(list[1..4].iter().map(|p| p.1).collect::<std::vec::Vec<_>>(), [0x0f00_0006, 0x0f00_0005, 0x0f00_0004]);
+        assert_eq!(
+            list[1..4].iter().map(|p| p.1).collect::<std::vec::Vec<_>>(),
+            [0x0f00_0006, 0x0f00_0005, 0x0f00_0004]
+        );
         let v = vector(MmuRequest::RadixGtse, &p10);
         assert_eq!(v.len(), VECTOR_BYTES);
         assert_eq!(&v[41..45], &[2, 0, 0xff, 0xc0]);

@@ -310,7 +310,8 @@ fn read_memory<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, root: Node, info: &mut
         let before = info.memory.len();
         r.ranges(node, "reg", reg, cells, &mut info.memory)?;
         if info.memory[before..].iter().any(|range| range.start == 0) {
-            info.real_mode_limit = info.memory[before..].iter().find(|range| range.start == 0).map_or(0, |range| range.size);
+            info.real_mode_limit =
+                info.memory[before..].iter().find(|range| range.start == 0).map_or(0, |range| range.size);
         }
         if let Some(available) = r.optional(node, "available", &mut buf) {
             let copy: Vec<u8, 512> = Vec::from_slice(available).unwrap_or_default();

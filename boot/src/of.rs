@@ -35,7 +35,10 @@ pub enum CasError {
     /// The firmware has no such method.
     Unsupported,
     /// The method ran and said no (QEMU: -9005 other CPUs running, -4 bad vector, -1 no PVR match).
-    Refused { catch: u32, status: i32 },
+    Refused {
+        catch: u32,
+        status: i32,
+    },
 }
 
 impl ClientInterface {
@@ -95,9 +98,7 @@ impl ClientInterface {
         }
         if !buf.is_empty() {
             let want = buf.len().min(len as usize) as u32;
-            let got = self
-                .call1(b"getprop", &[node, name.cell(), to_cell(buf.as_mut_ptr() as usize), want])
-                .ok()?;
+            let got = self.call1(b"getprop", &[node, name.cell(), to_cell(buf.as_mut_ptr() as usize), want]).ok()?;
             if got == OF_FAILURE {
                 return None;
             }
@@ -189,9 +190,7 @@ impl DeviceTree for ClientInterface {
     }
 
     fn path(&self, node: Node, buf: &mut [u8]) -> Option<usize> {
-        let len = self
-            .call1(b"package-to-path", &[node, to_cell(buf.as_mut_ptr() as usize), buf.len() as u32])
-            .ok()?;
+        let len = self.call1(b"package-to-path", &[node, to_cell(buf.as_mut_ptr() as usize), buf.len() as u32]).ok()?;
         if len == OF_FAILURE {
             return None;
         }

@@ -129,9 +129,7 @@ pub mod fake {
         fn peer(&self, node: Node) -> Option<Node> {
             let me = node as usize - 1;
             let parent = self.nodes[me].parent?;
-            (me + 1..self.nodes.len())
-                .find(|&i| self.nodes[i].parent == Some(parent))
-                .map(|i| i as Node + 1)
+            (me + 1..self.nodes.len()).find(|&i| self.nodes[i].parent == Some(parent)).map(|i| i as Node + 1)
         }
         fn property(&self, node: Node, name: &str, buf: &mut [u8]) -> Option<usize> {
             let (_, value) = self.nodes[node as usize - 1].props.iter().find(|(n, _)| n == name)?;

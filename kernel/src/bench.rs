@@ -17,9 +17,22 @@ pub fn spread(samples: &mut [u64]) -> Option<(u64, u64, u64)> {
 /// One result line: `# BENCH {"name":..,"unit":..,"min":..,"median":..,"max":..,"reps":..,<context>}`.
 /// Context values are strings; names and values must not need escaping
 /// (they are identifiers and numbers).
-pub fn line(out: &mut impl Write, name: &str, unit: &str, values: (f64, f64, f64), reps: usize, context: &[(&str, &str)]) -> fmt::Result {
+pub fn line(
+    out: &mut impl Write,
+    name: &str,
+    unit: &str,
+    values: (f64, f64, f64),
+    reps: usize,
+    context: &[(&str, &str)],
+) -> fmt::Result {
     let (min, median, max) = values;
-    write!(out, "# BENCH {{\"name\":\"{name}\",\"unit\":\"{unit}\",\"min\":{},\"median\":{},\"max\":{},\"reps\":{reps}", Num(min), Num(median), Num(max))?;
+    write!(
+        out,
+        "# BENCH {{\"name\":\"{name}\",\"unit\":\"{unit}\",\"min\":{},\"median\":{},\"max\":{},\"reps\":{reps}",
+        Num(min),
+        Num(median),
+        Num(max)
+    )?;
     for (key, value) in context {
         write!(out, ",\"{key}\":\"{value}\"")?;
     }
@@ -70,7 +83,15 @@ mod tests {
     #[test]
     fn lines_are_json() {
         let mut out = String::new();
-        line(&mut out, "gup_fast_small_32", "pages/s", (1234567.0, 2.5e6, 3.0e6), 20, &[("mmu", "radix"), ("cpus", "4")]).unwrap();
+        line(
+            &mut out,
+            "gup_fast_small_32",
+            "pages/s",
+            (1234567.0, 2.5e6, 3.0e6),
+            20,
+            &[("mmu", "radix"), ("cpus", "4")],
+        )
+        .unwrap();
         assert_eq!(
             out,
             "# BENCH {\"name\":\"gup_fast_small_32\",\"unit\":\"pages/s\",\"min\":1234567,\"median\":2500000,\"max\":3000000,\"reps\":20,\"mmu\":\"radix\",\"cpus\":\"4\"}\n"

@@ -173,9 +173,9 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
             None => (word, None),
         };
         let result = match (name, value) {
-            ("loglevel", Some(v)) => parse_loglevel(v).map(|l| options.loglevel = l).ok_or(
-                "a level 0-8 or one of quiet, error, warn, notice, info, debug",
-            ),
+            ("loglevel", Some(v)) => parse_loglevel(v)
+                .map(|l| options.loglevel = l)
+                .ok_or("a level 0-8 or one of quiet, error, warn, notice, info, debug"),
             ("selftest", Some(v)) if !v.is_empty() => {
                 options.selftest = v;
                 Ok(())
@@ -232,7 +232,9 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 Ok(())
             }
             ("gup_pmd_recheck", _) => Err("gup_pmd_recheck=on|off"),
-            ("expect_mem", Some(v)) => parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G"),
+            ("expect_mem", Some(v)) => {
+                parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G")
+            }
             ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
             _ => {
                 report(Problem::Unknown { word });
@@ -301,7 +303,8 @@ mod tests {
 
     #[test]
     fn known_options() {
-        let (o, p) = parse_all("loglevel=debug selftest=frame,heap.* inject=program expect_cpus=4 expect_mem=2G mmu=off");
+        let (o, p) =
+            parse_all("loglevel=debug selftest=frame,heap.* inject=program expect_cpus=4 expect_mem=2G mmu=off");
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(o.mmu, MmuMode::Off);
         assert_eq!(o.collapse_ipi, CollapseIpi::Auto);
@@ -335,7 +338,9 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_are_reported_and_defaults_kept() {
-        let (o, p) = parse_all("frobnicate=1 loglevel=loud expect_cpus=0 inject=explode expect_mem selftest= quiet mmu=segments");
+        let (o, p) = parse_all(
+            "frobnicate=1 loglevel=loud expect_cpus=0 inject=explode expect_mem selftest= quiet mmu=segments",
+        );
         assert_eq!(o, Options::default());
         assert_eq!(o.mmu, MmuMode::Radix);
         assert_eq!(p.len(), 8, "{p:?}");

@@ -70,7 +70,12 @@ macro_rules! kassert_eq {
                 if *left != *right {
                     return Err($crate::ktest::Failure::Fail(alloc::format!(
                         "{}:{}: {} == {} failed: left {:?}, right {:?}",
-                        file!(), line!(), stringify!($left), stringify!($right), left, right
+                        file!(),
+                        line!(),
+                        stringify!($left),
+                        stringify!($right),
+                        left,
+                        right
                     )));
                 }
             }
@@ -259,10 +264,8 @@ mod tests {
         Err(Failure::Fail(String::from("first\nsecond")))
     }
 
-    static ALPHA: Suite = Suite {
-        name: "alpha",
-        tests: &[Test { name: "pass", run: pass }, Test { name: "fail", run: fail }],
-    };
+    static ALPHA: Suite =
+        Suite { name: "alpha", tests: &[Test { name: "pass", run: pass }, Test { name: "fail", run: fail }] };
     static BETA: Suite = Suite {
         name: "beta",
         tests: &[Test { name: "skip", run: skip }, Test { name: "multi_line", run: multi_line }],

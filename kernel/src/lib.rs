@@ -14,6 +14,6 @@ pub mod cpuset;
 pub mod ktest;
 pub mod mm;
 pub mod rcu;
-pub mod sync;
 pub mod symbols;
+pub mod sync;
 pub mod time;

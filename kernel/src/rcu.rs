@@ -173,7 +173,9 @@ fn advance() {
     }
     // Only an advance that can start a grace period consumes WANTED: one
     // set while a grace period runs asks for the next one.
-    let callbacks_wait = || STATE.callbacks.try_lock().is_some_and(|q| q.iter().any(|c| c.after > STATE.completed.load(Ordering::Acquire)));
+    let callbacks_wait = || {
+        STATE.callbacks.try_lock().is_some_and(|q| q.iter().any(|c| c.after > STATE.completed.load(Ordering::Acquire)))
+    };
     if !STATE.in_progress.load(Ordering::Acquire) && (STATE.wanted.swap(false, Ordering::AcqRel) || callbacks_wait()) {
         // The online CPUs' counts only: a CPU offline now is in no
         // read-side section that began before this grace period. If one
@@ -287,7 +289,6 @@ impl<T> Default for Deferred<T> {
         Deferred::new()
     }
 }
-
 
 /// Callbacks queued and not yet run.
 pub fn pending_callbacks() -> usize {

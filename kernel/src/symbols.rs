@@ -90,10 +90,7 @@ impl<'a> SymbolTable<'a> {
         if strings_offset < entries_end {
             return None;
         }
-        let table = Self {
-            entries: bytes.get(HEADER_LEN..entries_end)?,
-            strings: bytes.get(strings_offset..)?,
-        };
+        let table = Self { entries: bytes.get(HEADER_LEN..entries_end)?, strings: bytes.get(strings_offset..)? };
         let mut previous_address = 0;
         for index in 0..count {
             let entry = table.entry(index)?;
@@ -135,11 +132,7 @@ impl<'a> SymbolTable<'a> {
         if entry.size != 0 && offset >= u64::from(entry.size) {
             return None;
         }
-        Some(Symbol {
-            name: self.name(&entry)?,
-            address: entry.address,
-            offset,
-        })
+        Some(Symbol { name: self.name(&entry)?, address: entry.address, offset })
     }
 
     /// The address of the first symbol named exactly `name`.
@@ -190,10 +183,9 @@ pub enum EncodeError {
 impl fmt::Display for EncodeError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BufferTooSmall { needed, available } => write!(
-                formatter,
-                "the symbol table needs {needed} bytes but only {available} bytes are available"
-            ),
+            Self::BufferTooSmall { needed, available } => {
+                write!(formatter, "the symbol table needs {needed} bytes but only {available} bytes are available")
+            }
             Self::NotSorted { index } => {
                 write!(formatter, "symbol {index} is not sorted by address")
             }
@@ -205,11 +197,7 @@ impl fmt::Display for EncodeError {
 /// Bytes that [`encode`] will write for `symbols` (saturating: an impossible
 /// size shows as `usize::MAX`).
 pub fn encoded_len(symbols: &[SymbolDefinition<'_>]) -> usize {
-    symbols.iter().fold(HEADER_LEN, |total, symbol| {
-        total
-            .saturating_add(ENTRY_LEN)
-            .saturating_add(symbol.name.len())
-    })
+    symbols.iter().fold(HEADER_LEN, |total, symbol| total.saturating_add(ENTRY_LEN).saturating_add(symbol.name.len()))
 }
 
 /// Writes the table for `symbols`, which must be sorted by address, to the start
@@ -220,10 +208,7 @@ pub fn encode(symbols: &[SymbolDefinition<'_>], out: &mut [u8]) -> Result<usize,
     }
     let needed = encoded_len(symbols);
     if needed > out.len() {
-        return Err(EncodeError::BufferTooSmall {
-            needed,
-            available: out.len(),
-        });
+        return Err(EncodeError::BufferTooSmall { needed, available: out.len() });
     }
     let strings_offset = HEADER_LEN + symbols.len() * ENTRY_LEN;
 
@@ -237,11 +222,7 @@ pub fn encode(symbols: &[SymbolDefinition<'_>], out: &mut [u8]) -> Result<usize,
         let name_offset_u32 = u32::try_from(name_offset).map_err(|_| EncodeError::NamesTooLong)?;
         let name_len = u32::try_from(symbol.name.len()).map_err(|_| EncodeError::NamesTooLong)?;
         write_u64(out, entry + ENTRY_ADDRESS_OFFSET, symbol.address);
-        write_u32(
-            out,
-            entry + ENTRY_SIZE_OFFSET,
-            u32::try_from(symbol.size).unwrap_or(u32::MAX),
-        );
+        write_u32(out, entry + ENTRY_SIZE_OFFSET, u32::try_from(symbol.size).unwrap_or(u32::MAX));
         write_u32(out, entry + ENTRY_NAME_OFFSET_OFFSET, name_offset_u32);
         write_u32(out, entry + ENTRY_NAME_LEN_OFFSET, name_len);
         write_u32(out, entry + ENTRY_NAME_LEN_OFFSET + 4, 0);
@@ -278,27 +259,11 @@ mod tests {
     use super::*;
 
     const SYMBOLS: [SymbolDefinition<'static>; 4] = [
-        SymbolDefinition {
-            address: 0x0,
-            size: 0x114,
-            name: "_start",
-        },
-        SymbolDefinition {
-            address: 0x120,
-            size: 0x40,
-            name: "kernel::main",
-        },
+        SymbolDefinition { address: 0x0, size: 0x114, name: "_start" },
+        SymbolDefinition { address: 0x120, size: 0x40, name: "kernel::main" },
         // A gap of unknown extent: an assembly label.
-        SymbolDefinition {
-            address: 0x200,
-            size: 0,
-            name: "exception_entry",
-        },
-        SymbolDefinition {
-            address: 0x300,
-            size: 0x10,
-            name: "ünïcode::name",
-        },
+        SymbolDefinition { address: 0x200, size: 0, name: "exception_entry" },
+        SymbolDefinition { address: 0x300, size: 0x10, name: "ünïcode::name" },
     ];
 
     fn encoded(symbols: &[SymbolDefinition<'_>]) -> ([u8; 512], usize) {
@@ -318,14 +283,7 @@ mod tests {
             for symbol in &SYMBOLS {
                 assert_eq!(table.find(symbol.name), Some(symbol.address));
                 let found = table.lookup(symbol.address).expect("at symbol");
-                assert_eq!(
-                    found,
-                    Symbol {
-                        name: symbol.name,
-                        address: symbol.address,
-                        offset: 0
-                    }
-                );
+                assert_eq!(found, Symbol { name: symbol.name, address: symbol.address, offset: 0 });
             }
             assert_eq!(table.find("kernel::mai"), None);
         }
@@ -336,14 +294,7 @@ mod tests {
         let (buffer, _) = encoded(&SYMBOLS[1..]);
         let table = SymbolTable::parse(&buffer).expect("valid");
         let inside = table.lookup(0x13c).expect("inside");
-        assert_eq!(
-            inside,
-            Symbol {
-                name: "kernel::main",
-                address: 0x120,
-                offset: 0x1c
-            }
-        );
+        assert_eq!(inside, Symbol { name: "kernel::main", address: 0x120, offset: 0x1c });
         assert_eq!(std::format!("{inside}"), "kernel::main+0x1c");
         assert_eq!(table.lookup(0x15f).map(|s| s.offset), Some(0x3f));
         // Past the known size, in the gap before the next symbol.
@@ -352,10 +303,7 @@ mod tests {
         assert_eq!(table.lookup(0x11f), None);
         assert_eq!(table.lookup(0), None);
         // Unknown size: falls back to the nearest preceding symbol.
-        assert_eq!(
-            table.lookup(0x2ff).map(|s| (s.name, s.offset)),
-            Some(("exception_entry", 0xff))
-        );
+        assert_eq!(table.lookup(0x2ff).map(|s| (s.name, s.offset)), Some(("exception_entry", 0xff)));
         // After the last symbol, which has a size.
         assert_eq!(table.lookup(0x30f).map(|s| s.name), Some("ünïcode::name"));
         assert_eq!(table.lookup(0x310), None);
@@ -366,10 +314,7 @@ mod tests {
     fn last_symbol_without_size_covers_the_rest() {
         let (buffer, _) = encoded(&SYMBOLS[..3]);
         let table = SymbolTable::parse(&buffer).expect("valid");
-        assert_eq!(
-            table.lookup(u64::MAX).map(|s| s.name),
-            Some("exception_entry")
-        );
+        assert_eq!(table.lookup(u64::MAX).map(|s| s.name), Some("exception_entry"));
     }
 
     #[test]
@@ -385,16 +330,8 @@ mod tests {
     #[test]
     fn duplicate_addresses_resolve_to_the_last() {
         let symbols = [
-            SymbolDefinition {
-                address: 0x10,
-                size: 4,
-                name: "a",
-            },
-            SymbolDefinition {
-                address: 0x10,
-                size: 4,
-                name: "b",
-            },
+            SymbolDefinition { address: 0x10, size: 4, name: "a" },
+            SymbolDefinition { address: 0x10, size: 4, name: "b" },
         ];
         let (buffer, _) = encoded(&symbols);
         let table = SymbolTable::parse(&buffer).expect("valid");
@@ -406,32 +343,19 @@ mod tests {
         let mut small = [0u8; 64];
         assert_eq!(
             encode(&SYMBOLS, &mut small),
-            Err(EncodeError::BufferTooSmall {
-                needed: encoded_len(&SYMBOLS),
-                available: 64
-            })
+            Err(EncodeError::BufferTooSmall { needed: encoded_len(&SYMBOLS), available: 64 })
         );
         assert_eq!(small, [0u8; 64], "nothing written on failure");
         let unsorted = [SYMBOLS[1], SYMBOLS[0]];
-        assert_eq!(
-            encode(&unsorted, &mut [0u8; 512]),
-            Err(EncodeError::NotSorted { index: 1 })
-        );
+        assert_eq!(encode(&unsorted, &mut [0u8; 512]), Err(EncodeError::NotSorted { index: 1 }));
     }
 
     #[test]
     fn size_saturates() {
-        let symbols = [SymbolDefinition {
-            address: 0,
-            size: 1 << 40,
-            name: "huge",
-        }];
+        let symbols = [SymbolDefinition { address: 0, size: 1 << 40, name: "huge" }];
         let (buffer, _) = encoded(&symbols);
         let table = SymbolTable::parse(&buffer).expect("valid");
-        assert_eq!(
-            table.lookup(u64::from(u32::MAX) - 1).map(|s| s.name),
-            Some("huge")
-        );
+        assert_eq!(table.lookup(u64::from(u32::MAX) - 1).map(|s| s.name), Some("huge"));
     }
 
     #[test]
@@ -447,10 +371,7 @@ mod tests {
     fn truncated() {
         let (buffer, used) = encoded(&SYMBOLS);
         for length in 0..used {
-            assert!(
-                SymbolTable::parse(&buffer[..length]).is_none(),
-                "length {length}"
-            );
+            assert!(SymbolTable::parse(&buffer[..length]).is_none(), "length {length}");
         }
     }
 
@@ -467,10 +388,7 @@ mod tests {
         for strings_offset in [0, HEADER_LEN as u64, 600, u64::MAX] {
             let mut buffer = original;
             write_u64(&mut buffer, STRINGS_OFFSET_OFFSET, strings_offset);
-            assert!(
-                SymbolTable::parse(&buffer).is_none(),
-                "strings_offset {strings_offset}"
-            );
+            assert!(SymbolTable::parse(&buffer).is_none(), "strings_offset {strings_offset}");
         }
     }
 
@@ -487,10 +405,7 @@ mod tests {
         for (offset, value) in cases {
             let mut buffer = original;
             write_u32(&mut buffer, offset, value);
-            assert!(
-                SymbolTable::parse(&buffer[..used]).is_none(),
-                "offset {offset} = {value}"
-            );
+            assert!(SymbolTable::parse(&buffer[..used]).is_none(), "offset {offset} = {value}");
         }
         // Out of order.
         let mut buffer = original;

@@ -39,14 +39,24 @@ fn race(ipi: bool, events: &Events) -> bool {
             world.install();
             let cpu = Cpu(0);
             world.interrupts_off(cpu);
-            let result = hash_fault(model::PGD, address, model::virt, &ModelHpt { world: &world, cpu }, &world.hooks(cpu));
+            let result =
+                hash_fault(model::PGD, address, model::virt, &ModelHpt { world: &world, cpu }, &world.hooks(cpu));
             world.interrupts_on(cpu);
             world.log(cpu, &format!("hash fault: {result:?}"));
         })
     };
     {
         let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
-        let outcome = collapse_pmd(&mut arch, BASE, Frame::from_address(HUGE).unwrap(), Prot::READ | Prot::WRITE | Prot::USER, ipi, &world.page_array(), &Counters::new(), &world.hooks(Cpu(1)));
+        let outcome = collapse_pmd(
+            &mut arch,
+            BASE,
+            Frame::from_address(HUGE).unwrap(),
+            Prot::READ | Prot::WRITE | Prot::USER,
+            ipi,
+            &world.page_array(),
+            &Counters::new(),
+            &world.hooks(Cpu(1)),
+        );
         world.log(Cpu(1), &format!("collapse: {outcome:?}"));
         assert_eq!(outcome, Outcome::Collapsed, "nothing is pinned: collapse always goes ahead");
     }
@@ -66,7 +76,10 @@ fn explore(ipi: bool) -> Option<Vec<String>> {
             }
         })
     };
-    eprintln!("loom: hash fault vs collapse, ipi={ipi}: {executions} executions explored (preemption bound {})", model::bound(model::RACE_BOUND));
+    eprintln!(
+        "loom: hash fault vs collapse, ipi={ipi}: {executions} executions explored (preemption bound {})",
+        model::bound(model::RACE_BOUND)
+    );
     let found = found.lock().unwrap().take();
     found
 }

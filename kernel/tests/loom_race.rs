@@ -57,7 +57,16 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
             world.interrupts_off(cpu);
             let hooks = world.hooks(cpu);
             let free = |head, order| world.free(cpu, head, order);
-            let result = gup_fast_one(model::PGD, BASE + TARGET * FRAME_SIZE, true, recheck_pmd, &world.page_array(), model::virt, free, &hooks);
+            let result = gup_fast_one(
+                model::PGD,
+                BASE + TARGET * FRAME_SIZE,
+                true,
+                recheck_pmd,
+                &world.page_array(),
+                model::virt,
+                free,
+                &hooks,
+            );
             world.interrupts_on(cpu);
             world.log(cpu, &format!("GUP-fast returns {}", model::describe(&result)));
             if let Ok(frame) = result {
@@ -70,7 +79,16 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
         let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
         let counters = Counters::new();
         let hooks = world.hooks(Cpu(1));
-        let outcome = collapse_pmd(&mut arch, BASE, Frame::from_address(HUGE).unwrap(), Prot::READ | Prot::WRITE | Prot::USER, ipi, &world.page_array(), &counters, &hooks);
+        let outcome = collapse_pmd(
+            &mut arch,
+            BASE,
+            Frame::from_address(HUGE).unwrap(),
+            Prot::READ | Prot::WRITE | Prot::USER,
+            ipi,
+            &world.page_array(),
+            &counters,
+            &hooks,
+        );
         world.log(Cpu(1), &format!("collapse: {outcome:?}"));
         outcome == Outcome::Collapsed
     };
@@ -88,7 +106,11 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
     // Whatever the order, a page collapse and a backed-off GUP both drop
     // is freed exactly once.
     if let Err(why) = world.check_frees() {
-        panic!("{why} (GUP-fast: {}, collapsed: {collapsed}); interleaving:\n  {}", model::describe(&gup), events.take().join("\n  "));
+        panic!(
+            "{why} (GUP-fast: {}, collapsed: {collapsed}); interleaving:\n  {}",
+            model::describe(&gup),
+            events.take().join("\n  ")
+        );
     }
     Ending { gup, collapsed, stale, lost }
 }
@@ -104,7 +126,12 @@ fn explore(recheck_pmd: bool, ipi: bool, expect_loss: bool) -> Option<Vec<String
             let events = Events::default();
             let ending = race(recheck_pmd, ipi, &events);
             // A write through a pin of a page that stays mapped is never lost.
-            assert!(ending.stale || !ending.lost, "lost a write through a pin of a mapped page: {:?}, collapsed {}", ending.gup, ending.collapsed);
+            assert!(
+                ending.stale || !ending.lost,
+                "lost a write through a pin of a mapped page: {:?}, collapsed {}",
+                ending.gup,
+                ending.collapsed
+            );
             // The seed thread's outcome: GUP returned a discarded page (a
             // write that lands before collapse's copy survives by luck; the
             // counter-example wanted is one where it is lost).
@@ -124,7 +151,8 @@ fn explore(recheck_pmd: bool, ipi: bool, expect_loss: bool) -> Option<Vec<String
 
 #[test]
 fn recheck_off_ipi_off_finds_the_race() {
-    let interleaving = explore(false, false, true).expect("loom found no execution in which GUP-fast returns a page collapse discarded");
+    let interleaving = explore(false, false, true)
+        .expect("loom found no execution in which GUP-fast returns a page collapse discarded");
     eprintln!("counter-example (recheck off, IPI off):");
     eprintln!("  (steps in the order loom ran them; a load may still return a value older than a store listed before it, as on POWER)");
     for step in &interleaving {
@@ -165,7 +193,16 @@ fn table_race(table_free: TableFree) -> bool {
             world.interrupts_off(cpu);
             let hooks = world.hooks(cpu);
             let free = |head, order| world.free(cpu, head, order);
-            let result = gup_fast_one(model::PGD, BASE + TARGET * FRAME_SIZE, true, true, &world.page_array(), model::virt, free, &hooks);
+            let result = gup_fast_one(
+                model::PGD,
+                BASE + TARGET * FRAME_SIZE,
+                true,
+                true,
+                &world.page_array(),
+                model::virt,
+                free,
+                &hooks,
+            );
             world.interrupts_on(cpu);
             if let Ok(frame) = result {
                 world.unpin(frame);
@@ -180,7 +217,16 @@ fn table_race(table_free: TableFree) -> bool {
         let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
         let counters = Counters::new();
         let hooks = world.hooks(Cpu(1));
-        collapse_pmd(&mut arch, BASE, Frame::from_address(HUGE).unwrap(), Prot::READ | Prot::WRITE | Prot::USER, false, &world.page_array(), &counters, &hooks);
+        collapse_pmd(
+            &mut arch,
+            BASE,
+            Frame::from_address(HUGE).unwrap(),
+            Prot::READ | Prot::WRITE | Prot::USER,
+            false,
+            &world.page_array(),
+            &counters,
+            &hooks,
+        );
     }
     if table_free == TableFree::Rcu {
         world.free_deferred_tables(Cpu(1));
@@ -192,7 +238,10 @@ fn table_race(table_free: TableFree) -> bool {
 
 fn explore_table_free(table_free: TableFree) -> bool {
     let (found, executions) = model::any_execution(model::RCU_BOUND, move || table_race(table_free));
-    eprintln!("loom: old PTE table freed {table_free:?}: {executions} executions explored (preemption bound {})", model::bound(model::RCU_BOUND));
+    eprintln!(
+        "loom: old PTE table freed {table_free:?}: {executions} executions explored (preemption bound {})",
+        model::bound(model::RCU_BOUND)
+    );
     found
 }
 
@@ -203,5 +252,8 @@ fn old_table_freed_through_rcu_is_never_walked() {
 
 #[test]
 fn control_old_table_freed_at_once_is_caught() {
-    assert!(explore_table_free(TableFree::Immediate), "loom did not catch GUP-fast walking a PTE table collapse freed at once");
+    assert!(
+        explore_table_free(TableFree::Immediate),
+        "loom did not catch GUP-fast walking a PTE table collapse freed at once"
+    );
 }

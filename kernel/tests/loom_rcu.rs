@@ -77,7 +77,10 @@ fn run(grace_period: bool) -> bool {
 
 fn explore(grace_period: bool) -> bool {
     let (found, executions) = model::any_execution(model::RCU_BOUND, move || run(grace_period));
-    eprintln!("loom: RCU, grace period {grace_period}: {executions} executions explored (preemption bound {})", model::bound(model::RCU_BOUND));
+    eprintln!(
+        "loom: RCU, grace period {grace_period}: {executions} executions explored (preemption bound {})",
+        model::bound(model::RCU_BOUND)
+    );
     found
 }
 

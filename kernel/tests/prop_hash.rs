@@ -196,7 +196,11 @@ fn pp_bits_grant_the_asked_rights() {
         for user in [false, true] {
             let pp = pp_bits(writable, user);
             let (privileged_key, problem_key) = if user { (true, true) } else { (false, true) };
-            assert_eq!(isa_access(pp, privileged_key), (true, writable), "kernel access, user {user} writable {writable}");
+            assert_eq!(
+                isa_access(pp, privileged_key),
+                (true, writable),
+                "kernel access, user {user} writable {writable}"
+            );
             let expected = if user { (true, writable) } else { (false, false) };
             assert_eq!(isa_access(pp, problem_key), expected, "user access, user {user} writable {writable}");
         }

@@ -15,9 +15,7 @@ pub struct Banner {
 impl Banner {
     /// The first banner line on the console.
     pub fn find(console: &str) -> Option<Banner> {
-        ktap::lines(console)
-            .find_map(|line| line.strip_prefix(PREFIX))
-            .map(Banner::parse_fields)
+        ktap::lines(console).find_map(|line| line.strip_prefix(PREFIX)).map(Banner::parse_fields)
     }
 
     fn parse_fields(text: &str) -> Banner {
@@ -52,10 +50,7 @@ impl Banner {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(name, _)| name == key)
-            .map(|(_, value)| value.as_str())
+        self.fields.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_str())
     }
 
     /// `memory=` in MiB, if it has the `<N>MiB` form.
@@ -96,10 +91,7 @@ mod tests {
 
     #[test]
     fn no_banner() {
-        assert_eq!(
-            Banner::find("ppc64-kernelx cpus=1\n  ppc64-kernel cpus=1\n"),
-            None
-        );
+        assert_eq!(Banner::find("ppc64-kernelx cpus=1\n  ppc64-kernel cpus=1\n"), None);
     }
 
     #[test]

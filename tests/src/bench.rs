@@ -43,7 +43,16 @@ pub fn expected(mmu: &str, cpus: u32, selftests: bool) -> Vec<String> {
             names.push(format!("gup_slow_{kind}_{pages}"));
         }
     }
-    names.extend(["gup_fast_recheck_on_32", "gup_fast_recheck_off_32", "gup_fast_recheck_cost", "collapse_noipi", "collapse_ipi"].map(String::from));
+    names.extend(
+        [
+            "gup_fast_recheck_on_32",
+            "gup_fast_recheck_off_32",
+            "gup_fast_recheck_cost",
+            "collapse_noipi",
+            "collapse_ipi",
+        ]
+        .map(String::from),
+    );
     if cpus > 1 {
         names.extend(["collapse_noipi_busy", "collapse_ipi_busy"].map(String::from));
     }
@@ -61,8 +70,20 @@ pub fn parse(console: &str) -> Result<Vec<Record>, String> {
     for line in console.lines() {
         let Some(json) = line.trim_end_matches('\r').strip_prefix("# BENCH ") else { continue };
         let value: Value = serde_json::from_str(json).map_err(|e| format!("malformed BENCH line ({e}): {line}"))?;
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("BENCH line without \"{key}\": {line}"));
-        let number = |key: &str| value.get(key).and_then(Value::as_f64).filter(|v| v.is_finite()).ok_or_else(|| format!("BENCH line without a finite \"{key}\": {line}"));
+        let text = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("BENCH line without \"{key}\": {line}"))
+        };
+        let number = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_f64)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("BENCH line without a finite \"{key}\": {line}"))
+        };
         let record = Record {
             mmu: text("mmu")?,
             cpus: text("cpus")?.parse().map_err(|_| format!("BENCH line with a bad cpus: {line}"))?,
@@ -71,7 +92,10 @@ pub fn parse(console: &str) -> Result<Vec<Record>, String> {
             min: number("min")?,
             median: number("median")?,
             max: number("max")?,
-            reps: value.get("reps").and_then(Value::as_u64).ok_or_else(|| format!("BENCH line without reps: {line}"))?,
+            reps: value
+                .get("reps")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("BENCH line without reps: {line}"))?,
         };
         if !(record.min <= record.median && record.median <= record.max) || record.reps == 0 {
             return Err(format!("BENCH line out of order (min <= median <= max, reps > 0): {line}"));
@@ -141,10 +165,18 @@ struct Pair {
 }
 
 fn same(mmu: &str) -> &'static str {
-    if mmu == "radix" { "radix" } else { "hash" }
+    if mmu == "radix" {
+        "radix"
+    } else {
+        "hash"
+    }
 }
 fn thp_capable(mmu: &str) -> &'static str {
-    if mmu == "radix" { "radix" } else { "hash16m" }
+    if mmu == "radix" {
+        "radix"
+    } else {
+        "hash16m"
+    }
 }
 fn identity(v: f64) -> f64 {
     v
@@ -154,12 +186,60 @@ fn call_of_16_to_pages_per_s(v: f64) -> f64 {
 }
 
 const PAIRS: &[Pair] = &[
-    Pair { what: "boot: reset to first test / to init", ours: "boot_to_first_selftest", linux: "boot_init_tb", linux_config: same, unit: "us", to_unit: identity, higher_is_better: false },
-    Pair { what: "anonymous fault, per 64 KiB page", ours: "fault_base_page", linux: "fault_base_page", linux_config: same, unit: "us", to_unit: identity, higher_is_better: false },
-    Pair { what: "THP fault (Linux on hash: 16 MiB)", ours: "fault_thp", linux: "fault_thp", linux_config: thp_capable, unit: "us", to_unit: identity, higher_is_better: false },
-    Pair { what: "collapse, per 64 KiB page (Linux on hash: of 16 MiB)", ours: "collapse_default_per_page", linux: "collapse_per_base_page", linux_config: thp_capable, unit: "us", to_unit: identity, higher_is_better: false },
-    Pair { what: "GUP-fast (ours: 32 pages; Linux: vmsplice of 16, a syscall)", ours: "gup_fast_small_32", linux: "vmsplice_16p_call", linux_config: same, unit: "pages/s", to_unit: call_of_16_to_pages_per_s, higher_is_better: true },
-    Pair { what: "GUP-slow (ours: 32 pages; Linux: process_vm_readv of 16, with copy)", ours: "gup_slow_small_32", linux: "gupslow_pvreadv_16p_call", linux_config: same, unit: "pages/s", to_unit: call_of_16_to_pages_per_s, higher_is_better: true },
+    Pair {
+        what: "boot: reset to first test / to init",
+        ours: "boot_to_first_selftest",
+        linux: "boot_init_tb",
+        linux_config: same,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        what: "anonymous fault, per 64 KiB page",
+        ours: "fault_base_page",
+        linux: "fault_base_page",
+        linux_config: same,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        what: "THP fault (Linux on hash: 16 MiB)",
+        ours: "fault_thp",
+        linux: "fault_thp",
+        linux_config: thp_capable,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        what: "collapse, per 64 KiB page (Linux on hash: of 16 MiB)",
+        ours: "collapse_default_per_page",
+        linux: "collapse_per_base_page",
+        linux_config: thp_capable,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        what: "GUP-fast (ours: 32 pages; Linux: vmsplice of 16, a syscall)",
+        ours: "gup_fast_small_32",
+        linux: "vmsplice_16p_call",
+        linux_config: same,
+        unit: "pages/s",
+        to_unit: call_of_16_to_pages_per_s,
+        higher_is_better: true,
+    },
+    Pair {
+        what: "GUP-slow (ours: 32 pages; Linux: process_vm_readv of 16, with copy)",
+        ours: "gup_slow_small_32",
+        linux: "gupslow_pvreadv_16p_call",
+        linux_config: same,
+        unit: "pages/s",
+        to_unit: call_of_16_to_pages_per_s,
+        higher_is_better: true,
+    },
 ];
 
 /// Our median for a comparison row; `collapse_default_per_page` is the
@@ -188,13 +268,26 @@ pub fn markdown(records: &[Record], linux: Option<&Value>, machine: &str) -> Str
             for mmu in ["radix", "hash"] {
                 for cpus in [1u32, 4] {
                     let Some(ours) = ours_median(records, mmu, cpus, pair.ours) else { continue };
-                    let Some((theirs, _)) = medians.get(&((pair.linux_config)(mmu).to_string(), cpus as u64, pair.linux.to_string())) else {
+                    let Some((theirs, _)) =
+                        medians.get(&((pair.linux_config)(mmu).to_string(), cpus as u64, pair.linux.to_string()))
+                    else {
                         continue;
                     };
                     let theirs = (pair.to_unit)(*theirs);
                     let factor = if pair.higher_is_better { ours / theirs } else { theirs / ours };
-                    let verdict = if factor >= 1.0 { format!("{} x faster", number(factor)) } else { format!("{} x slower", number(1.0 / factor)) };
-                    let _ = writeln!(out, "| {} | {mmu} | {cpus} | {} | {} | {} | {verdict} |", pair.what, number(ours), number(theirs), pair.unit);
+                    let verdict = if factor >= 1.0 {
+                        format!("{} x faster", number(factor))
+                    } else {
+                        format!("{} x slower", number(1.0 / factor))
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| {} | {mmu} | {cpus} | {} | {} | {} | {verdict} |",
+                        pair.what,
+                        number(ours),
+                        number(theirs),
+                        pair.unit
+                    );
                 }
             }
         }
@@ -216,7 +309,10 @@ pub fn markdown(records: &[Record], linux: Option<&Value>, machine: &str) -> Str
     for (name, unit) in names {
         let cells: Vec<String> = configs
             .iter()
-            .map(|(m, c)| ours(records, m, *c, name).map_or("".into(), |r| format!("{} [{}..{}]", number(r.median), number(r.min), number(r.max))))
+            .map(|(m, c)| {
+                ours(records, m, *c, name)
+                    .map_or("".into(), |r| format!("{} [{}..{}]", number(r.median), number(r.min), number(r.max)))
+            })
             .collect();
         let _ = writeln!(out, "| {name} | {unit} | {} |", cells.join(" | "));
     }
@@ -228,7 +324,8 @@ pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>
     let (width, height, left, right, top, bottom) = (640.0, 400.0, 70.0, 180.0, 40.0, 50.0);
     let xs: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).collect();
     let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0f64, f64::max).max(1e-9) * 1.1;
-    let (x_min, x_max) = (xs.iter().cloned().fold(f64::INFINITY, f64::min).max(1.0), xs.iter().cloned().fold(1.0f64, f64::max));
+    let (x_min, x_max) =
+        (xs.iter().cloned().fold(f64::INFINITY, f64::min).max(1.0), xs.iter().cloned().fold(1.0f64, f64::max));
     let span = (x_max.log2() - x_min.log2()).max(1.0);
     let px = |x: f64| left + (x.log2() - x_min.log2()) / span * (width - left - right);
     let py = |y: f64| height - bottom - y / y_max * (height - top - bottom);
@@ -237,30 +334,63 @@ pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" font-size=\"15\">{title}</text>\n",
         left
     );
-    let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>", height - bottom, width - right, height - bottom);
-    let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>", height - bottom);
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
+        height - bottom,
+        width - right,
+        height - bottom
+    );
+    let _ =
+        writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>", height - bottom);
     for i in 0..=4 {
         let y = y_max * i as f64 / 4.0;
-        let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, py(y) + 4.0, number(y));
-        let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>", py(y), width - right);
+        let _ =
+            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, py(y) + 4.0, number(y));
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>",
+            py(y),
+            width - right
+        );
     }
     let mut ticks = xs.clone();
     ticks.sort_by(f64::total_cmp);
     ticks.dedup();
     for x in ticks {
-        let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", px(x), height - bottom + 16.0, x);
+        let _ =
+            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", px(x), height - bottom + 16.0, x);
     }
-    let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">CPUs</text>", (left + width - right) / 2.0, height - 12.0);
-    let _ = writeln!(svg, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>", (top + height - bottom) / 2.0, (top + height - bottom) / 2.0);
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">CPUs</text>",
+        (left + width - right) / 2.0,
+        height - 12.0
+    );
+    let _ = writeln!(
+        svg,
+        "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>",
+        (top + height - bottom) / 2.0,
+        (top + height - bottom) / 2.0
+    );
     for (i, (label, points)) in series.iter().enumerate() {
         let colour = colours[i % colours.len()];
         let path: Vec<String> = points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
-        let _ = writeln!(svg, "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>", path.join(" "));
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
         for (x, y) in points {
             let _ = writeln!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>", px(*x), py(*y));
         }
         let ly = top + 10.0 + i as f64 * 18.0;
-        let _ = writeln!(svg, "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\"/>", width - right + 10.0, width - right + 30.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            width - right + 10.0,
+            width - right + 30.0
+        );
         let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\">{label}</text>", width - right + 36.0, ly + 4.0);
     }
     svg.push_str("</svg>\n");
@@ -278,13 +408,30 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"22\" font-size=\"15\">{title}</text>\n"
     );
-    let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>", height - bottom, width - right, height - bottom);
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
+        height - bottom,
+        width - right,
+        height - bottom
+    );
     for i in 0..=4 {
         let y = y_max * i as f64 / 4.0;
-        let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, py(y) + 4.0, number(y));
-        let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>", py(y), width - right);
+        let _ =
+            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, py(y) + 4.0, number(y));
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>",
+            py(y),
+            width - right
+        );
     }
-    let _ = writeln!(svg, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>", (top + height - bottom) / 2.0, (top + height - bottom) / 2.0);
+    let _ = writeln!(
+        svg,
+        "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>",
+        (top + height - bottom) / 2.0,
+        (top + height - bottom) / 2.0
+    );
     for (c, category) in categories.iter().enumerate() {
         let x0 = left + c as f64 * group + group * 0.1;
         for (s, (_, values)) in series.iter().enumerate() {
@@ -299,11 +446,22 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
                 colours[s % colours.len()]
             );
         }
-        let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{category}</text>", x0 + group * 0.4, height - bottom + 16.0);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{category}</text>",
+            x0 + group * 0.4,
+            height - bottom + 16.0
+        );
     }
     for (s, (label, _)) in series.iter().enumerate() {
         let ly = top + 10.0 + s as f64 * 18.0;
-        let _ = writeln!(svg, "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{}\"/>", width - right + 10.0, ly - 8.0, colours[s % colours.len()]);
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{}\"/>",
+            width - right + 10.0,
+            ly - 8.0,
+            colours[s % colours.len()]
+        );
         let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\">{label}</text>", width - right + 30.0, ly + 1.0);
     }
     svg.push_str("</svg>\n");
@@ -322,7 +480,11 @@ pub fn collapse_chart(records: &[Record]) -> String {
         ("hash", "collapse_ipi", "hash, IPI"),
         ("hash", "collapse_ipi_busy", "hash, IPI, busy CPU"),
     ] {
-        let mut points: Vec<(f64, f64)> = records.iter().filter(|r| r.mmu == mmu && r.name == name).map(|r| (r.cpus as f64, r.median / 1000.0)).collect();
+        let mut points: Vec<(f64, f64)> = records
+            .iter()
+            .filter(|r| r.mmu == mmu && r.name == name)
+            .map(|r| (r.cpus as f64, r.median / 1000.0))
+            .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         if !points.is_empty() {
             series.push((label.to_string(), points));
@@ -333,11 +495,15 @@ pub fn collapse_chart(records: &[Record]) -> String {
 
 /// GUP-fast vs GUP-slow, pages per second, on `mmu` with `cpus` CPUs.
 pub fn gup_chart(records: &[Record], mmu: &str, cpus: u32) -> String {
-    let categories: Vec<String> = ["small_1", "small_32", "small_512", "huge_1", "huge_32", "huge_512"].map(String::from).to_vec();
+    let categories: Vec<String> =
+        ["small_1", "small_32", "small_512", "huge_1", "huge_32", "huge_512"].map(String::from).to_vec();
     let series: Vec<(String, Vec<f64>)> = ["fast", "slow"]
         .iter()
         .map(|path| {
-            let values = categories.iter().map(|c| ours(records, mmu, cpus, &format!("gup_{path}_{c}")).map_or(0.0, |r| r.median / 1e6)).collect();
+            let values = categories
+                .iter()
+                .map(|c| ours(records, mmu, cpus, &format!("gup_{path}_{c}")).map_or(0.0, |r| r.median / 1e6))
+                .collect();
             (format!("GUP-{path}"), values)
         })
         .collect();
@@ -371,8 +537,16 @@ mod tests {
             {"config": "radix", "smp": 1, "boot": 0, "name": "boot_init_tb", "unit": "us", "median": 2500000.0}
         ]});
         let table = markdown(&records, Some(&linux), "machine: test");
-        assert!(table.contains("| anonymous fault, per 64 KiB page | radix | 1 | 10.00 | 25.00 | us | 2.50 x faster |"), "{table}");
-        assert!(table.contains("| boot: reset to first test / to init | radix | 1 | 50000 | 2.500e6 | us | 50.00 x faster |"), "{table}");
+        assert!(
+            table.contains("| anonymous fault, per 64 KiB page | radix | 1 | 10.00 | 25.00 | us | 2.50 x faster |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| boot: reset to first test / to init | radix | 1 | 50000 | 2.500e6 | us | 50.00 x faster |"
+            ),
+            "{table}"
+        );
         assert!(table.contains("| fault_base_page | us | 10.00 [9.00..11.00] |"), "{table}");
     }
 

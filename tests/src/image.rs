@@ -66,9 +66,6 @@ fn build() -> Result<PathBuf, String> {
     if image.is_file() {
         Ok(image)
     } else {
-        Err(format!(
-            "`{shown}` succeeded but left no {}",
-            image.display()
-        ))
+        Err(format!("`{shown}` succeeded but left no {}", image.display()))
     }
 }

@@ -122,9 +122,7 @@ impl Failure {
             | Failure::Malformed { .. } => "ktap",
             Failure::Duplicate { .. } | Failure::OutOfOrder { .. } => "numbering",
             Failure::ResultCount { .. } => "count",
-            Failure::NoSummary
-            | Failure::RepeatedSummary { .. }
-            | Failure::SummaryMismatch { .. } => "summary",
+            Failure::NoSummary | Failure::RepeatedSummary { .. } | Failure::SummaryMismatch { .. } => "summary",
             Failure::SummaryFailed { .. } => "summary-failed",
         }
     }
@@ -134,11 +132,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::TimedOut { after } => {
-                write!(
-                    formatter,
-                    "timed out after {:.1} s; QEMU killed",
-                    after.as_secs_f64()
-                )
+                write!(formatter, "timed out after {:.1} s; QEMU killed", after.as_secs_f64())
             }
             Failure::QemuExit { code: Some(code) } => {
                 write!(formatter, "QEMU exited with status {code}")
@@ -150,31 +144,16 @@ impl fmt::Display for Failure {
                 write!(formatter, "QEMU guest log ({count} times): {line}")
             }
             Failure::Fatal { line } => write!(formatter, "kernel: {line}"),
-            Failure::NotOk {
-                number,
-                name,
-                reason,
-            } => {
+            Failure::NotOk { number, name, reason } => {
                 write!(formatter, "not ok {number} {name}")?;
                 match reason {
                     Some(reason) => write!(formatter, " ({reason})"),
                     None => Ok(()),
                 }
             }
-            Failure::NoBanner => write!(
-                formatter,
-                "no `{}` banner line",
-                crate::banner::PREFIX.trim_end()
-            ),
-            Failure::BannerMismatch {
-                key,
-                expected,
-                found,
-            } => {
-                write!(
-                    formatter,
-                    "banner says {key}={found}, but QEMU was given {expected}"
-                )
+            Failure::NoBanner => write!(formatter, "no `{}` banner line", crate::banner::PREFIX.trim_end()),
+            Failure::BannerMismatch { key, expected, found } => {
+                write!(formatter, "banner says {key}={found}, but QEMU was given {expected}")
             }
             Failure::NoHeader => write!(formatter, "no `{}` line", ktap::HEADER),
             Failure::RepeatedHeader { count } => {
@@ -187,32 +166,16 @@ impl fmt::Display for Failure {
                 write!(formatter, "test number {number} reported twice")
             }
             Failure::OutOfOrder { expected, found } => {
-                write!(
-                    formatter,
-                    "test number {found} out of order (expected {expected})"
-                )
+                write!(formatter, "test number {found} out of order (expected {expected})")
             }
             Failure::ResultCount { planned, found } => {
-                let results = if *found == 1 {
-                    "result was"
-                } else {
-                    "results were"
-                };
-                write!(
-                    formatter,
-                    "plan says {planned} tests, but {found} {results} reported"
-                )
+                let results = if *found == 1 { "result was" } else { "results were" };
+                write!(formatter, "plan says {planned} tests, but {found} {results} reported")
             }
-            Failure::NoSummary => write!(
-                formatter,
-                "no `selftests: P passed, F failed, S skipped` line"
-            ),
+            Failure::NoSummary => write!(formatter, "no `selftests: P passed, F failed, S skipped` line"),
             Failure::RepeatedSummary { count } => write!(formatter, "{count} summary lines"),
             Failure::SummaryMismatch { summary, counted } => {
-                write!(
-                    formatter,
-                    "summary says {summary}, but the results were {counted}"
-                )
+                write!(formatter, "summary says {summary}, but the results were {counted}")
             }
             Failure::SummaryFailed { failed } => {
                 write!(formatter, "summary reports {failed} failed")
@@ -241,11 +204,7 @@ impl Verdict {
 
     /// All reasons on one line.
     pub fn reason(&self) -> String {
-        self.failures
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     }
 }
 
@@ -266,37 +225,18 @@ pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllow
     let mut failures = Vec::new();
 
     if output.timed_out {
-        failures.push(Failure::TimedOut {
-            after: output.elapsed,
-        });
+        failures.push(Failure::TimedOut { after: output.elapsed });
     } else if output.exit_code != Some(0) {
-        failures.push(Failure::QemuExit {
-            code: output.exit_code,
-        });
+        failures.push(Failure::QemuExit { code: output.exit_code });
     }
-    failures.extend(qemu_errors(&output.stderr).map(|line| Failure::QemuError {
-        line: line.to_string(),
-    }));
+    failures.extend(qemu_errors(&output.stderr).map(|line| Failure::QemuError { line: line.to_string() }));
     failures.extend(guest_log_failures(&output.qemu_log, allowed));
 
     let report = ktap::parse(&output.console);
-    failures.extend(
-        report
-            .fatal
-            .iter()
-            .map(|line| Failure::Fatal { line: line.clone() }),
-    );
-    failures.extend(
-        report
-            .results
-            .iter()
-            .filter(|result| result.outcome == Outcome::Fail)
-            .map(|result| Failure::NotOk {
-                number: result.number,
-                name: result.name.clone(),
-                reason: result.reason.clone(),
-            }),
-    );
+    failures.extend(report.fatal.iter().map(|line| Failure::Fatal { line: line.clone() }));
+    failures.extend(report.results.iter().filter(|result| result.outcome == Outcome::Fail).map(|result| {
+        Failure::NotOk { number: result.number, name: result.name.clone(), reason: result.reason.clone() }
+    }));
 
     check_banner(&output.console, machine, &mut failures);
     check_structure(&report, &mut failures);
@@ -306,20 +246,13 @@ pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllow
         [] => failures.push(Failure::NoSummary),
         [summary, rest @ ..] => {
             if !rest.is_empty() {
-                failures.push(Failure::RepeatedSummary {
-                    count: report.summaries.len(),
-                });
+                failures.push(Failure::RepeatedSummary { count: report.summaries.len() });
             }
             if *summary != counted {
-                failures.push(Failure::SummaryMismatch {
-                    summary: *summary,
-                    counted,
-                });
+                failures.push(Failure::SummaryMismatch { summary: *summary, counted });
             }
             if summary.failed > 0 {
-                failures.push(Failure::SummaryFailed {
-                    failed: summary.failed,
-                });
+                failures.push(Failure::SummaryFailed { failed: summary.failed });
             }
         }
     }
@@ -341,10 +274,7 @@ fn guest_log_failures(log: &str, allowed: &[LogAllowance]) -> Vec<Failure> {
         });
         match seen {
             Some(count) => *count += 1,
-            None => failures.push(Failure::GuestLog {
-                line: line.to_string(),
-                count: 1,
-            }),
+            None => failures.push(Failure::GuestLog { line: line.to_string(), count: 1 }),
         }
     }
     failures
@@ -356,9 +286,7 @@ fn qemu_errors(stderr: &str) -> impl Iterator<Item = &str> {
 }
 
 fn is_warning(line: &str) -> bool {
-    let message = line
-        .split_once(": ")
-        .map_or(line, |(_program, message)| message);
+    let message = line.split_once(": ").map_or(line, |(_program, message)| message);
     message.starts_with("warning: ") || line.starts_with("warning: ")
 }
 
@@ -385,12 +313,7 @@ fn check_banner(console: &str, machine: Machine, failures: &mut Vec<Failure>) {
 
 /// The KTAP block's shape: one header, one plan, results numbered 1, 2, 3... matching it.
 fn check_structure(report: &ktap::Report, failures: &mut Vec<Failure>) {
-    failures.extend(
-        report
-            .malformed
-            .iter()
-            .map(|line| Failure::Malformed { line: line.clone() }),
-    );
+    failures.extend(report.malformed.iter().map(|line| Failure::Malformed { line: line.clone() }));
     match report.headers {
         0 => {
             failures.push(Failure::NoHeader);
@@ -406,14 +329,9 @@ fn check_structure(report: &ktap::Report, failures: &mut Vec<Failure>) {
         let expected = seen.len() as u32 + 1;
         if result.number != expected {
             failures.push(if seen.contains(&result.number) {
-                Failure::Duplicate {
-                    number: result.number,
-                }
+                Failure::Duplicate { number: result.number }
             } else {
-                Failure::OutOfOrder {
-                    expected,
-                    found: result.number,
-                }
+                Failure::OutOfOrder { expected, found: result.number }
             });
             break;
         }
@@ -424,16 +342,11 @@ fn check_structure(report: &ktap::Report, failures: &mut Vec<Failure>) {
         [] => failures.push(Failure::NoPlan),
         [planned, rest @ ..] => {
             if !rest.is_empty() {
-                failures.push(Failure::RepeatedPlan {
-                    count: report.plans.len(),
-                });
+                failures.push(Failure::RepeatedPlan { count: report.plans.len() });
             }
             let found = report.results.len() as u32;
             if found != *planned {
-                failures.push(Failure::ResultCount {
-                    planned: *planned,
-                    found,
-                });
+                failures.push(Failure::ResultCount { planned: *planned, found });
             }
         }
     }
@@ -443,10 +356,7 @@ fn check_structure(report: &ktap::Report, failures: &mut Vec<Failure>) {
 mod tests {
     use super::*;
 
-    const MACHINE: Machine = Machine {
-        cpus: 2,
-        memory_mib: 1024,
-    };
+    const MACHINE: Machine = Machine { cpus: 2, memory_mib: 1024 };
     const BANNER: &str =
         "ppc64-kernel 0.1.0 firmware=vof cpus=2 memory=1024MiB mmu=radix cmdline=\"selftest=* loglevel=info\"";
 
@@ -482,38 +392,24 @@ mod tests {
     fn passing_boot() {
         let verdict = judge(&boot(&passing_console()), MACHINE);
         assert!(verdict.passed(), "{}", verdict.reason());
-        assert_eq!(
-            verdict.counted,
-            Counts {
-                passed: 2,
-                failed: 0,
-                skipped: 1
-            }
-        );
+        assert_eq!(verdict.counted, Counts { passed: 2, failed: 0, skipped: 1 });
     }
 
     #[test]
     fn passing_boot_with_slof_line_endings_and_qemu_warning() {
         let mut output = boot(&passing_console().replace('\n', "\r\r\n"));
-        output.stderr =
-            "qemu-system-ppc64: warning: TCG doesn't support requested feature\n".into();
+        output.stderr = "qemu-system-ppc64: warning: TCG doesn't support requested feature\n".into();
         let verdict = judge(&output, MACHINE);
         assert!(verdict.passed(), "{}", verdict.reason());
     }
 
     #[test]
     fn not_ok() {
-        let text = console(
-            "1..2",
-            "ok 1 a\nnot ok 2 b # expected 4 got 5\n",
-            "selftests: 1 passed, 1 failed, 0 skipped",
-        );
+        let text =
+            console("1..2", "ok 1 a\nnot ok 2 b # expected 4 got 5\n", "selftests: 1 passed, 1 failed, 0 skipped");
         let verdict = judge(&boot(&text), MACHINE);
         assert_eq!(kinds(&verdict), ["not-ok", "summary-failed"]);
-        assert_eq!(
-            verdict.failures[0].to_string(),
-            "not ok 2 b (expected 4 got 5)"
-        );
+        assert_eq!(verdict.failures[0].to_string(), "not ok 2 b (expected 4 got 5)");
     }
 
     #[test]
@@ -528,10 +424,7 @@ mod tests {
     #[test]
     fn repeated_header() {
         let text = passing_console().replace("1..3\n", "1..3\nKTAP version 1\n");
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::RepeatedHeader { count: 2 }]
-        );
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::RepeatedHeader { count: 2 }]);
     }
 
     #[test]
@@ -543,72 +436,38 @@ mod tests {
     #[test]
     fn repeated_plan() {
         let text = passing_console().replace("1..3\n", "1..3\n1..3\n");
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::RepeatedPlan { count: 2 }]
-        );
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::RepeatedPlan { count: 2 }]);
     }
 
     #[test]
     fn fewer_results_than_planned() {
         let text = passing_console().replace("1..3", "1..4");
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::ResultCount {
-                planned: 4,
-                found: 3
-            }]
-        );
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::ResultCount { planned: 4, found: 3 }]);
     }
 
     #[test]
     fn more_results_than_planned() {
         let text = passing_console().replace("1..3", "1..2");
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::ResultCount {
-                planned: 2,
-                found: 3
-            }]
-        );
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::ResultCount { planned: 2, found: 3 }]);
     }
 
     #[test]
     fn duplicate_number() {
-        let text = console(
-            "1..2",
-            "ok 1 a\nok 1 b\n",
-            "selftests: 2 passed, 0 failed, 0 skipped",
-        );
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::Duplicate { number: 1 }]
-        );
+        let text = console("1..2", "ok 1 a\nok 1 b\n", "selftests: 2 passed, 0 failed, 0 skipped");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::Duplicate { number: 1 }]);
     }
 
     #[test]
     fn out_of_order_number() {
-        let text = console(
-            "1..2",
-            "ok 2 b\nok 1 a\n",
-            "selftests: 2 passed, 0 failed, 0 skipped",
-        );
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::OutOfOrder {
-                expected: 1,
-                found: 2
-            }]
-        );
+        let text = console("1..2", "ok 2 b\nok 1 a\n", "selftests: 2 passed, 0 failed, 0 skipped");
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::OutOfOrder { expected: 1, found: 2 }]);
     }
 
     #[test]
     fn malformed_result() {
         let text = passing_console().replace("ok 2 dt_cpus", "ok two dt_cpus");
         let verdict = judge(&boot(&text), MACHINE);
-        assert!(verdict.failures.contains(&Failure::Malformed {
-            line: "ok two dt_cpus".into()
-        }));
+        assert!(verdict.failures.contains(&Failure::Malformed { line: "ok two dt_cpus".into() }));
     }
 
     #[test]
@@ -620,24 +479,17 @@ mod tests {
             "selftests: 1 passed, 1 failed, 0 skipped",
         );
         let verdict = judge(&boot(&text), MACHINE);
-        assert_eq!(
-            kinds(&verdict),
-            ["fatal", "count", "summary", "summary-failed"]
-        );
-        assert_eq!(
-            verdict.failures[0].to_string(),
-            "kernel: FATAL: panic at kernel/src/x.rs:10:5: msg"
-        );
+        assert_eq!(kinds(&verdict), ["fatal", "count", "summary", "summary-failed"]);
+        assert_eq!(verdict.failures[0].to_string(), "kernel: FATAL: panic at kernel/src/x.rs:10:5: msg");
     }
 
     #[test]
     fn fatal_before_any_ktap() {
-        let text = format!("{BANNER}\nFATAL: exception 0x700 (program) at 0x4123 <f+0x8>\nselftests: 0 passed, 1 failed, 0 skipped\n");
-        let verdict = judge(&boot(&text), MACHINE);
-        assert_eq!(
-            kinds(&verdict),
-            ["fatal", "ktap", "summary", "summary-failed"]
+        let text = format!(
+            "{BANNER}\nFATAL: exception 0x700 (program) at 0x4123 <f+0x8>\nselftests: 0 passed, 1 failed, 0 skipped\n"
         );
+        let verdict = judge(&boot(&text), MACHINE);
+        assert_eq!(kinds(&verdict), ["fatal", "ktap", "summary", "summary-failed"]);
     }
 
     #[test]
@@ -648,56 +500,30 @@ mod tests {
 
     #[test]
     fn summary_not_alone_on_its_line_is_malformed() {
-        let text = passing_console().replace(
-            "selftests: 2 passed, 0 failed, 1 skipped",
-            "selftests: 2 passed, 0 failed, 1 skipped!",
-        );
+        let text = passing_console()
+            .replace("selftests: 2 passed, 0 failed, 1 skipped", "selftests: 2 passed, 0 failed, 1 skipped!");
         assert_eq!(kinds(&judge(&boot(&text), MACHINE)), ["ktap", "summary"]);
     }
 
     #[test]
     fn repeated_summary() {
         let text = passing_console() + "selftests: 2 passed, 0 failed, 1 skipped\n";
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::RepeatedSummary { count: 2 }]
-        );
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::RepeatedSummary { count: 2 }]);
     }
 
     #[test]
     fn summary_disagrees_with_results() {
-        let text = passing_console().replace(
-            "2 passed, 0 failed, 1 skipped",
-            "3 passed, 0 failed, 0 skipped",
-        );
-        let counted = Counts {
-            passed: 2,
-            failed: 0,
-            skipped: 1,
-        };
-        let summary = Counts {
-            passed: 3,
-            failed: 0,
-            skipped: 0,
-        };
-        assert_eq!(
-            judge(&boot(&text), MACHINE).failures,
-            [Failure::SummaryMismatch { summary, counted }]
-        );
+        let text = passing_console().replace("2 passed, 0 failed, 1 skipped", "3 passed, 0 failed, 0 skipped");
+        let counted = Counts { passed: 2, failed: 0, skipped: 1 };
+        let summary = Counts { passed: 3, failed: 0, skipped: 0 };
+        assert_eq!(judge(&boot(&text), MACHINE).failures, [Failure::SummaryMismatch { summary, counted }]);
     }
 
     #[test]
     fn summary_reports_failures() {
         // A failure the kernel counted without printing `not ok` (e.g. a test that panicked).
-        let text = console(
-            "1..1",
-            "ok 1 a\n",
-            "selftests: 1 passed, 1 failed, 0 skipped",
-        );
-        assert_eq!(
-            kinds(&judge(&boot(&text), MACHINE)),
-            ["summary", "summary-failed"]
-        );
+        let text = console("1..1", "ok 1 a\n", "selftests: 1 passed, 1 failed, 0 skipped");
+        assert_eq!(kinds(&judge(&boot(&text), MACHINE)), ["summary", "summary-failed"]);
     }
 
     #[test]
@@ -708,32 +534,22 @@ mod tests {
         output.elapsed = Duration::from_secs(10);
         let verdict = judge(&output, MACHINE);
         assert_eq!(kinds(&verdict), ["timeout", "count", "summary"]);
-        assert_eq!(
-            verdict.failures[0].to_string(),
-            "timed out after 10.0 s; QEMU killed"
-        );
+        assert_eq!(verdict.failures[0].to_string(), "timed out after 10.0 s; QEMU killed");
     }
 
     #[test]
     fn qemu_exit_status() {
         let mut output = boot(&passing_console());
         output.exit_code = Some(1);
-        assert_eq!(
-            judge(&output, MACHINE).failures,
-            [Failure::QemuExit { code: Some(1) }]
-        );
+        assert_eq!(judge(&output, MACHINE).failures, [Failure::QemuExit { code: Some(1) }]);
         output.exit_code = None;
-        assert_eq!(
-            judge(&output, MACHINE).failures,
-            [Failure::QemuExit { code: None }]
-        );
+        assert_eq!(judge(&output, MACHINE).failures, [Failure::QemuExit { code: None }]);
     }
 
     #[test]
     fn guest_log_lines_fail_the_boot_unless_allowed() {
         let mut output = boot(&passing_console());
-        output.qemu_log = "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n"
-            .repeat(3)
+        output.qemu_log = "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n".repeat(3)
             + "Unimplemented SPAPR hcall 0x0000000000000002\n";
         let verdict = judge(&output, MACHINE);
         assert_eq!(kinds(&verdict), ["qemu-log", "qemu-log"]);
@@ -741,14 +557,9 @@ mod tests {
             verdict.failures[0].to_string(),
             "QEMU guest log (3 times): helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0"
         );
-        assert_eq!(
-            verdict.failures[1].to_string(),
-            "QEMU guest log: Unimplemented SPAPR hcall 0x0000000000000002"
-        );
-        let allowed = [LogAllowance {
-            pattern: regex::Regex::new("^Unimplemented SPAPR hcall").unwrap(),
-            reason: "test".into(),
-        }];
+        assert_eq!(verdict.failures[1].to_string(), "QEMU guest log: Unimplemented SPAPR hcall 0x0000000000000002");
+        let allowed =
+            [LogAllowance { pattern: regex::Regex::new("^Unimplemented SPAPR hcall").unwrap(), reason: "test".into() }];
         let verdict = judge_allowing(&output, MACHINE, &allowed);
         assert_eq!(kinds(&verdict), ["qemu-log"]);
         output.qemu_log = "Unimplemented SPAPR hcall 0x2\n\n".into();
@@ -759,13 +570,13 @@ mod tests {
     #[test]
     fn qemu_error_on_stderr() {
         let mut output = boot(&passing_console());
-        output.stderr = "qemu-system-ppc64: warning: fine\nqemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0\n".into();
+        output.stderr =
+            "qemu-system-ppc64: warning: fine\nqemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0\n"
+                .into();
         let verdict = judge(&output, MACHINE);
         assert_eq!(
             verdict.failures,
-            [Failure::QemuError {
-                line: "qemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0".into()
-            }]
+            [Failure::QemuError { line: "qemu-system-ppc64: Trying to execute code outside RAM or ROM at 0x0".into() }]
         );
     }
 
@@ -800,32 +611,16 @@ mod tests {
     #[test]
     fn every_kind_is_listed() {
         let failures = [
-            Failure::TimedOut {
-                after: Duration::ZERO,
-            },
+            Failure::TimedOut { after: Duration::ZERO },
             Failure::QemuExit { code: None },
-            Failure::QemuError {
-                line: String::new(),
-            },
-            Failure::GuestLog {
-                line: String::new(),
-                count: 1,
-            },
-            Failure::Fatal {
-                line: String::new(),
-            },
-            Failure::NotOk {
-                number: 1,
-                name: String::new(),
-                reason: None,
-            },
+            Failure::QemuError { line: String::new() },
+            Failure::GuestLog { line: String::new(), count: 1 },
+            Failure::Fatal { line: String::new() },
+            Failure::NotOk { number: 1, name: String::new(), reason: None },
             Failure::NoBanner,
             Failure::NoHeader,
             Failure::Duplicate { number: 1 },
-            Failure::ResultCount {
-                planned: 1,
-                found: 0,
-            },
+            Failure::ResultCount { planned: 1, found: 0 },
             Failure::NoSummary,
             Failure::SummaryFailed { failed: 1 },
         ];

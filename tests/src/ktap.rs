@@ -13,9 +13,7 @@ pub const SUMMARY_PREFIX: &str = "selftests:";
 /// The console's lines without carriage returns or trailing blanks. Leading blanks are kept:
 /// an indented `ok` belongs to a nested KTAP block, not to the top level.
 pub fn lines(console: &str) -> impl Iterator<Item = &str> {
-    console
-        .split('\n')
-        .map(|line| line.trim_start_matches('\r').trim_end())
+    console.split('\n').map(|line| line.trim_start_matches('\r').trim_end())
 }
 
 /// The console with line endings normalised, for pattern matching and display.
@@ -50,11 +48,7 @@ pub struct Counts {
 
 impl fmt::Display for Counts {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "{} passed, {} failed, {} skipped",
-            self.passed, self.failed, self.skipped
-        )
+        write!(formatter, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
     }
 }
 
@@ -157,9 +151,7 @@ fn parse_result(line: &str) -> Option<Option<TestResult>> {
         number,
         name: name.trim().to_string(),
         outcome,
-        reason: reason
-            .filter(|reason| !reason.is_empty())
-            .map(str::to_string),
+        reason: reason.filter(|reason| !reason.is_empty()).map(str::to_string),
     }))
 }
 
@@ -167,9 +159,7 @@ fn parse_result(line: &str) -> Option<Option<TestResult>> {
 fn strip_skip(directive: &str) -> Option<&str> {
     let keyword = directive.get(..4)?;
     let rest = &directive[4..];
-    if keyword.eq_ignore_ascii_case("skip")
-        && (rest.is_empty() || rest.starts_with(char::is_whitespace))
-    {
+    if keyword.eq_ignore_ascii_case("skip") && (rest.is_empty() || rest.starts_with(char::is_whitespace)) {
         Some(rest.trim())
     } else {
         None
@@ -181,11 +171,7 @@ fn parse_summary(line: &str) -> Option<Counts> {
     let rest = line.strip_prefix("selftests: ")?;
     let mut parts = rest.split(", ");
     let mut count = |suffix: &str| parts.next()?.strip_suffix(suffix)?.parse().ok();
-    let counts = Counts {
-        passed: count(" passed")?,
-        failed: count(" failed")?,
-        skipped: count(" skipped")?,
-    };
+    let counts = Counts { passed: count(" passed")?, failed: count(" failed")?, skipped: count(" skipped")? };
     parts.next().is_none().then_some(counts)
 }
 
@@ -194,12 +180,7 @@ mod tests {
     use super::*;
 
     fn result(number: u32, name: &str, outcome: Outcome, reason: Option<&str>) -> TestResult {
-        TestResult {
-            number,
-            name: name.into(),
-            outcome,
-            reason: reason.map(str::to_string),
-        }
+        TestResult { number, name: name.into(), outcome, reason: reason.map(str::to_string) }
     }
 
     #[test]
@@ -225,22 +206,8 @@ mod tests {
                 result(4, "smp_ipi", Outcome::Skip, None),
             ]
         );
-        assert_eq!(
-            report.counts(),
-            Counts {
-                passed: 1,
-                failed: 1,
-                skipped: 2
-            }
-        );
-        assert_eq!(
-            report.summaries,
-            [Counts {
-                passed: 2,
-                failed: 1,
-                skipped: 1
-            }]
-        );
+        assert_eq!(report.counts(), Counts { passed: 1, failed: 1, skipped: 2 });
+        assert_eq!(report.summaries, [Counts { passed: 2, failed: 1, skipped: 1 }]);
         assert!(report.malformed.is_empty() && report.fatal.is_empty());
     }
 
@@ -259,19 +226,16 @@ mod tests {
 
     #[test]
     fn malformed_lines() {
-        let report = parse("KTAP version 1\nok x name\nselftests: 1 passed\nselftests: 1 passed, 0 failed, 0 skipped, 2 lost\n");
+        let report =
+            parse("KTAP version 1\nok x name\nselftests: 1 passed\nselftests: 1 passed, 0 failed, 0 skipped, 2 lost\n");
         assert_eq!(report.malformed.len(), 3);
         assert!(report.results.is_empty() && report.summaries.is_empty());
     }
 
     #[test]
     fn fatal_lines_anywhere() {
-        let report =
-            parse("FATAL: early\nKTAP version 1\nFATAL: panic at kernel/src/x.rs:10:5: msg\n");
-        assert_eq!(
-            report.fatal,
-            ["FATAL: early", "FATAL: panic at kernel/src/x.rs:10:5: msg"]
-        );
+        let report = parse("FATAL: early\nKTAP version 1\nFATAL: panic at kernel/src/x.rs:10:5: msg\n");
+        assert_eq!(report.fatal, ["FATAL: early", "FATAL: panic at kernel/src/x.rs:10:5: msg"]);
     }
 
     #[test]

@@ -48,8 +48,7 @@ pub fn default_path() -> PathBuf {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Row>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
     parse(&text).map_err(|error| format!("{}:{error}", path.display()))
 }
 
@@ -71,22 +70,14 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
             if sections.iter().any(|section| section.name == name) {
                 return Err(format!("{number}: row `{name}` defined twice"));
             }
-            sections.push(Section {
-                name: name.to_string(),
-                line: number,
-                entries: Vec::new(),
-            });
+            sections.push(Section { name: name.to_string(), line: number, entries: Vec::new() });
             continue;
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| {
-            format!("{number}: expected `key = value`, `[name]` or a `#` comment")
-        })?;
-        let section = sections
-            .last_mut()
-            .ok_or_else(|| format!("{number}: `{}` outside any [row]", key.trim()))?;
-        section
-            .entries
-            .push((number, key.trim().to_string(), value.trim().to_string()));
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{number}: expected `key = value`, `[name]` or a `#` comment"))?;
+        let section = sections.last_mut().ok_or_else(|| format!("{number}: `{}` outside any [row]", key.trim()))?;
+        section.entries.push((number, key.trim().to_string(), value.trim().to_string()));
     }
     sections.iter().map(Section::to_row).collect()
 }
@@ -104,12 +95,8 @@ fn parse_allowance(value: &str) -> Result<LogAllowance, String> {
     if reason.is_empty() {
         return Err(format!("qemu_log_allow `{pattern}` needs a reason after the pattern"));
     }
-    let pattern = Regex::new(pattern)
-        .map_err(|error| format!("bad qemu_log_allow pattern: {error}"))?;
-    Ok(LogAllowance {
-        pattern,
-        reason: reason.to_string(),
-    })
+    let pattern = Regex::new(pattern).map_err(|error| format!("bad qemu_log_allow pattern: {error}"))?;
+    Ok(LogAllowance { pattern, reason: reason.to_string() })
 }
 
 struct Section {
@@ -140,10 +127,7 @@ impl Section {
         let mut firmware_given = false;
         for (number, key, value) in &self.entries {
             let fail = |message: String| format!("{number}: {message}");
-            let repeatable = matches!(
-                key.as_str(),
-                "expect_reason" | "expect_output" | "qemu_log_allow"
-            );
+            let repeatable = matches!(key.as_str(), "expect_reason" | "expect_output" | "qemu_log_allow");
             if !repeatable && seen.contains(&key.as_str()) {
                 return Err(fail(format!("`{key}` given twice in [{}]", self.name)));
             }
@@ -156,10 +140,7 @@ impl Section {
                 "smp" => (row.cpus, row.threads) = qemu::parse_smp(value).map_err(fail)?,
                 "cpu" => {
                     if !KNOWN_CPUS.contains(&value.as_str()) {
-                        return Err(fail(format!(
-                            "unknown cpu `{value}` (one of: {})",
-                            KNOWN_CPUS.join(", ")
-                        )));
+                        return Err(fail(format!("unknown cpu `{value}` (one of: {})", KNOWN_CPUS.join(", "))));
                     }
                     row.cpu = value.clone();
                     cpu_given = true;
@@ -173,19 +154,12 @@ impl Section {
                     row.expect = match value.as_str() {
                         "pass" => Expect::Pass,
                         "fail" => Expect::Fail,
-                        _ => {
-                            return Err(fail(format!(
-                                "expect must be `pass` or `fail`, not `{value}`"
-                            )))
-                        }
+                        _ => return Err(fail(format!("expect must be `pass` or `fail`, not `{value}`"))),
                     }
                 }
                 "expect_reason" => {
                     if !judge::KINDS.contains(&value.as_str()) {
-                        return Err(fail(format!(
-                            "unknown reason `{value}` (one of: {})",
-                            judge::KINDS.join(", ")
-                        )));
+                        return Err(fail(format!("unknown reason `{value}` (one of: {})", judge::KINDS.join(", "))));
                     }
                     row.expect_reasons.push(value.clone());
                 }
@@ -226,10 +200,7 @@ impl Row {
     }
 
     pub fn machine(&self) -> Machine {
-        Machine {
-            cpus: self.cpus,
-            memory_mib: self.memory_mib,
-        }
+        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
     }
 
     /// Why this row cannot boot on this host, if it cannot (a KVM row without KVM): the
@@ -243,9 +214,7 @@ impl Row {
 
     /// Where this row's QEMU guest log goes: `build/qemu-logs/<row>.log`.
     pub fn qemu_log_path(&self) -> PathBuf {
-        crate::image::workspace_root()
-            .join("build/qemu-logs")
-            .join(format!("{}.log", self.name))
+        crate::image::workspace_root().join("build/qemu-logs").join(format!("{}.log", self.name))
     }
 
     /// Judges this row's boot, allowing the guest-log messages the row lists.
@@ -255,12 +224,7 @@ impl Row {
 
     /// The boot for this row; `env_timeout` is `BOOT_TIMEOUT`, which the row's own
     /// `timeout` overrides.
-    pub fn boot_config(
-        &self,
-        qemu: &Path,
-        kernel: &Path,
-        env_timeout: Option<Duration>,
-    ) -> BootConfig {
+    pub fn boot_config(&self, qemu: &Path, kernel: &Path, env_timeout: Option<Duration>) -> BootConfig {
         let mut config = BootConfig::new(qemu, kernel);
         config.firmware = self.firmware;
         config.cpu = self.cpu.clone();
@@ -270,11 +234,7 @@ impl Row {
         config.memory_mib = self.memory_mib;
         config.qemu_log = self.qemu_log_path();
         config.append = self.append.clone();
-        config.timeout = Some(
-            self.timeout
-                .or(env_timeout)
-                .unwrap_or(self.firmware.default_timeout()),
-        );
+        config.timeout = Some(self.timeout.or(env_timeout).unwrap_or(self.firmware.default_timeout()));
         config
     }
 
@@ -282,20 +242,12 @@ impl Row {
     /// expected failure failed); `Err` says what was wrong.
     pub fn assess(&self, output: &BootOutput, verdict: &Verdict) -> Result<String, String> {
         let note = match self.expect {
-            Expect::Pass if !verdict.passed() => {
-                return Err(format!("boot failed: {}", verdict.reason()))
-            }
+            Expect::Pass if !verdict.passed() => return Err(format!("boot failed: {}", verdict.reason())),
             Expect::Pass => String::new(),
-            Expect::Fail if verdict.passed() => {
-                return Err("boot passed, but this row expects it to fail".into())
-            }
+            Expect::Fail if verdict.passed() => return Err("boot passed, but this row expects it to fail".into()),
             Expect::Fail => {
-                let missing: Vec<&str> = self
-                    .expect_reasons
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|kind| !verdict.has_kind(kind))
-                    .collect();
+                let missing: Vec<&str> =
+                    self.expect_reasons.iter().map(String::as_str).filter(|kind| !verdict.has_kind(kind)).collect();
                 if !missing.is_empty() {
                     return Err(format!(
                         "boot failed, but not with the expected {}: {}",
@@ -307,8 +259,7 @@ impl Row {
                     .iter()
                     .copied()
                     .filter(|kind| {
-                        verdict.has_kind(kind)
-                            && !self.expect_reasons.iter().any(|expected| expected == kind)
+                        verdict.has_kind(kind) && !self.expect_reasons.iter().any(|expected| expected == kind)
                     })
                     .collect();
                 if !unexpected.is_empty() {
@@ -368,17 +319,11 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         let rows = rows();
         assert_eq!(rows.len(), 2);
         let vof = &rows[0];
-        assert_eq!(
-            (vof.name.as_str(), vof.firmware, vof.cpus, vof.memory_mib),
-            ("vof-smp1", Firmware::Vof, 2, 512)
-        );
+        assert_eq!((vof.name.as_str(), vof.firmware, vof.cpus, vof.memory_mib), ("vof-smp1", Firmware::Vof, 2, 512));
         assert_eq!(vof.append, "selftest=mm,dt loglevel=debug");
         assert_eq!(vof.expect, Expect::Pass);
         let panic = &rows[1];
-        assert_eq!(
-            (panic.firmware, panic.cpus, panic.memory_mib),
-            (Firmware::Slof, 1, 1024)
-        );
+        assert_eq!((panic.firmware, panic.cpus, panic.memory_mib), (Firmware::Slof, 1, 1024));
         assert_eq!(panic.timeout, Some(Duration::from_secs(5)));
         assert_eq!(panic.expect_reasons, ["fatal"]);
         assert_eq!(panic.expect_output.len(), 2);
@@ -421,43 +366,22 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         let rows = rows();
         let config = |row: &Row, env| row.boot_config(Path::new("q"), Path::new("k"), env).timeout;
         assert_eq!(config(&rows[0], None), Some(Duration::from_secs(30)));
-        assert_eq!(
-            config(&rows[0], Some(Duration::from_secs(90))),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            config(&rows[1], Some(Duration::from_secs(90))),
-            Some(Duration::from_secs(5))
-        );
+        assert_eq!(config(&rows[0], Some(Duration::from_secs(90))), Some(Duration::from_secs(90)));
+        assert_eq!(config(&rows[1], Some(Duration::from_secs(90))), Some(Duration::from_secs(5)));
     }
 
     #[test]
     fn errors_name_the_line() {
         let error = |text: &str| parse(text).unwrap_err();
-        assert_eq!(
-            error("[a]\nfirmware = vof\nsmpp = 2\n"),
-            "3: unknown key `smpp`"
-        );
+        assert_eq!(error("[a]\nfirmware = vof\nsmpp = 2\n"), "3: unknown key `smpp`");
         assert_eq!(error("firmware = vof\n"), "1: `firmware` outside any [row]");
-        assert_eq!(
-            error("[a]\nsmp = 1\n"),
-            "1: [a] needs `firmware = vof|slof`"
-        );
-        assert_eq!(
-            error("[a]\nfirmware = vof\n[a]\n"),
-            "3: row `a` defined twice"
-        );
-        assert_eq!(
-            error("[a]\nfirmware = vof\nsmp = 1\nsmp = 2\n"),
-            "4: `smp` given twice in [a]"
-        );
+        assert_eq!(error("[a]\nsmp = 1\n"), "1: [a] needs `firmware = vof|slof`");
+        assert_eq!(error("[a]\nfirmware = vof\n[a]\n"), "3: row `a` defined twice");
+        assert_eq!(error("[a]\nfirmware = vof\nsmp = 1\nsmp = 2\n"), "4: `smp` given twice in [a]");
         assert!(error("[a]\nfirmware = ofw\n").starts_with("2: unknown firmware"));
-        assert!(error("[a]\nfirmware = vof\nexpect = fail\n")
-            .contains("needs at least one `expect_reason`"));
-        assert!(error("[a]\nfirmware = vof\nexpect_reason = boom\n")
-            .starts_with("3: unknown reason `boom`"));
-        assert!(error("[a]\nfirmware = vof\nexpect_output = (\n")
-            .starts_with("3: bad expect_output pattern"));
+        assert!(error("[a]\nfirmware = vof\nexpect = fail\n").contains("needs at least one `expect_reason`"));
+        assert!(error("[a]\nfirmware = vof\nexpect_reason = boom\n").starts_with("3: unknown reason `boom`"));
+        assert!(error("[a]\nfirmware = vof\nexpect_output = (\n").starts_with("3: bad expect_output pattern"));
         assert!(error("[a b]\n").starts_with("1: bad section header"));
     }
 
@@ -470,130 +394,71 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
     }
 
     fn verdict(failures: Vec<Failure>) -> Verdict {
-        Verdict {
-            failures,
-            ..Verdict::default()
-        }
+        Verdict { failures, ..Verdict::default() }
     }
 
     fn output(console: &str) -> BootOutput {
-        BootOutput {
-            console: console.into(),
-            ..BootOutput::default()
-        }
+        BootOutput { console: console.into(), ..BootOutput::default() }
     }
 
-    const PANIC_CONSOLE: &str =
-        "x\r\nFATAL: panic at a.rs:1:1: boom\r\nselftests: 1 passed, 1 failed, 0 skipped\r\n";
+    const PANIC_CONSOLE: &str = "x\r\nFATAL: panic at a.rs:1:1: boom\r\nselftests: 1 passed, 1 failed, 0 skipped\r\n";
 
     #[test]
     fn expected_failure_for_the_right_reason() {
         let row = &rows()[1];
-        let failures = vec![
-            Failure::Fatal {
-                line: "FATAL: panic".into(),
-            },
-            Failure::SummaryFailed { failed: 1 },
-        ];
-        let note = row
-            .assess(&output(PANIC_CONSOLE), &verdict(failures))
-            .expect("row passes");
-        assert!(
-            note.starts_with("failed as expected: kernel: FATAL: panic"),
-            "{note}"
-        );
+        let failures = vec![Failure::Fatal { line: "FATAL: panic".into() }, Failure::SummaryFailed { failed: 1 }];
+        let note = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).expect("row passes");
+        assert!(note.starts_with("failed as expected: kernel: FATAL: panic"), "{note}");
     }
 
     #[test]
     fn expected_failure_that_passed() {
         let row = &rows()[1];
-        let error = row
-            .assess(&output(PANIC_CONSOLE), &verdict(vec![]))
-            .unwrap_err();
+        let error = row.assess(&output(PANIC_CONSOLE), &verdict(vec![])).unwrap_err();
         assert_eq!(error, "boot passed, but this row expects it to fail");
     }
 
     #[test]
     fn expected_failure_for_another_reason() {
         let row = &rows()[1];
-        let failures = vec![Failure::NotOk {
-            number: 1,
-            name: "a".into(),
-            reason: None,
-        }];
-        let error = row
-            .assess(&output(PANIC_CONSOLE), &verdict(failures))
-            .unwrap_err();
-        assert_eq!(
-            error,
-            "boot failed, but not with the expected fatal: not ok 1 a"
-        );
+        let failures = vec![Failure::NotOk { number: 1, name: "a".into(), reason: None }];
+        let error = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).unwrap_err();
+        assert_eq!(error, "boot failed, but not with the expected fatal: not ok 1 a");
     }
 
     #[test]
     fn expected_failure_that_also_hung() {
         let row = &rows()[1];
-        let failures = vec![
-            Failure::TimedOut {
-                after: Duration::from_secs(5),
-            },
-            Failure::Fatal {
-                line: "FATAL: panic".into(),
-            },
-        ];
-        let error = row
-            .assess(&output(PANIC_CONSOLE), &verdict(failures))
-            .unwrap_err();
-        assert!(
-            error.starts_with("boot also failed with unexpected timeout: "),
-            "{error}"
-        );
+        let failures =
+            vec![Failure::TimedOut { after: Duration::from_secs(5) }, Failure::Fatal { line: "FATAL: panic".into() }];
+        let error = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).unwrap_err();
+        assert!(error.starts_with("boot also failed with unexpected timeout: "), "{error}");
     }
 
     #[test]
     fn expected_output_must_match() {
         let row = &rows()[1];
-        let failures = vec![Failure::Fatal {
-            line: "FATAL: panic".into(),
-        }];
+        let failures = vec![Failure::Fatal { line: "FATAL: panic".into() }];
         let console = "FATAL: panic at a.rs:1:1: boom\nselftests: 1 passed, 0 failed, 0 skipped\n";
-        let error = row
-            .assess(&output(console), &verdict(failures))
-            .unwrap_err();
-        assert_eq!(
-            error,
-            r"console does not match /^selftests: \d+ passed, [1-9]\d* failed/"
-        );
+        let error = row.assess(&output(console), &verdict(failures)).unwrap_err();
+        assert_eq!(error, r"console does not match /^selftests: \d+ passed, [1-9]\d* failed/");
     }
 
     #[test]
     fn expected_pass() {
         let row = &rows()[0];
         assert_eq!(row.assess(&output(""), &verdict(vec![])), Ok(String::new()));
-        let error = row
-            .assess(&output(""), &verdict(vec![Failure::NoSummary]))
-            .unwrap_err();
-        assert_eq!(
-            error,
-            "boot failed: no `selftests: P passed, F failed, S skipped` line"
-        );
+        let error = row.assess(&output(""), &verdict(vec![Failure::NoSummary])).unwrap_err();
+        assert_eq!(error, "boot failed: no `selftests: P passed, F failed, S skipped` line");
     }
 
     #[test]
     fn shipped_matrix_parses() {
         let rows = load(&default_path()).expect("tests/matrix.cfg parses");
-        assert!(rows
-            .iter()
-            .any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Vof));
-        assert!(rows
-            .iter()
-            .any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Slof));
+        assert!(rows.iter().any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Vof));
+        assert!(rows.iter().any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Slof));
         for kind in ["fatal", "timeout", "not-ok"] {
-            assert!(
-                rows.iter()
-                    .any(|row| row.expect_reasons.iter().any(|reason| reason == kind)),
-                "{kind}"
-            );
+            assert!(rows.iter().any(|row| row.expect_reasons.iter().any(|reason| reason == kind)), "{kind}");
         }
     }
 }

@@ -80,9 +80,7 @@ impl FromStr for Firmware {
         match text {
             "vof" => Ok(Firmware::Vof),
             "slof" => Ok(Firmware::Slof),
-            _ => Err(format!(
-                "unknown firmware `{text}` (expected `vof` or `slof`)"
-            )),
+            _ => Err(format!("unknown firmware `{text}` (expected `vof` or `slof`)")),
         }
     }
 }
@@ -97,21 +95,13 @@ impl fmt::Display for Firmware {
 /// MiB, optionally suffixed `M`/`MiB` or `G`/`GiB` (case-insensitive).
 pub fn parse_memory_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("bad memory size `{text}` (expected e.g. 512M or 1G)"))?;
+    let number: u64 = digits.parse().map_err(|_| format!("bad memory size `{text}` (expected e.g. 512M or 1G)"))?;
     let mib_per_unit = match unit.to_ascii_lowercase().as_str() {
         "" | "m" | "mib" => 1,
         "g" | "gib" => 1024,
-        _ => {
-            return Err(format!(
-                "bad memory size `{text}` (expected e.g. 512M or 1G)"
-            ))
-        }
+        _ => return Err(format!("bad memory size `{text}` (expected e.g. 512M or 1G)")),
     };
     match number.checked_mul(mib_per_unit) {
         Some(mib) if mib > 0 => Ok(mib),
@@ -130,9 +120,7 @@ pub fn binary_from_env() -> PathBuf {
 /// The timeout from env `BOOT_TIMEOUT` (seconds, may be fractional), if set.
 pub fn timeout_from_env() -> Result<Option<Duration>, String> {
     match std::env::var("BOOT_TIMEOUT") {
-        Ok(text) => parse_seconds(&text)
-            .map(Some)
-            .map_err(|error| format!("BOOT_TIMEOUT: {error}")),
+        Ok(text) => parse_seconds(&text).map(Some).map_err(|error| format!("BOOT_TIMEOUT: {error}")),
         Err(_) => Ok(None),
     }
 }
@@ -147,13 +135,8 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// The first line of `qemu --version`, e.g. "QEMU emulator version 10.0.2 (...)".
 pub fn version(qemu: &Path) -> Result<String, String> {
-    let output = retry_if_busy(|| {
-        Command::new(qemu)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output()
-    })
-    .map_err(|error| format!("cannot run `{} --version`: {error}", qemu.display()))?;
+    let output = retry_if_busy(|| Command::new(qemu).arg("--version").stdin(Stdio::null()).output())
+        .map_err(|error| format!("cannot run `{} --version`: {error}", qemu.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     match stdout.lines().next() {
         Some(line) if output.status.success() => Ok(line.trim().to_string()),
@@ -205,15 +188,10 @@ pub fn kvm_unavailable() -> Option<String> {
 
 fn kvm_unavailable_on(arch: &str, device: &Path) -> Option<String> {
     if !arch.starts_with("powerpc64") {
-        return Some(format!(
-            "KVM needs a POWER host; this host is {arch}, so KVM boots are skipped"
-        ));
+        return Some(format!("KVM needs a POWER host; this host is {arch}, so KVM boots are skipped"));
     }
     if !device.exists() {
-        return Some(format!(
-            "{} is missing (no KVM on this host), so KVM boots are skipped",
-            device.display()
-        ));
+        return Some(format!("{} is missing (no KVM on this host), so KVM boots are skipped", device.display()));
     }
     None
 }
@@ -229,9 +207,7 @@ pub fn parse_smp(text: &str) -> Result<(u32, u32), String> {
     let cpus: u32 = cpus.trim().parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
     let threads: u32 = threads.trim().parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
     if !cpus.is_multiple_of(threads) {
-        return Err(format!(
-            "bad smp `{text}`: {cpus} CPUs are not whole cores of {threads} threads"
-        ));
+        return Err(format!("bad smp `{text}`: {cpus} CPUs are not whole cores of {threads} threads"));
     }
     Ok((cpus, threads))
 }
@@ -248,9 +224,7 @@ fn fresh_log_path() -> PathBuf {
 
 fn is_fresh_log_path(path: &Path) -> bool {
     path.parent() == Some(std::env::temp_dir().as_path())
-        && path
-            .file_name()
-            .is_some_and(|name| name.to_string_lossy().starts_with(FRESH_LOG_PREFIX))
+        && path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(FRESH_LOG_PREFIX))
 }
 
 /// Whether QEMU gets a process group of its own.
@@ -327,10 +301,7 @@ impl BootConfig {
 
     /// The machine the banner must describe.
     pub fn machine(&self) -> Machine {
-        Machine {
-            cpus: self.cpus,
-            memory_mib: self.memory_mib,
-        }
+        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
     }
 
     /// The kernel command line: `append`, plus `expect_cpus=`/`expect_mem=` describing the
@@ -339,11 +310,7 @@ impl BootConfig {
     pub fn kernel_cmdline(&self) -> String {
         let mut cmdline = self.append.trim().to_string();
         let mut add = |key: &str, value: String| {
-            if !self
-                .append
-                .split_whitespace()
-                .any(|word| word.starts_with(key))
-            {
+            if !self.append.split_whitespace().any(|word| word.starts_with(key)) {
                 if !cmdline.is_empty() {
                     cmdline.push(' ');
                 }
@@ -472,23 +439,15 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
         std::fs::create_dir_all(parent)?;
     }
     let mut command = Command::new(&config.qemu);
-    command
-        .args(config.args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(config.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if config.process_group == ProcessGroup::Own {
         command.process_group(0);
     }
     process::kill_when_parent_exits(&mut command);
 
     let started = Instant::now();
-    let mut qemu = RunningQemu::spawn(&mut command, config.process_group).map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot start `{}`: {error}", config.qemu.display()),
-        )
-    })?;
+    let mut qemu = RunningQemu::spawn(&mut command, config.process_group)
+        .map_err(|error| io::Error::new(error.kind(), format!("cannot start `{}`: {error}", config.qemu.display())))?;
     let deadline = config.timeout.map(|timeout| started + timeout);
 
     let (sender, events) = mpsc::channel();
@@ -591,10 +550,7 @@ fn retry_if_busy<T>(mut start: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut attempt = 1;
     loop {
         match start() {
-            Err(error)
-                if error.kind() == io::ErrorKind::ExecutableFileBusy
-                    && attempt < SPAWN_ATTEMPTS =>
-            {
+            Err(error) if error.kind() == io::ErrorKind::ExecutableFileBusy && attempt < SPAWN_ATTEMPTS => {
                 attempt += 1;
                 thread::sleep(SPAWN_RETRY_DELAY);
             }
@@ -610,10 +566,7 @@ fn spawn_reader(mut pipe: impl Read + Send + 'static, stream: Stream, events: mp
             match pipe.read(&mut buffer) {
                 Ok(0) => break,
                 Ok(length) => {
-                    if events
-                        .send(Event::Data(stream, buffer[..length].to_vec()))
-                        .is_err()
-                    {
+                    if events.send(Event::Data(stream, buffer[..length].to_vec())).is_err() {
                         return;
                     }
                 }
@@ -636,11 +589,7 @@ struct RunningQemu {
 impl RunningQemu {
     fn spawn(command: &mut Command, process_group: ProcessGroup) -> io::Result<Self> {
         let child = retry_if_busy(|| command.spawn())?;
-        Ok(RunningQemu {
-            child,
-            process_group,
-            reaped: false,
-        })
+        Ok(RunningQemu { child, process_group, reaped: false })
     }
 
     fn kill(&mut self) {
@@ -675,11 +624,7 @@ mod tests {
     }
 
     fn args(config: &BootConfig) -> Vec<String> {
-        config
-            .args()
-            .into_iter()
-            .map(|arg| arg.into_string().unwrap())
-            .collect()
+        config.args().into_iter().map(|arg| arg.into_string().unwrap()).collect()
     }
 
     #[test]
@@ -801,10 +746,7 @@ mod tests {
         config.append = "expect_cpus=3 expect_mem=2G".into();
         assert_eq!(config.kernel_cmdline(), "expect_cpus=3 expect_mem=2G");
         config.append = " x=\"a  b\" expect_mem=2G ".into();
-        assert_eq!(
-            config.kernel_cmdline(),
-            "x=\"a  b\" expect_mem=2G expect_cpus=1"
-        );
+        assert_eq!(config.kernel_cmdline(), "x=\"a  b\" expect_mem=2G expect_cpus=1");
         config.append = String::new();
         assert_eq!(config.kernel_cmdline(), "expect_cpus=1 expect_mem=1024M");
     }
@@ -814,14 +756,8 @@ mod tests {
         let mut config = config();
         config.append = "cmd='x'".into();
         let shown = config.display_command();
-        assert!(
-            shown.starts_with("qemu-system-ppc64 -M pseries,x-vof=on,"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains(r"-append 'cmd='\''x'\'' expect_cpus=1 expect_mem=1024M'"),
-            "{shown}"
-        );
+        assert!(shown.starts_with("qemu-system-ppc64 -M pseries,x-vof=on,"), "{shown}");
+        assert!(shown.contains(r"-append 'cmd='\''x'\'' expect_cpus=1 expect_mem=1024M'"), "{shown}");
     }
 
     #[test]

@@ -10,10 +10,8 @@ fn the_kernel_has_its_barriers() {
     let objdump = disasm::objdump().expect("llvm-objdump");
     let text = disasm::disassemble(&objdump, &image).expect("disassembly");
     let functions = disasm::functions(&text);
-    let failures: Vec<String> = disasm::EXPECTATIONS
-        .iter()
-        .filter_map(|expectation| disasm::check(&functions, expectation).err())
-        .collect();
+    let failures: Vec<String> =
+        disasm::EXPECTATIONS.iter().filter_map(|expectation| disasm::check(&functions, expectation).err()).collect();
     for expectation in disasm::EXPECTATIONS {
         eprintln!("barrier: {} has `{}` after `{}`", expectation.function, expectation.barrier, expectation.after);
     }

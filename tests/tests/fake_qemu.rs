@@ -211,9 +211,7 @@ fn process_is_dead(pid: u32) -> bool {
     loop {
         let dead = match fs::read_to_string(format!("/proc/{pid}/stat")) {
             // The state follows the parenthesised command name.
-            Ok(stat) => stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
             Err(_) => true,
         };
         if dead || Instant::now() >= deadline {
@@ -230,10 +228,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn version_is_the_first_line() {
     let fake = FakeQemu::new("");
-    assert_eq!(
-        qemu::version(&fake.script),
-        Ok("QEMU emulator version 0.0.0 (fake)".into())
-    );
+    assert_eq!(qemu::version(&fake.script), Ok("QEMU emulator version 0.0.0 (fake)".into()));
     assert!(qemu::version(&fake.dir.join("missing")).is_err());
 }
 
@@ -242,22 +237,11 @@ fn passing_boot_gets_exactly_the_built_command_line() {
     let fake = FakeQemu::new(PASSING_CONSOLE);
     let config = fake.config();
     let (output, verdict) = boot(&config);
-    assert!(
-        verdict.passed(),
-        "{}\n{}",
-        verdict.reason(),
-        output.transcript
-    );
+    assert!(verdict.passed(), "{}\n{}", verdict.reason(), output.transcript);
     assert_eq!(output.exit_code, Some(0));
-    let built: Vec<String> = config
-        .args()
-        .iter()
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .collect();
+    let built: Vec<String> = config.args().iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
     assert_eq!(fake.recorded_args(), built);
-    assert!(built
-        .windows(2)
-        .any(|pair| pair == ["-append", "a b expect_cpus=2 expect_mem=512M"]));
+    assert!(built.windows(2).any(|pair| pair == ["-append", "a b expect_cpus=2 expect_mem=512M"]));
 }
 
 #[test]
@@ -266,10 +250,7 @@ fn banner_must_match_the_machine() {
     let mut config = fake.config();
     config.cpus = 4;
     let (_, verdict) = boot(&config);
-    assert_eq!(
-        verdict.reason(),
-        "banner says cpus=2, but QEMU was given -smp 4"
-    );
+    assert_eq!(verdict.reason(), "banner says cpus=2, but QEMU was given -smp 4");
 }
 
 #[test]
@@ -288,31 +269,18 @@ fn hang_is_killed_at_the_deadline_with_its_process_group() {
         output.elapsed
     );
     assert_eq!(verdict.failures[0].kind(), "timeout");
-    assert!(
-        output.console.contains("KTAP version 1"),
-        "output before the hang is kept"
-    );
-    assert!(
-        process_is_dead(fake.recorded_pid("sleeper")),
-        "the fake's child survived"
-    );
+    assert!(output.console.contains("KTAP version 1"), "output before the hang is kept");
+    assert!(process_is_dead(fake.recorded_pid("sleeper")), "the fake's child survived");
 }
 
 #[test]
 fn qemu_failing_to_start_the_machine() {
     let fake = FakeQemu::new("echo 'qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0' >&2\nexit 1\n");
     let (output, verdict) = boot(&fake.config());
-    let kinds: Vec<_> = verdict
-        .failures
-        .iter()
-        .map(|failure| failure.kind())
-        .collect();
+    let kinds: Vec<_> = verdict.failures.iter().map(|failure| failure.kind()).collect();
     assert_eq!(kinds[..2], ["qemu-exit", "qemu-stderr"]);
     assert_eq!(verdict.failures[0].to_string(), "QEMU exited with status 1");
-    assert_eq!(
-        verdict.failures[1].to_string(),
-        "QEMU error: qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0"
-    );
+    assert_eq!(verdict.failures[1].to_string(), "QEMU error: qemu-system-ppc64: -smp 0: Invalid SMP CPUs 0");
     assert!(output.transcript.contains("Invalid SMP CPUs"));
 }
 
@@ -331,9 +299,8 @@ fn qemu_error_after_a_good_console() {
 
 #[test]
 fn qemu_warnings_are_not_errors() {
-    let fake = FakeQemu::new(&format!(
-        "echo 'qemu-system-ppc64: warning: TCG does not support X' >&2\n{PASSING_CONSOLE}"
-    ));
+    let fake =
+        FakeQemu::new(&format!("echo 'qemu-system-ppc64: warning: TCG does not support X' >&2\n{PASSING_CONSOLE}"));
     let (output, verdict) = boot(&fake.config());
     assert!(verdict.passed(), "{}", verdict.reason());
     assert!(output.transcript.contains("warning: TCG"));
@@ -349,21 +316,12 @@ fn qemu_killed_by_a_signal() {
 
 #[test]
 fn child_left_holding_the_console_does_not_hang_the_harness() {
-    let fake = FakeQemu::new(&format!(
-        "{PASSING_CONSOLE}sleep 1000 &\necho $! > \"$dir/leftover\"\nexit 0\n"
-    ));
+    let fake = FakeQemu::new(&format!("{PASSING_CONSOLE}sleep 1000 &\necho $! > \"$dir/leftover\"\nexit 0\n"));
     let started = Instant::now();
     let (output, verdict) = boot(&fake.config());
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     assert!(verdict.passed(), "{}", verdict.reason());
-    assert!(
-        process_is_dead(fake.recorded_pid("leftover")),
-        "the leftover child survived"
-    );
+    assert!(process_is_dead(fake.recorded_pid("leftover")), "the leftover child survived");
     assert!(!output.timed_out);
 }
 
@@ -390,10 +348,7 @@ fn output_is_streamed_as_it_arrives() {
     };
     let output = qemu::run(&fake.config(), &mut observer).expect("fake QEMU starts");
     let first_seen = first_seen.expect("saw the first line");
-    assert!(
-        first_seen < Duration::from_millis(800),
-        "first line after {first_seen:?}"
-    );
+    assert!(first_seen < Duration::from_millis(800), "first line after {first_seen:?}");
     assert!(output.elapsed >= Duration::from_secs(1));
     assert_eq!(output.console, "first\nsecond\n");
 }
@@ -444,29 +399,18 @@ fn kboot_streams_and_passes() {
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("KTAP version 1\n1..2\n"), "{stdout}");
-    assert!(
-        stderr.contains("kboot: QEMU emulator version 0.0.0 (fake)"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("kboot: PASS: selftests 1 passed, 0 failed, 1 skipped"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("kboot: QEMU emulator version 0.0.0 (fake)"), "{stderr}");
+    assert!(stderr.contains("kboot: PASS: selftests 1 passed, 0 failed, 1 skipped"), "{stderr}");
     assert!(!fake.recorded_args().contains(&"-S".to_string()));
 }
 
 #[test]
 fn kboot_fails_with_the_reason() {
-    let fake = FakeQemu::new(
-        &PASSING_CONSOLE.replace("ok 1 mm_alloc", "not ok 1 mm_alloc # leaked 4 pages"),
-    );
+    let fake = FakeQemu::new(&PASSING_CONSOLE.replace("ok 1 mm_alloc", "not ok 1 mm_alloc # leaked 4 pages"));
     let output = fake.kboot(&["--smp", "2", "--mem", "512M"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("kboot:   not ok 1 mm_alloc (leaked 4 pages)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("kboot:   not ok 1 mm_alloc (leaked 4 pages)"), "{stderr}");
 }
 
 #[test]
@@ -475,11 +419,7 @@ fn kboot_timeout() {
     let started = Instant::now();
     let output = fake.kboot(&["--timeout", "0.5"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        text(&output.stderr).contains("timed out after"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert!(text(&output.stderr).contains("timed out after"), "{}", text(&output.stderr));
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
@@ -490,20 +430,13 @@ fn kboot_gdb_starts_halted_with_the_stub() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let args = fake.recorded_args();
     assert!(args.windows(2).any(|pair| pair == ["-s", "-S"]), "{args:?}");
-    assert!(args.contains(
-        &"pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off".to_string()
-    ));
+    assert!(args.contains(&"pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off".to_string()));
 }
 
 #[test]
 fn kboot_usage_errors() {
     let fake = FakeQemu::new(PASSING_CONSOLE);
-    for args in [
-        &["--smp", "two"][..],
-        &["--fw", "ofw"],
-        &["--frobnicate"],
-        &["--mem"],
-    ] {
+    for args in [&["--smp", "two"][..], &["--fw", "ofw"], &["--frobnicate"], &["--mem"]] {
         let output = fake.kboot(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(text(&output.stderr).contains("usage: kboot"), "{args:?}");
@@ -529,10 +462,7 @@ fn a_guest_error_in_the_qemu_log_fails_the_boot() {
     // A log left by an earlier boot is not this boot's.
     fs::write(&config.qemu_log, "stale line from another boot\n").unwrap();
     let (output, verdict) = boot(&config);
-    assert_eq!(
-        output.qemu_log,
-        "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n"
-    );
+    assert_eq!(output.qemu_log, "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n");
     assert!(verdict.has_kind("qemu-log"), "{}", verdict.reason());
     assert_eq!(verdict.failures.len(), 1, "{}", verdict.reason());
 

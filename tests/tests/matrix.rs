@@ -34,17 +34,10 @@ impl Arguments {
         let mut parsed = Arguments::default();
         while let Some(arg) = args.next() {
             let (flag, inline_value) = match arg.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => {
-                    (flag.to_string(), Some(value.to_string()))
-                }
+                Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
                 _ => (arg.clone(), None),
             };
-            let mut value = || {
-                inline_value
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or(format!("{flag} needs a value"))
-            };
+            let mut value = || inline_value.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
             match flag.as_str() {
                 "--list" => parsed.list = true,
                 "--exact" => parsed.exact = true,
@@ -52,12 +45,8 @@ impl Arguments {
                 "--skip" => parsed.skips.push(value()?),
                 "--test-threads" => {
                     let text = value()?;
-                    parsed.jobs = Some(
-                        text.parse()
-                            .ok()
-                            .filter(|&jobs| jobs > 0)
-                            .ok_or(format!("bad --test-threads `{text}`"))?,
-                    );
+                    parsed.jobs =
+                        Some(text.parse().ok().filter(|&jobs| jobs > 0).ok_or(format!("bad --test-threads `{text}`"))?);
                 }
                 "--color" | "--format" | "--logfile" | "-Z" => {
                     value()?;
@@ -77,8 +66,7 @@ impl Arguments {
                 name.contains(pattern.as_str())
             }
         };
-        (self.filters.is_empty() || self.filters.iter().any(matches))
-            && !self.skips.iter().any(matches)
+        (self.filters.is_empty() || self.filters.iter().any(matches)) && !self.skips.iter().any(matches)
     }
 }
 
@@ -107,16 +95,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let only = std::env::var("HARNESS_ONLY")
-        .ok()
-        .filter(|only| !only.is_empty());
+    let only = std::env::var("HARNESS_ONLY").ok().filter(|only| !only.is_empty());
     let selected: Vec<Row> = rows
         .into_iter()
-        .filter(|row| {
-            row.selected_by(only.as_deref())
-                && arguments.selects(&row.name)
-                && !arguments.ignored_only
-        })
+        .filter(|row| row.selected_by(only.as_deref()) && arguments.selects(&row.name) && !arguments.ignored_only)
         .collect();
 
     if arguments.list {
@@ -125,24 +107,14 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!(
-        "\nrunning {} matrix boot{}",
-        selected.len(),
-        if selected.len() == 1 { "" } else { "s" }
-    );
+    println!("\nrunning {} matrix boot{}", selected.len(), if selected.len() == 1 { "" } else { "s" });
     if selected.is_empty() {
         return ExitCode::SUCCESS;
     }
 
     let qemu_binary = qemu::binary_from_env();
     let results = match prepare(&qemu_binary) {
-        Ok((kernel, env_timeout)) => run_rows(
-            &selected,
-            &qemu_binary,
-            &kernel,
-            env_timeout,
-            jobs(&arguments),
-        ),
+        Ok((kernel, env_timeout)) => run_rows(&selected, &qemu_binary, &kernel, env_timeout, jobs(&arguments)),
         Err(error) => {
             // Every selected boot fails with the reason (e.g. the build error): never skipped.
             println!("matrix: cannot boot:\n{error}");
@@ -170,13 +142,7 @@ fn prepare(qemu_binary: &Path) -> Result<(PathBuf, Option<Duration>), String> {
 }
 
 fn jobs(arguments: &Arguments) -> usize {
-    let from_env = || {
-        std::env::var("HARNESS_JOBS")
-            .ok()?
-            .parse()
-            .ok()
-            .filter(|&jobs: &usize| jobs > 0)
-    };
+    let from_env = || std::env::var("HARNESS_JOBS").ok()?.parse().ok().filter(|&jobs: &usize| jobs > 0);
     let host = || thread::available_parallelism().map_or(1, usize::from);
     arguments.jobs.or_else(from_env).unwrap_or_else(host)
 }
@@ -197,28 +163,16 @@ fn run_rows(
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(row) = rows.get(index) else { break };
                 let result = run_row(row, qemu_binary, kernel, env_timeout);
-                results
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())[index] = Some(result);
+                results.lock().unwrap_or_else(|poisoned| poisoned.into_inner())[index] = Some(result);
             });
         }
     });
-    let results = results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    results
-        .into_iter()
-        .map(|result| result.expect("every row ran"))
-        .collect()
+    let results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    results.into_iter().map(|result| result.expect("every row ran")).collect()
 }
 
 /// Boots one row and prints its result: on failure, with the whole console.
-fn run_row(
-    row: &Row,
-    qemu_binary: &Path,
-    kernel: &Path,
-    env_timeout: Option<Duration>,
-) -> RowResult {
+fn run_row(row: &Row, qemu_binary: &Path, kernel: &Path, env_timeout: Option<Duration>) -> RowResult {
     if let Some(why) = row.skip_reason() {
         println!("test {} ... skipped: {why}", row.name);
         return RowResult {
@@ -233,36 +187,18 @@ fn run_row(
     let (assessment, elapsed, transcript, qemu_log) = match qemu::run(&config, &mut |_, _| {}) {
         Ok(output) => {
             let verdict = row.judge(&output);
-            (
-                row.assess(&output, &verdict),
-                output.elapsed,
-                output.transcript,
-                output.qemu_log,
-            )
+            (row.assess(&output, &verdict), output.elapsed, output.transcript, output.qemu_log)
         }
-        Err(error) => (
-            Err(format!("cannot boot: {error}")),
-            Duration::ZERO,
-            String::new(),
-            String::new(),
-        ),
+        Err(error) => (Err(format!("cannot boot: {error}")), Duration::ZERO, String::new(), String::new()),
     };
     let seconds = elapsed.as_secs_f64();
     let mut report = String::new();
     match &assessment {
-        Ok(note) if note.is_empty() => {
-            report.push_str(&format!("test {} ... ok ({seconds:.2} s)\n", row.name))
-        }
-        Ok(note) => report.push_str(&format!(
-            "test {} ... ok ({seconds:.2} s; {note})\n",
-            row.name
-        )),
+        Ok(note) if note.is_empty() => report.push_str(&format!("test {} ... ok ({seconds:.2} s)\n", row.name)),
+        Ok(note) => report.push_str(&format!("test {} ... ok ({seconds:.2} s; {note})\n", row.name)),
         Err(reason) => {
             report.push_str(&format!("test {} ... FAILED ({seconds:.2} s)\n", row.name));
-            report.push_str(&format!(
-                "  reason:  {reason}\n  command: {}\n",
-                config.display_command()
-            ));
+            report.push_str(&format!("  reason:  {reason}\n  command: {}\n", config.display_command()));
             report.push_str(&format!("---- {} console (stdout+stderr) ----\n", row.name));
             report.push_str(&transcript);
             if !transcript.is_empty() && !transcript.ends_with('\n') {
@@ -270,11 +206,7 @@ fn run_row(
             }
             report.push_str(&format!("---- end of {} console ----\n", row.name));
             if !qemu_log.is_empty() {
-                report.push_str(&format!(
-                    "---- {} QEMU guest log ({}) ----\n",
-                    row.name,
-                    config.qemu_log.display()
-                ));
+                report.push_str(&format!("---- {} QEMU guest log ({}) ----\n", row.name, config.qemu_log.display()));
                 report.push_str(&shorten_log(&qemu_log, 40));
                 report.push_str(&format!("---- end of {} QEMU guest log ----\n", row.name));
             }
@@ -282,21 +214,13 @@ fn run_row(
     }
     // One write per row, so that parallel rows' reports do not interleave.
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(report.as_bytes())
-        .and_then(|()| stdout.flush());
+    let _ = stdout.write_all(report.as_bytes()).and_then(|()| stdout.flush());
 
     let (passed, note) = match assessment {
         Ok(note) => (true, note),
         Err(reason) => (false, reason),
     };
-    RowResult {
-        name: row.name.clone(),
-        passed,
-        skipped: false,
-        elapsed,
-        note,
-    }
+    RowResult { name: row.name.clone(), passed, skipped: false, elapsed, note }
 }
 
 /// The first `limit` lines of a guest log (one bad instruction in a loop can log
@@ -311,11 +235,7 @@ fn shorten_log(log: &str, limit: usize) -> String {
 }
 
 fn print_summary(results: &[RowResult]) -> ExitCode {
-    let width = results
-        .iter()
-        .map(|result| result.name.len())
-        .max()
-        .unwrap_or(0);
+    let width = results.iter().map(|result| result.name.len()).max().unwrap_or(0);
     println!("\nmatrix summary:");
     for result in results {
         let verdict = match (result.skipped, result.passed) {
@@ -325,10 +245,7 @@ fn print_summary(results: &[RowResult]) -> ExitCode {
         };
         let seconds = result.elapsed.as_secs_f64();
         let note = shorten(first_line(&result.note), 100);
-        println!(
-            "  {:width$}  {verdict}  {seconds:6.2} s  {note}",
-            result.name
-        );
+        println!("  {:width$}  {verdict}  {seconds:6.2} s  {note}", result.name);
     }
     let failed = results.iter().filter(|result| !result.passed).count();
     let skipped = results.iter().filter(|result| result.skipped).count();

@@ -14,10 +14,8 @@ use kernel::{kassert, kassert_eq};
 use crate::mmu;
 use crate::vm_selftests::settled_free_frames;
 
-pub static ACCOUNTING: Suite = Suite {
-    name: "accounting",
-    tests: &[Test { name: "every_frame_table_and_pin_is_back", run: everything_is_back }],
-};
+pub static ACCOUNTING: Suite =
+    Suite { name: "accounting", tests: &[Test { name: "every_frame_table_and_pin_is_back", run: everything_is_back }] };
 
 static BASELINE_FREE: AtomicU64 = AtomicU64::new(0);
 static BASELINE_DEFERRED: AtomicU64 = AtomicU64::new(0);
@@ -44,7 +42,10 @@ fn everything_is_back(_: &Env<'_>) -> TestResult {
             first = Some((index, count, page.mapcount(), page.flags()));
         }
     }
-    kassert!(pinned == 0 && anonymous == 0, "{pinned} pinned and {anonymous} anonymous pages left; first (index, refcount, mapcount, flags): {first:?}");
+    kassert!(
+        pinned == 0 && anonymous == 0,
+        "{pinned} pinned and {anonymous} anonymous pages left; first (index, refcount, mapcount, flags): {first:?}"
+    );
     // Tables deferred at the baseline are free now: count them as free then.
     let baseline = BASELINE_FREE.load(Ordering::Acquire);
     kassert!(

@@ -236,7 +236,8 @@ fn collapse(env: &Env<'_>) -> TestResult {
         return Err(fail("cannot fault in the region"));
     }
     let busy_cpu = online_secondaries().next();
-    let mut cases: Vec<(&str, CollapseIpi, bool)> = alloc::vec![("collapse_noipi", CollapseIpi::Off, false), ("collapse_ipi", CollapseIpi::On, false)];
+    let mut cases: Vec<(&str, CollapseIpi, bool)> =
+        alloc::vec![("collapse_noipi", CollapseIpi::Off, false), ("collapse_ipi", CollapseIpi::On, false)];
     if busy_cpu.is_some() {
         cases.push(("collapse_noipi_busy", CollapseIpi::Off, true));
         cases.push(("collapse_ipi_busy", CollapseIpi::On, true));
@@ -287,7 +288,9 @@ fn flush(env: &Env<'_>) -> TestResult {
         })
     };
     let entries = || -> Vec<kernel::mm::pagetable::Entry> {
-        mm.with_arch(|arch| (0..32).filter_map(|i| arch.tree().translate(SMALL + i * FRAME_SIZE)).map(|t| t.entry).collect())
+        mm.with_arch(|arch| {
+            (0..32).filter_map(|i| arch.tree().translate(SMALL + i * FRAME_SIZE)).map(|t| t.entry).collect()
+        })
     };
     touch_all();
     match mmu::mode() {

@@ -64,7 +64,13 @@ fn unmap_small_pages() {
     for i in 0..PAGES {
         if let Some(Ok(gone)) = mmu::with_kernel_tree(|tree| tree.unmap(AREA + i * FRAME_SIZE)) {
             if let Some(flush) = mmu::flusher() {
-                flush.flush_page(KERNEL_SPACE, AREA + i * FRAME_SIZE, gone.size, gone.entry, kernel::mm::mmu::Scope::Global);
+                flush.flush_page(
+                    KERNEL_SPACE,
+                    AREA + i * FRAME_SIZE,
+                    gone.size,
+                    gone.entry,
+                    kernel::mm::mmu::Scope::Global,
+                );
             }
             mmu::release_kernel_tables(&gone.tables);
         }
@@ -76,7 +82,8 @@ fn pmdp_collapse_flush_unhooks_the_pte_table(_: &Env<'_>) -> TestResult {
         kskip!("translation is off (mmu=off)");
     }
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
-    let result = map_small_pages(frame).and_then(|()| collapse_and_restore(kernel::mm::knobs::collapse_ipi()).map(|_| ()));
+    let result =
+        map_small_pages(frame).and_then(|()| collapse_and_restore(kernel::mm::knobs::collapse_ipi()).map(|_| ()));
     unmap_small_pages();
     mm::free_frame(frame);
     result
@@ -115,7 +122,10 @@ fn require_translation_and_cpus(env: &Env<'_>) -> TestResult {
 /// the walker has left.
 fn ipi_waits_for_lockless_walkers(env: &Env<'_>) -> TestResult {
     require_translation_and_cpus(env)?;
-    kassert!(collapse_against_walker(CollapseIpi::On)?, "collapse flush with the IPI returned while the walker was inside");
+    kassert!(
+        collapse_against_walker(CollapseIpi::On)?,
+        "collapse flush with the IPI returned while the walker was inside"
+    );
     Ok(())
 }
 

@@ -165,7 +165,7 @@ pub fn set_dcache_block(bytes: usize) {
 /// clear_page does: one instruction per 128 bytes instead of sixteen stores.
 pub fn zero_blocks(start: *mut u8, len: usize) {
     let block = DCACHE_BLOCK.load(core::sync::atomic::Ordering::Relaxed);
-    if block == 0 || start as usize % block != 0 || len % block != 0 {
+    if block == 0 || !(start as usize).is_multiple_of(block) || !len.is_multiple_of(block) {
         // SAFETY: the caller owns the range.
         unsafe { core::ptr::write_bytes(start, 0, len) };
         return;

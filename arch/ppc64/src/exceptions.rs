@@ -237,7 +237,9 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
             let li = stub.add(STUB_LI_WORD);
             li.write_volatile(li.read() | vector as u32);
             let branch = stub.add(STUB_BRANCH_WORD);
-            branch.write_volatile((branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK));
+            branch.write_volatile(
+                (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),
+            );
         }
         cpu::sync_icache(stub as usize, STUB_WORDS * 4, dcache_block, icache_block);
     }
@@ -274,7 +276,8 @@ const AIL_0XC000000000004000: u64 = 3;
 /// Asks for interrupts taken with translation on to land at
 /// 0xc000000000004000 + vector, relocated (`install` wrote stubs there).
 pub fn enable_relocation_on_interrupts() -> Result<(), &'static str> {
-    let status = crate::hcall::hcall4_retry(crate::hcall::H_SET_MODE, AIL_0XC000000000004000, H_SET_MODE_RESOURCE_AIL, 0, 0);
+    let status =
+        crate::hcall::hcall4_retry(crate::hcall::H_SET_MODE, AIL_0XC000000000004000, H_SET_MODE_RESOURCE_AIL, 0, 0);
     if status != crate::hcall::H_SUCCESS {
         return Err("H_SET_MODE refused relocation-on interrupts (AIL 3)");
     }

@@ -42,7 +42,13 @@ fn enter_fatal() {
 fn panic(info: &PanicInfo<'_>) -> ! {
     enter_fatal();
     match info.location() {
-        Some(location) => report!("\nFATAL: panic at {}:{}:{}: {}\n", location.file(), location.line(), location.column(), info.message()),
+        Some(location) => report!(
+            "\nFATAL: panic at {}:{}:{}: {}\n",
+            location.file(),
+            location.line(),
+            location.column(),
+            info.message()
+        ),
         None => report!("\nFATAL: panic: {}\n", info.message()),
     }
     report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());
@@ -82,7 +88,7 @@ pub fn walk_stack(sp: u64, mut visit: impl FnMut(u64)) {
     let limit = READABLE_LIMIT.load(Ordering::Relaxed);
     let readable = |address: u64| {
         let physical = address & !kernel::mm::LINEAR_MAP_BASE;
-        address % 8 == 0 && physical >= crate::exceptions::VECTOR_AREA_END && physical + 24 <= limit
+        address.is_multiple_of(8) && physical >= crate::exceptions::VECTOR_AREA_END && physical + 24 <= limit
     };
     let mut frame = sp;
     for _ in 0..32 {

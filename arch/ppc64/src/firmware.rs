@@ -104,18 +104,16 @@ pub fn processor() -> Processor {
 fn negotiate_radix(ci: &ClientInterface) -> MmuMode {
     let cpu = processor();
     if !cpu.isa.has_radix() {
-        kernel::warn!(
-            "mmu: {} (ISA {}) has no radix MMU; falling back to hash",
-            cpu.name,
-            cpu.isa.name()
-        );
+        kernel::warn!("mmu: {} (ISA {}) has no radix MMU; falling back to hash", cpu.name, cpu.isa.name());
         return negotiate(ci, MmuRequest::Hash);
     }
     let chosen = ci.find("/chosen").unwrap_or_else(|| panic!("device tree has no node /chosen"));
     let mut support = [0u8; 16];
     let len = ci.getprop(chosen, "ibm,arch-vec-5-platform-support", &mut support).unwrap_or(0);
     if !cas::platform_offers_radix(&support[..len.min(support.len())]) {
-        kernel::warn!("mmu: the platform does not offer radix (/chosen ibm,arch-vec-5-platform-support); falling back to hash");
+        kernel::warn!(
+            "mmu: the platform does not offer radix (/chosen ibm,arch-vec-5-platform-support); falling back to hash"
+        );
         return negotiate(ci, MmuRequest::Hash);
     }
     negotiate(ci, MmuRequest::RadixGtse)

@@ -19,10 +19,10 @@ use kernel::mm::pagetable::{self, Entry, PageSize, Slot};
 use kernel::mm::{self, FRAME_SIZE, LINEAR_MAP_BASE};
 use spin::Mutex;
 
-use crate::exceptions::{self, vector, TrapFrame};
-use crate::mmu::{self, dsisr, isi_srr1, FaultAction, Mode};
-use crate::hcall::{self, hcall_ret};
 use crate::cpu;
+use crate::exceptions::{self, vector, TrapFrame};
+use crate::hcall::{self, hcall_ret};
+use crate::mmu::{self, dsisr, isi_srr1, FaultAction, Mode};
 
 const H_REGISTER_PROC_TBL: u64 = 0x37c;
 
@@ -390,7 +390,11 @@ pub fn hash_page(ea: u64) -> Result<(), HashPageError> {
 /// `hash_page` with test-only synchronisation points.
 pub fn hash_page_with(ea: u64, hooks: &impl kernel::mm::gup::RaceHooks) -> Result<(), HashPageError> {
     let (context, vsid) = segment_of(ea).ok_or(HashPageError::NoSegment)?;
-    let root = if context == KERNEL_SPACE { mmu::kernel_root() } else { CONTEXT_ROOTS[context as usize].load(Ordering::Acquire) };
+    let root = if context == KERNEL_SPACE {
+        mmu::kernel_root()
+    } else {
+        CONTEXT_ROOTS[context as usize].load(Ordering::Acquire)
+    };
     hash_fault::hash_fault(root, ea, mm::phys_to_virt, &Segment { context, vsid }, hooks).map_err(|error| match error {
         hash_fault::HashFaultError::NotMapped => HashPageError::NotMapped,
         hash_fault::HashFaultError::Table(error) => HashPageError::Hcall(error),
@@ -416,7 +420,10 @@ impl Segment {
     /// H_REMOVE of the HPTE recorded as `bits`, if it is still `page`'s.
     fn remove_recorded(&self, page: u64, bits: u64) {
         let (_, secondary) = hash_fault::slot_of(bits);
-        let _ = h_remove(recorded_ptex(self.hash(page), bits), self.v(page) | if secondary { hpt::v::SECONDARY } else { 0 });
+        let _ = h_remove(
+            recorded_ptex(self.hash(page), bits),
+            self.v(page) | if secondary { hpt::v::SECONDARY } else { 0 },
+        );
     }
 }
 
@@ -495,7 +502,10 @@ fn hashed_slots(space: SpaceId, address: u64, size: PageSize, old: Entry, mut ea
         PageSize::Base => {
             if old.0 & PTE_HASHED != 0 {
                 let secondary = old.0 & PTE_SECONDARY != 0;
-                each(recorded_ptex(page_hash(base), old.0), page_v(base) | if secondary { hpt::v::SECONDARY } else { 0 });
+                each(
+                    recorded_ptex(page_hash(base), old.0),
+                    page_v(base) | if secondary { hpt::v::SECONDARY } else { 0 },
+                );
             }
         }
         _ => {
@@ -505,7 +515,10 @@ fn hashed_slots(space: SpaceId, address: u64, size: PageSize, old: Entry, mut ea
             for key in keys {
                 let bits = slots.remove(&key).unwrap_or(0);
                 let secondary = bits & PTE_SECONDARY != 0;
-                each(recorded_ptex(page_hash(key.1), bits), page_v(key.1) | if secondary { hpt::v::SECONDARY } else { 0 });
+                each(
+                    recorded_ptex(page_hash(key.1), bits),
+                    page_v(key.1) | if secondary { hpt::v::SECONDARY } else { 0 },
+                );
             }
         }
     }

@@ -75,17 +75,24 @@ fn hpte_inserted_on_first_touch(_: &Env<'_>) -> TestResult {
         kassert!(touch(address + 0x20).is_ok());
         let (after, size) = leaf(address)?;
         kassert!(hash::is_hashed(after), "no slot recorded after the access: {after:?}");
-        let (ptex, hpte) = hash::recorded_hpte(KERNEL_SPACE, address, size, after).ok_or_else(|| fail("no HPTE at the recorded slot"))?;
+        let (ptex, hpte) = hash::recorded_hpte(KERNEL_SPACE, address, size, after)
+            .ok_or_else(|| fail("no HPTE at the recorded slot"))?;
         let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
-        kassert!(hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1), "HPTE {ptex:#x} v {:#x} is not this page's", hpte.v);
+        kassert!(
+            hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1),
+            "HPTE {ptex:#x} v {:#x} is not this page's",
+            hpte.v
+        );
         kassert_eq!(hpte.r & hpt::r::RPN_MASK & !0xffff, frame.address());
         kassert!(hpte.v & hpt::v::BOLTED == 0);
         Ok(())
     })();
-    mmu::with_kernel_tree(|tree| tree.unmap(address)).map(|r| r.map(|gone| {
-        HASH_FLUSH.flush_page(KERNEL_SPACE, address, gone.size, gone.entry, Scope::Global);
-        release(&gone.tables);
-    }));
+    mmu::with_kernel_tree(|tree| tree.unmap(address)).map(|r| {
+        r.map(|gone| {
+            HASH_FLUSH.flush_page(KERNEL_SPACE, address, gone.size, gone.entry, Scope::Global);
+            release(&gone.tables);
+        })
+    });
     mm::free_frame(frame);
     result
 }
@@ -104,7 +111,10 @@ fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
     mm::free_frame(frame);
     let after = hash::h_read(ptex).map_err(|e| fail(alloc::format!("H_READ {ptex:#x}: {e:?}")))?;
     let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
-    kassert!(after.v & hpt::v::VALID == 0 || !hpt::v_matches(after.v, vpn, hpt::SegmentSize::T1), "HPTE {ptex:#x} still there: {after:?}");
+    kassert!(
+        after.v & hpt::v::VALID == 0 || !hpt::v_matches(after.v, vpn, hpt::SegmentSize::T1),
+        "HPTE {ptex:#x} still there: {after:?}"
+    );
     kassert_eq!(touch(address), Err(exceptions::vector::DATA_STORAGE));
     Ok(())
 }
@@ -119,7 +129,8 @@ fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
     let result = (|| {
         kassert!(touch(address).is_ok());
         let (entry, size) = leaf(address)?;
-        let (ptex, before) = hash::recorded_hpte(KERNEL_SPACE, address, size, entry).ok_or_else(|| fail("not hashed"))?;
+        let (ptex, before) =
+            hash::recorded_hpte(KERNEL_SPACE, address, size, entry).ok_or_else(|| fail("not hashed"))?;
         kassert_eq!(before.r & (hpt::r::PP0 | hpt::r::PP_MASK), hpt::pp_bits(true, false));
         mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("{e:?}")))?;
         let (entry, size) = leaf(address)?;
@@ -171,7 +182,10 @@ fn full_groups_evict_without_loss(_: &Env<'_>) -> TestResult {
     }
     mm::free_frame(frame);
     result?;
-    kassert!(evictions >= PAGES - 2 * hpt::HPTES_PER_GROUP, "only {evictions} evictions for {PAGES} pages in one group pair");
+    kassert!(
+        evictions >= PAGES - 2 * hpt::HPTES_PER_GROUP,
+        "only {evictions} evictions for {PAGES} pages in one group pair"
+    );
     Ok(())
 }
 
@@ -203,7 +217,10 @@ fn pmd_leaf_hashes_touched_subpages(_: &Env<'_>) -> TestResult {
         HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
         release(&tables);
         for &i in &touched {
-            kassert!(hash::recorded_hpte(KERNEL_SPACE, address + i * FRAME_SIZE, size, entry).is_none(), "subpage {i} still recorded");
+            kassert!(
+                hash::recorded_hpte(KERNEL_SPACE, address + i * FRAME_SIZE, size, entry).is_none(),
+                "subpage {i} still recorded"
+            );
             kassert_eq!(touch(address + i * FRAME_SIZE), Err(exceptions::vector::DATA_STORAGE));
         }
         Ok(())
@@ -250,7 +267,10 @@ fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
     for (i, ptex) in slots {
         let hpte = hash::h_read(ptex).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
         let vpn = hash::page_vpn(KERNEL_SPACE, start + i * FRAME_SIZE).ok_or_else(|| fail("no segment"))?;
-        kassert!(hpte.v & hpt::v::VALID == 0 || !hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1), "subpage {i}'s HPTE survived");
+        kassert!(
+            hpte.v & hpt::v::VALID == 0 || !hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1),
+            "subpage {i}'s HPTE survived"
+        );
     }
     Ok(())
 }
@@ -265,7 +285,10 @@ fn hptes_for(address: u64) -> Result<usize, Failure> {
         let group = hash::geometry().group_slot(page_hash, secondary);
         for quad in (0..hpt::HPTES_PER_GROUP).step_by(4) {
             let four = hash::h_read4(group + quad).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
-            found += four.iter().filter(|h| h.v & hpt::v::VALID != 0 && hpt::v_matches(h.v, vpn, hpt::SegmentSize::T1)).count();
+            found += four
+                .iter()
+                .filter(|h| h.v & hpt::v::VALID != 0 && hpt::v_matches(h.v, vpn, hpt::SegmentSize::T1))
+                .count();
         }
     }
     Ok(found)

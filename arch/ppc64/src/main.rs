@@ -15,16 +15,16 @@ mod cpu;
 mod exceptions;
 mod fatal;
 mod firmware;
-mod hcall;
-mod hvc;
-mod khugepaged;
-mod inject;
-mod ksyms;
-mod percpu;
 mod hash;
 mod hash_selftests;
+mod hcall;
+mod hvc;
+mod inject;
+mod khugepaged;
+mod ksyms;
 mod mmu;
 mod mmu_selftests;
+mod percpu;
 mod race_selftests;
 mod radix;
 mod rcu_selftests;
@@ -33,12 +33,12 @@ mod sched;
 mod sched_selftests;
 mod selftests;
 mod smp;
+mod smp_selftests;
+mod stress_selftests;
 mod timer;
 mod vm;
 mod vm_selftests;
-mod stress_selftests;
 mod xics;
-mod smp_selftests;
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -143,7 +143,7 @@ extern "C" fn boot_cpu_entry(
         // Translation reaches all RAM now, not just the real-mode area.
         let added = mm::add_memory_above(info, info.real_mode_limit);
         if added > 0 {
-            info!("memory: {} MiB above the real-mode limit now usable", added * FRAME_SIZE >> 20);
+            info!("memory: {} MiB above the real-mode limit now usable", (added * FRAME_SIZE) >> 20);
         }
         fatal::set_readable_limit(info.memory.iter().map(|r| r.end()).max().unwrap_or(0));
     }
@@ -173,13 +173,8 @@ extern "C" fn boot_cpu_entry(
 /// PAPR: a pseries partition chooses the endianness of interrupts with
 /// H_SET_MODE; the firmware may have left them big-endian.
 fn take_interrupts_little_endian() {
-    let status = hcall::hcall4_retry(
-        hcall::H_SET_MODE,
-        hcall::H_SET_MODE_ENDIAN_LITTLE,
-        hcall::H_SET_MODE_RESOURCE_LE,
-        0,
-        0,
-    );
+    let status =
+        hcall::hcall4_retry(hcall::H_SET_MODE, hcall::H_SET_MODE_ENDIAN_LITTLE, hcall::H_SET_MODE_RESOURCE_LE, 0, 0);
     if status != hcall::H_SUCCESS {
         panic!("H_SET_MODE(little-endian interrupts) failed with status {status}");
     }
@@ -214,7 +209,10 @@ fn print_banner(info: &BootInfo, online: usize) {
     for range in &info.memory {
         info!("memory: {:#014x}-{:#014x} ({} MiB)", range.start, range.end(), range.size >> 20);
     }
-    info!("real-mode limit: {:#x}; RTAS at {:#x} (entry {:#x}, {} bytes)", info.real_mode_limit, info.rtas.base, info.rtas.entry, info.rtas.size);
+    info!(
+        "real-mode limit: {:#x}; RTAS at {:#x} (entry {:#x}, {} bytes)",
+        info.real_mode_limit, info.rtas.base, info.rtas.entry, info.rtas.size
+    );
 }
 
 /// The POWER9 `tlbie` errata fix-ups radix flushes apply (`erat`, `erat+stq`), or
@@ -241,7 +239,8 @@ fn init_memory(info: &BootInfo, load_base: u64) {
     }
     // SAFETY: real mode (identity), every range still in use is in `reserved`,
     // and this runs once before any frame is allocated.
-    let frames = unsafe { mm::init(info, info.real_mode_limit, &reserved) }.unwrap_or_else(|why| panic!("memory: {why}"));
+    let frames =
+        unsafe { mm::init(info, info.real_mode_limit, &reserved) }.unwrap_or_else(|why| panic!("memory: {why}"));
     for r in reserved.iter().chain(core::iter::once(&frames.bitmap)) {
         info!("memory: reserved {:#012x}-{:#012x} {}", r.start, r.end, r.what);
     }
@@ -249,14 +248,14 @@ fn init_memory(info: &BootInfo, load_base: u64) {
     mm::init_pages(info).unwrap_or_else(|why| panic!("memory: {why}"));
     let heap_bytes = (frames.free_frames * FRAME_SIZE / 16).clamp(HEAP_MIN, HEAP_MAX);
     let heap_frames = heap_bytes / FRAME_SIZE;
-    let heap = mm::alloc_contiguous(heap_frames, 1)
-        .unwrap_or_else(|| panic!("memory: no {heap_bytes}-byte run for the heap"));
+    let heap =
+        mm::alloc_contiguous(heap_frames, 1).unwrap_or_else(|| panic!("memory: no {heap_bytes}-byte run for the heap"));
     // SAFETY: the frames were just taken from the allocator and are never
     // returned; real mode maps them at their physical address.
     unsafe { mm::heap::HEAP.init(mm::phys_to_virt(heap.address()), heap_bytes as usize) };
     info!(
         "memory: {} MiB free in {} frames of 64 KiB; heap {} MiB at {:#x}",
-        mm::free_frames() * FRAME_SIZE >> 20,
+        (mm::free_frames() * FRAME_SIZE) >> 20,
         mm::free_frames(),
         heap_bytes >> 20,
         heap.address()
@@ -267,7 +266,11 @@ fn init_memory(info: &BootInfo, load_base: u64) {
 pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
     [
         Reserved { start: 0, end: exceptions::VECTOR_AREA_END, what: "exception vectors" },
-        Reserved { start: mm::virt_to_phys(load_base), end: mm::virt_to_phys(ksyms::image_end()), what: "kernel image" },
+        Reserved {
+            start: mm::virt_to_phys(load_base),
+            end: mm::virt_to_phys(ksyms::image_end()),
+            what: "kernel image",
+        },
         Reserved { start: info.rtas.base, end: info.rtas.base + info.rtas.size as u64, what: "RTAS" },
     ]
 }
@@ -280,8 +283,11 @@ fn run_selftests(env: &Env<'_>) {
     // Benchmarks (bench=, patterns of their names) run after the self-tests,
     // then the injected failure.
     let benchmarks = ktest::Filter::new(env.options.bench);
-    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> =
-        benchmarks::BENCHMARKS.iter().filter(|test| benchmarks.matches(test.name, test.name)).map(|test| ("bench", test)).collect();
+    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> = benchmarks::BENCHMARKS
+        .iter()
+        .filter(|test| benchmarks.matches(test.name, test.name))
+        .map(|test| ("bench", test))
+        .collect();
     if env.options.bench != "none" && extra.is_empty() {
         warn!("bench: '{}' selects no benchmark", env.options.bench);
     }

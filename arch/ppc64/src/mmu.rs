@@ -326,7 +326,8 @@ impl AddressSpace {
     pub fn new() -> Result<AddressSpace, MapError> {
         let id = {
             let mut bits = SPACE_ID_BITS.lock();
-            let id = (0..SPACE_IDS).find(|&i| bits[(i / 64) as usize] & (1 << (i % 64)) == 0).ok_or(MapError::NoMemory)?;
+            let id =
+                (0..SPACE_IDS).find(|&i| bits[(i / 64) as usize] & (1 << (i % 64)) == 0).ok_or(MapError::NoMemory)?;
             bits[(id / 64) as usize] |= 1 << (id % 64);
             id
         };
@@ -526,7 +527,9 @@ pub fn handle_fault(frame: &TrapFrame) -> FaultAction {
         return FaultAction::Retry;
     }
     let (address, store, instruction, missing) = match frame.vector {
-        vector::DATA_STORAGE => (frame.dar, frame.dsisr & dsisr::STORE != 0, false, frame.dsisr & dsisr::NO_TRANSLATION != 0),
+        vector::DATA_STORAGE => {
+            (frame.dar, frame.dsisr & dsisr::STORE != 0, false, frame.dsisr & dsisr::NO_TRANSLATION != 0)
+        }
         vector::INSTRUCTION_STORAGE => (frame.srr0, false, true, frame.srr1 & isi_srr1::NO_TRANSLATION != 0),
         _ => return FaultAction::Unhandled,
     };

@@ -305,8 +305,7 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
     let flush = require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let small = filled_frame(0x5a)?;
-    let huge = mm::alloc_contiguous(FRAMES, FRAMES)
-        .ok_or_else(|| fail("no 2 MiB run"))?;
+    let huge = mm::alloc_contiguous(FRAMES, FRAMES).ok_or_else(|| fail("no 2 MiB run"))?;
     let huge_base = mm::phys_to_virt(huge.address()) as u64;
     for i in 0..FRAMES {
         // SAFETY: inside the run just allocated, through the linear map.
@@ -345,8 +344,7 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
 fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
     require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
-    let run = mm::alloc_contiguous(FRAMES, FRAMES)
-        .ok_or_else(|| fail("no 2 MiB run"))?;
+    let run = mm::alloc_contiguous(FRAMES, FRAMES).ok_or_else(|| fail("no 2 MiB run"))?;
     let base = mm::phys_to_virt(run.address()) as u64;
     let offsets = [0u64, 0x1_0008, 0xf_fff0, 0x1f_fff8];
     for &offset in &offsets {
@@ -415,8 +413,12 @@ fn pid_switch_switches_address_space(_: &Env<'_>) -> TestResult {
     let (frame_a, frame_b) = (filled_frame(0xa)?, filled_frame(0xb)?);
     let result = (|| {
         let prot = Prot::READ | Prot::WRITE | Prot::USER;
-        a.tree().map(USER_ADDRESS, frame_a.address(), PageSize::Base, prot).map_err(|e| fail(alloc::format!("{e:?}")))?;
-        b.tree().map(USER_ADDRESS, frame_b.address(), PageSize::Base, prot).map_err(|e| fail(alloc::format!("{e:?}")))?;
+        a.tree()
+            .map(USER_ADDRESS, frame_a.address(), PageSize::Base, prot)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
+        b.tree()
+            .map(USER_ADDRESS, frame_b.address(), PageSize::Base, prot)
+            .map_err(|e| fail(alloc::format!("{e:?}")))?;
         a.activate();
         let in_a = load(USER_ADDRESS);
         b.activate();
@@ -491,7 +493,10 @@ fn freed_tables_return_to_allocator(_: &Env<'_>) -> TestResult {
         let after_pgd = mm::free_frames();
         let pages = [0x1000_0000u64, 0x1001_0000, 0x1020_0000, 0x4000_0000, 0x80_0000_0000];
         for &page in &pages {
-            space.tree().map(page, frame.address(), PageSize::Base, Prot::READ | Prot::USER).map_err(|e| fail(alloc::format!("{e:?}")))?;
+            space
+                .tree()
+                .map(page, frame.address(), PageSize::Base, Prot::READ | Prot::USER)
+                .map_err(|e| fail(alloc::format!("{e:?}")))?;
         }
         kassert!(mm::free_frames() < after_pgd, "mapping took no table frames");
         for &page in &pages {

@@ -35,10 +35,10 @@ use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::mmu;
-use crate::vm::{self, UserMm};
-use crate::vm_selftests::{new_mm, ok, physical_at, settled_free_frames};
 use crate::smp;
 use crate::smp_selftests::online_secondaries;
+use crate::vm::{self, UserMm};
+use crate::vm_selftests::{new_mm, ok, physical_at, settled_free_frames};
 
 pub static RACE: Suite = Suite {
     name: "race",
@@ -272,7 +272,11 @@ fn run(settings: RaceSettings, env: &Env<'_>) -> Result<Outcome, Failure> {
                 _ => "pinned a page",
             },
             if collapsed { "went ahead" } else { "gave up (page pinned)" },
-            if B_HELD_BACK_A.load(Ordering::Acquire) != 0 { "ended by A's IPI waiting for B (A held back)" } else { "ended by A's isolation check" }
+            if B_HELD_BACK_A.load(Ordering::Acquire) != 0 {
+                "ended by A's IPI waiting for B (A held back)"
+            } else {
+                "ended by A's isolation check"
+            }
         );
         // GUP's unpin: the last reference of a page collapse discarded.
         if gup_result > 5 {
@@ -301,7 +305,11 @@ fn no_recheck_no_ipi(env: &Env<'_>) -> TestResult {
     kassert!(o.mapped_now != o.old.address(), "the address still maps the pinned page");
     kassert_eq!(o.old_refcount, kernel::mm::page::PIN_BIAS);
     kassert_eq!(o.write_visible, Some(false));
-    kernel::println!("# counter-example: GUP pinned {:#x}; the address now maps {:#x}; a write through the pin is lost", o.gup, o.mapped_now);
+    kernel::println!(
+        "# counter-example: GUP pinned {:#x}; the address now maps {:#x}; a write through the pin is lost",
+        o.gup,
+        o.mapped_now
+    );
     Ok(())
 }
 
@@ -392,7 +400,12 @@ impl RaceHooks for ReleaseBeforeRecheck {
 }
 
 fn gup_recheck_after_release(_: u64) -> u64 {
-    encode(race_mm().pin_page_fast_with(BASE + TARGET * FRAME_SIZE, true, RaceSettings::recheck(true), &RecheckAfterRelease))
+    encode(race_mm().pin_page_fast_with(
+        BASE + TARGET * FRAME_SIZE,
+        true,
+        RaceSettings::recheck(true),
+        &RecheckAfterRelease,
+    ))
 }
 
 /// The order the other race tests never run: collapse drops the mapping's
@@ -418,7 +431,10 @@ fn backing_off_frees_a_page_collapse_released(env: &Env<'_>) -> TestResult {
         kassert_eq!(gup, 4); // BackedOff
         let old = small[TARGET as usize];
         kassert_eq!(pages.frame(old).map_or(0, |p| p.refcount()), 0);
-        kassert!(pages.frame(old).is_some_and(|p| p.flags() == 0), "the released page's descriptor was not cleared (never freed)");
+        kassert!(
+            pages.frame(old).is_some_and(|p| p.flags() == 0),
+            "the released page's descriptor was not cleared (never freed)"
+        );
     }
     // The leak shows here: one frame short.
     kassert_eq!(settled_free_frames(), free_before);
@@ -440,14 +456,20 @@ impl RaceHooks for OutstayTheWatchdog {
         if point == Point::GupRead {
             READ_DONE.store(1, Ordering::Release);
             wait_until(|| {
-                smp::WATCHDOG_WARNINGS.load(Ordering::Acquire) >= WARNINGS_BEFORE.load(Ordering::Acquire) + WARNINGS_TO_SEE
+                smp::WATCHDOG_WARNINGS.load(Ordering::Acquire)
+                    >= WARNINGS_BEFORE.load(Ordering::Acquire) + WARNINGS_TO_SEE
             });
         }
     }
 }
 
 fn gup_outstaying_the_watchdog(_: u64) -> u64 {
-    encode(race_mm().pin_page_fast_with(BASE + TARGET * FRAME_SIZE, true, RaceSettings::recheck(false), &OutstayTheWatchdog))
+    encode(race_mm().pin_page_fast_with(
+        BASE + TARGET * FRAME_SIZE,
+        true,
+        RaceSettings::recheck(false),
+        &OutstayTheWatchdog,
+    ))
 }
 
 /// A CPU that keeps interrupts off past the cross-call watchdog (shortened
@@ -519,7 +541,12 @@ impl RaceHooks for HoldTheOldTable {
 }
 
 fn gup_holding_the_old_table(_: u64) -> u64 {
-    encode(race_mm().pin_page_fast_with(BASE + TARGET * FRAME_SIZE, true, RaceSettings::recheck(true), &HoldTheOldTable))
+    encode(race_mm().pin_page_fast_with(
+        BASE + TARGET * FRAME_SIZE,
+        true,
+        RaceSettings::recheck(true),
+        &HoldTheOldTable,
+    ))
 }
 
 /// Linux 2ba99c5e0881 (Jann Horn): collapse must not free the old PTE table
@@ -534,7 +561,9 @@ fn old_table_outlives_a_walker_inside_it(env: &Env<'_>) -> TestResult {
     {
         let (mm, _small) = small_pages_world(0x400)?;
         let table = mm.with_arch(|arch| arch.tree().pmd(BASE)).next_table();
-        let held = |mm: &UserMm| mm.with_arch(|arch| arch.tree().memory().holds(table, kernel::mm::pagetable::PTE.table_bytes()));
+        let held = |mm: &UserMm| {
+            mm.with_arch(|arch| arch.tree().memory().holds(table, kernel::mm::pagetable::PTE.table_bytes()))
+        };
         OLD_TABLE.store(table, Ordering::Release);
         REUSE_DONE.store(0, Ordering::Release);
         TABLE_SEEN.store(0, Ordering::Release);
@@ -557,7 +586,11 @@ fn old_table_outlives_a_walker_inside_it(env: &Env<'_>) -> TestResult {
         reused?;
         kassert_eq!(outcome, kernel::mm::collapse::Outcome::Collapsed);
         kassert!(held_while_inside, "collapse freed the old PTE table {table:#x} while CPU {b} was inside its walk");
-        kassert!(TABLE_SEEN.load(Ordering::Acquire) == 1, "CPU {b} found the old table overwritten (reused) inside its walk (seen: {})", TABLE_SEEN.load(Ordering::Acquire));
+        kassert!(
+            TABLE_SEEN.load(Ordering::Acquire) == 1,
+            "CPU {b} found the old table overwritten (reused) inside its walk (seen: {})",
+            TABLE_SEEN.load(Ordering::Acquire)
+        );
         // The page B read was released by collapse: B finds it freed (3), or,
         // if A's faults got the frame again, pins that and backs off (4).
         kassert!(gup == 3 || gup == 4, "GUP-fast returned {gup:#x} for a page collapse released");
@@ -624,10 +657,15 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
         let stored = crate::exceptions::try_store(BASE + TARGET * FRAME_SIZE + 0x80, MARKER);
         mmu::deactivate();
         // SAFETY: the huge page's subpage, through the linear map.
-        let in_huge = unsafe { ((mm::phys_to_virt(huge + TARGET * FRAME_SIZE) as u64 + 0x80) as *const u64).read_volatile() };
+        let in_huge =
+            unsafe { ((mm::phys_to_virt(huge + TARGET * FRAME_SIZE) as u64 + 0x80) as *const u64).read_volatile() };
         kernel::println!(
             "# hash, collapse_ipi={ipi:?}: B's wait {}; the write {}",
-            if B_HELD_BACK_A.load(Ordering::Acquire) != 0 { "ended by A's IPI waiting for B (A held back)" } else { "ended by A's isolation check" },
+            if B_HELD_BACK_A.load(Ordering::Acquire) != 0 {
+                "ended by A's IPI waiting for B (A held back)"
+            } else {
+                "ended by A's isolation check"
+            },
             if in_huge == MARKER { "reached the huge page" } else { "went to the discarded small page (stale HPTE)" }
         );
         kassert_eq!(stored, Ok(()));
@@ -652,7 +690,10 @@ fn hash_fault_without_ipi(env: &Env<'_>) -> TestResult {
 /// recorded in the old PTE: the write faults in the huge page.
 fn hash_fault_with_ipi(env: &Env<'_>) -> TestResult {
     let reached = hash_race(CollapseIpi::On, env)?;
-    kassert!(B_HELD_BACK_A.load(Ordering::Acquire) != 0, "collapse got past the IPI while the fault was inside its walk");
+    kassert!(
+        B_HELD_BACK_A.load(Ordering::Acquire) != 0,
+        "collapse got past the IPI while the fault was inside its walk"
+    );
     kassert!(reached, "the write was lost despite the IPI");
     Ok(())
 }

@@ -150,7 +150,9 @@ fn invalidate(scope: Scope, ric: Ric, rb: u64, rs: u64) {
     unsafe {
         match (scope, ric) {
             (Scope::Global, Ric::Tlb) => asm!("tlbie {0}, {1}, 0, 1, 1", in(reg) rb, in(reg) rs, options(nostack)),
-            (Scope::Global, Ric::PageWalkCache) => asm!("tlbie {0}, {1}, 1, 1, 1", in(reg) rb, in(reg) rs, options(nostack)),
+            (Scope::Global, Ric::PageWalkCache) => {
+                asm!("tlbie {0}, {1}, 1, 1, 1", in(reg) rb, in(reg) rs, options(nostack))
+            }
             (Scope::Global, Ric::All) => asm!("tlbie {0}, {1}, 2, 1, 1", in(reg) rb, in(reg) rs, options(nostack)),
             // The assembler takes only the one-operand tlbiel, so these are
             // encoded by hand: 0x7c000224 | RS << 21 | RIC << 18 | PRS << 17 |

@@ -38,7 +38,11 @@ fn synchronize_waits_for_interrupts_off_cpu(env: &Env<'_>) -> TestResult {
     let returned = time::now();
     smp::wait_for(target).ok_or_else(|| fail("section did not end"))?;
     let ended = SPIN_END.load(Ordering::Acquire);
-    kassert!(returned >= ended, "synchronize returned {} us before the section ended", time::ticks_to_us(ended - returned));
+    kassert!(
+        returned >= ended,
+        "synchronize returned {} us before the section ended",
+        time::ticks_to_us(ended - returned)
+    );
     Ok(())
 }
 
@@ -79,7 +83,10 @@ fn callbacks_run_after_grace_period_in_order(env: &Env<'_>) -> TestResult {
     kassert_eq!(rcu::callbacks_run() - run_before, CALLBACKS);
     kassert_eq!(OUT_OF_ORDER.load(Ordering::Relaxed), 0);
     kassert_eq!(NEXT_EXPECTED.load(Ordering::Acquire), CALLBACKS);
-    kassert!(FIRST_RAN_AT.load(Ordering::Acquire) >= SPIN_END.load(Ordering::Acquire), "a callback ran inside the section");
+    kassert!(
+        FIRST_RAN_AT.load(Ordering::Acquire) >= SPIN_END.load(Ordering::Acquire),
+        "a callback ran inside the section"
+    );
     Ok(())
 }
 
@@ -146,7 +153,12 @@ fn unhooked_table_outlives_lockless_walk(env: &Env<'_>) -> TestResult {
     mmu::release_kernel_tables(&[]);
     let after = mmu::deferred_kernel_tables();
     mm::free_frame(frame);
-    kassert!(still_deferred == gone.tables.len(), "{} of {} tables freed while the walker was in them", gone.tables.len() - still_deferred, gone.tables.len());
+    kassert!(
+        still_deferred == gone.tables.len(),
+        "{} of {} tables freed while the walker was in them",
+        gone.tables.len() - still_deferred,
+        gone.tables.len()
+    );
     kassert!(entry == 0, "the walker read {entry:#x} from its table, not the cleared entry");
     kassert_eq!(after, 0);
     Ok(())

@@ -108,7 +108,13 @@ fn with_interrupts_off<R>(f: impl FnOnce() -> R) -> R {
 
 /// Starts `entry(argument)` as a thread on CPU `cpu` (for good: threads do
 /// not migrate), inside address space `space` if given.
-pub fn spawn(cpu: usize, name: &'static str, entry: fn(u64), argument: u64, space: Option<SpaceId>) -> Option<Arc<Thread>> {
+pub fn spawn(
+    cpu: usize,
+    name: &'static str,
+    entry: fn(u64),
+    argument: u64,
+    space: Option<SpaceId>,
+) -> Option<Arc<Thread>> {
     if !percpu::is_online(cpu) {
         return None;
     }

@@ -4,8 +4,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
-use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm;
+use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::mmu::{self, AddressSpace};
@@ -33,7 +33,9 @@ fn spinner(which: u64) {
     let deadline = time::deadline_us(3_000_000);
     while time::now() < deadline {
         SPIN_COUNTS[which as usize].fetch_add(1, Ordering::Relaxed);
-        if SPIN_COUNTS[1 - which as usize].load(Ordering::Relaxed) > 0 && SPIN_COUNTS[which as usize].load(Ordering::Relaxed) > 1000 {
+        if SPIN_COUNTS[1 - which as usize].load(Ordering::Relaxed) > 0
+            && SPIN_COUNTS[which as usize].load(Ordering::Relaxed) > 1000
+        {
             BOTH_RUNNING.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -128,7 +130,8 @@ fn thread_sees_its_address_space(env: &Env<'_>) -> TestResult {
             .map(USER_ADDRESS, frame.address(), PageSize::Base, Prot::READ | Prot::USER)
             .map_err(|e| fail(alloc::format!("{e:?}")))?;
         SEEN.store(0, Ordering::Release);
-        let inside = sched::spawn(1, "in-space", read_user_address, 0, Some(space.id())).ok_or_else(|| fail("spawn failed"))?;
+        let inside =
+            sched::spawn(1, "in-space", read_user_address, 0, Some(space.id())).ok_or_else(|| fail("spawn failed"))?;
         kassert!(inside.join(JOIN_TIMEOUT_US));
         kassert_eq!(SEEN.load(Ordering::Acquire), 0x5bace);
         let outside = sched::spawn(1, "no-space", read_user_address, 0, None).ok_or_else(|| fail("spawn failed"))?;

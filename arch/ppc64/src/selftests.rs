@@ -80,11 +80,17 @@ fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
         kassert!(pair[0].end() <= pair[1].start, "memory ranges overlap: {:?}", pair);
     }
     for a in &boot.available {
-        kassert!(boot.memory.iter().any(|m| m.start <= a.start && a.end() <= m.end()), "available {a:?} outside memory");
+        kassert!(
+            boot.memory.iter().any(|m| m.start <= a.start && a.end() <= m.end()),
+            "available {a:?} outside memory"
+        );
         let overlaps = |start: u64, end: u64| a.start < end && start < a.end();
         let image = (kernel::mm::virt_to_phys(ksyms::load_base()), kernel::mm::virt_to_phys(ksyms::image_end()));
         kassert!(!overlaps(image.0, image.1), "kernel image listed as available in {a:?}");
-        kassert!(!overlaps(boot.rtas.base, boot.rtas.base + boot.rtas.size as u64), "RTAS listed as available in {a:?}");
+        kassert!(
+            !overlaps(boot.rtas.base, boot.rtas.base + boot.rtas.size as u64),
+            "RTAS listed as available in {a:?}"
+        );
     }
     kassert!(boot.real_mode_limit > 0 && boot.real_mode_limit <= boot.memory_size());
     Ok(())
@@ -107,7 +113,11 @@ fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
 fn rtas_instantiated(env: &Env<'_>) -> TestResult {
     let rtas = &env.boot.rtas;
     kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
-    kassert!(rtas.entry >= rtas.base && rtas.entry < rtas.base + rtas.size as u64, "entry {:#x} outside RTAS", rtas.entry);
+    kassert!(
+        rtas.entry >= rtas.base && rtas.entry < rtas.base + rtas.size as u64,
+        "entry {:#x} outside RTAS",
+        rtas.entry
+    );
     kassert!(crate::rtas::is_ready());
     kassert!(rtas.tokens.power_off != 0);
     Ok(())
@@ -164,7 +174,9 @@ fn bad_options_reported(_: &Env<'_>) -> TestResult {
 fn vectors_installed(_: &Env<'_>) -> TestResult {
     const MTSPR_SPRG1_R13: u32 = 0x7db1_43a6; // mtspr 273, r13
     let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common"))?;
-    let places = exceptions::VECTORS.iter().flat_map(|&(v, name)| [(v, v, name), (v, v + exceptions::RELOCATED_VECTOR_OFFSET, name)]);
+    let places = exceptions::VECTORS
+        .iter()
+        .flat_map(|&(v, name)| [(v, v, name), (v, v + exceptions::RELOCATED_VECTOR_OFFSET, name)]);
     for (vector, place, name) in places {
         let stub = kernel::mm::phys_to_virt(place) as u64;
         // SAFETY: the vector area is RAM in the linear map, written by install().
@@ -200,7 +212,7 @@ fn trap_is_caught(_: &Env<'_>) -> TestResult {
 fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
     let mut value = 0;
     if crate::mmu::translation_on() {
-        let address = (kernel::mm::LINEAR_MAP_BASE | env.boot.memory_size() * 16) as *const u64;
+        let address = (kernel::mm::LINEAR_MAP_BASE | (env.boot.memory_size() * 16)) as *const u64;
         // SAFETY: probe_load_u64's load has an exception-table entry.
         let raised = unsafe { exceptions::probe_load_u64(address, &mut value) };
         kassert_eq!(raised, vector::DATA_STORAGE);
@@ -209,7 +221,7 @@ fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
         kassert!(fault.dsisr & crate::mmu::dsisr::NO_TRANSLATION != 0, "DSISR {:#x}", fault.dsisr);
         return Ok(());
     }
-    let address = (kernel::mm::LINEAR_MAP_BASE | env.boot.memory_size() * 16) as *const u64;
+    let address = (kernel::mm::LINEAR_MAP_BASE | (env.boot.memory_size() * 16)) as *const u64;
     // SAFETY: probe_load_u64's load has an exception-table entry.
     let raised = unsafe { exceptions::probe_load_u64(address, &mut value) };
     if raised == 0 {
@@ -231,7 +243,8 @@ fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
 /// An interrupt and its return preserve the registers the interrupted code
 /// holds: values computed before and checked after a caught trap.
 fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
-    let seeds: [u64; 8] = core::array::from_fn(|i| core::hint::black_box(0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 7)));
+    let seeds: [u64; 8] =
+        core::array::from_fn(|i| core::hint::black_box(0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 7)));
     let before = core::hint::black_box(seeds);
     // SAFETY: probe_trap's trap has an exception-table entry.
     let raised = unsafe { exceptions::probe_trap() };

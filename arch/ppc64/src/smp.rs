@@ -270,7 +270,9 @@ pub fn call_on_cpus(targets: &CpuSet, function: fn(u64), argument: u64, wait: bo
     if wait {
         for target in sent.iter(Ordering::Relaxed) {
             let area = &PERCPU[target];
-            wait_for_answer(target, "answer a cross-call", || area.calls_done.load(Ordering::Acquire) != done_before[target]);
+            wait_for_answer(target, "answer a cross-call", || {
+                area.calls_done.load(Ordering::Acquire) != done_before[target]
+            });
         }
     }
     Ok(())

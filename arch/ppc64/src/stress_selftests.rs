@@ -77,16 +77,18 @@ struct Row {
     lost_writes: u64,
 }
 
-static ROWS: Mutex<[Row; CONFIGS.len()]> = Mutex::new([Row {
-    ran: false,
-    rounds: 0,
-    collapsed: 0,
-    aborted_pinned: 0,
-    pins: 0,
-    failed_pins: 0,
-    stale_pins: 0,
-    lost_writes: 0,
-}; CONFIGS.len()]);
+static ROWS: Mutex<[Row; CONFIGS.len()]> = Mutex::new(
+    [Row {
+        ran: false,
+        rounds: 0,
+        collapsed: 0,
+        aborted_pinned: 0,
+        pins: 0,
+        failed_pins: 0,
+        stale_pins: 0,
+        lost_writes: 0,
+    }; CONFIGS.len()],
+);
 
 /// What the workers share: the address space (a leaked Arc while they
 /// run), the recheck setting, and the stop flag.
@@ -137,7 +139,12 @@ fn worker(cpu: u64) -> u64 {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let address = BASE + (seed % PAGES) * FRAME_SIZE;
-        let frame = match mm.pin_page_fast_with(address, true, kernel::mm::vm::RaceSettings::recheck(recheck), &kernel::mm::gup::NoHooks) {
+        let frame = match mm.pin_page_fast_with(
+            address,
+            true,
+            kernel::mm::vm::RaceSettings::recheck(recheck),
+            &kernel::mm::gup::NoHooks,
+        ) {
             Ok(frame) => frame,
             Err(_) => {
                 FAILED_PINS.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +166,14 @@ fn worker(cpu: u64) -> u64 {
             Ok(seen) => {
                 if LOST_WRITES.fetch_add(1, Ordering::Relaxed) == 0 {
                     let now = mm.with_arch(|arch| arch.tree().translate(address)).map_or(0, |t| t.physical);
-                    *FIRST_LOST.lock() = [address + slot, value, seen, frame.address(), now, crate::exceptions::try_load(address + slot).unwrap_or(1)];
+                    *FIRST_LOST.lock() = [
+                        address + slot,
+                        value,
+                        seen,
+                        frame.address(),
+                        now,
+                        crate::exceptions::try_load(address + slot).unwrap_or(1),
+                    ];
                 }
             }
             Err(_) => {
@@ -290,8 +304,15 @@ fn table(env: &Env<'_>) -> TestResult {
     if !rows.iter().any(|r| r.ran) {
         kskip!("no stress configuration ran");
     }
-    kernel::println!("# stress table ({}, {} CPUs, {} rounds each at most):", mmu::mode().name(), env.online_cpus, ROUNDS);
-    kernel::println!("# | configuration | protects | rounds | collapsed | aborted (pinned) | pins | stale pins | lost writes |");
+    kernel::println!(
+        "# stress table ({}, {} CPUs, {} rounds each at most):",
+        mmu::mode().name(),
+        env.online_cpus,
+        ROUNDS
+    );
+    kernel::println!(
+        "# | configuration | protects | rounds | collapsed | aborted (pinned) | pins | stale pins | lost writes |"
+    );
     kernel::println!("# |---|---|---|---|---|---|---|---|");
     for (config, row) in CONFIGS.iter().zip(rows.iter()).filter(|(_, r)| r.ran) {
         kernel::println!(

@@ -162,9 +162,13 @@ fn user_fault(fault: &Fault) -> FaultAction {
         // allows the access, retrying would fault forever: the MMU and the
         // tree disagree (a missed flush, wrong HPTE rights). Report it.
         let needed = if fault.store { Prot::WRITE } else { Prot::READ };
-        let allowed = mm.with_arch(|arch| arch.tree().translate(fault.address)).is_some_and(|t| t.entry.prot().contains(needed));
+        let allowed =
+            mm.with_arch(|arch| arch.tree().translate(fault.address)).is_some_and(|t| t.entry.prot().contains(needed));
         if allowed {
-            kernel::warn!("vm: protection fault at {:#x} that the page table allows: MMU and tree disagree", fault.address);
+            kernel::warn!(
+                "vm: protection fault at {:#x} that the page table allows: MMU and tree disagree",
+                fault.address
+            );
         }
         return FaultAction::Unhandled;
     }

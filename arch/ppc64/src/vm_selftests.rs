@@ -188,7 +188,10 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     kassert_eq!(mm.pin_pages(READ_ONLY, 1, true, &mut pins), Err((0, GupError::ReadOnly)));
     mm.pin_pages(READ_ONLY, 1, false, &mut pins).map_err(|e| fail(alloc::format!("{e:?}")))?;
     kassert_eq!(mm.pin_pages_fast_only_as(READ_ONLY, 1, true, RaceSettings::recheck(true), &mut pins), 0);
-    kassert_eq!(mm.pin_pages_fast_as(READ_ONLY, 1, true, RaceSettings::recheck(true), &mut pins), Err((0, GupError::ReadOnly)));
+    kassert_eq!(
+        mm.pin_pages_fast_as(READ_ONLY, 1, true, RaceSettings::recheck(true), &mut pins),
+        Err((0, GupError::ReadOnly))
+    );
     kassert_eq!(mm.pin_pages_fast_only_as(READ_ONLY, 1, false, RaceSettings::recheck(true), &mut pins), 1);
     kassert!(pins.len() == 2 && pins[0] == pins[1]);
     pins.drain(..).for_each(|f| mm.unpin(f));
@@ -196,7 +199,10 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     // A hole stops both at the same page.
     let mut held = Vec::new();
     kassert_eq!(mm.pin_pages(SMALL + 6 * FRAME_SIZE, 4, false, &mut held), Err((2, GupError::NotMapped)));
-    kassert_eq!(mm.pin_pages_fast_as(SMALL + 6 * FRAME_SIZE, 4, false, RaceSettings::recheck(true), &mut held), Err((2, GupError::NotMapped)));
+    kassert_eq!(
+        mm.pin_pages_fast_as(SMALL + 6 * FRAME_SIZE, 4, false, RaceSettings::recheck(true), &mut held),
+        Err((2, GupError::NotMapped))
+    );
     kassert!(held.len() == 4 && held[..2] == held[2..]);
     held.drain(..).for_each(|f| mm.unpin(f));
     Ok(())

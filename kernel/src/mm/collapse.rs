@@ -63,7 +63,11 @@ pub trait CollapseArch: CollapseFlush {
 /// walked the old table may have recorded an HPTE meanwhile); flush; then a
 /// full barrier, because the caller reads page refcounts next and GUP-fast
 /// pins before it rechecks the PMD. Returns the old table and its PTEs.
-pub fn pmdp_collapse_flush(arch: &mut impl CollapseFlush, address: u64, ipi: bool) -> Result<(u64, [Entry; 32]), MapError> {
+pub fn pmdp_collapse_flush(
+    arch: &mut impl CollapseFlush,
+    address: u64,
+    ipi: bool,
+) -> Result<(u64, [Entry; 32]), MapError> {
     let table = arch.clear_pmd_table(address)?;
     if ipi {
         arch.serialize_against_pte_lookup();

@@ -213,16 +213,33 @@ mod tests {
             let descriptors: Vec<Page> = (0..256).map(|_| Page::new()).collect();
             let (small, huge) = {
                 let source = tree.memory_mut().frame_source();
-                let small: Vec<Frame> = (0..PAGES).map(|_| Frame::from_address(source.alloc_frame().unwrap()).unwrap()).collect();
+                let small: Vec<Frame> =
+                    (0..PAGES).map(|_| Frame::from_address(source.alloc_frame().unwrap()).unwrap()).collect();
                 let huge = source.allocator.alloc_contiguous(PAGES, PAGES).unwrap();
                 (small, huge)
             };
-            let world = std::boxed::Box::new(World { tree: RefCell::new(tree), descriptors, base, small, huge, freed: RefCell::new(Vec::new()) });
+            let world = std::boxed::Box::new(World {
+                tree: RefCell::new(tree),
+                descriptors,
+                base,
+                small,
+                huge,
+                freed: RefCell::new(Vec::new()),
+            });
             let memory = world.tree.borrow_mut().memory_mut().frame_source() as *mut EmulatedFrames;
             MEMORY.with(|m| m.set(memory));
             let pages = world.pages();
             for (i, &frame) in world.small.iter().enumerate() {
-                world.tree.borrow_mut().map(BASE + i as u64 * FRAME_SIZE, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE | Prot::USER).unwrap();
+                world
+                    .tree
+                    .borrow_mut()
+                    .map(
+                        BASE + i as u64 * FRAME_SIZE,
+                        frame.address(),
+                        PageSize::Base,
+                        Prot::READ | Prot::WRITE | Prot::USER,
+                    )
+                    .unwrap();
                 let page = pages.init_allocated(frame, flags::ANONYMOUS);
                 page.map();
             }
@@ -251,7 +268,10 @@ mod tests {
                 // SAFETY: the unhooked PTE table, still allocated.
                 unsafe { &*slots.add(i) }.store(Entry::EMPTY, Ordering::Release);
             }
-            self.tree.borrow_mut().map(BASE, self.huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER).unwrap();
+            self.tree
+                .borrow_mut()
+                .map(BASE, self.huge.address(), PageSize::Huge2M, Prot::READ | Prot::WRITE | Prot::USER)
+                .unwrap();
             let pages = self.pages();
             for pte in ptes {
                 let page = pages.head(Frame::from_address(pte.physical()).unwrap()).unwrap();
@@ -284,12 +304,24 @@ mod tests {
         }
     }
 
-    fn race_in_order(recheck_pmd: bool, finish_before_recheck: bool) -> (std::boxed::Box<World>, Result<Frame, GupError>, usize) {
+    fn race_in_order(
+        recheck_pmd: bool,
+        finish_before_recheck: bool,
+    ) -> (std::boxed::Box<World>, Result<Frame, GupError>, usize) {
         let world = World::new();
         let target = BASE + 5 * FRAME_SIZE;
         let root = world.tree.borrow().root();
         let hooks = CollapseDuringWalk { world: &world, isolated: Cell::new(None), finish_before_recheck };
-        let result = gup_fast_one(root, target, true, recheck_pmd, &world.pages(), virt, |h, o| world.freed.borrow_mut().push((h, o)), &hooks);
+        let result = gup_fast_one(
+            root,
+            target,
+            true,
+            recheck_pmd,
+            &world.pages(),
+            virt,
+            |h, o| world.freed.borrow_mut().push((h, o)),
+            &hooks,
+        );
         if let Some((table, ptes)) = hooks.isolated.take() {
             world.collapse_finish(table, ptes);
         }
@@ -371,16 +403,25 @@ mod tests {
 
         // The huge page: each 64 KiB piece is its own frame, all pinned on the head.
         gup_fast_range(root, huge_at + 4 * FRAME_SIZE, 3, false, true, &pages, virt, |_, _| {}, &mut pinned).unwrap();
-        assert_eq!(pinned.iter().map(|f| f.address()).collect::<Vec<_>>(), (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>());
+        assert_eq!(
+            pinned.iter().map(|f| f.address()).collect::<Vec<_>>(),
+            (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>()
+        );
         assert_eq!(pages.frame(world.huge).unwrap().refcount(), 1 + 3 * crate::mm::page::PIN_BIAS);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
         }
         // A write pin of the read-only huge mapping fails at once.
-        assert_eq!(gup_fast_range(root, huge_at, 2, true, true, &pages, virt, |_, _| {}, &mut pinned), Err((0, GupError::ReadOnly)));
+        assert_eq!(
+            gup_fast_range(root, huge_at, 2, true, true, &pages, virt, |_, _| {}, &mut pinned),
+            Err((0, GupError::ReadOnly))
+        );
 
         // A hole stops GUP there: the 32 small pages, then nothing mapped.
-        assert_eq!(gup_fast_range(root, BASE + 30 * FRAME_SIZE, 4, false, true, &pages, virt, |_, _| {}, &mut pinned), Err((2, GupError::NotMapped)));
+        assert_eq!(
+            gup_fast_range(root, BASE + 30 * FRAME_SIZE, 4, false, true, &pages, virt, |_, _| {}, &mut pinned),
+            Err((2, GupError::NotMapped))
+        );
         assert_eq!(pinned.len(), 2);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
@@ -393,11 +434,15 @@ mod tests {
         let world = World::new();
         let root = world.tree.borrow().root();
         let pages = world.pages();
-        let frame = gup_fast_one(root, BASE + 3 * FRAME_SIZE + 0x123, true, true, &pages, virt, |_, _| {}, &NoHooks).unwrap();
+        let frame =
+            gup_fast_one(root, BASE + 3 * FRAME_SIZE + 0x123, true, true, &pages, virt, |_, _| {}, &NoHooks).unwrap();
         assert_eq!(frame, world.small[3]);
         assert!(pages.frame(frame).unwrap().maybe_pinned(0));
         assert!(!pages.frame(frame).unwrap().unpin());
-        assert_eq!(gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::NotMapped));
+        assert_eq!(
+            gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks),
+            Err(GupError::NotMapped)
+        );
         world.tree.borrow_mut().protect(BASE, Prot::READ | Prot::USER).unwrap();
         assert_eq!(gup_fast_one(root, BASE, true, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::ReadOnly));
         assert!(gup_fast_one(root, BASE, false, true, &pages, virt, |_, _| {}, &NoHooks).is_ok());
@@ -405,6 +450,9 @@ mod tests {
         let page = pages.frame(world.small[7]).unwrap();
         page.unmap();
         assert!(page.put());
-        assert_eq!(gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::Freed));
+        assert_eq!(
+            gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks),
+            Err(GupError::Freed)
+        );
     }
 }

@@ -35,7 +35,10 @@ pub struct Reserved {
 /// clipped below `limit` (the real-mode limit while translation is off).
 pub fn usable_ranges(boot: &BootInfo, limit: u64) -> impl Iterator<Item = Range> + '_ {
     let source = if boot.available.is_empty() { &boot.memory } else { &boot.available };
-    source.iter().filter(move |r| r.start < limit).map(move |r| Range { start: r.start, size: r.end().min(limit) - r.start })
+    source
+        .iter()
+        .filter(move |r| r.start < limit)
+        .map(move |r| Range { start: r.start, size: r.end().min(limit) - r.start })
 }
 
 /// The lowest frame-aligned address of `size` bytes inside `usable` that

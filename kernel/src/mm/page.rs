@@ -41,13 +41,23 @@ pub struct Page {
 impl Page {
     #[cfg(not(loom))]
     pub const fn new() -> Page {
-        Page { refcount: AtomicU32::new(0), mapcount: AtomicU32::new(0), flags: AtomicU32::new(0), head_or_order: AtomicU64::new(0) }
+        Page {
+            refcount: AtomicU32::new(0),
+            mapcount: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            head_or_order: AtomicU64::new(0),
+        }
     }
 
     /// Loom's atomics are not const-constructible.
     #[cfg(loom)]
     pub fn new() -> Page {
-        Page { refcount: AtomicU32::new(0), mapcount: AtomicU32::new(0), flags: AtomicU32::new(0), head_or_order: AtomicU64::new(0) }
+        Page {
+            refcount: AtomicU32::new(0),
+            mapcount: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            head_or_order: AtomicU64::new(0),
+        }
     }
 
     pub fn refcount(&self) -> u32 {

@@ -23,10 +23,8 @@ pub static FRAMES_SUITE: Suite = Suite {
     ],
 };
 
-pub static PAGES_SUITE: Suite = Suite {
-    name: "pages",
-    tests: &[Test { name: "descriptors_count_and_pin", run: descriptors_count_and_pin }],
-};
+pub static PAGES_SUITE: Suite =
+    Suite { name: "pages", tests: &[Test { name: "descriptors_count_and_pin", run: descriptors_count_and_pin }] };
 
 /// Every frame of RAM has a descriptor; a fresh frame counts one
 /// reference, a pin is told from a mapping, and a compound 2 MiB page
@@ -209,4 +207,3 @@ fn page_aligned_allocation(_: &Env<'_>) -> TestResult {
     unsafe { alloc::alloc::dealloc(block, layout) };
     Ok(())
 }
-

@@ -53,7 +53,12 @@ pub fn ap(size: PageSize) -> u64 {
 }
 
 pub fn by_address(address: u64, size: PageSize, pid: SpaceId, ric: Ric) -> Invalidation {
-    Invalidation { rb: (address & !0xfff) | (IS_VA << 10) | (ap(size) << 5), rs: (pid as u64) << 32, ric, ptesync_before: false }
+    Invalidation {
+        rb: (address & !0xfff) | (IS_VA << 10) | (ap(size) << 5),
+        rs: (pid as u64) << 32,
+        ric,
+        ptesync_before: false,
+    }
 }
 
 pub fn by_pid(pid: SpaceId, ric: Ric) -> Invalidation {

@@ -136,7 +136,14 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     pub fn new(mut arch: A, memory: P) -> Self {
         let root = arch.tree().root();
         let walker_token = arch.lockless_walker_token();
-        Mm { regions: RwLock::new(BTreeMap::new()), arch: Mutex::new(arch), root, walker_token, memory, stats: Stats::default() }
+        Mm {
+            regions: RwLock::new(BTreeMap::new()),
+            arch: Mutex::new(arch),
+            root,
+            walker_token,
+            memory,
+            stats: Stats::default(),
+        }
     }
 
     pub fn root(&self) -> u64 {
@@ -301,7 +308,13 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     /// reading, pins `count` pages from `start` into `out`, faulting in what
     /// is not mapped. Stops at the first page it cannot pin (no region,
     /// write to a read-only region, no memory) and says where.
-    pub fn pin_pages(&self, start: u64, count: usize, write: bool, out: &mut Vec<Frame>) -> Result<(), (usize, GupError)> {
+    pub fn pin_pages(
+        &self,
+        start: u64,
+        count: usize,
+        write: bool,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), (usize, GupError)> {
         let regions = self.regions.read();
         self.pin_pages_locked(&regions, start, count, write, out)
     }
@@ -355,7 +368,13 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     /// recheck as `gup_pmd_recheck=` says) for as much of the range as it
     /// can, then GUP-slow for the rest. Returns how many pages the fast path
     /// pinned.
-    pub fn pin_pages_fast(&self, start: u64, count: usize, write: bool, out: &mut Vec<Frame>) -> Result<usize, (usize, GupError)> {
+    pub fn pin_pages_fast(
+        &self,
+        start: u64,
+        count: usize,
+        write: bool,
+        out: &mut Vec<Frame>,
+    ) -> Result<usize, (usize, GupError)> {
         self.pin_pages_fast_as(start, count, write, RaceSettings::CONFIGURED, out)
     }
 
@@ -370,7 +389,8 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     ) -> Result<usize, (usize, GupError)> {
         let fast = self.pin_pages_fast_only_as(start, count, write, settings, out);
         if fast < count {
-            self.pin_pages(start + fast as u64 * FRAME_SIZE, count - fast, write, out).map_err(|(i, e)| (fast + i, e))?;
+            self.pin_pages(start + fast as u64 * FRAME_SIZE, count - fast, write, out)
+                .map_err(|(i, e)| (fast + i, e))?;
         }
         Ok(fast)
     }
@@ -382,13 +402,21 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     }
 
     /// `pin_pages_fast_only` with the knobs `settings` fixes.
-    pub fn pin_pages_fast_only_as(&self, start: u64, count: usize, write: bool, settings: RaceSettings, out: &mut Vec<Frame>) -> usize {
+    pub fn pin_pages_fast_only_as(
+        &self,
+        start: u64,
+        count: usize,
+        write: bool,
+        settings: RaceSettings,
+        out: &mut Vec<Frame>,
+    ) -> usize {
         let recheck_pmd = settings.gup_pmd_recheck();
         let before = out.len();
         let were_on = A::interrupts_off();
         A::enter_lockless_walk(self.walker_token);
         let free = |head, order| self.memory.free(head, order);
-        let _ = gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, free, out);
+        let _ =
+            gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, free, out);
         A::interrupts_restore(were_on);
         let pinned = out.len() - before;
         self.stats.gup_fast_pages.fetch_add(pinned as u64, Ordering::Relaxed);
@@ -397,12 +425,19 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
 
     /// GUP-fast of one page, with the knobs `settings` fixes and test-only
     /// synchronisation points.
-    pub fn pin_page_fast_with(&self, address: u64, write: bool, settings: RaceSettings, hooks: &impl RaceHooks) -> Result<Frame, GupError> {
+    pub fn pin_page_fast_with(
+        &self,
+        address: u64,
+        write: bool,
+        settings: RaceSettings,
+        hooks: &impl RaceHooks,
+    ) -> Result<Frame, GupError> {
         let recheck_pmd = settings.gup_pmd_recheck();
         let were_on = A::interrupts_off();
         A::enter_lockless_walk(self.walker_token);
         let free = |head, order| self.memory.free(head, order);
-        let result = gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, free, hooks);
+        let result =
+            gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, free, hooks);
         A::interrupts_restore(were_on);
         result
     }
@@ -439,7 +474,16 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         };
         let mut arch = self.arch.lock();
         let mut collapser = Collapser { arch: &mut *arch, memory: &self.memory };
-        let outcome = collapse::collapse_pmd(&mut collapser, base, huge, prot, A::collapse_ipi(ipi), self.memory.pages(), counters, hooks);
+        let outcome = collapse::collapse_pmd(
+            &mut collapser,
+            base,
+            huge,
+            prot,
+            A::collapse_ipi(ipi),
+            self.memory.pages(),
+            counters,
+            hooks,
+        );
         if outcome != Outcome::Collapsed {
             self.memory.free(huge, HUGE_ORDER);
         }
@@ -489,7 +533,10 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         let mut arch = self.arch.lock();
         regions
             .values()
-            .map(|r| (r.start..r.end).step_by(FRAME_SIZE as usize).filter(|&a| arch.tree().translate(a).is_some()).count() as u64)
+            .map(|r| {
+                (r.start..r.end).step_by(FRAME_SIZE as usize).filter(|&a| arch.tree().translate(a).is_some()).count()
+                    as u64
+            })
             .sum()
     }
 }
@@ -532,7 +579,13 @@ fn split_leaf<A: MmArch, P: PageMemory>(arch: &mut A, memory: &P, stats: &Stats,
 /// Unmaps every leaf in `[start, end)` (splitting a huge one the range
 /// cuts), releases what they mapped, and frees emptied tables after the
 /// flush and a grace period (zap_page_range + free_pgtables).
-fn zap_range<A: MmArch, P: PageMemory>(arch: &mut A, memory: &P, stats: &Stats, start: u64, end: u64) -> Result<(), VmError> {
+fn zap_range<A: MmArch, P: PageMemory>(
+    arch: &mut A,
+    memory: &P,
+    stats: &Stats,
+    start: u64,
+    end: u64,
+) -> Result<(), VmError> {
     let mut address = start;
     let mut tables: Vec<(u64, usize)> = Vec::new();
     while address < end {
@@ -631,7 +684,11 @@ fn other(counters: &Counters, error: MapError) -> Outcome {
 
 fn check_range(start: u64, len: u64) -> Result<u64, VmError> {
     let end = start.checked_add(len).ok_or(VmError::BadRange)?;
-    if len == 0 || !start.is_multiple_of(FRAME_SIZE) || !len.is_multiple_of(FRAME_SIZE) || end > 1 << super::pagetable::ADDRESS_BITS {
+    if len == 0
+        || !start.is_multiple_of(FRAME_SIZE)
+        || !len.is_multiple_of(FRAME_SIZE)
+        || end > 1 << super::pagetable::ADDRESS_BITS
+    {
         return Err(VmError::BadRange);
     }
     Ok(end)
@@ -823,7 +880,10 @@ mod tests {
         let frames = Shared(Arc::new(StdMutex::new(emulated)));
         let descriptors: &'static [Page] = std::vec::Vec::from_iter((0..FRAMES).map(|_| Page::new())).leak();
         let tree = PageTable::new(TableAllocator::new(frames.clone())).unwrap();
-        let mm = Mm::new(Model { tree, flushes: Vec::new(), collapse_flushes: 0 }, Memory { frames: frames.clone(), pages: PageArray::new(base, descriptors) });
+        let mm = Mm::new(
+            Model { tree, flushes: Vec::new(), collapse_flushes: 0 },
+            Memory { frames: frames.clone(), pages: PageArray::new(base, descriptors) },
+        );
         (mm, frames)
     }
 
@@ -928,7 +988,10 @@ mod tests {
         let mut held = Vec::new();
         assert_eq!(mm.pin_pages(SMALL + 6 * FRAME_SIZE, 4, false, &mut held), Err((2, GupError::NotMapped)));
         assert_eq!(held.len(), 2);
-        assert_eq!(mm.pin_pages_fast_as(SMALL + 6 * FRAME_SIZE, 4, false, RaceSettings::recheck(true), &mut held), Err((2, GupError::NotMapped)));
+        assert_eq!(
+            mm.pin_pages_fast_as(SMALL + 6 * FRAME_SIZE, 4, false, RaceSettings::recheck(true), &mut held),
+            Err((2, GupError::NotMapped))
+        );
         assert_eq!(held.len(), 4);
         assert_eq!(held[..2], held[2..]);
         held.drain(..).for_each(|f| mm.unpin(f));
@@ -1056,10 +1119,21 @@ mod tests {
         let huge = frames.0.lock().unwrap().allocator.alloc_contiguous(32, 32).unwrap();
         let counters = Counters::new();
         let tree_before = mm.with_arch(|a| a.tree().pmd(HUGE));
-        for (address, head) in [(HUGE + FRAME_SIZE, huge), (HUGE, Frame::from_address(huge.address() + FRAME_SIZE).unwrap())] {
+        for (address, head) in
+            [(HUGE + FRAME_SIZE, huge), (HUGE, Frame::from_address(huge.address() + FRAME_SIZE).unwrap())]
+        {
             let outcome = mm.with_arch(|arch| {
                 let mut collapser = Collapser { arch, memory: mm.memory() };
-                collapse::collapse_pmd(&mut collapser, address, head, RW, false, mm.memory().pages(), &counters, &NoHooks)
+                collapse::collapse_pmd(
+                    &mut collapser,
+                    address,
+                    head,
+                    RW,
+                    false,
+                    mm.memory().pages(),
+                    &counters,
+                    &NoHooks,
+                )
             });
             assert_eq!(outcome, Outcome::AbortedOther(MapError::Misaligned));
         }
@@ -1096,10 +1170,16 @@ mod tests {
         assert_eq!(mm.fault(HUGE, true), Err(VmError::Protection));
         mm.fault(HUGE + MIB, true).unwrap();
         let mut pins = Vec::new();
-        assert_eq!(mm.pin_pages_fast_as(HUGE + MIB - FRAME_SIZE, 2, true, RaceSettings::recheck(true), &mut pins), Err((0, GupError::ReadOnly)));
+        assert_eq!(
+            mm.pin_pages_fast_as(HUGE + MIB - FRAME_SIZE, 2, true, RaceSettings::recheck(true), &mut pins),
+            Err((0, GupError::ReadOnly))
+        );
         assert_eq!(mm.pin_pages_fast_as(HUGE + MIB, 1, true, RaceSettings::recheck(true), &mut pins), Ok(1));
         pins.drain(..).for_each(|f| mm.unpin(f));
-        assert!(mm.with_arch(|a| a.flushes.contains(&(HUGE, PageSize::Huge2M))), "the split flushed the huge translation");
+        assert!(
+            mm.with_arch(|a| a.flushes.contains(&(HUGE, PageSize::Huge2M))),
+            "the split flushed the huge translation"
+        );
         assert_eq!(mm.region(HUGE).unwrap().prot, Prot::READ);
         assert_eq!(mm.region(HUGE + MIB).unwrap().prot, RW);
         assert_eq!(mm.protect(HUGE, 4 * MIB, RW), Err(VmError::NoRegion));

@@ -185,7 +185,13 @@ impl World {
 
     pub fn with_mmu(events: Events, hash: bool) -> World {
         let pte: Vec<Slot> = (0..32)
-            .map(|i| if (i as usize) < SMALL.len() { Slot::new(Entry::leaf(SMALL[i as usize], RW_USER)) } else { Slot::new(Entry::EMPTY) })
+            .map(|i| {
+                if (i as usize) < SMALL.len() {
+                    Slot::new(Entry::leaf(SMALL[i as usize], RW_USER))
+                } else {
+                    Slot::new(Entry::EMPTY)
+                }
+            })
             .collect();
         let world = World {
             pgd: Slot::new(Entry::directory(PUD, 9)),
@@ -280,7 +286,9 @@ impl World {
             match (refs, frees) {
                 (0, 1) => {}
                 (r, 0) if r > 0 => {}
-                (0, 0) => return Err(format!("the page at {small:#x} has no reference left and was never freed (leaked)")),
+                (0, 0) => {
+                    return Err(format!("the page at {small:#x} has no reference left and was never freed (leaked)"))
+                }
                 (r, f) => return Err(format!("the page at {small:#x} has {r} references and was freed {f} times")),
             }
         }
@@ -345,7 +353,11 @@ impl CollapseFlush for ModelArch<'_> {
     fn read_pte_table(&mut self, _table: u64) -> [Entry; 32] {
         let ptes: [Entry; 32] = core::array::from_fn(|i| self.world.pte[i].load(Ordering::Acquire));
         if self.world.hash {
-            let seen = if kernel::mm::hash_fault::is_hashed(ptes[TARGET as usize]) { "records an HPTE" } else { "records no HPTE" };
+            let seen = if kernel::mm::hash_fault::is_hashed(ptes[TARGET as usize]) {
+                "records an HPTE"
+            } else {
+                "records no HPTE"
+            };
             self.world.log(self.cpu, &format!("read the old PTEs: the target's {seen}"));
         }
         ptes
@@ -421,7 +433,6 @@ impl CollapseArch for ModelArch<'_> {
         self.world.free(self.cpu, head, order);
     }
 }
-
 
 /// The hashed page table, modelled as the one HPTE the target page can
 /// have: the physical address it translates to (0: none).
@@ -522,7 +533,8 @@ fn rcu_relax() {
     loom::thread::yield_now();
 }
 
-static RCU_PLATFORM: kernel::rcu::Platform = kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: rcu_online, relax: rcu_relax };
+static RCU_PLATFORM: kernel::rcu::Platform =
+    kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: rcu_online, relax: rcu_relax };
 
 /// Makes the kernel's RCU see two CPUs, the calling thread being `cpu`
 /// (call on every thread of an execution that uses RCU).

@@ -59,7 +59,8 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
         config.cpus = cpus;
         config.memory_mib = 2048;
         config.timeout = Some(Duration::from_secs(600));
-        config.append = format!("mmu={mmu} bench=all bench_reps={} selftest={}", run.reps, if selftests { "all" } else { "none" });
+        config.append =
+            format!("mmu={mmu} bench=all bench_reps={} selftest={}", run.reps, if selftests { "all" } else { "none" });
         eprintln!("bench: {mmu}, {cpus} CPU: {}", config.display_command());
         let output = qemu::run(&config, &mut |_, _| {}).map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
         let verdict = judge::judge(&output, config.machine());
@@ -77,7 +78,9 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
     let linux = if run.linux { Some(run_linux(root)?) } else { None };
     let machine = machine_description(&qemu_version);
     std::fs::create_dir_all(&run.out).map_err(|e| format!("{}: {e}", run.out.display()))?;
-    let write = |name: &str, text: &str| std::fs::write(run.out.join(name), text).map_err(|e| format!("{}: {e}", run.out.join(name).display()));
+    let write = |name: &str, text: &str| {
+        std::fs::write(run.out.join(name), text).map_err(|e| format!("{}: {e}", run.out.join(name).display()))
+    };
     let results = json!({
         "machine": machine,
         "qemu": qemu_version,
@@ -117,9 +120,19 @@ fn run_linux(root: &Path) -> Result<Value, String> {
 fn machine_description(qemu_version: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     format!("Host: {cpu}, {cores} cores; {qemu_version}; measured {date}.")
 }

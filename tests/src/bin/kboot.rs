@@ -31,17 +31,8 @@ QEMU's guest-error log (-d guest_errors,unimp) goes to build/qemu-logs/run.log; 
 in it fails the boot.";
 
 /// The options that take a value (`--gdb` and `--help` take none).
-const VALUE_OPTIONS: &[&str] = &[
-    "--fw",
-    "--cpu",
-    "--accel",
-    "--smp",
-    "--mem",
-    "--append",
-    "--kernel",
-    "--qemu",
-    "--timeout",
-];
+const VALUE_OPTIONS: &[&str] =
+    &["--fw", "--cpu", "--accel", "--smp", "--mem", "--append", "--kernel", "--qemu", "--timeout"];
 
 struct Options {
     firmware: Firmware,
@@ -74,9 +65,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     while let Some(arg) = args.next() {
         // Accept both `--smp 2` and `--smp=2`.
         let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
             _ => (arg.clone(), None),
         };
         if flag == "--gdb" {
@@ -143,10 +132,7 @@ fn boot(options: Options) -> Result<bool, String> {
     let qemu_binary = options.qemu.unwrap_or_else(qemu::binary_from_env);
     let kernel = options.kernel.unwrap_or_else(image::default_image);
     if !kernel.is_file() {
-        return Err(format!(
-            "no kernel image at {} (run `make kernel`)",
-            kernel.display()
-        ));
+        return Err(format!("no kernel image at {} (run `make kernel`)", kernel.display()));
     }
     if options.accel == Accel::Kvm {
         if let Some(why) = qemu::kvm_unavailable() {
@@ -197,10 +183,7 @@ fn boot(options: Options) -> Result<bool, String> {
     let verdict = judge::judge(&output, config.machine());
     let seconds = output.elapsed.as_secs_f64();
     if verdict.passed() {
-        eprintln!(
-            "kboot: PASS: selftests {} ({seconds:.2} s)",
-            verdict.counted
-        );
+        eprintln!("kboot: PASS: selftests {} ({seconds:.2} s)", verdict.counted);
     } else {
         eprintln!("kboot: FAIL ({seconds:.2} s):");
         for failure in &verdict.failures {

@@ -38,12 +38,9 @@ fn main() -> ExitCode {
 }
 
 fn run(input: &Path, output: &Path) -> Result<patch::Summary, String> {
-    let data =
-        fs::read(input).map_err(|error| format!("cannot read {}: {error}", input.display()))?;
-    let (patched, summary) =
-        patch::patch(&data).map_err(|error| format!("{}: {error}", input.display()))?;
-    fs::write(output, patched)
-        .map_err(|error| format!("cannot write {}: {error}", output.display()))?;
+    let data = fs::read(input).map_err(|error| format!("cannot read {}: {error}", input.display()))?;
+    let (patched, summary) = patch::patch(&data).map_err(|error| format!("{}: {error}", input.display()))?;
+    fs::write(output, patched).map_err(|error| format!("cannot write {}: {error}", output.display()))?;
     Ok(summary)
 }
 
@@ -58,17 +55,8 @@ mod tests {
         fs::create_dir_all(&directory).expect("temporary directory");
         let input = directory.join("kernel.elf");
         let output = directory.join("kernel.patched.elf");
-        let sections = [
-            test_elf::code(".text", 0x0, 0x20),
-            test_elf::reserved(".ksyms", 0x100, 256),
-        ];
-        let symbols = [test_elf::symbol(
-            "_start",
-            0x0,
-            0x20,
-            elf::STT_FUNC | elf::STB_GLOBAL,
-            Some(0),
-        )];
+        let sections = [test_elf::code(".text", 0x0, 0x20), test_elf::reserved(".ksyms", 0x100, 256)];
+        let symbols = [test_elf::symbol("_start", 0x0, 0x20, elf::STT_FUNC | elf::STB_GLOBAL, Some(0))];
         fs::write(&input, test_elf::build(elf::EM_PPC64, &sections, &symbols)).expect("input");
 
         let summary = run(&input, &output).expect("runs");

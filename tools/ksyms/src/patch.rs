@@ -39,16 +39,13 @@ impl fmt::Display for Error {
             Self::NotLittleEndian => {
                 write!(formatter, "the input is a big-endian ELF file, not little-endian PPC64")
             }
-            Self::NotPpc64 { machine } => write!(
-                formatter,
-                "the input is an ELF file for machine {machine}, not PPC64 ({})",
-                elf::EM_PPC64.0
-            ),
+            Self::NotPpc64 { machine } => {
+                write!(formatter, "the input is an ELF file for machine {machine}, not PPC64 ({})", elf::EM_PPC64.0)
+            }
             Self::Malformed(error) => write!(formatter, "the input ELF file is malformed: {error}"),
-            Self::MissingSection => write!(
-                formatter,
-                "the input has no {SECTION_NAME} section (the kernel must reserve it, see linker.ld)"
-            ),
+            Self::MissingSection => {
+                write!(formatter, "the input has no {SECTION_NAME} section (the kernel must reserve it, see linker.ld)")
+            }
             Self::SectionHasNoFileBytes => write!(
                 formatter,
                 "the {SECTION_NAME} section has no bytes in the file (it must be zero-filled data, not NOBITS)"
@@ -100,9 +97,7 @@ pub fn check_ppc64le(data: &[u8]) -> Result<(), Error> {
 pub fn patch(input: &[u8]) -> Result<(Vec<u8>, Summary), Error> {
     check_ppc64le(input)?;
     let file = ElfFile64::<LittleEndian>::parse(input)?;
-    let section = file
-        .section_by_name(SECTION_NAME)
-        .ok_or(Error::MissingSection)?;
+    let section = file.section_by_name(SECTION_NAME).ok_or(Error::MissingSection)?;
     let (offset, size) = section.file_range().ok_or(Error::SectionHasNoFileBytes)?;
     let range = usize::try_from(offset)
         .ok()
@@ -114,17 +109,7 @@ pub fn patch(input: &[u8]) -> Result<(Vec<u8>, Summary), Error> {
     let selected = selection::select(&read_symbols(&file)?);
     let definitions: Vec<SymbolDefinition<'_>> = selected
         .iter()
-        .map(
-            |SelectedSymbol {
-                 address,
-                 size,
-                 name,
-             }| SymbolDefinition {
-                address: *address,
-                size: *size,
-                name,
-            },
-        )
+        .map(|SelectedSymbol { address, size, name }| SymbolDefinition { address: *address, size: *size, name })
         .collect();
 
     let mut output = input.to_vec();
@@ -136,11 +121,7 @@ pub fn patch(input: &[u8]) -> Result<(Vec<u8>, Summary), Error> {
         EncodeError::BufferTooSmall { needed, available } => Error::TooSmall { needed, available },
         other => Error::Encode(other),
     })?;
-    let summary = Summary {
-        symbols: definitions.len(),
-        bytes_used: used,
-        bytes_available: available,
-    };
+    let summary = Summary { symbols: definitions.len(), bytes_used: used, bytes_available: available };
     Ok((output, summary))
 }
 
@@ -173,9 +154,7 @@ fn read_symbols(file: &ElfFile64<'_, LittleEndian>) -> Result<Vec<RawSymbol>, Er
             elf::STB_WEAK => Binding::Weak,
             _ => Binding::Global,
         };
-        let section = symbol
-            .section_index()
-            .and_then(|index| spans.get(index.0).copied().flatten());
+        let section = symbol.section_index().and_then(|index| spans.get(index.0).copied().flatten());
         symbols.push(RawSymbol {
             name: String::from_utf8_lossy(symbol.name_bytes()?).into_owned(),
             address: symbol.address(),

@@ -70,9 +70,7 @@ pub fn is_code_symbol(symbol: &RawSymbol) -> bool {
         SymbolType::Function => symbol.address != 0 || section.executable,
         // Labels past the end of their section are linker-script end markers
         // such as `__text_end`, which would shadow the next section's code.
-        SymbolType::NoType => {
-            section.executable && section.contains(symbol.address) && !is_local_label(&symbol.name)
-        }
+        SymbolType::NoType => section.executable && section.contains(symbol.address) && !is_local_label(&symbol.name),
         SymbolType::Other => false,
     }
 }
@@ -91,11 +89,7 @@ pub fn select(symbols: &[RawSymbol]) -> Vec<SelectedSymbol> {
     chosen.dedup_by_key(|symbol| symbol.address);
     chosen
         .into_iter()
-        .map(|symbol| SelectedSymbol {
-            address: symbol.address,
-            size: symbol.size,
-            name: demangle(&symbol.name),
-        })
+        .map(|symbol| SelectedSymbol { address: symbol.address, size: symbol.size, name: demangle(&symbol.name) })
         .collect()
 }
 
@@ -123,26 +117,11 @@ pub fn demangle(name: &str) -> String {
 mod tests {
     use super::*;
 
-    const TEXT: SectionSpan = SectionSpan {
-        start: 0x0,
-        end: 0x1000,
-        executable: true,
-    };
-    const RODATA: SectionSpan = SectionSpan {
-        start: 0x10000,
-        end: 0x11000,
-        executable: false,
-    };
+    const TEXT: SectionSpan = SectionSpan { start: 0x0, end: 0x1000, executable: true };
+    const RODATA: SectionSpan = SectionSpan { start: 0x10000, end: 0x11000, executable: false };
 
     fn symbol(name: &str, address: u64, size: u64, symbol_type: SymbolType) -> RawSymbol {
-        RawSymbol {
-            name: name.to_string(),
-            address,
-            size,
-            symbol_type,
-            binding: Binding::Global,
-            section: Some(TEXT),
-        }
+        RawSymbol { name: name.to_string(), address, size, symbol_type, binding: Binding::Global, section: Some(TEXT) }
     }
 
     fn local(mut raw: RawSymbol) -> RawSymbol {
@@ -161,15 +140,8 @@ mod tests {
 
     #[test]
     fn demangles_rust_names_without_hash() {
-        assert_eq!(
-            demangle("_ZN6kernel4main17h0123456789abcdefE"),
-            "kernel::main"
-        );
-        assert_eq!(
-            demangle("_RNvCs1234_6kernel4main"),
-            "kernel::main",
-            "v0 mangling"
-        );
+        assert_eq!(demangle("_ZN6kernel4main17h0123456789abcdefE"), "kernel::main");
+        assert_eq!(demangle("_RNvCs1234_6kernel4main"), "kernel::main", "v0 mangling");
         assert_eq!(demangle("firmware_call_be32"), "firmware_call_be32");
     }
 
@@ -177,38 +149,17 @@ mod tests {
     fn keeps_functions_and_code_labels() {
         let symbols = [
             symbol("_start", 0x0, 0x114, SymbolType::Function),
-            symbol(
-                "_ZN6kernel4main17h0123456789abcdefE",
-                0x200,
-                0x40,
-                SymbolType::Function,
-            ),
+            symbol("_ZN6kernel4main17h0123456789abcdefE", 0x200, 0x40, SymbolType::Function),
             local(symbol("exception_stub_300", 0x300, 0, SymbolType::NoType)),
             symbol("firmware_call_be32", 0x400, 0, SymbolType::NoType),
         ];
         assert_eq!(
             select(&symbols),
             [
-                SelectedSymbol {
-                    address: 0x0,
-                    size: 0x114,
-                    name: "_start".into()
-                },
-                SelectedSymbol {
-                    address: 0x200,
-                    size: 0x40,
-                    name: "kernel::main".into()
-                },
-                SelectedSymbol {
-                    address: 0x300,
-                    size: 0,
-                    name: "exception_stub_300".into()
-                },
-                SelectedSymbol {
-                    address: 0x400,
-                    size: 0,
-                    name: "firmware_call_be32".into()
-                },
+                SelectedSymbol { address: 0x0, size: 0x114, name: "_start".into() },
+                SelectedSymbol { address: 0x200, size: 0x40, name: "kernel::main".into() },
+                SelectedSymbol { address: 0x300, size: 0, name: "exception_stub_300".into() },
+                SelectedSymbol { address: 0x400, size: 0, name: "firmware_call_be32".into() },
             ]
         );
     }
@@ -220,19 +171,10 @@ mod tests {
             local(symbol("L..text", 0x14, 0, SymbolType::NoType)),
             in_section(symbol("external", 0, 0, SymbolType::Function), None),
             // An unresolved weak function outside code.
-            in_section(
-                symbol("weak_hook", 0, 0, SymbolType::Function),
-                Some(RODATA),
-            ),
+            in_section(symbol("weak_hook", 0, 0, SymbolType::Function), Some(RODATA)),
             in_section(symbol("ABS_CONSTANT", 0x120, 0, SymbolType::NoType), None),
-            in_section(
-                symbol("__ksyms_start", 0x10000, 0, SymbolType::NoType),
-                Some(RODATA),
-            ),
-            in_section(
-                symbol("KSYMS", 0x10000, 0x100, SymbolType::Other),
-                Some(RODATA),
-            ),
+            in_section(symbol("__ksyms_start", 0x10000, 0, SymbolType::NoType), Some(RODATA)),
+            in_section(symbol("KSYMS", 0x10000, 0x100, SymbolType::Other), Some(RODATA)),
             symbol("__text_end", 0x1000, 0, SymbolType::NoType),
             symbol("", 0x20, 0, SymbolType::NoType),
         ];
@@ -241,10 +183,7 @@ mod tests {
 
     #[test]
     fn function_in_data_section_with_address_is_kept() {
-        let symbols = [in_section(
-            symbol("in_data", 0x10010, 8, SymbolType::Function),
-            Some(RODATA),
-        )];
+        let symbols = [in_section(symbol("in_data", 0x10010, 8, SymbolType::Function), Some(RODATA))];
         assert_eq!(names(&symbols), ["in_data"]);
     }
 
@@ -259,26 +198,17 @@ mod tests {
             symbol("entry_label", 0x120, 0, SymbolType::NoType),
             // Global beats local; weak is in between.
             local(symbol("local_alias", 0x200, 0x10, SymbolType::Function)),
-            RawSymbol {
-                binding: Binding::Weak,
-                ..symbol("weak_alias", 0x200, 0x10, SymbolType::Function)
-            },
+            RawSymbol { binding: Binding::Weak, ..symbol("weak_alias", 0x200, 0x10, SymbolType::Function) },
             symbol("global_alias", 0x200, 0x10, SymbolType::Function),
             // Sized beats unsized.
             symbol("unsized", 0x300, 0, SymbolType::Function),
             symbol("sized", 0x300, 4, SymbolType::Function),
         ];
-        assert_eq!(
-            names(&symbols),
-            ["_start", "entry_label", "global_alias", "sized"]
-        );
+        assert_eq!(names(&symbols), ["_start", "entry_label", "global_alias", "sized"]);
         // Independent of input order.
         let mut reversed = symbols.to_vec();
         reversed.reverse();
-        assert_eq!(
-            names(&reversed),
-            ["_start", "entry_label", "global_alias", "sized"]
-        );
+        assert_eq!(names(&reversed), ["_start", "entry_label", "global_alias", "sized"]);
     }
 
     #[test]

@@ -37,29 +37,11 @@ pub fn code(name: &'static str, address: u64, length: usize) -> TestSection {
 }
 
 pub fn reserved(name: &'static str, address: u64, length: usize) -> TestSection {
-    TestSection {
-        name,
-        address,
-        flags: elf::SHF_ALLOC,
-        sh_type: elf::SHT_PROGBITS,
-        data: vec![0; length],
-    }
+    TestSection { name, address, flags: elf::SHF_ALLOC, sh_type: elf::SHT_PROGBITS, data: vec![0; length] }
 }
 
-pub fn symbol(
-    name: &'static str,
-    value: u64,
-    size: u64,
-    info: elf::SymbolInfo,
-    section: Option<usize>,
-) -> TestSymbol {
-    TestSymbol {
-        name,
-        value,
-        size,
-        info,
-        section,
-    }
+pub fn symbol(name: &'static str, value: u64, size: u64, info: elf::SymbolInfo, section: Option<usize>) -> TestSymbol {
+    TestSymbol { name, value, size, info, section }
 }
 
 /// A static PIE of `machine` with the given sections and `.symtab`.
@@ -68,14 +50,9 @@ pub fn build(machine: elf::Machine, sections: &[TestSection], symbols: &[TestSym
     let mut writer = Writer::new(Endianness::Little, true, &mut buffer);
     writer.reserve_file_header();
 
-    let names: Vec<StringId> = sections
-        .iter()
-        .map(|section| writer.add_section_name(section.name.as_bytes()))
-        .collect();
-    let indices: Vec<u32> = sections
-        .iter()
-        .map(|_| writer.reserve_section_index().0)
-        .collect();
+    let names: Vec<StringId> =
+        sections.iter().map(|section| writer.add_section_name(section.name.as_bytes())).collect();
+    let indices: Vec<u32> = sections.iter().map(|_| writer.reserve_section_index().0).collect();
     // ELF requires the local symbols first.
     let mut ordered: Vec<&TestSymbol> = symbols.iter().collect();
     ordered.sort_by_key(|symbol| symbol.info.st_bind() != elf::STB_LOCAL);
@@ -112,10 +89,7 @@ pub fn build(machine: elf::Machine, sections: &[TestSection], symbols: &[TestSym
             e_flags: elf::FileFlags(2),
         })
         .expect("file header");
-    for section in sections
-        .iter()
-        .filter(|section| section.sh_type != elf::SHT_NOBITS)
-    {
+    for section in sections.iter().filter(|section| section.sh_type != elf::SHT_NOBITS) {
         writer.write_align(16);
         writer.write(&section.data);
     }
@@ -149,10 +123,7 @@ pub fn build(machine: elf::Machine, sections: &[TestSection], symbols: &[TestSym
             sh_entsize: 0,
         });
     }
-    let locals = ordered
-        .iter()
-        .filter(|symbol| symbol.info.st_bind() == elf::STB_LOCAL)
-        .count();
+    let locals = ordered.iter().filter(|symbol| symbol.info.st_bind() == elf::STB_LOCAL).count();
     writer.write_symtab_section_header(locals as u32 + 1);
     writer.write_strtab_section_header();
     writer.write_shstrtab_section_header();
@@ -181,40 +152,19 @@ fn kernel_like(ksyms_length: usize) -> Vec<u8> {
     let sections = [
         code(".text.head", 0x0, 0x114),
         code(".text", 0x120, 0x100),
-        TestSection {
-            data: vec![1; 0x40],
-            ..reserved(".rodata", 0x10000, 0)
-        },
+        TestSection { data: vec![1; 0x40], ..reserved(".rodata", 0x10000, 0) },
         reserved(".ksyms", 0x10040, ksyms_length),
     ];
     let symbols = [
         symbol("__kernel_start", 0x0, 0, global_label, Some(TEXT_HEAD)),
         symbol("_start", 0x0, 0x114, global_function, Some(TEXT_HEAD)),
         symbol("__text_start", 0x120, 0, global_label, Some(TEXT)),
-        symbol(
-            "_ZN6kernel4main17h0123456789abcdefE",
-            0x120,
-            0x40,
-            local_function,
-            Some(TEXT),
-        ),
+        symbol("_ZN6kernel4main17h0123456789abcdefE", 0x120, 0x40, local_function, Some(TEXT)),
         symbol(".Ltmp3", 0x130, 0, local_label, Some(TEXT)),
         symbol("firmware_call_be32", 0x180, 0, global_label, Some(TEXT)),
-        symbol(
-            "_ZN4boot7console5write17hfedcba9876543210E",
-            0x1e0,
-            0x40,
-            global_function,
-            Some(TEXT),
-        ),
+        symbol("_ZN4boot7console5write17hfedcba9876543210E", 0x1e0, 0x40, global_function, Some(TEXT)),
         symbol("__text_end", 0x220, 0, global_label, Some(TEXT)),
-        symbol(
-            "GREETING",
-            0x10000,
-            0x10,
-            elf::STT_OBJECT | elf::STB_GLOBAL,
-            Some(RODATA),
-        ),
+        symbol("GREETING", 0x10000, 0x10, elf::STT_OBJECT | elf::STB_GLOBAL, Some(RODATA)),
         symbol("__ksyms_start", 0x10040, 0, global_label, Some(KSYMS)),
         symbol("undefined_weak", 0, 0, elf::STT_FUNC | elf::STB_WEAK, None),
     ];
@@ -228,25 +178,12 @@ fn patches_kernel_like_image() {
     assert_eq!(output.len(), input.len());
     let table = SymbolTable::parse(ksyms_bytes(&output)).expect("table");
     assert_eq!(table.len(), 4);
-    assert_eq!(
-        summary,
-        Summary {
-            symbols: 4,
-            bytes_used: summary.bytes_used,
-            bytes_available: 4096
-        }
-    );
+    assert_eq!(summary, Summary { symbols: 4, bytes_used: summary.bytes_used, bytes_available: 4096 });
     assert_eq!(table.find("_start"), Some(0));
     assert_eq!(table.find("kernel::main"), Some(0x120));
     assert_eq!(table.find("firmware_call_be32"), Some(0x180));
     assert_eq!(table.find("boot::console::write"), Some(0x1e0));
-    for absent in [
-        "__kernel_start",
-        "__text_start",
-        "__text_end",
-        ".Ltmp3",
-        "GREETING",
-    ] {
+    for absent in ["__kernel_start", "__text_start", "__text_end", ".Ltmp3", "GREETING"] {
         assert_eq!(table.find(absent), None, "{absent}");
     }
     let symbol = table.lookup(0x13c).expect("inside main");
@@ -255,17 +192,12 @@ fn patches_kernel_like_image() {
     assert_eq!(table.lookup(0x15c).map(|s| s.offset), Some(0x3c));
     assert_eq!(table.lookup(0x160), None);
     assert_eq!(table.lookup(0x17c), None);
-    assert_eq!(
-        table.lookup(0x1a0).map(|s| s.name),
-        Some("firmware_call_be32")
-    );
+    assert_eq!(table.lookup(0x1a0).map(|s| s.name), Some("firmware_call_be32"));
     assert_eq!(table.lookup(0x220), None);
 
     // Only the .ksyms bytes changed.
     let ksyms = ksyms_bytes(&input).as_ptr() as usize - input.as_ptr() as usize;
-    let changed: Vec<usize> = (0..input.len())
-        .filter(|&i| input[i] != output[i])
-        .collect();
+    let changed: Vec<usize> = (0..input.len()).filter(|&i| input[i] != output[i]).collect();
     assert!(changed.iter().all(|i| (ksyms..ksyms + 4096).contains(i)));
     assert!(!changed.is_empty());
 
@@ -275,21 +207,12 @@ fn patches_kernel_like_image() {
 
 #[test]
 fn table_too_large() {
-    let needed = patch::patch(&kernel_like(4096))
-        .expect("patches")
-        .1
-        .bytes_used;
+    let needed = patch::patch(&kernel_like(4096)).expect("patches").1.bytes_used;
     match patch::patch(&kernel_like(needed - 1)) {
         Err(error @ Error::TooSmall { .. }) => {
             let message = error.to_string();
-            assert!(
-                message.contains(&format!("needs {needed} bytes")),
-                "{message}"
-            );
-            assert!(
-                message.contains(&format!("only {} bytes", needed - 1)),
-                "{message}"
-            );
+            assert!(message.contains(&format!("needs {needed} bytes")), "{message}");
+            assert!(message.contains(&format!("only {} bytes", needed - 1)), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -304,31 +227,19 @@ fn missing_section() {
 
 #[test]
 fn nobits_section() {
-    let ksyms = TestSection {
-        sh_type: elf::SHT_NOBITS,
-        ..reserved(".ksyms", 0x1000, 64)
-    };
+    let ksyms = TestSection { sh_type: elf::SHT_NOBITS, ..reserved(".ksyms", 0x1000, 64) };
     let image = build(elf::EM_PPC64, &[code(".text", 0x0, 0x10), ksyms], &[]);
-    assert!(matches!(
-        patch::patch(&image),
-        Err(Error::SectionHasNoFileBytes)
-    ));
+    assert!(matches!(patch::patch(&image), Err(Error::SectionHasNoFileBytes)));
 }
 
 #[test]
 fn wrong_machine_or_format() {
     let x86 = build(elf::EM_X86_64, &[reserved(".ksyms", 0, 64)], &[]);
-    assert!(matches!(
-        patch::patch(&x86),
-        Err(Error::NotPpc64 { machine: 62 })
-    ));
+    assert!(matches!(patch::patch(&x86), Err(Error::NotPpc64 { machine: 62 })));
 
     let mut big_endian = kernel_like(4096);
     big_endian[patch::EI_DATA] = elf::ELFDATA2MSB.0;
-    assert!(matches!(
-        patch::patch(&big_endian),
-        Err(Error::NotLittleEndian)
-    ));
+    assert!(matches!(patch::patch(&big_endian), Err(Error::NotLittleEndian)));
 
     let mut elf32 = kernel_like(4096);
     elf32[patch::EI_CLASS] = elf::ELFCLASS32.0;

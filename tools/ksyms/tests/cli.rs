@@ -4,10 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn ksyms(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ksyms"))
-        .args(arguments)
-        .output()
-        .expect("runs ksyms")
+    Command::new(env!("CARGO_BIN_EXE_ksyms")).args(arguments).output().expect("runs ksyms")
 }
 
 fn output_path(name: &str) -> PathBuf {
@@ -30,11 +27,7 @@ fn missing_input() {
     let target = output_path("missing");
     let output = ksyms(&["/nonexistent/kernel.elf", target.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("cannot read /nonexistent/kernel.elf"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("cannot read /nonexistent/kernel.elf"), "{}", stderr(&output));
     assert!(!target.exists());
 }
 
@@ -47,9 +40,6 @@ fn host_executable_is_not_ppc64() {
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert_eq!(message.lines().count(), 1, "{message}");
-    assert!(
-        message.contains("not PPC64") || message.contains("not an ELF"),
-        "{message}"
-    );
+    assert!(message.contains("not PPC64") || message.contains("not an ELF"), "{message}");
     assert!(!target.exists());
 }

@@ -6,8 +6,8 @@
 //! Values here are in CPU order; in memory every entry is stored big-endian,
 //! as the hardware walker reads it (`Slot`).
 
-use core::fmt;
 use crate::sync::atomic::{AtomicU64, Ordering};
+use core::fmt;
 
 /// V: the entry is valid (Linux `_PAGE_PRESENT`).
 pub const VALID: u64 = 1 << 63;

@@ -99,7 +99,8 @@ impl<F: FrameSource> TableMemory for TableAllocator<F> {
                 (frame, fragments)
             }
         };
-        let index = (0..per_frame).find(|&i| fragments.used[(i / 64) as usize] & (1 << (i % 64)) == 0).expect("free slot");
+        let index =
+            (0..per_frame).find(|&i| fragments.used[(i / 64) as usize] & (1 << (i % 64)) == 0).expect("free slot");
         fragments.used[(index / 64) as usize] |= 1 << (index % 64);
         fragments.count += 1;
         let table = frame + ((index as u64) << shift);
