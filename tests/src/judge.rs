@@ -9,12 +9,7 @@ use crate::banner::Banner;
 use crate::ktap::{self, Counts, Outcome};
 use crate::qemu::BootOutput;
 
-/// The machine QEMU was given, which the banner must describe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Machine {
-    pub cpus: u32,
-    pub memory_mib: u64,
-}
+pub use crate::qemu::Machine;
 
 /// One reason a boot failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! - [`image`]: the kernel image (`KERNEL_IMAGE`, or `make kernel` once per process).
 //! - [`bench`]: benchmark results: parsing, the Markdown table, the plots (`make bench`).
 //! - [`disasm`]: the built kernel's barriers, checked in its disassembly.
+//! - [`modules`]: import cycles among a crate's modules.
 //!
 //! Environment: `QEMU` (binary), `BOOT_TIMEOUT` (seconds), `KERNEL_IMAGE` (skip the build),
 //! `HARNESS_ONLY` (run only matrix rows whose name contains it), `HARNESS_JOBS` (parallel
@@ -20,5 +21,6 @@ pub mod image;
 pub mod judge;
 pub mod ktap;
 pub mod matrix;
+pub mod modules;
 mod process;
 pub mod qemu;

@@ -12,7 +12,6 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::judge::Machine;
 use crate::process;
 
 /// QEMU binary used when `QEMU` is not set.
@@ -225,6 +224,13 @@ fn fresh_log_path() -> PathBuf {
 fn is_fresh_log_path(path: &Path) -> bool {
     path.parent() == Some(std::env::temp_dir().as_path())
         && path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(FRESH_LOG_PREFIX))
+}
+
+/// The machine QEMU was given, which the banner must describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub cpus: u32,
+    pub memory_mib: u64,
 }
 
 /// Whether QEMU gets a process group of its own.

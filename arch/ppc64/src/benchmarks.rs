@@ -207,7 +207,7 @@ const BUSY_US: u64 = 2_000;
 /// starts (BUSY_GO) until BUSY_US after (or a second, if the collapse never
 /// starts).
 fn busy_with_interrupts_off(space: u64) -> u64 {
-    let were_on = cpu::disable_interrupts();
+    let were_on = crate::percpu::disable_interrupts();
     mmu::note_space_user(space as kernel::mm::mmu::SpaceId);
     BUSY_ON.store(true, Ordering::Release);
     let give_up = time::deadline_us(1_000_000);

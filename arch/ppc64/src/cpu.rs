@@ -43,6 +43,15 @@ pub fn pir() -> u32 {
     read_spr!(spr::PIR) as u32
 }
 
+/// This processor, from its PVR; a PVR the kernel does not know is fatal,
+/// since it cannot tell which ISA level to ask the platform for.
+pub fn processor() -> boot::processor::Processor {
+    let pvr = pvr();
+    boot::processor::Processor::from_pvr(pvr).unwrap_or_else(|| {
+        panic!("unsupported processor: PVR {pvr:#010x} is none of POWER8, POWER9, POWER10 (QEMU: -cpu POWER9)")
+    })
+}
+
 pub fn pvr() -> u32 {
     read_spr!(spr::PVR) as u32
 }
@@ -94,24 +103,24 @@ pub fn enable_interrupts() {
     unsafe { asm!("mtmsrd {0}, 1", in(reg) msr::EE | msr::RI, options(nostack)) };
 }
 
-/// Turns MSR[EE] off; returns whether it was on. Records where it was
-/// called from and when, for the cross-call watchdog's report of a CPU that
-/// does not answer (two stores to this CPU's own area).
-#[inline(never)]
+/// Turns MSR[EE] off; returns whether it was on. Most code calls
+/// `percpu::disable_interrupts`, which also records where and when.
+#[inline]
 pub fn disable_interrupts() -> bool {
-    let caller: u64;
-    // SAFETY: reads the link register: this function's return address,
-    // since it has called nothing yet.
-    unsafe { asm!("mflr {0}", out(reg) caller, options(nomem, nostack, preserves_flags)) };
     let was = interrupts_enabled();
     // SAFETY: `mtmsrd r, 1` changes only EE and RI.
     unsafe { asm!("mtmsrd {0}, 1", in(reg) msr::RI, options(nostack)) };
-    if crate::percpu::ready() {
-        let area = crate::percpu::this();
-        area.irq_off_at.store(caller, core::sync::atomic::Ordering::Relaxed);
-        area.irq_off_since.store(timebase(), core::sync::atomic::Ordering::Relaxed);
-    }
     was
+}
+
+/// The link register: in a function that has called nothing yet, its
+/// return address.
+#[inline(always)]
+pub fn link_register() -> u64 {
+    let value: u64;
+    // SAFETY: reads LR only.
+    unsafe { asm!("mflr {0}", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
 }
 
 pub fn set_sprg0(value: u64) {

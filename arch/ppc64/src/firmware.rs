@@ -6,7 +6,6 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use boot::cas::{self, MmuRequest};
 use boot::of::ClientInterface;
-use boot::processor::Processor;
 use boot::tree::{self, DeviceTree};
 use boot::BootInfo;
 use kernel::cmdline::{self, MmuMode};
@@ -89,20 +88,11 @@ pub fn negotiated_mmu() -> MmuMode {
     }
 }
 
-/// This processor, from its PVR; a PVR the kernel does not know is fatal,
-/// since it cannot tell which ISA level to ask the platform for.
-pub fn processor() -> Processor {
-    let pvr = crate::cpu::pvr();
-    Processor::from_pvr(pvr).unwrap_or_else(|| {
-        panic!("unsupported processor: PVR {pvr:#010x} is none of POWER8, POWER9, POWER10 (QEMU: -cpu POWER9)")
-    })
-}
-
 /// Asks for radix with GTSE and XICS through `ibm,client-architecture-support`;
 /// where the processor or the platform has no radix, falls back to hash with
 /// a warning, as Linux does.
 fn negotiate_radix(ci: &ClientInterface) -> MmuMode {
-    let cpu = processor();
+    let cpu = crate::cpu::processor();
     if !cpu.isa.has_radix() {
         kernel::warn!("mmu: {} (ISA {}) has no radix MMU; falling back to hash", cpu.name, cpu.isa.name());
         return negotiate(ci, MmuRequest::Hash);
@@ -120,7 +110,7 @@ fn negotiate_radix(ci: &ClientInterface) -> MmuMode {
 }
 
 fn negotiate(ci: &ClientInterface, mmu: MmuRequest) -> MmuMode {
-    let cpu = processor();
+    let cpu = crate::cpu::processor();
     let vector = cas::vector(mmu, &cpu);
     if let Err(error) = ci.client_architecture_support(&vector) {
         panic!("ibm,client-architecture-support refused {mmu:?} for {} (ISA {}): {error:?}", cpu.name, cpu.isa.name());

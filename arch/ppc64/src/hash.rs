@@ -265,7 +265,7 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     // (flags 0: keep the registration; a no-op under TCG, needed under KVM).
     // Before ISA 3.0 there is no process table to register (Linux makes the
     // call only with CPU_FTR_ARCH_300).
-    if crate::firmware::processor().isa >= boot::processor::IsaLevel::V3_00 {
+    if crate::cpu::processor().isa >= boot::processor::IsaLevel::V3_00 {
         let status = hcall::hcall4_retry(H_REGISTER_PROC_TBL, 0, 0, 0, 0);
         if status != hcall::H_SUCCESS {
             return Err("H_REGISTER_PROC_TBL refused hash with SLBs");

@@ -75,7 +75,7 @@ fn misaligned_atomic_load() {
 /// A thread switch inside a read-side section: must be refused.
 #[inline(never)]
 fn yield_with_interrupts_off() {
-    crate::cpu::disable_interrupts();
+    crate::percpu::disable_interrupts();
     crate::sched::yield_now();
 }
 

@@ -553,7 +553,7 @@ pub fn handle_fault(frame: &TrapFrame) -> FaultAction {
     }
     let action = handler(&Fault { space, address, store, instruction, missing });
     if reenable {
-        crate::cpu::disable_interrupts();
+        crate::percpu::disable_interrupts();
     }
     action
 }

@@ -162,6 +162,23 @@ fn point_at(area: &'static PerCpu) {
     unsafe { core::arch::asm!("mr 13, {0}", in(reg) address, options(nomem, nostack, preserves_flags)) };
 }
 
+/// Turns interrupts off on this CPU (returns whether they were on) and
+/// records where it was called from and when, for the cross-call
+/// watchdog's report of a CPU that does not answer: two stores to this
+/// CPU's own area.
+#[inline(never)]
+pub fn disable_interrupts() -> bool {
+    // First, while LR still holds this function's return address.
+    let caller = cpu::link_register();
+    let was = cpu::disable_interrupts();
+    if ready() {
+        let area = this();
+        area.irq_off_at.store(caller, Ordering::Relaxed);
+        area.irq_off_since.store(cpu::timebase(), Ordering::Relaxed);
+    }
+    was
+}
+
 /// Whether this CPU's area is set up (r13 and SPRG0 point at it).
 pub fn ready() -> bool {
     READY.load(Ordering::Acquire)

@@ -620,7 +620,7 @@ impl RaceHooks for HashCrossCpu {
 /// (interrupts off), in the test's address space.
 fn hash_fault_on_b(_: u64) -> u64 {
     vm::activate(race_mm());
-    let was_on = crate::cpu::disable_interrupts();
+    let was_on = crate::percpu::disable_interrupts();
     let result = crate::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu);
     if was_on {
         crate::cpu::enable_interrupts();

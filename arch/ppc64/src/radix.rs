@@ -50,7 +50,7 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
         return Err("CAS did not grant radix (/chosen ibm,architecture-vec-5 byte 24)");
     }
     // Before the first flush: POWER9 needs its tlbie errata fixed up.
-    set_errata(crate::firmware::processor().tlbie_errata());
+    set_errata(crate::cpu::processor().tlbie_errata());
     let root = mmu::build_kernel_tree(info)?;
     let table = mm::alloc_frame().ok_or("no frame for the process table")?;
     // SAFETY: a frame just allocated, reached through the linear-map address.

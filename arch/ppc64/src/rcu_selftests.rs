@@ -98,7 +98,7 @@ static GO_ON: AtomicU64 = AtomicU64::new(0);
 /// A lockless walker on another CPU: interrupts off, walk to the leaf,
 /// hold on to its table until told to go on, read it again, leave.
 fn lockless_walker(_: u64) -> u64 {
-    let was_on = cpu::disable_interrupts();
+    let was_on = crate::percpu::disable_interrupts();
     let found = pagetable::walk(mmu::kernel_root(), WALKED, mm::phys_to_virt);
     WALKING.store(if found.is_some() { 1 } else { 2 }, Ordering::Release);
     let deadline = time::deadline_us(2_000_000);

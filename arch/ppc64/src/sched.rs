@@ -98,7 +98,7 @@ pub fn init_cpu() {
 }
 
 fn with_interrupts_off<R>(f: impl FnOnce() -> R) -> R {
-    let was_on = cpu::disable_interrupts();
+    let was_on = crate::percpu::disable_interrupts();
     let result = f();
     if was_on {
         cpu::enable_interrupts();
@@ -159,7 +159,7 @@ extern "C" fn thread_main(thread: *const Thread) -> ! {
     if let Some(entry) = thread.entry {
         entry(thread.argument);
     }
-    cpu::disable_interrupts();
+    crate::percpu::disable_interrupts();
     thread.state.store(DEAD, Ordering::Release);
     drop(thread);
     schedule();

@@ -84,7 +84,7 @@ static CALL_RAN_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Posted work: interrupts off for `microseconds`, then on again.
 pub fn spin_with_interrupts_off(microseconds: u64) -> u64 {
-    let was_on = cpu::disable_interrupts();
+    let was_on = crate::percpu::disable_interrupts();
     SPINNING.store(1, Ordering::Release);
     let until = time::deadline_us(microseconds);
     while time::now() < until {
@@ -110,7 +110,7 @@ const SECTION_HANG_GUARD_US: u64 = 10_000_000;
 /// walkers: the caller is held back) or the test releases it. No timing
 /// decides which.
 pub fn walk_until_released_or_called(_: u64) -> u64 {
-    let was_on = cpu::disable_interrupts();
+    let was_on = crate::percpu::disable_interrupts();
     SAW_CALL.store(0, Ordering::Release);
     SPINNING.store(1, Ordering::Release);
     let guard = time::deadline_us(SECTION_HANG_GUARD_US);

@@ -77,7 +77,7 @@ impl MmArch for SpaceArch {
     }
 
     fn interrupts_off() -> bool {
-        cpu::disable_interrupts()
+        crate::percpu::disable_interrupts()
     }
 
     fn interrupts_restore(were_on: bool) {
