@@ -2,6 +2,9 @@
 //! management, and the self-test framework. No inline assembly here: what
 //! needs the machine comes from `arch/`.
 #![no_std]
+// Unsafe code only where a module says it needs it (and there every block
+// has its SAFETY comment): the allow lines below are the whole list.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 #[cfg(test)]
@@ -9,11 +12,15 @@ extern crate std;
 
 pub mod bench;
 pub mod cmdline;
+#[allow(unsafe_code)]
 pub mod console;
 pub mod cpuset;
 pub mod ktest;
+#[allow(unsafe_code)]
 pub mod mm;
+#[allow(unsafe_code)]
 pub mod rcu;
 pub mod symbols;
 pub mod sync;
+#[allow(unsafe_code)]
 pub mod time;

@@ -14,6 +14,9 @@
 //! `HARNESS_ONLY` (run only matrix rows whose name contains it), `HARNESS_JOBS` (parallel
 //! boots; default: the number of host CPUs).
 
+// Only process handling (signals, the parent-death signal) needs unsafe code.
+#![deny(unsafe_code)]
+
 pub mod banner;
 pub mod bench;
 pub mod disasm;
@@ -22,5 +25,6 @@ pub mod judge;
 pub mod ktap;
 pub mod matrix;
 pub mod modules;
+#[allow(unsafe_code)]
 mod process;
 pub mod qemu;

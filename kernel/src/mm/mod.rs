@@ -1,16 +1,26 @@
 //! Memory management: physical frames and the kernel heap.
+//!
+//! The submodules marked `deny(unsafe_code)` need none; the others touch
+//! memory through raw pointers (tables, the heap, page copies).
 
 pub mod collapse;
+#[deny(unsafe_code)]
 pub mod frame;
 pub mod gup;
+#[deny(unsafe_code)]
 pub mod hash;
+#[deny(unsafe_code)]
 pub mod hash_fault;
 pub mod heap;
+#[deny(unsafe_code)]
 pub mod knobs;
+#[deny(unsafe_code)]
 pub mod mmu;
+#[deny(unsafe_code)]
 pub mod page;
 pub mod pagetable;
 pub mod selftests;
+#[deny(unsafe_code)]
 pub mod tlbie;
 pub mod vm;
 

@@ -1,6 +1,7 @@
 //! `ksyms <input.elf> <output.elf>`: copies the linked kernel and writes its
 //! symbol table (format in `kernel::symbols`) into the `.ksyms` section, which
 //! the kernel reads at run time to symbolise backtraces.
+#![deny(unsafe_code)]
 
 mod patch;
 mod selection;
