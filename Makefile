@@ -101,6 +101,13 @@ loom:
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(HOST_CARGO) test -p kernel --release $(LOOM_TESTS) \
 	  -- --nocapture --test-threads 1
 
+# The kernel's barrier pairings under POWER's memory model: herd7 runs
+# litmus/*.litmus with ppc.cat (README "Litmus tests"); skipped with a
+# note if herd7 is not installed.
+.PHONY: litmus
+litmus:
+	@scripts/litmus.sh
+
 # Timings never decide a test: `make bench` writes them down (bench/README.md).
 bench: kernel
 	@scripts/deps.sh qemu
