@@ -6,9 +6,10 @@
 use std::path::Path;
 use std::process::Command;
 
-/// One instruction: its mnemonic and operands as llvm-objdump prints them.
+/// One instruction: its address, mnemonic and operands as llvm-objdump prints them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instruction {
+    pub address: u64,
     pub mnemonic: String,
     pub operands: String,
 }
@@ -24,16 +25,18 @@ pub fn functions(disassembly: &str) -> Vec<(String, Vec<Instruction>)> {
         }
         // "   5e228:      \tstdcx. 4, 30, 3"
         let Some((address, rest)) = line.split_once(':') else { continue };
-        if address.trim().is_empty() || !address.trim().chars().all(|c| c.is_ascii_hexdigit()) {
-            continue;
-        }
+        let Ok(address) = u64::from_str_radix(address.trim(), 16) else { continue };
         let rest = rest.trim();
         if rest.is_empty() {
             continue;
         }
         let (mnemonic, operands) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         if let Some((_, instructions)) = functions.last_mut() {
-            instructions.push(Instruction { mnemonic: mnemonic.to_string(), operands: operands.trim().to_string() });
+            instructions.push(Instruction {
+                address,
+                mnemonic: mnemonic.to_string(),
+                operands: operands.trim().to_string(),
+            });
         }
     }
     functions
@@ -49,57 +52,134 @@ pub fn touches_memory(instruction: &Instruction) -> bool {
     m.starts_with('l') || m.starts_with("st") || m.starts_with("dcb") || m.starts_with("bl") || m == "bctrl"
 }
 
-/// What one function must contain: after the first `after` instruction (e.g. the
-/// `stdcx.` of an atomic read-modify-write), `barrier` comes before the next instruction
-/// that touches memory.
+/// Where a barrier must follow.
+#[derive(Clone, Copy, Debug)]
+pub enum Anchor {
+    /// The first instruction with this mnemonic (e.g. the `stdcx.` of an atomic RMW).
+    First(&'static str),
+    /// Every call (`bl`) to a function whose name contains this.
+    CallTo(&'static str),
+}
+
+/// What the functions whose names contain `function` must contain (at least one must
+/// exist): after each `after`, `barrier` comes before the next instruction that touches
+/// memory, on the straight-line path (unconditional branches within the function
+/// followed).
 #[derive(Clone, Debug)]
 pub struct Expectation {
     pub function: &'static str,
-    pub after: &'static str,
+    pub after: Anchor,
     pub barrier: &'static str,
     /// Why, for the failure message.
     pub why: &'static str,
 }
 
-/// The barriers the kernel's correctness argument rests on.
+/// The barriers the kernel's correctness argument rests on: the ones the litmus tests
+/// (`litmus/`) model.
 pub const EXPECTATIONS: &[Expectation] = &[
     Expectation {
         function: "kernel::rcu::quiescent_state",
-        after: "stdcx.",
+        after: Anchor::First("stdcx."),
         barrier: "sync",
-        why: "RCU's quiescent-state report must be ordered before the CPU's next read-side loads (lwsync does not order a store before a later load)",
+        why: "RCU's quiescent-state report must be ordered before the CPU's next read-side loads (lwsync does not order a store before a later load): litmus/rcu-report-vs-gp-snapshot",
     },
     Expectation {
         function: "kernel::rcu::note_quiescent",
-        after: "stdcx.",
+        after: Anchor::First("stdcx."),
         barrier: "sync",
         why: "the idle loop's quiescent-state report, as quiescent_state's",
     },
+    Expectation {
+        function: ">::pin_pages_fast_only_as",
+        after: Anchor::CallTo("<kernel::mm::page::Page>::try_pin"),
+        barrier: "sync",
+        why: "GUP-fast's pin must be ordered before its PMD recheck, against collapse's PMD clear and refcount read (store buffering): litmus/gup-pin-vs-pmd-clear",
+    },
+    Expectation {
+        function: "kernel::mm::collapse::pmdp_collapse_flush::<",
+        after: Anchor::CallTo("flush_collapsed_pmd"),
+        barrier: "sync",
+        why: "collapse's cleared PMD and flush must be ordered before the isolation check's refcount reads: litmus/gup-pin-vs-pmd-clear",
+    },
+    Expectation {
+        function: "kernel::mm::collapse::pmdp_collapse_flush::<",
+        after: Anchor::CallTo("flush_hash_table_pmd_range"),
+        barrier: "sync",
+        why: "the same after the hash MMU's flush",
+    },
 ];
+
+/// The instructions from `from` on, in execution order along the straight-line path:
+/// an unconditional branch (`b`) to an address inside the function continues there.
+fn straight_line(instructions: &[Instruction], from: usize) -> Vec<&Instruction> {
+    let mut path = Vec::new();
+    let mut i = from;
+    while i < instructions.len() && path.len() < instructions.len() {
+        let instruction = &instructions[i];
+        if instruction.mnemonic == "b" {
+            let target = instruction
+                .operands
+                .split_whitespace()
+                .next()
+                .and_then(|t| u64::from_str_radix(t.trim_start_matches("0x"), 16).ok());
+            match target.and_then(|t| instructions.iter().position(|x| x.address == t)) {
+                Some(next) => {
+                    i = next;
+                    continue;
+                }
+                None => break, // a tail call: the function ends here
+            }
+        }
+        path.push(instruction);
+        i += 1;
+    }
+    path
+}
 
 /// Checks `expectation` against the disassembled `functions`; `Err` says what is wrong.
 pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation) -> Result<(), String> {
-    let name = expectation.function;
-    let (_, instructions) = functions
-        .iter()
-        .find(|(f, _)| f == name)
-        .ok_or_else(|| format!("{name}: not in the image (renamed or inlined everywhere?)"))?;
-    let start = instructions
-        .iter()
-        .position(|i| i.mnemonic == expectation.after)
-        .ok_or_else(|| format!("{name}: no `{}`", expectation.after))?;
-    for instruction in &instructions[start + 1..] {
+    let pattern = expectation.function;
+    let matching: Vec<&(String, Vec<Instruction>)> = functions.iter().filter(|(f, _)| f.contains(pattern)).collect();
+    if matching.is_empty() {
+        return Err(format!("{pattern}: no such function in the image (renamed or inlined everywhere?)"));
+    }
+    for (name, instructions) in matching {
+        let anchors: Vec<usize> = match expectation.after {
+            Anchor::First(mnemonic) => instructions.iter().position(|i| i.mnemonic == mnemonic).into_iter().collect(),
+            Anchor::CallTo(callee) => instructions
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.mnemonic == "bl" && i.operands.contains(callee))
+                .map(|(at, _)| at)
+                .collect(),
+        };
+        let what = match expectation.after {
+            Anchor::First(mnemonic) => format!("`{mnemonic}`"),
+            Anchor::CallTo(callee) => format!("call to {callee}"),
+        };
+        if anchors.is_empty() {
+            return Err(format!("{name}: no {what}"));
+        }
+        for at in anchors {
+            check_after(name, &what, &straight_line(instructions, at + 1), expectation)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_after(name: &str, what: &str, path: &[&Instruction], expectation: &Expectation) -> Result<(), String> {
+    for instruction in path {
         if instruction.mnemonic == expectation.barrier {
             return Ok(());
         }
         if touches_memory(instruction) {
             return Err(format!(
-                "{name}: after `{}`, `{} {}` touches memory before any `{}`: {}",
-                expectation.after, instruction.mnemonic, instruction.operands, expectation.barrier, expectation.why
+                "{name}: after the {what}, `{} {}` touches memory before any `{}`: {}",
+                instruction.mnemonic, instruction.operands, expectation.barrier, expectation.why
             ));
         }
     }
-    Err(format!("{name}: no `{}` after `{}`: {}", expectation.barrier, expectation.after, expectation.why))
+    Err(format!("{name}: no `{}` after the {what}: {}", expectation.barrier, expectation.why))
 }
 
 /// The llvm-objdump to use: `LLVM_OBJDUMP`, else llvm-objdump-22 or llvm-objdump on PATH.
@@ -158,7 +238,7 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].0, "kernel::rcu::quiescent_state");
         assert_eq!(f[0].1.len(), 9);
-        assert_eq!(f[0].1[2], Instruction { mnemonic: "stdcx.".into(), operands: "4, 30, 3".into() });
+        assert_eq!(f[0].1[2], Instruction { address: 0x5e228, mnemonic: "stdcx.".into(), operands: "4, 30, 3".into() });
         assert_eq!(f[1].1[0].mnemonic, "blr");
     }
 
@@ -176,12 +256,40 @@ mod tests {
         let none = WITH_SYNC.replace("\tsync\n", "\tnop\n").replace("\tlbarx 4, 0, 29", "\tnop");
         assert!(check(&functions(&none), &expectation()).unwrap_err().contains("no `sync` after"));
         let missing = check(&functions("0 <x>:\n   0:  \tblr\n"), &expectation()).unwrap_err();
-        assert!(missing.contains("not in the image"), "{missing}");
+        assert!(missing.contains("no such function"), "{missing}");
+    }
+
+    const FLUSH: &str = "\
+000000000000dda0 <kernel::mm::collapse::pmdp_collapse_flush::<X>>:
+    df34:      \tbl 0x49278 <<R as T>::flush_collapsed_pmd+0x8>
+    df38:      \tb 0xdf4c <kernel::mm::collapse::pmdp_collapse_flush::<X>+0x1ac>
+    df3c:      \taddi 5, 31, 312
+    df48:      \tbl 0x10348 <H::flush_hash_table_pmd_range+0x8>
+    df4c:      \tsync
+    df50:      \taddi 3, 30, 16
+    df5c:      \tbl 0x7b4c8 <memcpy+0x8>
+";
+
+    #[test]
+    fn calls_as_anchors_and_branches_followed() {
+        let expectation = Expectation {
+            function: "pmdp_collapse_flush::<",
+            after: Anchor::CallTo("flush_collapsed_pmd"),
+            barrier: "sync",
+            why: "test",
+        };
+        // The radix call branches over the hash call to the shared sync.
+        assert_eq!(check(&functions(FLUSH), &expectation), Ok(()));
+        let without = FLUSH.replace("\tsync\n", "\tnop\n");
+        let error = check(&functions(&without), &expectation).unwrap_err();
+        assert!(error.contains("`bl 0x7b4c8 <memcpy+0x8>` touches memory"), "{error}");
+        let not_called = Expectation { after: Anchor::CallTo("nothing_like_it"), ..expectation };
+        assert!(check(&functions(FLUSH), &not_called).unwrap_err().contains("no call to nothing_like_it"));
     }
 
     #[test]
     fn what_touches_memory() {
-        let i = |m: &str| Instruction { mnemonic: m.into(), operands: String::new() };
+        let i = |m: &str| Instruction { address: 0, mnemonic: m.into(), operands: String::new() };
         for m in ["ld", "lbarx", "stw", "stdcx.", "bl", "bctrl", "dcbz"] {
             assert!(touches_memory(&i(m)), "{m}");
         }
