@@ -59,6 +59,10 @@ pub enum Anchor {
     First(&'static str),
     /// Every call (`bl`) to a function whose name contains this.
     CallTo(&'static str),
+    /// The first `mnemonic` with, among the 4 instructions before it, one whose text ends
+    /// in `preceded_by`: e.g. the `stwcx.` of GUP-fast's pin, which stores `count + 1024`
+    /// (`addi r, r, 1024`: PIN_BIAS) once `Page::try_pin` is inlined.
+    FirstAfter { mnemonic: &'static str, preceded_by: &'static str },
 }
 
 /// What the functions whose names contain `function` must contain (at least one must
@@ -91,7 +95,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
     },
     Expectation {
         function: ">::pin_pages_fast_only_as",
-        after: Anchor::CallTo("<kernel::mm::page::Page>::try_pin"),
+        after: Anchor::FirstAfter { mnemonic: "stwcx.", preceded_by: ", 1024" },
         barrier: "sync",
         why: "GUP-fast's pin must be ordered before its PMD recheck, against collapse's PMD clear and refcount read (store buffering): litmus/gup-pin-vs-pmd-clear",
     },
@@ -152,10 +156,20 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
                 .filter(|(_, i)| i.mnemonic == "bl" && i.operands.contains(callee))
                 .map(|(at, _)| at)
                 .collect(),
+            Anchor::FirstAfter { mnemonic, preceded_by } => (0..instructions.len())
+                .find(|&at| {
+                    instructions[at].mnemonic == mnemonic
+                        && instructions[at.saturating_sub(4)..at]
+                            .iter()
+                            .any(|i| format!("{} {}", i.mnemonic, i.operands).ends_with(preceded_by))
+                })
+                .into_iter()
+                .collect(),
         };
         let what = match expectation.after {
             Anchor::First(mnemonic) => format!("`{mnemonic}`"),
             Anchor::CallTo(callee) => format!("call to {callee}"),
+            Anchor::FirstAfter { mnemonic, preceded_by } => format!("`{mnemonic}` after `...{preceded_by}`"),
         };
         if anchors.is_empty() {
             return Err(format!("{name}: no {what}"));
@@ -285,6 +299,34 @@ mod tests {
         assert!(error.contains("`bl 0x7b4c8 <memcpy+0x8>` touches memory"), "{error}");
         let not_called = Expectation { after: Anchor::CallTo("nothing_like_it"), ..expectation };
         assert!(check(&functions(FLUSH), &not_called).unwrap_err().contains("no call to nothing_like_it"));
+    }
+
+    #[test]
+    fn a_store_conditional_found_by_what_it_stores() {
+        let pin = "\
+0000000000017000 <M::pin_pages_fast_only_as>:
+   173ec:      \tlwarx 9, 0, 8
+   173f8:      \taddi 10, 10, 1024
+   173fc:      \tlwsync
+   17400:      \tstwcx. 10, 0, 8
+   17404:      \tbf-\t2, 0x17414 <M::pin_pages_fast_only_as+0x354>
+   17408:      \tlwsync
+   17410:      \tb 0x17420 <M::pin_pages_fast_only_as+0x360>
+   17414:      \tstwcx. 7, 3, 6
+   17420:      \tsync
+   17424:      \tld 7, 0(7)
+";
+        let expectation = Expectation {
+            function: "::pin_pages_fast_only_as",
+            after: Anchor::FirstAfter { mnemonic: "stwcx.", preceded_by: ", 1024" },
+            barrier: "sync",
+            why: "test",
+        };
+        assert_eq!(check(&functions(pin), &expectation), Ok(()));
+        let error = check(&functions(&pin.replace("\tsync", "\tnop")), &expectation).unwrap_err();
+        assert!(error.contains("`ld 7, 0(7)` touches memory"), "{error}");
+        let other = pin.replace("addi 10, 10, 1024", "addi 10, 10, 1");
+        assert!(check(&functions(&other), &expectation).unwrap_err().contains("no `stwcx.` after `..., 1024`"));
     }
 
     #[test]

@@ -18,14 +18,17 @@ pub const FRAME_SIZE: u64 = 1 << FRAME_SHIFT;
 pub struct Frame(u64);
 
 impl Frame {
+    #[inline]
     pub fn from_address(address: u64) -> Option<Frame> {
         address.is_multiple_of(FRAME_SIZE).then_some(Frame(address))
     }
 
+    #[inline]
     pub fn address(self) -> u64 {
         self.0
     }
 
+    #[inline]
     pub fn number(self) -> u64 {
         self.0 >> FRAME_SHIFT
     }

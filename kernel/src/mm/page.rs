@@ -60,31 +60,37 @@ impl Page {
         }
     }
 
+    #[inline]
     pub fn refcount(&self) -> u32 {
         self.refcount.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub fn mapcount(&self) -> u32 {
         self.mapcount.load(Ordering::Acquire)
     }
 
+    #[inline]
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Acquire)
     }
 
     /// Takes a reference unless the count is zero (the page is free or being
     /// freed): the lockless walker's way in.
+    #[inline]
     pub fn try_get(&self) -> bool {
         self.refcount.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c != 0).then(|| c + 1)).is_ok()
     }
 
     /// Takes a reference on a page the caller already holds one on.
+    #[inline]
     pub fn get(&self) {
         let old = self.refcount.fetch_add(1, Ordering::AcqRel);
         assert!(old != 0, "get on a page with no references");
     }
 
     /// Drops a reference; true when it was the last.
+    #[inline]
     pub fn put(&self) -> bool {
         let old = self.refcount.fetch_sub(1, Ordering::AcqRel);
         assert!(old != 0, "put on a page with no references");
@@ -92,6 +98,7 @@ impl Page {
     }
 
     /// A GUP pin (FOLL_PIN), unless the page is being freed.
+    #[inline]
     pub fn try_pin(&self) -> bool {
         self.refcount
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c != 0).then(|| c.checked_add(PIN_BIAS)).flatten())
@@ -99,16 +106,19 @@ impl Page {
     }
 
     /// Drops a pin; true when that released the page's last reference.
+    #[inline]
     pub fn unpin(&self) -> bool {
         let old = self.refcount.fetch_sub(PIN_BIAS, Ordering::AcqRel);
         assert!(old >= PIN_BIAS, "unpin of a page that is not pinned");
         old == PIN_BIAS
     }
 
+    #[inline]
     pub fn map(&self) {
         self.mapcount.fetch_add(1, Ordering::AcqRel);
     }
 
+    #[inline]
     pub fn unmap(&self) {
         let old = self.mapcount.fetch_sub(1, Ordering::AcqRel);
         assert!(old != 0, "unmap of a page that is not mapped");
@@ -116,12 +126,14 @@ impl Page {
 
     /// Whether references beyond the mappings and `held` (the caller's own)
     /// include a pin: Linux's folio_maybe_dma_pinned, as collapse uses it.
+    #[inline]
     pub fn maybe_pinned(&self, held: u32) -> bool {
         self.refcount().saturating_sub(self.mapcount() + held) >= PIN_BIAS
     }
 
     /// Whether every reference is explained by the mappings and `held`
     /// (khugepaged's check before it copies a page away).
+    #[inline]
     pub fn only_mapped(&self, held: u32) -> bool {
         self.refcount() == self.mapcount() + held
     }
@@ -155,12 +167,14 @@ impl<'a> PageArray<'a> {
     }
 
     /// The descriptor of `frame` itself (a tail stays a tail).
+    #[inline]
     pub fn frame(&self, frame: Frame) -> Option<&Page> {
         let index = frame.number().checked_sub(self.first_frame)?;
         self.pages.get(index as usize)
     }
 
     /// The descriptor that holds the counts for `frame`: its compound head.
+    #[inline]
     pub fn head(&self, frame: Frame) -> Option<&Page> {
         let page = self.frame(frame)?;
         if page.flags() & flags::TAIL != 0 {
@@ -199,6 +213,7 @@ impl<'a> PageArray<'a> {
     /// Drops a GUP pin of the page holding `frame` (Linux's unpin_user_page);
     /// if the page was unmapped meanwhile, the pin was its last reference and
     /// the page goes to `free`.
+    #[inline]
     pub fn unpin(&self, frame: Frame, free: impl FnOnce(Frame, u32)) {
         let Some((head, order)) = self.head_frame(frame) else { return };
         if self.frame(head).expect("head in the array").unpin() {

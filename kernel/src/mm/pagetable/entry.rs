@@ -68,48 +68,58 @@ impl Entry {
     /// A leaf mapping `physical` with `prot`. R and C are set: the kernel does
     /// not track them through faults, and hardware (and newer QEMU) would
     /// otherwise fault to have them set.
+    #[inline]
     pub fn leaf(physical: u64, prot: Prot) -> Entry {
         debug_assert_eq!(physical & !RPN_MASK, 0, "physical address {physical:#x} not representable");
         Entry(VALID | LEAF | (physical & RPN_MASK) | REFERENCED | CHANGED | prot_bits(prot))
     }
 
     /// A directory entry pointing at a table of `1 << index_bits` entries.
+    #[inline]
     pub fn directory(table: u64, index_bits: u32) -> Entry {
         debug_assert_eq!(table & !NEXT_LEVEL_BASE_MASK, 0, "table {table:#x} misaligned");
         Entry(VALID | (table & NEXT_LEVEL_BASE_MASK) | index_bits as u64)
     }
 
+    #[inline]
     pub fn is_valid(self) -> bool {
         self.0 & VALID != 0
     }
 
+    #[inline]
     pub fn is_leaf(self) -> bool {
         self.0 & (VALID | LEAF) == VALID | LEAF
     }
 
+    #[inline]
     pub fn is_directory(self) -> bool {
         self.0 & (VALID | LEAF) == VALID
     }
 
+    #[inline]
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
     /// Physical address a leaf maps (pages are at least 64 KiB, so RPN bits
     /// 12..15 are not part of it: see HASH_SLOT_BITS).
+    #[inline]
     pub fn physical(self) -> u64 {
         self.0 & RPN_MASK & !0xf000
     }
 
     /// Physical address of the table a directory entry points at.
+    #[inline]
     pub fn next_table(self) -> u64 {
         self.0 & NEXT_LEVEL_BASE_MASK
     }
 
+    #[inline]
     pub fn next_table_index_bits(self) -> u32 {
         (self.0 & NEXT_LEVEL_SIZE_MASK) as u32
     }
 
+    #[inline]
     pub fn prot(self) -> Prot {
         let mut prot = Prot::empty();
         if self.0 & READ != 0 {
@@ -182,19 +192,23 @@ impl Slot {
         Slot(AtomicU64::new(entry.0.to_be()))
     }
 
+    #[inline]
     pub fn load(&self, order: Ordering) -> Entry {
         Entry(u64::from_be(self.0.load(order)))
     }
 
+    #[inline]
     pub fn store(&self, entry: Entry, order: Ordering) {
         self.0.store(entry.0.to_be(), order)
     }
 
     /// Replaces the entry, returning the old one.
+    #[inline]
     pub fn swap(&self, entry: Entry, order: Ordering) -> Entry {
         Entry(u64::from_be(self.0.swap(entry.0.to_be(), order)))
     }
 
+    #[inline]
     pub fn compare_exchange(&self, current: Entry, new: Entry) -> Result<Entry, Entry> {
         self.0
             .compare_exchange(current.0.to_be(), new.0.to_be(), Ordering::AcqRel, Ordering::Acquire)
