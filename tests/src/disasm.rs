@@ -59,10 +59,11 @@ pub enum Anchor {
     First(&'static str),
     /// Every call (`bl`) to a function whose name contains this.
     CallTo(&'static str),
-    /// The first `mnemonic` with, among the 4 instructions before it, one whose text ends
-    /// in `preceded_by`: e.g. the `stwcx.` of GUP-fast's pin, which stores `count + 1024`
-    /// (`addi r, r, 1024`: PIN_BIAS) once `Page::try_pin` is inlined.
-    FirstAfter { mnemonic: &'static str, preceded_by: &'static str },
+    /// Every `mnemonic` unless one of the 4 instructions before it has the mnemonic
+    /// `unless_after`: e.g. every `stwcx.` of GUP-fast's pins (a small page's `count +
+    /// 1024`, a huge page's `count + n * 1024`, both inlined), but not the `sub` of an
+    /// unpin when it backs off.
+    Every { mnemonic: &'static str, unless_after: &'static str },
 }
 
 /// What the functions whose names contain `function` must contain (at least one must
@@ -95,9 +96,9 @@ pub const EXPECTATIONS: &[Expectation] = &[
     },
     Expectation {
         function: ">::pin_pages_fast_only_as",
-        after: Anchor::FirstAfter { mnemonic: "stwcx.", preceded_by: ", 1024" },
+        after: Anchor::Every { mnemonic: "stwcx.", unless_after: "sub" },
         barrier: "sync",
-        why: "GUP-fast's pin must be ordered before its PMD recheck, against collapse's PMD clear and refcount read (store buffering): litmus/gup-pin-vs-pmd-clear",
+        why: "each of GUP-fast's pins (small and huge pages) must be ordered before its PMD recheck, against collapse's PMD clear and refcount read (store buffering): litmus/gup-pin-vs-pmd-clear",
     },
     Expectation {
         function: "kernel::mm::collapse::pmdp_collapse_flush::<",
@@ -156,20 +157,17 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
                 .filter(|(_, i)| i.mnemonic == "bl" && i.operands.contains(callee))
                 .map(|(at, _)| at)
                 .collect(),
-            Anchor::FirstAfter { mnemonic, preceded_by } => (0..instructions.len())
-                .find(|&at| {
+            Anchor::Every { mnemonic, unless_after } => (0..instructions.len())
+                .filter(|&at| {
                     instructions[at].mnemonic == mnemonic
-                        && instructions[at.saturating_sub(4)..at]
-                            .iter()
-                            .any(|i| format!("{} {}", i.mnemonic, i.operands).ends_with(preceded_by))
+                        && !instructions[at.saturating_sub(4)..at].iter().any(|i| i.mnemonic == unless_after)
                 })
-                .into_iter()
                 .collect(),
         };
         let what = match expectation.after {
             Anchor::First(mnemonic) => format!("`{mnemonic}`"),
             Anchor::CallTo(callee) => format!("call to {callee}"),
-            Anchor::FirstAfter { mnemonic, preceded_by } => format!("`{mnemonic}` after `...{preceded_by}`"),
+            Anchor::Every { mnemonic, unless_after } => format!("`{mnemonic}` (not after a `{unless_after}`)"),
         };
         if anchors.is_empty() {
             return Err(format!("{name}: no {what}"));
@@ -302,31 +300,34 @@ mod tests {
     }
 
     #[test]
-    fn a_store_conditional_found_by_what_it_stores() {
-        let pin = "\
+    fn every_store_conditional_but_the_subtractions() {
+        let pins = "\
 0000000000017000 <M::pin_pages_fast_only_as>:
    173ec:      \tlwarx 9, 0, 8
    173f8:      \taddi 10, 10, 1024
-   173fc:      \tlwsync
    17400:      \tstwcx. 10, 0, 8
    17404:      \tbf-\t2, 0x17414 <M::pin_pages_fast_only_as+0x354>
-   17408:      \tlwsync
    17410:      \tb 0x17420 <M::pin_pages_fast_only_as+0x360>
-   17414:      \tstwcx. 7, 3, 6
+   17414:      \tlwarx 5, 3, 6
+   17418:      \tsub\t7, 5, 4
+   1741c:      \tstwcx. 7, 3, 6
    17420:      \tsync
    17424:      \tld 7, 0(7)
+   17428:      \tlwarx 5, 0, 4
+   1742c:      \tstwcx. 7, 0, 4
+   17430:      \tld 3, 0(22)
 ";
         let expectation = Expectation {
             function: "::pin_pages_fast_only_as",
-            after: Anchor::FirstAfter { mnemonic: "stwcx.", preceded_by: ", 1024" },
+            after: Anchor::Every { mnemonic: "stwcx.", unless_after: "sub" },
             barrier: "sync",
             why: "test",
         };
-        assert_eq!(check(&functions(pin), &expectation), Ok(()));
-        let error = check(&functions(&pin.replace("\tsync", "\tnop")), &expectation).unwrap_err();
-        assert!(error.contains("`ld 7, 0(7)` touches memory"), "{error}");
-        let other = pin.replace("addi 10, 10, 1024", "addi 10, 10, 1");
-        assert!(check(&functions(&other), &expectation).unwrap_err().contains("no `stwcx.` after `..., 1024`"));
+        // The second pin (at 1742c) has no sync after it; the unpin (1741c) does not count.
+        let error = check(&functions(pins), &expectation).unwrap_err();
+        assert!(error.contains("`ld 3, 0(22)` touches memory"), "{error}");
+        let fixed = pins.replace("\tstwcx. 7, 0, 4\n", "\tstwcx. 7, 0, 4\n   1742e:      \tsync\n");
+        assert_eq!(check(&functions(&fixed), &expectation), Ok(()));
     }
 
     #[test]

@@ -68,18 +68,42 @@ pub fn gup_fast_one(
 ) -> Result<Frame, GupError> {
     let pmd_slot = pmd_slot(root, address, virt).ok_or(GupError::NotMapped)?;
     let pmd = pmd_slot.load(Ordering::Acquire);
-    let (leaf_slot, leaf, offset) = if pmd.is_leaf() {
-        (pmd_slot, pmd, address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1))
-    } else if pmd.is_directory() {
-        let table = virt(pmd.next_table()) as *const Slot;
-        // SAFETY: the PTE table pmd pointed at when read stays allocated
-        // until a grace period after it is unhooked, and the caller's
-        // interrupts-off section holds that grace period off.
-        let slot = unsafe { &*table.add(PTE.index(address)) };
-        (slot, slot.load(Ordering::Acquire), 0)
-    } else {
+    if pmd.is_leaf() {
+        let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
+        return pin_huge(pmd_slot, pmd, offset, 1, write, pages, free, hooks);
+    }
+    if !pmd.is_directory() {
         return Err(GupError::NotMapped);
-    };
+    }
+    pin_pte(pmd_slot, pmd, pte_slot(pmd, address, virt), write, recheck_pmd, pages, free, hooks)
+}
+
+/// The PTE slot for `address` in the table the PMD `pmd` (a directory entry, as
+/// read) points at.
+fn pte_slot<'a>(pmd: Entry, address: u64, virt: fn(u64) -> *mut u8) -> &'a Slot {
+    let table = virt(pmd.next_table()) as *const Slot;
+    // SAFETY: the PTE table pmd pointed at when read stays allocated until a
+    // grace period after it is unhooked, and the caller's interrupts-off
+    // section holds that grace period off.
+    unsafe { &*table.add(PTE.index(address)) }
+}
+
+/// One small page (Linux's gup_pte_range, one step): read the PTE, pin its
+/// page, then the full fence and the rechecks of the PTE and, with
+/// `recheck_pmd`, of the PMD `pmd` read from `pmd_slot`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn pin_pte(
+    pmd_slot: &Slot,
+    pmd: Entry,
+    slot: &Slot,
+    write: bool,
+    recheck_pmd: bool,
+    pages: &PageArray<'_>,
+    free: impl FnOnce(Frame, u32),
+    hooks: &impl RaceHooks,
+) -> Result<Frame, GupError> {
+    let leaf = slot.load(Ordering::Acquire);
     if !leaf.is_leaf() {
         return Err(GupError::NotMapped);
     }
@@ -87,7 +111,7 @@ pub fn gup_fast_one(
         return Err(GupError::ReadOnly);
     }
     hooks.at(Point::GupRead);
-    let frame = Frame::from_address(leaf.physical() + offset).ok_or(GupError::NotMapped)?;
+    let frame = Frame::from_address(leaf.physical()).ok_or(GupError::NotMapped)?;
     let page = pages.head(frame).ok_or(GupError::NotMapped)?;
     if !page.try_pin() {
         return Err(GupError::Freed);
@@ -96,7 +120,7 @@ pub fn gup_fast_one(
     // Order the pin before the rechecks (pairs with the full barrier
     // collapse runs between clearing the PMD and reading refcounts).
     fence(Ordering::SeqCst);
-    let pte_changed = !same(leaf_slot.load(Ordering::Acquire), leaf);
+    let pte_changed = !same(slot.load(Ordering::Acquire), leaf);
     let pmd_changed = recheck_pmd && !same(pmd_slot.load(Ordering::Acquire), pmd);
     if pte_changed || pmd_changed {
         // The pin goes as unpin_user_page would drop it: if collapse (or an
@@ -104,6 +128,42 @@ pub fn gup_fast_one(
         // recheck, the pin was the last reference and the page is freed
         // here (Linux: gup_put_folio -> folio_put_refs), or it would be lost.
         pages.unpin(frame, free);
+        return Err(GupError::BackedOff);
+    }
+    Ok(frame)
+}
+
+/// `count` base pages of the 2 MiB leaf `pmd` from byte `offset` (Linux's
+/// gup_huge_pmd): one pin of the compound head carrying a reference per base
+/// page (try_grab_folio with a count), one fence, one recheck of the PMD,
+/// which is the leaf itself and so is always rechecked. Returns the first
+/// base page's frame; the caller unpins each of the `count` frames.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn pin_huge(
+    pmd_slot: &Slot,
+    pmd: Entry,
+    offset: u64,
+    count: u32,
+    write: bool,
+    pages: &PageArray<'_>,
+    free: impl FnOnce(Frame, u32),
+    hooks: &impl RaceHooks,
+) -> Result<Frame, GupError> {
+    if write && !pmd.prot().contains(pagetable::Prot::WRITE) {
+        return Err(GupError::ReadOnly);
+    }
+    hooks.at(Point::GupRead);
+    let frame = Frame::from_address(pmd.physical() + offset).ok_or(GupError::NotMapped)?;
+    let page = pages.head(frame).ok_or(GupError::NotMapped)?;
+    if !page.try_pin_many(count) {
+        return Err(GupError::Freed);
+    }
+    hooks.at(Point::GupPinned);
+    // As pin_pte's: the pins before the recheck.
+    fence(Ordering::SeqCst);
+    if !same(pmd_slot.load(Ordering::Acquire), pmd) {
+        pages.unpin_many(frame, count, free);
         return Err(GupError::BackedOff);
     }
     Ok(frame)
@@ -126,12 +186,32 @@ pub fn gup_fast_range(
     free: impl Fn(Frame, u32),
     out: &mut impl Extend<Frame>,
 ) -> Result<(), (usize, GupError)> {
-    for i in 0..pages {
-        let address = start + i as u64 * FRAME_SIZE;
-        match gup_fast_one(root, address, write, recheck_pmd, descriptors, virt, &free, &NoHooks) {
-            Ok(frame) => out.extend(core::iter::once(frame)),
-            Err(error) => return Err((i, error)),
+    // As Linux's gup_fast_pgd_range: the upper levels and the PMD are read
+    // once per 2 MiB, then the PTEs under it in order, or a huge PMD pinned
+    // for all its base pages in the range at once.
+    let per_pmd = PageSize::Huge2M.bytes() / FRAME_SIZE;
+    let mut done = 0usize;
+    while done < pages {
+        let address = start + done as u64 * FRAME_SIZE;
+        let in_pmd = (per_pmd - (address / FRAME_SIZE) % per_pmd).min((pages - done) as u64) as usize;
+        let pmd_slot = pmd_slot(root, address, virt).ok_or((done, GupError::NotMapped))?;
+        let pmd = pmd_slot.load(Ordering::Acquire);
+        if pmd.is_leaf() {
+            let offset = address & (PageSize::Huge2M.bytes() - 1);
+            let first = pin_huge(pmd_slot, pmd, offset, in_pmd as u32, write, descriptors, &free, &NoHooks)
+                .map_err(|e| (done, e))?;
+            out.extend((0..in_pmd as u64).filter_map(|i| Frame::from_address(first.address() + i * FRAME_SIZE)));
+        } else if pmd.is_directory() {
+            for i in 0..in_pmd {
+                let slot = pte_slot(pmd, address + i as u64 * FRAME_SIZE, virt);
+                let frame = pin_pte(pmd_slot, pmd, slot, write, recheck_pmd, descriptors, &free, &NoHooks)
+                    .map_err(|e| (done + i, e))?;
+                out.extend(core::iter::once(frame));
+            }
+        } else {
+            return Err((done, GupError::NotMapped));
         }
+        done += in_pmd;
     }
     Ok(())
 }

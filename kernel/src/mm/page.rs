@@ -105,6 +105,25 @@ impl Page {
             .is_ok()
     }
 
+    /// `count` GUP pins at once (Linux's try_grab_folio with a count: a huge
+    /// page pinned for `count` of its base pages), unless the page is being
+    /// freed or the count would overflow.
+    #[inline]
+    pub fn try_pin_many(&self, count: u32) -> bool {
+        let Some(add) = PIN_BIAS.checked_mul(count) else { return false };
+        self.refcount
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c != 0).then(|| c.checked_add(add)).flatten())
+            .is_ok()
+    }
+
+    /// Drops `count` pins; true when that released the page's last reference.
+    pub fn unpin_many(&self, count: u32) -> bool {
+        let sub = PIN_BIAS * count;
+        let old = self.refcount.fetch_sub(sub, Ordering::AcqRel);
+        assert!(old >= sub, "unpin of {count} pins of a page with fewer");
+        old == sub
+    }
+
     /// Drops a pin; true when that released the page's last reference.
     #[inline]
     pub fn unpin(&self) -> bool {
@@ -221,6 +240,15 @@ impl<'a> PageArray<'a> {
         }
     }
 
+    /// Drops `count` GUP pins of the page holding `frame` at once (a huge
+    /// page's, taken together by GUP-fast), freeing it as `unpin` does.
+    pub fn unpin_many(&self, frame: Frame, count: u32, free: impl FnOnce(Frame, u32)) {
+        let Some((head, order)) = self.head_frame(frame) else { return };
+        if self.frame(head).expect("head in the array").unpin_many(count) {
+            self.free_page(head, order, free);
+        }
+    }
+
     fn free_page(&self, head: Frame, order: u32, free: impl FnOnce(Frame, u32)) {
         if order > 0 {
             self.clear_compound(head);
@@ -319,6 +347,37 @@ mod tests {
         let (pages, base) = array(1);
         let pa = PageArray::new(base, &pages);
         pa.init_allocated(Frame::from_address(base).unwrap(), 0).unpin();
+    }
+
+    /// A huge page pinned for n of its base pages at once (GUP-fast's huge
+    /// PMD) carries n pins; dropping them together frees it when they were
+    /// its last references, once.
+    #[test]
+    fn many_pins_at_once() {
+        let (pages, base) = array(32);
+        let pa = PageArray::new(base, &pages);
+        let head = Frame::from_address(base).unwrap();
+        pa.init_allocated(head, flags::ANONYMOUS);
+        pa.make_compound(head, 5, flags::ANONYMOUS);
+        let page = pa.frame(head).unwrap();
+        assert!(page.try_pin_many(3));
+        assert_eq!(page.refcount(), 1 + 3 * PIN_BIAS);
+        assert!(page.maybe_pinned(0));
+        // The count overflowing the refcount is refused, not wrapped.
+        assert!(!page.try_pin_many(u32::MAX / PIN_BIAS + 1));
+        assert_eq!(page.refcount(), 1 + 3 * PIN_BIAS);
+        let tail = Frame::from_address(base + (9 << FRAME_SHIFT)).unwrap();
+        let mut freed = Vec::new();
+        pa.unpin_many(tail, 3, |h, o| freed.push((h, o)));
+        assert_eq!(page.refcount(), 1);
+        assert!(freed.is_empty(), "still mapped");
+        // The mapping goes first: then the pins are the last references.
+        assert!(page.try_pin_many(2));
+        assert!(!page.put());
+        pa.unpin_many(tail, 2, |h, o| freed.push((h, o)));
+        assert_eq!(freed, [(head, 5)]);
+        // A page with no references cannot be pinned.
+        assert!(!page.try_pin_many(1));
     }
 
     #[test]
