@@ -120,8 +120,11 @@ fn pin_pte(
     // Order the pin before the rechecks (pairs with the full barrier
     // collapse runs between clearing the PMD and reading refcounts).
     fence(Ordering::SeqCst);
-    let pte_changed = !same(slot.load(Ordering::Acquire), leaf);
-    let pmd_changed = recheck_pmd && !same(pmd_slot.load(Ordering::Acquire), pmd);
+    // The rechecks only compare values: nothing is read through them, so
+    // they need no acquire (its isync on POWER); the fence before them is
+    // what orders them after the pin.
+    let pte_changed = !same(slot.load(Ordering::Relaxed), leaf);
+    let pmd_changed = recheck_pmd && !same(pmd_slot.load(Ordering::Relaxed), pmd);
     if pte_changed || pmd_changed {
         // The pin goes as unpin_user_page would drop it: if collapse (or an
         // unmap) dropped the mapping's reference between the pin and the
@@ -162,7 +165,7 @@ fn pin_huge(
     hooks.at(Point::GupPinned);
     // As pin_pte's: the pins before the recheck.
     fence(Ordering::SeqCst);
-    if !same(pmd_slot.load(Ordering::Acquire), pmd) {
+    if !same(pmd_slot.load(Ordering::Relaxed), pmd) {
         pages.unpin_many(frame, count, free);
         return Err(GupError::BackedOff);
     }
