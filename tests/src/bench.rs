@@ -30,10 +30,18 @@ impl Record {
 
 /// The results a boot with `bench=all` must print, by MMU.
 pub fn expected(mmu: &str, cpus: u32, selftests: bool) -> Vec<String> {
-    let mut names: Vec<String> = ["boot_to_first_selftest", "boot_to_kernel_entry", "fault_base_page", "fault_thp"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = [
+        "boot_to_first_selftest",
+        "boot_to_kernel_entry",
+        "fault_base_page",
+        "fault_thp",
+        "zero_64k",
+        "zero_2m",
+        "copy_64k",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if selftests {
         names.push("selftest_run".into());
     }

@@ -16,17 +16,18 @@ use kernel::mm::collapse::Outcome;
 use kernel::mm::mmu::{Scope, TlbFlush};
 use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::vm::{MmArch, RaceSettings};
-use kernel::mm::FRAME_SIZE;
+use kernel::mm::{self, FRAME_SIZE};
 use kernel::{kskip, time};
 
 use crate::exceptions;
 use crate::smp_selftests::online_secondaries;
 use crate::vm_selftests::{inside, new_mm, ok};
-use crate::{cpu, hash, mmu, radix, smp};
+use crate::{cpu, hash, mmu, radix, smp, vm};
 
 pub static BENCHMARKS: &[Test] = &[
     Test { name: "boot", run: boot },
     Test { name: "fault", run: fault },
+    Test { name: "floors", run: floors },
     Test { name: "gup", run: gup },
     Test { name: "gup_recheck_cost", run: gup_recheck_cost },
     Test { name: "collapse", run: collapse },
@@ -132,6 +133,47 @@ fn fault(env: &Env<'_>) -> TestResult {
     }
     report_us(env, "fault_base_page", &mut small, 32);
     report_us(env, "fault_thp", &mut huge, 1);
+    Ok(())
+}
+
+/// The floors of the fault and collapse paths, measured with the routines
+/// those paths use: zeroing a 64 KiB and a 2 MiB page as a fault does
+/// (`PageMemory::zero`: dcbz per cache block), and copying 64 KiB as
+/// collapse does (its `copy_page`). A fault or a collapse cannot be faster
+/// than these; how far above them they are is what the paths add.
+fn floors(env: &Env<'_>) -> TestResult {
+    use kernel::mm::vm::PageMemory;
+    let huge = mm::alloc_contiguous(32, 32).ok_or_else(|| fail("no 2 MiB run of frames"))?;
+    let from = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let memory = vm::KernelPages;
+    let (mut zero_small, mut zero_huge, mut copy) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..WARM_UP + reps(env) {
+        let start = cpu::timebase();
+        memory.zero(huge, 0);
+        let small_done = cpu::timebase();
+        memory.zero(huge, 5);
+        let huge_done = cpu::timebase();
+        // SAFETY: two whole frames of RAM this benchmark owns, through the
+        // linear map: what collapse's copy_page does with an old page.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                mm::phys_to_virt(from.address()) as *const u8,
+                mm::phys_to_virt(huge.address()),
+                FRAME_SIZE as usize,
+            )
+        };
+        let copied = cpu::timebase();
+        if rep >= WARM_UP {
+            zero_small.push(small_done - start);
+            zero_huge.push(huge_done - small_done);
+            copy.push(copied - huge_done);
+        }
+    }
+    mm::free_frame(from);
+    mm::free_contiguous(huge, 32);
+    report_us(env, "zero_64k", &mut zero_small, 1);
+    report_us(env, "zero_2m", &mut zero_huge, 1);
+    report_us(env, "copy_64k", &mut copy, 1);
     Ok(())
 }
 
