@@ -126,7 +126,7 @@ case "$append" in *inject=guest_error*)
         echo "# inject=guest_error: tlbie of kernel address 0xc000000000000000 by address (quadrant 3)"
         echo "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0" >> "$log"
     else
-        echo "# inject=guest_error: hcall 0x2 returned -2"
+        echo "# inject=guest_error: hcall 0x2 returned -2 (H_FUNCTION)"
         echo "Unimplemented SPAPR hcall 0x0000000000000002" >> "$log"
     fi ;;
 esac

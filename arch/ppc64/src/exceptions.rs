@@ -268,16 +268,20 @@ pub fn try_store(address: u64, value: u64) -> Result<(), u64> {
     }
 }
 
-/// H_SET_MODE resource 3: alternate interrupt location; mflags 3 = vectors at
-/// 0xc000000000004000 with translation on (PAPR; Linux plpar_set_mode).
-const H_SET_MODE_RESOURCE_AIL: u64 = 3;
+/// H_SET_MODE_RESOURCE_AIL's mflags 3: vectors at 0xc000000000004000 with
+/// translation on (PAPR; Linux plpar_set_mode).
 const AIL_0XC000000000004000: u64 = 3;
 
 /// Asks for interrupts taken with translation on to land at
 /// 0xc000000000004000 + vector, relocated (`install` wrote stubs there).
 pub fn enable_relocation_on_interrupts() -> Result<(), &'static str> {
-    let status =
-        crate::hcall::hcall4_retry(crate::hcall::H_SET_MODE, AIL_0XC000000000004000, H_SET_MODE_RESOURCE_AIL, 0, 0);
+    let status = crate::hcall::hcall4_retry(
+        crate::hcall::H_SET_MODE,
+        AIL_0XC000000000004000,
+        crate::hcall::H_SET_MODE_RESOURCE_AIL,
+        0,
+        0,
+    );
     if status != crate::hcall::H_SUCCESS {
         return Err("H_SET_MODE refused relocation-on interrupts (AIL 3)");
     }

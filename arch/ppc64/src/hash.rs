@@ -24,14 +24,11 @@ use crate::exceptions::{self, vector, TrapFrame};
 use crate::hcall::{self, hcall_ret};
 use crate::mmu::{self, dsisr, isi_srr1, FaultAction, Mode};
 
-const H_REGISTER_PROC_TBL: u64 = 0x37c;
+use crate::hcall::{
+    H_BULK_REMOVE, H_DROPPED, H_ENTER, H_HARDWARE, H_NOT_FOUND, H_NO_MEM, H_PARAMETER, H_PROTECT, H_PTEG_FULL, H_READ,
+    H_REGISTER_PROC_TBL, H_REMOVE,
+};
 
-/// Hash hcalls (PAPR; Linux hvcall.h).
-const H_REMOVE: u64 = 0x04;
-const H_ENTER: u64 = 0x08;
-const H_READ: u64 = 0x0c;
-const H_PROTECT: u64 = 0x18;
-const H_BULK_REMOVE: u64 = 0x124;
 /// Flags (r4): match the AVPN given; H_READ four entries at once.
 const H_AVPN: u64 = 1 << 31;
 const H_READ_4: u64 = 1 << 37;
@@ -61,11 +58,11 @@ pub enum HashError {
 
 fn status(code: i64) -> Result<(), HashError> {
     match code {
-        0 => Ok(()),
-        -6 => Err(HashError::GroupFull),
-        -7 => Err(HashError::NotFound),
-        -1 => Err(HashError::Hardware),
-        -4 | -12..=-9 => Err(HashError::Parameter(code)),
+        hcall::H_SUCCESS => Ok(()),
+        H_PTEG_FULL => Err(HashError::GroupFull),
+        H_NOT_FOUND => Err(HashError::NotFound),
+        H_HARDWARE => Err(HashError::Hardware),
+        H_PARAMETER | H_DROPPED..=H_NO_MEM => Err(HashError::Parameter(code)),
         other => Err(HashError::Other(other)),
     }
 }

@@ -4,15 +4,42 @@
 
 use core::arch::asm;
 
-/// H_PUT_TERM_CHAR: write up to 16 bytes to a virtual terminal.
-pub const H_PUT_TERM_CHAR: u64 = 0x58;
+// The one table of the hcalls the kernel makes: every other module names
+// them from here.
 
-/// Status codes (PAPR): 0 is success, positive values ask the caller to retry.
+/// HPT entries (the hash MMU, hash.rs).
+pub const H_REMOVE: u64 = 0x04;
+pub const H_ENTER: u64 = 0x08;
+pub const H_READ: u64 = 0x0c;
+pub const H_PROTECT: u64 = 0x18;
+pub const H_BULK_REMOVE: u64 = 0x124;
+/// The console: write up to 16 bytes to a virtual terminal (hvc.rs).
+pub const H_PUT_TERM_CHAR: u64 = 0x58;
+/// XICS, the interrupt controller (xics.rs).
+pub const H_EOI: u64 = 0x64;
+pub const H_CPPR: u64 = 0x68;
+pub const H_IPI: u64 = 0x6c;
+pub const H_XIRR: u64 = 0x74;
+/// Partition modes: interrupt endianness, the alternate interrupt location.
+pub const H_SET_MODE: u64 = 0x31c;
+/// Registers the process table (radix) or says the HPT is used (hash, ISA 3.0).
+pub const H_REGISTER_PROC_TBL: u64 = 0x37c;
+
+/// Status codes (PAPR): 0 is success, positive values ask the caller to retry,
+/// negative ones are errors.
 pub const H_SUCCESS: i64 = 0;
 pub const H_BUSY: i64 = 1;
 /// H_LONG_BUSY_ORDER_1_MSEC .. H_LONG_BUSY_ORDER_100_SEC.
 pub const H_LONG_BUSY_START: i64 = 9900;
 pub const H_LONG_BUSY_END: i64 = 9905;
+pub const H_HARDWARE: i64 = -1;
+pub const H_FUNCTION: i64 = -2;
+pub const H_PARAMETER: i64 = -4;
+pub const H_PTEG_FULL: i64 = -6;
+pub const H_NOT_FOUND: i64 = -7;
+/// H_NO_MEM (-9) .. H_DROPPED (-12): no resources, no authority or permission.
+pub const H_NO_MEM: i64 = -9;
+pub const H_DROPPED: i64 = -12;
 
 pub fn is_busy(status: i64) -> bool {
     status == H_BUSY || (H_LONG_BUSY_START..=H_LONG_BUSY_END).contains(&status)
@@ -41,9 +68,10 @@ pub fn hcall4(function: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
     status as i64
 }
 
-/// H_SET_MODE (PAPR; Linux hvcall.h) and its resources.
-pub const H_SET_MODE: u64 = 0x31c;
-/// Resource 4: interrupt endianness (LPCR[ILE]); mflags 1 = little-endian.
+/// H_SET_MODE's resources. Resource 3: the alternate interrupt location
+/// (AIL); resource 4: interrupt endianness (LPCR[ILE]), mflags 1 =
+/// little-endian.
+pub const H_SET_MODE_RESOURCE_AIL: u64 = 3;
 pub const H_SET_MODE_RESOURCE_LE: u64 = 4;
 pub const H_SET_MODE_ENDIAN_LITTLE: u64 = 1;
 

@@ -79,7 +79,8 @@ fn yield_with_interrupts_off() {
     crate::sched::yield_now();
 }
 
-/// An hcall number that is not a multiple of 4 names no hcall (PAPR).
+/// An hcall number that is not a multiple of 4 names no hcall (PAPR): the
+/// hypervisor answers H_FUNCTION.
 const NO_SUCH_HCALL: u64 = 0x2;
 
 /// Does what QEMU reports under `-d guest_errors,unimp` and survives, the
@@ -102,6 +103,7 @@ fn plant_guest_error() {
         kernel::println!("# inject=guest_error: tlbie of kernel address {address:#x} by address (quadrant 3)");
     } else {
         let status = crate::hcall::hcall4(NO_SUCH_HCALL, 0, 0, 0, 0);
-        kernel::println!("# inject=guest_error: hcall {NO_SUCH_HCALL:#x} returned {status}");
+        let name = if status == crate::hcall::H_FUNCTION { " (H_FUNCTION)" } else { "" };
+        kernel::println!("# inject=guest_error: hcall {NO_SUCH_HCALL:#x} returned {status}{name}");
     }
 }

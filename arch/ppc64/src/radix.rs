@@ -33,8 +33,7 @@ pub const GUARD_PID: SpaceId = 1;
 /// Book III, 6.7.10.1; Linux radix__get_tree_size).
 const PRTB0_RTS_52_BITS: u64 = (0b10 << 61) | (0b101 << 5);
 
-/// H_REGISTER_PROC_TBL (PAPR; Linux hvcall.h) and its flags.
-const H_REGISTER_PROC_TBL: u64 = 0x37c;
+/// H_REGISTER_PROC_TBL's flags (PAPR; Linux hvcall.h).
 const PROC_TABLE_NEW: u64 = 0x18;
 const PROC_TABLE_RADIX: u64 = 0x04;
 const PROC_TABLE_GTSE: u64 = 0x01;
@@ -59,7 +58,7 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     set_process_table_entry(KERNEL_SPACE, Some(root));
 
     let status = hcall::hcall4_retry(
-        H_REGISTER_PROC_TBL,
+        hcall::H_REGISTER_PROC_TBL,
         PROC_TABLE_NEW | PROC_TABLE_RADIX | PROC_TABLE_GTSE,
         table.address(),
         0,

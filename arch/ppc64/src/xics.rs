@@ -4,13 +4,7 @@
 //! interrupt handler fetches the source (H_XIRR), clears its own MFRR and
 //! signals end of interrupt (H_EOI). CAS asked the platform for XICS.
 
-use crate::hcall::{self, hcall4, hcall_ret};
-
-/// hcall numbers (PAPR; Linux hvcall.h).
-const H_EOI: u64 = 0x64;
-const H_CPPR: u64 = 0x68;
-const H_IPI: u64 = 0x6c;
-const H_XIRR: u64 = 0x74;
+use crate::hcall::{self, hcall4, hcall_ret, H_CPPR, H_EOI, H_IPI, H_XIRR};
 
 /// The XICS source number of inter-processor interrupts.
 const XICS_IPI: u32 = 2;
