@@ -200,7 +200,7 @@ pub fn gup_fast_range(
         let pmd_slot = pmd_slot(root, address, virt).ok_or((done, GupError::NotMapped))?;
         let pmd = pmd_slot.load(Ordering::Acquire);
         if pmd.is_leaf() {
-            let offset = address & (PageSize::Huge2M.bytes() - 1);
+            let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
             let first = pin_huge(pmd_slot, pmd, offset, in_pmd as u32, write, descriptors, &free, &NoHooks)
                 .map_err(|e| (done, e))?;
             out.extend((0..in_pmd as u64).filter_map(|i| Frame::from_address(first.address() + i * FRAME_SIZE)));
@@ -484,8 +484,10 @@ mod tests {
             pages.head(frame).unwrap().unpin();
         }
 
-        // The huge page: each 64 KiB piece is its own frame, all pinned on the head.
-        gup_fast_range(root, huge_at + 4 * FRAME_SIZE, 3, false, true, &pages, virt, |_, _| {}, &mut pinned).unwrap();
+        // The huge page: each 64 KiB piece is its own frame, all pinned on the head
+        // (a start inside a page pins that page, as GUP does).
+        gup_fast_range(root, huge_at + 4 * FRAME_SIZE + 0x123, 3, false, true, &pages, virt, |_, _| {}, &mut pinned)
+            .unwrap();
         assert_eq!(
             pinned.iter().map(|f| f.address()).collect::<Vec<_>>(),
             (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>()
