@@ -71,12 +71,14 @@ impl CpuSet {
 
     /// Adds `cpu` with one read-modify-write (`fetch_or`) of `order` on its
     /// word; whether it was absent.
+    #[inline]
     pub fn insert(&self, cpu: usize, order: Ordering) -> bool {
         let (word, bit) = Self::position(cpu);
         self.words[word].fetch_or(bit, order) & bit == 0
     }
 
     /// Takes `cpu` out with one `fetch_and` of `order`; whether it was there.
+    #[inline]
     pub fn remove(&self, cpu: usize, order: Ordering) -> bool {
         let (word, bit) = Self::position(cpu);
         self.words[word].fetch_and(!bit, order) & bit != 0
@@ -84,6 +86,7 @@ impl CpuSet {
 
     /// Whether `cpu` is in the set: one load of `order` (false for an index
     /// beyond MAX_CPUS, which no CPU has).
+    #[inline]
     pub fn contains(&self, cpu: usize, order: Ordering) -> bool {
         cpu < MAX_CPUS && {
             let (word, bit) = Self::position(cpu);
@@ -98,12 +101,14 @@ impl CpuSet {
         }
     }
 
+    #[inline]
     pub fn is_empty(&self, order: Ordering) -> bool {
         self.words.iter().all(|word| word.load(order) == 0)
     }
 
     /// Whether a CPU other than `cpu` is in the set (`cpu` itself may or may
     /// not be): the "only me?" question of a flush that could stay local.
+    #[inline]
     pub fn any_other_than(&self, cpu: usize, order: Ordering) -> bool {
         self.words.iter().enumerate().any(|(i, word)| {
             let mine = if cpu / WORD_BITS == i { 1 << (cpu % WORD_BITS) } else { 0 };
@@ -112,12 +117,14 @@ impl CpuSet {
     }
 
     /// CPUs in the set.
+    #[inline]
     pub fn len(&self, order: Ordering) -> usize {
         self.words.iter().map(|word| word.load(order).count_ones() as usize).sum()
     }
 
     /// The CPUs in the set, in increasing index order. Each word is loaded
     /// (with `order`) once, when the iteration reaches it.
+    #[inline]
     pub fn iter(&self, order: Ordering) -> Iter<'_> {
         Iter { set: self, order, next_word: 0, base: 0, bits: 0 }
     }
