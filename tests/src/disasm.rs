@@ -57,8 +57,10 @@ pub fn touches_memory(instruction: &Instruction) -> bool {
 pub enum Anchor {
     /// The first instruction with this mnemonic (e.g. the `stdcx.` of an atomic RMW).
     First(&'static str),
-    /// Every call (`bl`) to a function whose name contains this.
-    CallTo(&'static str),
+    /// Every call (`bl`) to a function whose name contains one of these (the
+    /// compiler may call the MMU's dispatcher or, having inlined it, each
+    /// backend's own function).
+    CallTo(&'static [&'static str]),
     /// Every `mnemonic` unless one of the 4 instructions before it has the mnemonic
     /// `unless_after`: e.g. every `stwcx.` of GUP-fast's pins (a small page's `count +
     /// 1024`, a huge page's `count + n * 1024`, both inlined), but not the `sub` of an
@@ -102,15 +104,9 @@ pub const EXPECTATIONS: &[Expectation] = &[
     },
     Expectation {
         function: "kernel::mm::collapse::pmdp_collapse_flush::<",
-        after: Anchor::CallTo("flush_collapsed_pmd"),
+        after: Anchor::CallTo(&["flush_collapsed_pmd", "flush_hash_table_pmd_range"]),
         barrier: "sync",
-        why: "collapse's cleared PMD and flush must be ordered before the isolation check's refcount reads: litmus/gup-pin-vs-pmd-clear",
-    },
-    Expectation {
-        function: "kernel::mm::collapse::pmdp_collapse_flush::<",
-        after: Anchor::CallTo("flush_hash_table_pmd_range"),
-        barrier: "sync",
-        why: "the same after the hash MMU's flush",
+        why: "collapse's cleared PMD and flush (radix or hash) must be ordered before the isolation check's refcount reads: litmus/gup-pin-vs-pmd-clear",
     },
 ];
 
@@ -151,10 +147,10 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
     for (name, instructions) in matching {
         let anchors: Vec<usize> = match expectation.after {
             Anchor::First(mnemonic) => instructions.iter().position(|i| i.mnemonic == mnemonic).into_iter().collect(),
-            Anchor::CallTo(callee) => instructions
+            Anchor::CallTo(callees) => instructions
                 .iter()
                 .enumerate()
-                .filter(|(_, i)| i.mnemonic == "bl" && i.operands.contains(callee))
+                .filter(|(_, i)| i.mnemonic == "bl" && callees.iter().any(|callee| i.operands.contains(callee)))
                 .map(|(at, _)| at)
                 .collect(),
             Anchor::Every { mnemonic, unless_after } => (0..instructions.len())
@@ -166,7 +162,7 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
         };
         let what = match expectation.after {
             Anchor::First(mnemonic) => format!("`{mnemonic}`"),
-            Anchor::CallTo(callee) => format!("call to {callee}"),
+            Anchor::CallTo(callees) => format!("call to {}", callees.join(" or ")),
             Anchor::Every { mnemonic, unless_after } => format!("`{mnemonic}` (not after a `{unless_after}`)"),
         };
         if anchors.is_empty() {
@@ -286,7 +282,7 @@ mod tests {
     fn calls_as_anchors_and_branches_followed() {
         let expectation = Expectation {
             function: "pmdp_collapse_flush::<",
-            after: Anchor::CallTo("flush_collapsed_pmd"),
+            after: Anchor::CallTo(&["flush_collapsed_pmd"]),
             barrier: "sync",
             why: "test",
         };
@@ -295,7 +291,7 @@ mod tests {
         let without = FLUSH.replace("\tsync\n", "\tnop\n");
         let error = check(&functions(&without), &expectation).unwrap_err();
         assert!(error.contains("`bl 0x7b4c8 <memcpy+0x8>` touches memory"), "{error}");
-        let not_called = Expectation { after: Anchor::CallTo("nothing_like_it"), ..expectation };
+        let not_called = Expectation { after: Anchor::CallTo(&["nothing_like_it"]), ..expectation };
         assert!(check(&functions(FLUSH), &not_called).unwrap_err().contains("no call to nothing_like_it"));
     }
 
