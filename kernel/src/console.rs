@@ -6,9 +6,9 @@
 //! that died may hold it.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
-use spin::Mutex;
+use spin::{Mutex, Once};
 
 /// Writes bytes to the console device. Must not allocate or take locks that
 /// the console's callers may hold.
@@ -16,19 +16,17 @@ pub type Sink = fn(&[u8]);
 
 fn discard(_: &[u8]) {}
 
-static SINK: AtomicPtr<()> = AtomicPtr::new(discard as *mut ());
+/// The device, installed once at boot; output before that is discarded.
+static SINK: Once<Sink> = Once::new();
 static LOCK: Mutex<()> = Mutex::new(());
 
-/// Installs the console device.
+/// Installs the console device (once: a second call keeps the first).
 pub fn set_sink(sink: Sink) {
-    SINK.store(sink as *mut (), Ordering::Release);
+    SINK.call_once(|| sink);
 }
 
 fn sink() -> Sink {
-    let raw = SINK.load(Ordering::Acquire);
-    // SAFETY: SINK only ever holds values stored from a `Sink` (fn pointer) by
-    // `set_sink` or its initialiser; fn pointers and `*mut ()` have the same size.
-    unsafe { core::mem::transmute::<*mut (), Sink>(raw) }
+    SINK.get().copied().unwrap_or(discard)
 }
 
 struct SinkWriter(Sink);

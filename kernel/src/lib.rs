@@ -12,7 +12,6 @@ extern crate std;
 
 pub mod bench;
 pub mod cmdline;
-#[allow(unsafe_code)]
 pub mod console;
 pub mod cpuset;
 pub mod ktest;
@@ -22,5 +21,4 @@ pub mod mm;
 pub mod rcu;
 pub mod symbols;
 pub mod sync;
-#[allow(unsafe_code)]
 pub mod time;

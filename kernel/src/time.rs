@@ -2,7 +2,9 @@
 //! its frequency, registered once at boot. Timings in tests and benchmarks
 //! use it; conversions round down.
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Once;
 
 /// Reads the counter.
 pub type Counter = fn() -> u64;
@@ -11,22 +13,21 @@ fn zero() -> u64 {
     0
 }
 
-static COUNTER: AtomicPtr<()> = AtomicPtr::new(zero as *mut ());
+/// The counter, registered once; until then the clock reads 0.
+static COUNTER: Once<Counter> = Once::new();
 static FREQUENCY: AtomicU64 = AtomicU64::new(1);
 
-/// Registers the clock (counter and its ticks per second).
+/// Registers the clock: the counter (once: the platform has one; a later
+/// call keeps the first) and its ticks per second, which a later call may
+/// correct (boot sets a default before the device tree gives the real one).
 pub fn set_clock(counter: Counter, frequency: u64) {
     FREQUENCY.store(frequency.max(1), Ordering::Relaxed);
-    COUNTER.store(counter as *mut (), Ordering::Release);
+    COUNTER.call_once(|| counter);
 }
 
 /// Ticks since boot (the timebase on POWER).
 pub fn now() -> u64 {
-    let raw = COUNTER.load(Ordering::Acquire);
-    // SAFETY: COUNTER only holds values stored from a `Counter` (fn pointer),
-    // by set_clock or its initialiser.
-    let counter = unsafe { core::mem::transmute::<*mut (), Counter>(raw) };
-    counter()
+    COUNTER.get().copied().unwrap_or(zero)()
 }
 
 pub fn frequency() -> u64 {
