@@ -307,10 +307,10 @@ pub struct Fault {
 
 pub type FaultHandler = fn(&Fault) -> FaultAction;
 
-/// Fault handlers by space id, as function addresses (0 = none). Read from
-/// the interrupt path, so no lock.
-const HANDLER_SLOTS: usize = 64;
-static FAULT_HANDLERS: [AtomicUsize; HANDLER_SLOTS] = [const { AtomicUsize::new(0) }; HANDLER_SLOTS];
+/// Fault handlers by space id, as function addresses (0 = none): one slot
+/// for every id the allocator hands out (32 KiB). Read from the interrupt
+/// path, so no lock.
+static FAULT_HANDLERS: [AtomicUsize; SPACE_IDS as usize] = [const { AtomicUsize::new(0) }; SPACE_IDS as usize];
 
 /// An address space: its own tree, translating the low (quadrant-0)
 /// addresses while it is active on a CPU.
@@ -363,7 +363,7 @@ impl AddressSpace {
     /// Calls `handler` for faults in this space that the MMU backend and the
     /// fix-ups do not cover.
     pub fn set_fault_handler(&self, handler: Option<FaultHandler>) {
-        let slot = FAULT_HANDLERS.get(self.id as usize).expect("fault handlers exist for the first 64 spaces");
+        let slot = FAULT_HANDLERS.get(self.id as usize).expect("every space id has a fault-handler slot");
         slot.store(handler.map_or(0, |h| h as usize), Ordering::Release);
     }
 

@@ -26,6 +26,7 @@ pub static VM: Suite = Suite {
     name: "vm",
     tests: &[
         Test { name: "anonymous_faults_map_zeroed_pages", run: anonymous_faults },
+        Test { name: "many_address_spaces_each_fault", run: many_address_spaces },
         Test { name: "mprotect_changes_what_the_mmu_allows", run: mprotect },
         Test { name: "gup_fast_and_slow_return_the_same_pages", run: gup_fast_and_slow_agree },
         Test { name: "unmap_returns_every_frame_and_a_pin_outlives_it", run: unmap_returns_every_frame },
@@ -88,6 +89,29 @@ pub fn settled_free_frames() -> u64 {
     kernel::rcu::synchronize();
     mmu::release_kernel_tables(&[]);
     mm::free_frames()
+}
+
+/// More address spaces alive at once than the 64 fault-handler slots there
+/// used to be: each one's faults still reach its own handler and map its
+/// own page.
+fn many_address_spaces(_: &Env<'_>) -> TestResult {
+    require_translation()?;
+    const SPACES: u64 = 80;
+    let before = settled_free_frames();
+    {
+        let mut spaces = Vec::new();
+        for i in 0..SPACES {
+            let mm = new_mm()?;
+            ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
+            kassert_eq!(inside(&mm, || exceptions::try_store(SMALL + 8, 0x5ace_0000 + i)), Ok(()));
+            spaces.push(mm);
+        }
+        for (i, mm) in spaces.iter().enumerate() {
+            kassert_eq!(inside(mm, || exceptions::try_load(SMALL + 8)), Ok(0x5ace_0000 + i as u64));
+        }
+    }
+    kassert_eq!(settled_free_frames(), before);
+    Ok(())
 }
 
 fn anonymous_faults(_: &Env<'_>) -> TestResult {
