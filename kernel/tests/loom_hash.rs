@@ -19,12 +19,11 @@ mod model;
 
 use std::sync::Mutex as StdMutex;
 
-use kernel::mm::collapse::{collapse_pmd, Counters, Outcome};
+use kernel::mm::collapse::Outcome;
 use kernel::mm::hash_fault::hash_fault;
-use kernel::mm::pagetable::Prot;
-use kernel::mm::{Frame, FRAME_SIZE};
+use kernel::mm::FRAME_SIZE;
 use loom::sync::Arc;
-use model::{Cpu, Events, ModelArch, ModelHpt, World, BASE, HUGE, TARGET};
+use model::{Cpu, Events, ModelHpt, World, BASE, TARGET};
 
 /// One execution: CPU 0 takes a hash fault on the target page while CPU 1
 /// collapses. True if an HPTE is left that translates the target to a page
@@ -45,21 +44,8 @@ fn race(ipi: bool, events: &Events) -> bool {
             world.log(cpu, &format!("hash fault: {result:?}"));
         })
     };
-    {
-        let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
-        let outcome = collapse_pmd(
-            &mut arch,
-            BASE,
-            Frame::from_address(HUGE).unwrap(),
-            Prot::READ | Prot::WRITE | Prot::USER,
-            ipi,
-            &world.page_array(),
-            &Counters::new(),
-            &world.hooks(Cpu(1)),
-        );
-        world.log(Cpu(1), &format!("collapse: {outcome:?}"));
-        assert_eq!(outcome, Outcome::Collapsed, "nothing is pinned: collapse always goes ahead");
-    }
+    let outcome = world.collapse(Cpu(1), ipi);
+    assert_eq!(outcome, Outcome::Collapsed, "nothing is pinned: collapse always goes ahead");
     faulting.join().unwrap();
     let hpte = world.hpte.load(std::sync::atomic::Ordering::Acquire);
     hpte != 0 && hpte != world.mapped(address)

@@ -27,12 +27,11 @@ mod model;
 
 use std::sync::Mutex as StdMutex;
 
-use kernel::mm::collapse::{collapse_pmd, Counters, Outcome};
+use kernel::mm::collapse::Outcome;
 use kernel::mm::gup::{gup_fast_one, GupError};
-use kernel::mm::pagetable::Prot;
 use kernel::mm::{Frame, FRAME_SIZE};
 use loom::sync::Arc;
-use model::{Cpu, Events, ModelArch, TableFree, World, BASE, HUGE, TARGET};
+use model::{Cpu, Events, TableFree, World, BASE, TARGET};
 
 /// What one execution ended with.
 struct Ending {
@@ -75,23 +74,7 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
             result
         })
     };
-    let collapsed = {
-        let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
-        let counters = Counters::new();
-        let hooks = world.hooks(Cpu(1));
-        let outcome = collapse_pmd(
-            &mut arch,
-            BASE,
-            Frame::from_address(HUGE).unwrap(),
-            Prot::READ | Prot::WRITE | Prot::USER,
-            ipi,
-            &world.page_array(),
-            &counters,
-            &hooks,
-        );
-        world.log(Cpu(1), &format!("collapse: {outcome:?}"));
-        outcome == Outcome::Collapsed
-    };
+    let collapsed = world.collapse(Cpu(1), ipi) == Outcome::Collapsed;
     let gup = walker.join().unwrap();
     let (stale, lost) = match gup {
         Ok(frame) => {
@@ -213,21 +196,7 @@ fn table_race(table_free: TableFree) -> bool {
             }
         })
     };
-    {
-        let mut arch = ModelArch { world: &world, cpu: Cpu(1) };
-        let counters = Counters::new();
-        let hooks = world.hooks(Cpu(1));
-        collapse_pmd(
-            &mut arch,
-            BASE,
-            Frame::from_address(HUGE).unwrap(),
-            Prot::READ | Prot::WRITE | Prot::USER,
-            false,
-            &world.page_array(),
-            &counters,
-            &hooks,
-        );
-    }
+    world.collapse(Cpu(1), false);
     if table_free == TableFree::Rcu {
         world.free_deferred_tables(Cpu(1));
     }

@@ -465,6 +465,24 @@ impl kernel::mm::hash_fault::HashTable for ModelHpt<'_> {
 }
 
 impl World {
+    /// The kernel's `collapse_pmd` of the 2 MiB at BASE into HUGE, as CPU
+    /// `cpu`, with the IPI or without; the outcome, logged.
+    pub fn collapse(&self, cpu: Cpu, ipi: bool) -> kernel::mm::collapse::Outcome {
+        let mut arch = ModelArch { world: self, cpu };
+        let outcome = kernel::mm::collapse::collapse_pmd(
+            &mut arch,
+            BASE,
+            Frame::from_address(HUGE).unwrap(),
+            RW_USER,
+            ipi,
+            &self.page_array(),
+            &kernel::mm::collapse::Counters::new(),
+            &self.hooks(cpu),
+        );
+        self.log(cpu, &format!("collapse: {outcome:?}"));
+        outcome
+    }
+
     /// The physical page the tree maps at `address` now.
     pub fn mapped(&self, address: u64) -> u64 {
         let pmd = self.pmd.load(Ordering::Acquire);
