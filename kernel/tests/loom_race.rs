@@ -28,7 +28,7 @@ mod model;
 use std::sync::Mutex as StdMutex;
 
 use kernel::mm::collapse::Outcome;
-use kernel::mm::gup::{gup_fast_one, GupError};
+use kernel::mm::gup::GupError;
 use kernel::mm::{Frame, FRAME_SIZE};
 use loom::sync::Arc;
 use model::{Cpu, Events, TableFree, World, BASE, TARGET};
@@ -53,20 +53,7 @@ fn race(recheck_pmd: bool, ipi: bool, events: &Events) -> Ending {
         loom::thread::spawn(move || {
             world.install();
             let cpu = Cpu(0);
-            world.interrupts_off(cpu);
-            let hooks = world.hooks(cpu);
-            let free = |head, order| world.free(cpu, head, order);
-            let result = gup_fast_one(
-                model::PGD,
-                BASE + TARGET * FRAME_SIZE,
-                true,
-                recheck_pmd,
-                &world.page_array(),
-                model::virt,
-                free,
-                &hooks,
-            );
-            world.interrupts_on(cpu);
+            let result = world.gup_fast_target(cpu, recheck_pmd);
             world.log(cpu, &format!("GUP-fast returns {}", model::describe(&result)));
             if let Ok(frame) = result {
                 world.write_through_pin(frame, 999);
@@ -173,20 +160,7 @@ fn table_race(table_free: TableFree) -> bool {
             world.install();
             let cpu = Cpu(0);
             model::rcu_on(cpu);
-            world.interrupts_off(cpu);
-            let hooks = world.hooks(cpu);
-            let free = |head, order| world.free(cpu, head, order);
-            let result = gup_fast_one(
-                model::PGD,
-                BASE + TARGET * FRAME_SIZE,
-                true,
-                true,
-                &world.page_array(),
-                model::virt,
-                free,
-                &hooks,
-            );
-            world.interrupts_on(cpu);
+            let result = world.gup_fast_target(cpu, true);
             if let Ok(frame) = result {
                 world.unpin(frame);
             }

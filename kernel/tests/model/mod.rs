@@ -465,6 +465,24 @@ impl kernel::mm::hash_fault::HashTable for ModelHpt<'_> {
 }
 
 impl World {
+    /// The kernel's `gup_fast_one` of the target page for writing, as CPU
+    /// `cpu`, inside its interrupts-off section (GUP-fast's read side).
+    pub fn gup_fast_target(&self, cpu: Cpu, recheck_pmd: bool) -> Result<Frame, GupError> {
+        self.interrupts_off(cpu);
+        let result = kernel::mm::gup::gup_fast_one(
+            PGD,
+            BASE + TARGET * FRAME_SIZE,
+            true,
+            recheck_pmd,
+            &self.page_array(),
+            virt,
+            |head, order| self.free(cpu, head, order),
+            &self.hooks(cpu),
+        );
+        self.interrupts_on(cpu);
+        result
+    }
+
     /// The kernel's `collapse_pmd` of the 2 MiB at BASE into HUGE, as CPU
     /// `cpu`, with the IPI or without; the outcome, logged.
     pub fn collapse(&self, cpu: Cpu, ipi: bool) -> kernel::mm::collapse::Outcome {
