@@ -20,9 +20,10 @@ use kernel::mm::{self, FRAME_SIZE};
 use kernel::{kskip, time};
 
 use crate::exceptions;
+use crate::mmu::{hash, radix};
 use crate::smp_selftests::online_secondaries;
 use crate::vm_selftests::{inside, new_mm, ok};
-use crate::{cpu, hash, mmu, radix, smp, vm};
+use crate::{cpu, mmu, smp, vm};
 
 pub static BENCHMARKS: &[Test] = &[
     Test { name: "boot", run: boot },
@@ -54,7 +55,7 @@ fn ticks_to_us(ticks: f64) -> f64 {
 }
 
 fn context(env: &Env<'_>) -> [(&'static str, String); 2] {
-    [("mmu", String::from(mmu::mode().name())), ("cpus", format!("{}", env.online_cpus))]
+    [("mmu", String::from(mmu::backend().name())), ("cpus", format!("{}", env.online_cpus))]
 }
 
 fn print(env: &Env<'_>, name: &str, unit: &str, values: (f64, f64, f64), reps: usize) {
@@ -344,7 +345,7 @@ fn flush(env: &Env<'_>) -> TestResult {
                     let olds = entries();
                     let start = cpu::timebase();
                     for (i, &old) in olds.iter().enumerate() {
-                        radix::RADIX_FLUSH.flush_page(space, SMALL + i as u64 * FRAME_SIZE, PageSize::Base, old, scope);
+                        radix::RADIX_MMU.flush_page(space, SMALL + i as u64 * FRAME_SIZE, PageSize::Base, old, scope);
                     }
                     samples.push(cpu::timebase() - start);
                 }
@@ -357,7 +358,7 @@ fn flush(env: &Env<'_>) -> TestResult {
                 touch_all();
                 let olds = entries();
                 let start = cpu::timebase();
-                hash::HASH_FLUSH.flush_hash_table_pmd_range(space, SMALL, &olds);
+                hash::HASH_MMU.flush_hash_table_pmd_range(space, SMALL, &olds);
                 collapse_flush.push(cpu::timebase() - start);
             }
             report_us(env, "hash_collapse_flush_32", &mut collapse_flush, 1);
@@ -373,11 +374,11 @@ fn flush(env: &Env<'_>) -> TestResult {
                     let start = cpu::timebase();
                     if bulk_mode {
                         for four in slots.chunks(4) {
-                            let _ = hash::remove_four(four);
+                            let _ = hash::table().remove_four(four);
                         }
                     } else {
                         for &(ptex, v) in &slots {
-                            let _ = hash::remove_one(ptex, v);
+                            let _ = hash::table().remove(ptex, v);
                         }
                     }
                     let took = cpu::timebase() - start;

@@ -12,10 +12,11 @@ use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::{self, FRAME_SIZE, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, time};
 
-use crate::exceptions::{self, vector};
+use crate::exceptions;
 use crate::mmu;
 use crate::smp;
 use crate::smp_selftests::{walker_until_released_or_called, RELEASE, SAW_CALL};
+use crate::trap::vector;
 
 pub static COLLAPSE: Suite = Suite {
     name: "collapse",
@@ -144,7 +145,7 @@ fn command_line_policy_decides(env: &Env<'_>) -> TestResult {
     kassert_eq!(policy, env.options.collapse_ipi);
     let expected = policy.enabled(mmu::mode() == mmu::Mode::Hash);
     let waited = collapse_against_walker(policy)?;
-    kernel::println!("# collapse_ipi={policy:?} under {}: waited for the walker: {waited}", mmu::mode().name());
+    kernel::println!("# collapse_ipi={policy:?} under {}: waited for the walker: {waited}", mmu::backend().name());
     kassert_eq!(waited, expected);
     Ok(())
 }

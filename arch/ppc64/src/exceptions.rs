@@ -11,175 +11,13 @@
 //! symbolised backtrace, then the run fails and the machine powers off.
 
 use core::arch::global_asm;
-use core::fmt;
-use core::mem::offset_of;
+use core::sync::atomic::Ordering;
 
-use crate::{cpu, fatal, percpu};
+use crate::mmu;
+use crate::trap::{vector, CaughtFault, FaultAction, TrapFrame, RELOCATED_VECTOR_OFFSET, VECTORS};
+use crate::{cpu, fatal, percpu, sched, smp, timer};
 
 global_asm!(include_str!("asm/exceptions.s"));
-
-/// Interrupt vector offsets (Power ISA v3.0B, Book III, 7.5 "Interrupt
-/// Definitions", Figure 70).
-pub mod vector {
-    pub const SYSTEM_RESET: u64 = 0x100;
-    pub const MACHINE_CHECK: u64 = 0x200;
-    pub const DATA_STORAGE: u64 = 0x300;
-    pub const DATA_SEGMENT: u64 = 0x380;
-    pub const INSTRUCTION_STORAGE: u64 = 0x400;
-    pub const INSTRUCTION_SEGMENT: u64 = 0x480;
-    pub const EXTERNAL: u64 = 0x500;
-    pub const ALIGNMENT: u64 = 0x600;
-    pub const PROGRAM: u64 = 0x700;
-    pub const FP_UNAVAILABLE: u64 = 0x800;
-    pub const DECREMENTER: u64 = 0x900;
-    pub const HYPERVISOR_DECREMENTER: u64 = 0x980;
-    pub const DIRECTED_PRIVILEGED_DOORBELL: u64 = 0xa00;
-    pub const SYSTEM_CALL: u64 = 0xc00;
-    pub const TRACE: u64 = 0xd00;
-    pub const HYPERVISOR_DATA_STORAGE: u64 = 0xe00;
-    pub const HYPERVISOR_INSTRUCTION_STORAGE: u64 = 0xe20;
-    pub const HYPERVISOR_EMULATION_ASSIST: u64 = 0xe40;
-    pub const HYPERVISOR_MAINTENANCE: u64 = 0xe60;
-    pub const DIRECTED_HYPERVISOR_DOORBELL: u64 = 0xe80;
-    pub const HYPERVISOR_VIRTUALIZATION: u64 = 0xea0;
-    pub const PERFORMANCE_MONITOR: u64 = 0xf00;
-    pub const VECTOR_UNAVAILABLE: u64 = 0xf20;
-    pub const VSX_UNAVAILABLE: u64 = 0xf40;
-    pub const FACILITY_UNAVAILABLE: u64 = 0xf60;
-    pub const HYPERVISOR_FACILITY_UNAVAILABLE: u64 = 0xf80;
-}
-
-/// Every vector that gets a stub, with its name for reports.
-pub const VECTORS: [(u64, &str); 26] = [
-    (vector::SYSTEM_RESET, "system reset"),
-    (vector::MACHINE_CHECK, "machine check"),
-    (vector::DATA_STORAGE, "data storage"),
-    (vector::DATA_SEGMENT, "data segment"),
-    (vector::INSTRUCTION_STORAGE, "instruction storage"),
-    (vector::INSTRUCTION_SEGMENT, "instruction segment"),
-    (vector::EXTERNAL, "external"),
-    (vector::ALIGNMENT, "alignment"),
-    (vector::PROGRAM, "program"),
-    (vector::FP_UNAVAILABLE, "floating-point unavailable"),
-    (vector::DECREMENTER, "decrementer"),
-    (vector::HYPERVISOR_DECREMENTER, "hypervisor decrementer"),
-    (vector::DIRECTED_PRIVILEGED_DOORBELL, "directed privileged doorbell"),
-    (vector::SYSTEM_CALL, "system call"),
-    (vector::TRACE, "trace"),
-    (vector::HYPERVISOR_DATA_STORAGE, "hypervisor data storage"),
-    (vector::HYPERVISOR_INSTRUCTION_STORAGE, "hypervisor instruction storage"),
-    (vector::HYPERVISOR_EMULATION_ASSIST, "hypervisor emulation assistance"),
-    (vector::HYPERVISOR_MAINTENANCE, "hypervisor maintenance"),
-    (vector::DIRECTED_HYPERVISOR_DOORBELL, "directed hypervisor doorbell"),
-    (vector::HYPERVISOR_VIRTUALIZATION, "hypervisor virtualization"),
-    (vector::PERFORMANCE_MONITOR, "performance monitor"),
-    (vector::VECTOR_UNAVAILABLE, "vector unavailable"),
-    (vector::VSX_UNAVAILABLE, "VSX unavailable"),
-    (vector::FACILITY_UNAVAILABLE, "facility unavailable"),
-    (vector::HYPERVISOR_FACILITY_UNAVAILABLE, "hypervisor facility unavailable"),
-];
-
-/// The end of the vector area; the frame allocator reserves `[0, VECTOR_AREA_END)`.
-pub const VECTOR_AREA_END: u64 = 0x10000;
-/// Where interrupts land with relocation on (AIL 3): 0xc000000000004000 + vector.
-pub const RELOCATED_VECTOR_OFFSET: u64 = 0x4000;
-
-pub fn vector_name(vector: u64) -> &'static str {
-    VECTORS.iter().find(|(v, _)| *v == vector).map_or("unknown", |(_, name)| name)
-}
-
-/// SRR1 bits of a program interrupt (Power ISA v3.0B, Book III, 7.5.9).
-pub mod program_srr1 {
-    pub const TRAP: u64 = 1 << (63 - 46);
-}
-
-/// The interrupted state, as exception_common saves it.
-#[repr(C)]
-pub struct TrapFrame {
-    pub gpr: [u64; 32],
-    pub srr0: u64,
-    pub srr1: u64,
-    pub lr: u64,
-    pub ctr: u64,
-    pub xer: u64,
-    pub cr: u64,
-    pub dar: u64,
-    pub dsisr: u64,
-    pub vector: u64,
-    _pad: u64,
-}
-
-// The offsets asm/exceptions.s uses.
-const _: () = {
-    assert!(offset_of!(TrapFrame, gpr) == 0);
-    assert!(offset_of!(TrapFrame, srr0) == 256);
-    assert!(offset_of!(TrapFrame, srr1) == 264);
-    assert!(offset_of!(TrapFrame, lr) == 272);
-    assert!(offset_of!(TrapFrame, ctr) == 280);
-    assert!(offset_of!(TrapFrame, xer) == 288);
-    assert!(offset_of!(TrapFrame, cr) == 296);
-    assert!(offset_of!(TrapFrame, dar) == 304);
-    assert!(offset_of!(TrapFrame, dsisr) == 312);
-    assert!(offset_of!(TrapFrame, vector) == 320);
-    assert!(core::mem::size_of::<TrapFrame>() == 336);
-};
-
-impl TrapFrame {
-    /// The address the fault is about: DAR for data storage and alignment
-    /// interrupts, the instruction otherwise.
-    pub fn fault_address(&self) -> u64 {
-        match self.vector {
-            vector::DATA_STORAGE | vector::DATA_SEGMENT | vector::ALIGNMENT => self.dar,
-            _ => self.srr0,
-        }
-    }
-}
-
-impl fmt::Display for TrapFrame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  SRR0: {:016x}  SRR1: {:016x}  MSR-at-fault: {}", self.srr0, self.srr1, MsrBits(self.srr1))?;
-        writeln!(f, "  DAR:  {:016x}  DSISR: {:08x}", self.dar, self.dsisr)?;
-        writeln!(f, "  LR:   {:016x}  CTR: {:016x}  CR: {:08x}  XER: {:016x}", self.lr, self.ctr, self.cr, self.xer)?;
-        for row in 0..8 {
-            write!(f, " ")?;
-            for column in 0..4 {
-                let n = row * 4 + column;
-                write!(f, " r{n:<2} {:016x}", self.gpr[n])?;
-            }
-            writeln!(f)?;
-        }
-        Ok(())
-    }
-}
-
-/// Names of the MSR bits that are set, for reports.
-struct MsrBits(u64);
-
-impl fmt::Display for MsrBits {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use cpu::msr;
-        const NAMES: [(u64, &str); 10] = [
-            (msr::SF, "SF"),
-            (msr::HV, "HV"),
-            (msr::EE, "EE"),
-            (msr::PR, "PR"),
-            (msr::FP, "FP"),
-            (msr::ME, "ME"),
-            (msr::IR, "IR"),
-            (msr::DR, "DR"),
-            (msr::RI, "RI"),
-            (msr::LE, "LE"),
-        ];
-        let mut first = true;
-        for (bit, name) in NAMES {
-            if self.0 & bit != 0 {
-                write!(f, "{}{name}", if first { "" } else { "|" })?;
-                first = false;
-            }
-        }
-        Ok(())
-    }
-}
 
 extern "C" {
     static vector_stub_template: u32;
@@ -268,26 +106,6 @@ pub fn try_store(address: u64, value: u64) -> Result<(), u64> {
     }
 }
 
-/// H_SET_MODE_RESOURCE_AIL's mflags 3: vectors at 0xc000000000004000 with
-/// translation on (PAPR; Linux plpar_set_mode).
-const AIL_0XC000000000004000: u64 = 3;
-
-/// Asks for interrupts taken with translation on to land at
-/// 0xc000000000004000 + vector, relocated (`install` wrote stubs there).
-pub fn enable_relocation_on_interrupts() -> Result<(), &'static str> {
-    let status = crate::hcall::hcall4_retry(
-        crate::hcall::H_SET_MODE,
-        AIL_0XC000000000004000,
-        crate::hcall::H_SET_MODE_RESOURCE_AIL,
-        0,
-        0,
-    );
-    if status != crate::hcall::H_SUCCESS {
-        return Err("H_SET_MODE refused relocation-on interrupts (AIL 3)");
-    }
-    Ok(())
-}
-
 /// The fix-up for a faulting instruction, from the exception table.
 fn search_exception_table(address: u64) -> Option<u64> {
     // SAFETY: linker-defined bounds of __ex_table, which holds pairs of i32.
@@ -305,26 +123,16 @@ fn search_exception_table(address: u64) -> Option<u64> {
     None
 }
 
-/// The last fault that a probe caught on this CPU, for tests to inspect.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaughtFault {
-    pub vector: u64,
-    pub srr0: u64,
-    pub srr1: u64,
-    pub dar: u64,
-    pub dsisr: u64,
-}
-
 #[no_mangle]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
-        vector::EXTERNAL => return crate::smp::external_interrupt(),
-        vector::DECREMENTER => return crate::smp::decrementer_interrupt(),
+        vector::EXTERNAL => return smp::external_interrupt(),
+        vector::DECREMENTER => return decrementer_interrupt(),
         _ => {}
     }
     // A fault the active address space can resolve is retried, as Linux's
     // do_page_fault runs before the exception-table fix-up.
-    if crate::mmu::handle_fault(frame) == crate::mmu::FaultAction::Retry {
+    if mmu::handle_fault(frame) == FaultAction::Retry {
         return;
     }
     let cpu = percpu::this();
@@ -349,4 +157,13 @@ extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
         return;
     }
     fatal::unexpected_exception(frame)
+}
+
+/// 0x900: the tick. It is only taken with interrupts on, so it is a
+/// sched-RCU quiescent state.
+fn decrementer_interrupt() {
+    timer::arm();
+    percpu::this().ticks.fetch_add(1, Ordering::Relaxed);
+    kernel::rcu::quiescent_state();
+    sched::preempt();
 }

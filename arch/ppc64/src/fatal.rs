@@ -11,9 +11,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::console;
 use kernel::ktest::SUMMARY;
 
-use crate::exceptions::{vector_name, TrapFrame};
 use crate::ksyms::Sym;
-use crate::{cpu, rtas};
+use crate::trap::{self, vector_name, TrapFrame};
+use crate::{cpu, percpu, platform};
 
 /// Set when a fatal report starts; a second fatal error (inside the report)
 /// goes straight to power-off.
@@ -51,7 +51,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         ),
         None => report!("\nFATAL: panic: {}\n", info.message()),
     }
-    report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());
+    report!("  on CPU {} (PIR {})\n", percpu::index(), cpu::pir());
     backtrace(stack_pointer(), None);
     finish_failed()
 }
@@ -65,15 +65,15 @@ pub fn unexpected_exception(frame: &TrapFrame) -> ! {
         frame.srr0,
         Sym(frame.srr0)
     );
-    if frame.vector == crate::exceptions::vector::DATA_STORAGE {
+    if frame.vector == trap::vector::DATA_STORAGE {
         report!(
             "  faulting data address {:#018x} {} ({})\n",
             frame.dar,
             Sym(frame.dar),
-            crate::mmu::describe_dsisr(frame.dsisr)
+            trap::describe_dsisr(frame.dsisr)
         );
     }
-    report!("  on CPU {} (PIR {})\n", crate::percpu_index(), cpu::pir());
+    report!("  on CPU {} (PIR {})\n", percpu::index(), cpu::pir());
     report!("{}", frame);
     report!("  LR {}\n", Sym(frame.lr));
     backtrace(frame.gpr[1], Some(frame.srr0));
@@ -88,7 +88,7 @@ pub fn walk_stack(sp: u64, mut visit: impl FnMut(u64)) {
     let limit = READABLE_LIMIT.load(Ordering::Relaxed);
     let readable = |address: u64| {
         let physical = address & !kernel::mm::LINEAR_MAP_BASE;
-        address.is_multiple_of(8) && physical >= crate::exceptions::VECTOR_AREA_END && physical + 24 <= limit
+        address.is_multiple_of(8) && physical >= trap::VECTOR_AREA_END && physical + 24 <= limit
     };
     let mut frame = sp;
     for _ in 0..32 {
@@ -141,9 +141,9 @@ pub fn finish_failed() -> ! {
 
 pub fn power_off() -> ! {
     report!("Powering off.\n");
-    match rtas::power_off() {
-        Ok(status) => report!("RTAS power-off returned status {status}; halting\n"),
-        Err(why) => report!("cannot power off: {why}; halting\n"),
+    match platform::try_machine() {
+        Some(machine) => report!("cannot power off: {}; halting\n", machine.power_off()),
+        None => report!("cannot power off: no platform yet; halting\n"),
     }
     cpu::halt()
 }

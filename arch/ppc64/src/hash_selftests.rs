@@ -13,7 +13,7 @@ use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip};
 
 use crate::exceptions;
-use crate::hash::{self, HASH_FLUSH};
+use crate::mmu::hash::{self, HASH_MMU};
 use crate::mmu::{self, Mode};
 
 pub static HASH: Suite = Suite {
@@ -34,7 +34,7 @@ const TEST_AREA: u64 = LINEAR_MAP_BASE | 0x0009_0000_0000_0000;
 
 fn require_hash() -> TestResult {
     if mmu::mode() != Mode::Hash {
-        kskip!("hash only (mmu={})", mmu::mode().name());
+        kskip!("hash only (mmu={})", mmu::backend().name());
     }
     Ok(())
 }
@@ -89,7 +89,7 @@ fn hpte_inserted_on_first_touch(_: &Env<'_>) -> TestResult {
     })();
     mmu::with_kernel_tree(|tree| tree.unmap(address)).map(|r| {
         r.map(|gone| {
-            HASH_FLUSH.flush_page(KERNEL_SPACE, address, gone.size, gone.entry, Scope::Global);
+            HASH_MMU.flush_page(KERNEL_SPACE, address, gone.size, gone.entry, Scope::Global);
             release(&gone.tables);
         })
     });
@@ -106,16 +106,16 @@ fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
     let (entry, size) = leaf(address)?;
     let (ptex, _) = hash::recorded_hpte(KERNEL_SPACE, address, size, entry).ok_or_else(|| fail("not hashed"))?;
     let (old, tables) = unmap_quietly(address)?;
-    HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
+    HASH_MMU.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
     release(&tables);
     mm::free_frame(frame);
-    let after = hash::h_read(ptex).map_err(|e| fail(alloc::format!("H_READ {ptex:#x}: {e:?}")))?;
+    let after = hash::table().read(ptex).map_err(|e| fail(alloc::format!("H_READ {ptex:#x}: {e:?}")))?;
     let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
     kassert!(
         after.v & hpt::v::VALID == 0 || !hpt::v_matches(after.v, vpn, hpt::SegmentSize::T1),
         "HPTE {ptex:#x} still there: {after:?}"
     );
-    kassert_eq!(touch(address), Err(exceptions::vector::DATA_STORAGE));
+    kassert_eq!(touch(address), Err(crate::trap::vector::DATA_STORAGE));
     Ok(())
 }
 
@@ -141,7 +141,7 @@ fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
         Ok(())
     })();
     let (old, tables) = unmap_quietly(address)?;
-    HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
+    HASH_MMU.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
     release(&tables);
     mm::free_frame(frame);
     result
@@ -177,7 +177,7 @@ fn full_groups_evict_without_loss(_: &Env<'_>) -> TestResult {
     for i in 0..PAGES {
         let address = base + i * stride;
         let (old, tables) = unmap_quietly(address)?;
-        HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
+        HASH_MMU.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
         release(&tables);
     }
     mm::free_frame(frame);
@@ -214,20 +214,20 @@ fn pmd_leaf_hashes_touched_subpages(_: &Env<'_>) -> TestResult {
         }
         kassert_eq!(present, touched);
         let (old, tables) = unmap_quietly(address)?;
-        HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
+        HASH_MMU.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
         release(&tables);
         for &i in &touched {
             kassert!(
                 hash::recorded_hpte(KERNEL_SPACE, address + i * FRAME_SIZE, size, entry).is_none(),
                 "subpage {i} still recorded"
             );
-            kassert_eq!(touch(address + i * FRAME_SIZE), Err(exceptions::vector::DATA_STORAGE));
+            kassert_eq!(touch(address + i * FRAME_SIZE), Err(crate::trap::vector::DATA_STORAGE));
         }
         Ok(())
     })();
     if leaf(address).is_ok() {
         let (old, tables) = unmap_quietly(address)?;
-        HASH_FLUSH.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
+        HASH_MMU.flush_page(KERNEL_SPACE, address, PageSize::Huge2M, old, Scope::Global);
         release(&tables);
     }
     mm::free_contiguous(run, FRAMES);
@@ -260,12 +260,12 @@ fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
         old_ptes.push(old);
         unhooked.extend_from_slice(&tables);
     }
-    HASH_FLUSH.flush_hash_table_pmd_range(KERNEL_SPACE, start, &old_ptes);
+    HASH_MMU.flush_hash_table_pmd_range(KERNEL_SPACE, start, &old_ptes);
     release(&unhooked);
     mm::free_frame(frame);
     kassert_eq!(slots.iter().map(|&(i, _)| i).collect::<alloc::vec::Vec<_>>(), touched);
     for (i, ptex) in slots {
-        let hpte = hash::h_read(ptex).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
+        let hpte = hash::table().read(ptex).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
         let vpn = hash::page_vpn(KERNEL_SPACE, start + i * FRAME_SIZE).ok_or_else(|| fail("no segment"))?;
         kassert!(
             hpte.v & hpt::v::VALID == 0 || !hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1),
@@ -284,7 +284,7 @@ fn hptes_for(address: u64) -> Result<usize, Failure> {
     for secondary in [false, true] {
         let group = hash::geometry().group_slot(page_hash, secondary);
         for quad in (0..hpt::HPTES_PER_GROUP).step_by(4) {
-            let four = hash::h_read4(group + quad).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
+            let four = hash::table().read4(group + quad).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
             found += four
                 .iter()
                 .filter(|h| h.v & hpt::v::VALID != 0 && hpt::v_matches(h.v, vpn, hpt::SegmentSize::T1))
@@ -320,7 +320,7 @@ fn second_fault_leaves_one_hpte(_: &Env<'_>) -> TestResult {
         // The recorded one is the one left: the flush leaves none.
         for (address, size) in [(small_at, PageSize::Base), (huge_at, PageSize::Huge2M)] {
             let (old, tables) = unmap_quietly(address)?;
-            HASH_FLUSH.flush_page(KERNEL_SPACE, address, size, old, Scope::Global);
+            HASH_MMU.flush_page(KERNEL_SPACE, address, size, old, Scope::Global);
             release(&tables);
         }
         kassert_eq!(hptes_for(small_at)?, 0);
@@ -330,7 +330,7 @@ fn second_fault_leaves_one_hpte(_: &Env<'_>) -> TestResult {
     for (address, size) in [(small_at, PageSize::Base), (huge_at, PageSize::Huge2M)] {
         if leaf(address).is_ok() {
             let (old, tables) = unmap_quietly(address)?;
-            HASH_FLUSH.flush_page(KERNEL_SPACE, address, size, old, Scope::Global);
+            HASH_MMU.flush_page(KERNEL_SPACE, address, size, old, Scope::Global);
             release(&tables);
         }
     }

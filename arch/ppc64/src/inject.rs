@@ -79,15 +79,11 @@ fn yield_with_interrupts_off() {
     crate::sched::yield_now();
 }
 
-/// An hcall number that is not a multiple of 4 names no hcall (PAPR): the
-/// hypervisor answers H_FUNCTION.
-const NO_SUCH_HCALL: u64 = 0x2;
-
 /// Does what QEMU reports under `-d guest_errors,unimp` and survives, the
 /// boot going on to a passing summary: under radix the very mistake the
 /// judge was made for, a process-scoped `tlbie` by address naming a kernel
 /// (quadrant 3) address, which QEMU answers by dropping every translation;
-/// otherwise an hcall that does not exist (H_FUNCTION, logged unimplemented).
+/// otherwise a platform call that does not exist.
 #[inline(never)]
 fn plant_guest_error() {
     if crate::mmu::mode() == crate::mmu::Mode::Radix {
@@ -102,8 +98,7 @@ fn plant_guest_error() {
         };
         kernel::println!("# inject=guest_error: tlbie of kernel address {address:#x} by address (quadrant 3)");
     } else {
-        let status = crate::hcall::hcall4(NO_SUCH_HCALL, 0, 0, 0, 0);
-        let name = if status == crate::hcall::H_FUNCTION { " (H_FUNCTION)" } else { "" };
-        kernel::println!("# inject=guest_error: hcall {NO_SUCH_HCALL:#x} returned {status}{name}");
+        let what = crate::platform::pseries::plant_guest_error();
+        kernel::println!("# inject=guest_error: {what}");
     }
 }

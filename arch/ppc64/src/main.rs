@@ -14,37 +14,33 @@ mod collapse_selftests;
 mod cpu;
 mod exceptions;
 mod fatal;
-mod firmware;
-mod hash;
 mod hash_selftests;
-mod hcall;
-mod hvc;
 mod inject;
 mod khugepaged;
 mod ksyms;
 mod mmu;
 mod mmu_selftests;
 mod percpu;
+mod platform;
 mod race_selftests;
-mod radix;
 mod rcu_selftests;
-mod rtas;
 mod sched;
 mod sched_selftests;
+mod secondary;
 mod selftests;
 mod smp;
 mod smp_selftests;
 mod stress_selftests;
 mod timer;
+mod trap;
 mod vm;
 mod vm_selftests;
-mod xics;
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use boot::BootInfo;
-use kernel::cmdline::{self, Inject, MmuMode};
+use kernel::cmdline::{self, Inject};
 use kernel::ktest::{self, Env, Suite, SUMMARY};
 use kernel::mm::{self, Reserved, FRAME_SIZE};
 use kernel::{console, debug, info, println, warn};
@@ -95,7 +91,10 @@ extern "C" fn boot_cpu_entry(
 ) -> ! {
     ENTRY_TIMEBASE.store(cpu::timebase(), Ordering::Relaxed);
     kernel::time::set_clock(cpu::timebase, 512_000_000);
-    console::set_sink(hvc::write);
+    // The one platform this image boots on today; its firmware (SLOF or
+    // VOF) entered with the client interface in r5.
+    platform::install(&platform::pseries::PSERIES);
+    console::set_sink(platform::console_write);
     fatal::set_readable_limit(mm::virt_to_phys(ksyms::image_end()));
     if bad_relocations != 0 {
         panic!("entry: {bad_relocations} dynamic relocations are not R_PPC64_RELATIVE; the image cannot run");
@@ -104,15 +103,13 @@ extern "C" fn boot_cpu_entry(
 
     // SAFETY: the entry the firmware passed us, called once, in real mode,
     // before anything overwrote firmware memory.
-    let info = BOOT_INFO.call_once(|| unsafe { firmware::take_over(client_interface) });
+    let info = BOOT_INFO.call_once(|| unsafe { platform::pseries::firmware::take_over(client_interface) });
     fatal::set_readable_limit(info.real_mode_limit);
-    if let Some(termno) = info.console_termno {
-        hvc::set_termno(termno);
-    }
 
     percpu::init_boot_cpu();
     cpu::disable_fp_and_vector();
-    take_interrupts_little_endian();
+    let machine = platform::machine();
+    machine.take_interrupts_little_endian().unwrap_or_else(|why| panic!("{}: {why}", machine.name()));
     // SAFETY: translation is off and the firmware is quiesced, so the vector
     // area is ours.
     unsafe { exceptions::install(info.dcache_block_size as usize, info.icache_block_size as usize) };
@@ -133,13 +130,9 @@ extern "C" fn boot_cpu_entry(
     mm::knobs::set_gup_pmd_recheck(options.gup_pmd_recheck);
     // What the firmware phase negotiated: `mmu=`, or hash where radix was
     // asked for and the processor or platform has none.
-    let mmu_init = match firmware::negotiated_mmu() {
-        MmuMode::Radix => Some(radix::init(info).map_err(|why| ("radix", why))),
-        MmuMode::Hash => Some(hash::init(info).map_err(|why| ("hash", why))),
-        MmuMode::Off => None,
-    };
-    if let Some(result) = mmu_init {
-        result.unwrap_or_else(|(mmu, why)| panic!("{mmu}: {why}"));
+    let translating = mmu::init(info, platform::pseries::firmware::negotiated_mmu())
+        .unwrap_or_else(|(mmu, why)| panic!("{mmu}: {why}"));
+    if translating {
         // Translation reaches all RAM now, not just the real-mode area.
         let added = mm::add_memory_above(info, info.real_mode_limit);
         if added > 0 {
@@ -149,11 +142,11 @@ extern "C" fn boot_cpu_entry(
     }
     kernel::time::set_clock(cpu::timebase, info.timebase_frequency);
     timer::init(info.timebase_frequency);
-    if let Err(status) = xics::init_cpu() {
-        warn!("xics: H_CPPR failed ({status}); no IPIs");
+    if let Err(why) = machine.irq().init_cpu() {
+        warn!("irq: {why}; no IPIs");
     }
     smp::init_rcu();
-    let online = smp::start_secondaries(info);
+    let online = secondary::start_secondaries(info);
     print_banner(info, online);
 
     // From here the boot CPU runs with interrupts on: it takes IPIs and
@@ -170,24 +163,14 @@ extern "C" fn boot_cpu_entry(
     fatal::power_off()
 }
 
-/// PAPR: a pseries partition chooses the endianness of interrupts with
-/// H_SET_MODE; the firmware may have left them big-endian.
-fn take_interrupts_little_endian() {
-    let status =
-        hcall::hcall4_retry(hcall::H_SET_MODE, hcall::H_SET_MODE_ENDIAN_LITTLE, hcall::H_SET_MODE_RESOURCE_LE, 0, 0);
-    if status != hcall::H_SUCCESS {
-        panic!("H_SET_MODE(little-endian interrupts) failed with status {status}");
-    }
-}
-
 fn print_banner(info: &BootInfo, online: usize) {
     println!(
         "ppc64-kernel {VERSION}: firmware={} cpus={} online={online} memory={}MiB mmu={} tlbie_fixups={} cmdline=\"{}\"",
         info.firmware.unwrap_or(boot::Firmware::Unknown).name(),
         info.cpus_in_tree(),
         info.memory_size() >> 20,
-        mmu::mode().name(),
-        tlbie_fixups(),
+        mmu::backend().name(),
+        mmu::backend().tlbie_fixups(),
         info.bootargs()
     );
     info!(
@@ -213,22 +196,6 @@ fn print_banner(info: &BootInfo, online: usize) {
         "real-mode limit: {:#x}; RTAS at {:#x} (entry {:#x}, {} bytes)",
         info.real_mode_limit, info.rtas.base, info.rtas.entry, info.rtas.size
     );
-}
-
-/// The POWER9 `tlbie` errata fix-ups radix flushes apply (`erat`, `erat+stq`), or
-/// `none`: on other processors, and under hash on pseries, where the hypervisor
-/// issues every `tlbie` for the kernel's hcalls.
-fn tlbie_fixups() -> &'static str {
-    if mmu::mode() != mmu::Mode::Radix {
-        return "none";
-    }
-    let errata = radix::errata();
-    match (errata.erat, errata.store_queue) {
-        (true, true) => "erat+stq",
-        (true, false) => "erat",
-        (false, true) => "stq",
-        (false, false) => "none",
-    }
 }
 
 /// Builds the frame allocator and the heap.
@@ -265,7 +232,7 @@ fn init_memory(info: &BootInfo, load_base: u64) {
 /// What the frame allocator must never hand out.
 pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
     [
-        Reserved { start: 0, end: exceptions::VECTOR_AREA_END, what: "exception vectors" },
+        Reserved { start: 0, end: trap::VECTOR_AREA_END, what: "exception vectors" },
         Reserved {
             start: mm::virt_to_phys(load_base),
             end: mm::virt_to_phys(ksyms::image_end()),
@@ -321,11 +288,6 @@ impl core::fmt::Write for ConsoleWriter {
         console::write_fmt(args);
         Ok(())
     }
-}
-
-/// This CPU's index (0 until secondaries exist), for reports.
-pub fn percpu_index() -> u64 {
-    percpu::index()
 }
 
 pub fn boot_info() -> &'static BootInfo {

@@ -10,9 +10,11 @@ use kernel::mm::pagetable::{Entry, PageSize, Prot};
 use kernel::mm::{self, pagetable, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, println};
 
-use crate::exceptions::{self, vector};
-use crate::mmu::{self, dsisr, AddressSpace, FaultAction, Mode};
-use crate::radix;
+use crate::exceptions;
+use crate::mmu::radix;
+use crate::mmu::{self, AddressSpace, Mode};
+use crate::trap::vector;
+use crate::trap::{dsisr, FaultAction};
 use crate::{cpu, percpu};
 
 pub static MMU: Suite = Suite {
@@ -52,7 +54,7 @@ fn require_translation() -> Result<&'static dyn TlbFlush, Failure> {
 
 fn require_radix() -> Result<&'static dyn TlbFlush, Failure> {
     if mmu::mode() != Mode::Radix {
-        kskip!("radix only (mmu={})", mmu::mode().name());
+        kskip!("radix only (mmu={})", mmu::backend().name());
     }
     require_translation()
 }
@@ -259,10 +261,10 @@ fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
     let unmapped_fault = percpu::this().last_fault();
     mm::free_frame(frame);
     kassert_eq!(results, [0, vector::INSTRUCTION_STORAGE]);
-    kassert!(no_execute_srr1 & mmu::isi_srr1::NO_EXECUTE != 0, "SRR1 {no_execute_srr1:#x}");
+    kassert!(no_execute_srr1 & crate::trap::isi_srr1::NO_EXECUTE != 0, "SRR1 {no_execute_srr1:#x}");
     kassert_eq!(unmapped, vector::INSTRUCTION_STORAGE);
     kassert_eq!(unmapped_fault.srr0, executable);
-    kassert!(unmapped_fault.srr1 & mmu::isi_srr1::NO_TRANSLATION != 0, "SRR1 {:#x}", unmapped_fault.srr1);
+    kassert!(unmapped_fault.srr1 & crate::trap::isi_srr1::NO_TRANSLATION != 0, "SRR1 {:#x}", unmapped_fault.srr1);
     Ok(())
 }
 
@@ -464,7 +466,8 @@ fn fault_handler_maps_on_demand(_: &Env<'_>) -> TestResult {
     let frame = filled_frame(0x0d0d)?;
     ON_DEMAND_FRAME.store(frame.address(), Ordering::Relaxed);
     ON_DEMAND_FAULTS.store(0, Ordering::Relaxed);
-    space.set_fault_handler(Some(map_on_demand));
+    let resolver: alloc::sync::Arc<dyn mmu::FaultResolver> = alloc::sync::Arc::new(mmu::FaultFn(map_on_demand));
+    space.set_fault_resolver(Some(alloc::sync::Arc::downgrade(&resolver)));
     space.activate();
     *ON_DEMAND_SPACE.lock() = Some(space);
     let first = load(USER_ADDRESS + 0x18);

@@ -5,7 +5,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::cpuset::CpuSet;
 /// CPUs the kernel can run on (the rest of a bigger device tree is reported
@@ -13,7 +13,35 @@ use kernel::cpuset::CpuSet;
 pub use kernel::cpuset::MAX_CPUS;
 
 use crate::cpu;
-use crate::exceptions::CaughtFault;
+use crate::trap::CaughtFault;
+
+/// A slot one CPU fills and another empties, also from interrupt context:
+/// its lock is only ever held with interrupts off, for a copy in or out,
+/// so an interrupt handler never spins on a holder that was preempted.
+pub struct Mailbox<T: Copy> {
+    slot: spin::Mutex<Option<T>>,
+}
+
+impl<T: Copy> Mailbox<T> {
+    pub const fn new() -> Mailbox<T> {
+        Mailbox { slot: spin::Mutex::new(None) }
+    }
+
+    /// Runs `f` on the slot with interrupts off and the lock held.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Option<T>) -> R) -> R {
+        let were_on = cpu::disable_interrupts();
+        let result = f(&mut self.slot.lock());
+        if were_on {
+            cpu::enable_interrupts();
+        }
+        result
+    }
+
+    /// What the slot holds now.
+    pub fn peek(&self) -> Option<T> {
+        self.with(|slot| *slot)
+    }
+}
 
 /// Each area is 256 bytes, so secondary_start finds area `i` at `i << 8`.
 #[repr(C, align(256))]
@@ -31,15 +59,13 @@ pub struct PerCpu {
     pub index: AtomicU64,
     /// Interrupt-server number (PIR on QEMU) from the device tree.
     pub server: AtomicU32,
-    /// Work another CPU asked this one to run (see smp::run_on): a function
-    /// address (0 = none), its argument and its result.
-    pub work: AtomicUsize,
-    pub work_argument: AtomicU64,
+    /// Work another CPU asked this one to run (see smp::run_on): the
+    /// function and its argument until it finished, and its result.
+    pub work: Mailbox<(fn(u64) -> u64, u64)>,
     pub work_result: AtomicU64,
-    /// A cross-call (smp::call_on_cpus): function address (0 = none,
-    /// 1 = being written), argument, and how many calls this CPU finished.
-    pub call_function: AtomicUsize,
-    pub call_argument: AtomicU64,
+    /// A cross-call (smp::call_on_cpus) until it finished, and how many
+    /// calls this CPU finished.
+    pub call: Mailbox<(fn(u64), u64)>,
     pub calls_done: AtomicU64,
     /// Decrementer interrupts taken.
     pub ticks: AtomicU64,
@@ -77,11 +103,9 @@ impl PerCpu {
             entry: AtomicU64::new(0),
             index: AtomicU64::new(0),
             server: AtomicU32::new(0),
-            work: AtomicUsize::new(0),
-            work_argument: AtomicU64::new(0),
+            work: Mailbox::new(),
             work_result: AtomicU64::new(0),
-            call_function: AtomicUsize::new(0),
-            call_argument: AtomicU64::new(0),
+            call: Mailbox::new(),
             calls_done: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             irq_off_at: AtomicU64::new(0),

@@ -355,7 +355,10 @@ fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::CONFIGURED, env)?;
     let ipi_on = ipi.enabled(mmu::mode() == mmu::Mode::Hash);
     let stale = o.collapsed && o.gup == o.old.address();
-    kernel::println!("# gup_pmd_recheck={recheck} collapse_ipi={ipi:?} ({}): stale pin: {stale}", mmu::mode().name());
+    kernel::println!(
+        "# gup_pmd_recheck={recheck} collapse_ipi={ipi:?} ({}): stale pin: {stale}",
+        mmu::backend().name()
+    );
     kassert_eq!(stale, !recheck && !ipi_on);
     Ok(())
 }
@@ -621,7 +624,7 @@ impl RaceHooks for HashCrossCpu {
 fn hash_fault_on_b(_: u64) -> u64 {
     vm::activate(race_mm());
     let was_on = crate::percpu::disable_interrupts();
-    let result = crate::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu);
+    let result = crate::mmu::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu);
     if was_on {
         crate::cpu::enable_interrupts();
     }
@@ -634,7 +637,7 @@ fn hash_fault_on_b(_: u64) -> u64 {
 /// write reached the huge page (true) or went to the discarded small page.
 fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     if mmu::mode() != mmu::Mode::Hash {
-        kskip!("hash only (mmu={})", mmu::mode().name());
+        kskip!("hash only (mmu={})", mmu::backend().name());
     }
     let (b, free_before) = two_cpus(env)?;
     let reached = {

@@ -8,7 +8,8 @@ use kernel::cmdline;
 use kernel::ktest::{fail, Env, Suite, Test, TestResult};
 use kernel::{kassert, kassert_eq, kskip};
 
-use crate::exceptions::{self, program_srr1, vector};
+use crate::exceptions;
+use crate::trap::{program_srr1, vector};
 use crate::{cpu, fatal, ksyms, percpu};
 
 pub static BOOT: Suite = Suite {
@@ -118,7 +119,7 @@ fn rtas_instantiated(env: &Env<'_>) -> TestResult {
         "entry {:#x} outside RTAS",
         rtas.entry
     );
-    kassert!(crate::rtas::is_ready());
+    kassert!(crate::platform::pseries::rtas::is_ready());
     kassert!(rtas.tokens.power_off != 0);
     Ok(())
 }
@@ -128,8 +129,8 @@ fn rtas_instantiated(env: &Env<'_>) -> TestResult {
 fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
     let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
     let mut date = [0u32; 7];
-    let status = crate::rtas::call(token, &[], &mut date).map_err(fail)?;
-    kassert_eq!(status, crate::rtas::RTAS_SUCCESS);
+    let status = crate::platform::pseries::rtas::call(token, &[], &mut date).map_err(fail)?;
+    kassert_eq!(status, crate::platform::pseries::rtas::RTAS_SUCCESS);
     let [year, month, day, hour, minute, second, _] = date;
     kassert!((2000..3000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day), "date {date:?}");
     kassert!(hour < 24 && minute < 60 && second < 61, "time {date:?}");
@@ -174,9 +175,9 @@ fn bad_options_reported(_: &Env<'_>) -> TestResult {
 fn vectors_installed(_: &Env<'_>) -> TestResult {
     const MTSPR_SPRG1_R13: u32 = 0x7db1_43a6; // mtspr 273, r13
     let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common"))?;
-    let places = exceptions::VECTORS
+    let places = crate::trap::VECTORS
         .iter()
-        .flat_map(|&(v, name)| [(v, v, name), (v, v + exceptions::RELOCATED_VECTOR_OFFSET, name)]);
+        .flat_map(|&(v, name)| [(v, v, name), (v, v + crate::trap::RELOCATED_VECTOR_OFFSET, name)]);
     for (vector, place, name) in places {
         let stub = kernel::mm::phys_to_virt(place) as u64;
         // SAFETY: the vector area is RAM in the linear map, written by install().
@@ -218,7 +219,7 @@ fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
         kassert_eq!(raised, vector::DATA_STORAGE);
         let fault = percpu::this().last_fault();
         kassert_eq!(fault.dar, address as u64);
-        kassert!(fault.dsisr & crate::mmu::dsisr::NO_TRANSLATION != 0, "DSISR {:#x}", fault.dsisr);
+        kassert!(fault.dsisr & crate::trap::dsisr::NO_TRANSLATION != 0, "DSISR {:#x}", fault.dsisr);
         return Ok(());
     }
     let address = (kernel::mm::LINEAR_MAP_BASE | (env.boot.memory_size() * 16)) as *const u64;

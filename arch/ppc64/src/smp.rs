@@ -1,133 +1,25 @@
-//! Secondary CPUs: started with RTAS `start-cpu` (after checking
-//! `query-cpu-stopped-state`), each on its own stack with its own PerCpu,
-//! with translation as the boot CPU chose; then they wait for work.
-//!
-//! Two ways to make another CPU run something:
+//! Making other CPUs run something, two ways:
 //! - `post`/`run_on`: a per-CPU mailbox the idle CPU polls, for long-running
 //!   work (a test body);
-//! - `call_on_cpus`: an IPI through XICS, whose handler runs the function in
+//! - `call_on_cpus`: an IPI through the platform's interrupt controller,
+//!   whose handler runs the function in
 //!   interrupt context, as Linux's smp_call_function_many. A target with
 //!   interrupts off does not take it until it turns them back on, and a
 //!   caller that waits waits for that: the property the old THP-collapse fix
 //!   (serialize_against_pte_lookup) relies on.
 //!
-//! Idle secondaries poll with interrupts on; their decrementer ticks.
+//! Bringing secondaries up, and their idle loop, is secondary.rs.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use boot::BootInfo;
 use kernel::cpuset::CpuSet;
-use kernel::mm::{self, FRAME_SIZE};
-use kernel::{info, time, warn};
+use kernel::{time, warn};
 
 use crate::percpu::{self, PerCpu, MAX_CPUS, PERCPU};
-use crate::{cpu, mmu, rtas, timer, xics};
+use crate::platform::machine;
 
-extern "C" {
-    fn secondary_start();
-}
-
-/// Frames of stack per secondary CPU (256 KiB, as the boot stack).
-const STACK_FRAMES: u64 = 4;
-/// How long a started CPU may take to report online.
-const ONLINE_TIMEOUT_US: u64 = 2_000_000;
 /// How long `run_on` waits for a CPU to finish its work.
 const WORK_TIMEOUT_US: u64 = 5_000_000;
-/// `query-cpu-stopped-state` result for a stopped CPU (PAPR).
-const CPU_STOPPED: u32 = 0;
-
-/// Starts every CPU of the device tree but this one; returns how many CPUs
-/// are online. A CPU that does not come up is reported and skipped.
-pub fn start_secondaries(info: &BootInfo) -> usize {
-    let boot_server = cpu::pir();
-    let Some(start_cpu) = info.rtas.tokens.start_cpu else {
-        if info.cpus.len() > 1 {
-            warn!("smp: no RTAS start-cpu token; running on the boot CPU only");
-        }
-        return percpu::online_count();
-    };
-    if info.cpus_beyond_limit > 0 {
-        warn!("smp: {} CPUs beyond this kernel's {MAX_CPUS} CPUs, left stopped", info.cpus_beyond_limit);
-    }
-    let entry = mm::virt_to_phys(secondary_start as *const () as u64);
-    let mut index = 1;
-    for target in info.cpus.iter().filter(|c| c.server != boot_server) {
-        if index >= MAX_CPUS {
-            warn!("smp: CPU {} beyond this kernel's {MAX_CPUS} CPUs, left stopped", target.server);
-            continue;
-        }
-        if let Some(query) = info.rtas.tokens.query_cpu_stopped_state {
-            let mut state = [0u32];
-            match rtas::call(query, &[target.server], &mut state) {
-                Ok(rtas::RTAS_SUCCESS) if state[0] == CPU_STOPPED => {}
-                result => {
-                    warn!("smp: CPU {} is not stopped ({result:?}, state {}); skipped", target.server, state[0]);
-                    continue;
-                }
-            }
-        }
-        let Some(stack) = mm::alloc_contiguous(STACK_FRAMES, 1) else {
-            warn!("smp: no memory for CPU {}'s stack; skipped", target.server);
-            continue;
-        };
-        let stack_top = mm::phys_to_virt(stack.address()) as u64 + STACK_FRAMES * FRAME_SIZE;
-        PERCPU[index].prepare(index, target.server, stack_top, secondary_cpu_entry as *const () as u64);
-        match rtas::call(start_cpu, &[target.server, entry as u32, index as u32], &mut []) {
-            Ok(rtas::RTAS_SUCCESS) => {}
-            result => {
-                warn!("smp: start-cpu {} failed: {result:?}", target.server);
-                mm::free_contiguous(stack, STACK_FRAMES);
-                continue;
-            }
-        }
-        let deadline = time::deadline_us(ONLINE_TIMEOUT_US);
-        while !percpu::is_online(index) && time::now() < deadline {
-            core::hint::spin_loop();
-        }
-        if !percpu::is_online(index) {
-            warn!("smp: CPU {} did not come online", target.server);
-            continue;
-        }
-        index += 1;
-    }
-    let online = percpu::online_count();
-    info!("smp: {online} of {} CPUs online", info.cpus_in_tree());
-    online
-}
-
-/// A secondary CPU's first Rust code, on its own stack, in real mode.
-extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
-    percpu::init_secondary(area);
-    cpu::disable_fp_and_vector();
-    mmu::enable_on_secondary();
-    if let Err(status) = xics::init_cpu() {
-        warn!("smp: CPU {}: H_CPPR failed ({status}); no IPIs", area.server.load(Ordering::Relaxed));
-    }
-    crate::sched::init_cpu();
-    timer::arm();
-    percpu::set_online(area.index.load(Ordering::Relaxed) as usize);
-    wait_for_work(area)
-}
-
-/// The idle loop of a secondary: interrupts on (IPIs, ticks), polling the
-/// mailbox.
-fn wait_for_work(area: &'static PerCpu) -> ! {
-    cpu::enable_interrupts();
-    loop {
-        kernel::rcu::note_quiescent();
-        crate::sched::run_ready();
-        let work = area.work.load(Ordering::Acquire);
-        if work != 0 {
-            // SAFETY: `work` only ever holds 0 or a `fn(u64) -> u64` stored by run_on.
-            let function = unsafe { core::mem::transmute::<usize, fn(u64) -> u64>(work) };
-            let result = function(area.work_argument.load(Ordering::Relaxed));
-            area.work_result.store(result, Ordering::Relaxed);
-            // Release: the result is visible before the mailbox reads empty.
-            area.work.store(0, Ordering::Release);
-        }
-        core::hint::spin_loop();
-    }
-}
 
 /// Hands `function(argument)` to idle CPU `index` without waiting; false if
 /// that CPU is not online, is this CPU, or has work already.
@@ -136,22 +28,34 @@ pub fn post(index: usize, function: fn(u64) -> u64, argument: u64) -> bool {
     if index as u64 == percpu::index() || !percpu::is_online(index) {
         return false;
     }
-    area.work_argument.store(argument, Ordering::Relaxed);
-    // Release: the argument is visible before the work.
-    area.work.compare_exchange(0, function as usize, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    area.work.with(|slot| slot.is_none() && slot.replace((function, argument)).is_none())
 }
 
 /// Waits until CPU `index` finished posted work; its result, or `None` on timeout.
 pub fn wait_for(index: usize) -> Option<u64> {
     let area = PERCPU.get(index)?;
     let deadline = time::deadline_us(WORK_TIMEOUT_US);
-    while area.work.load(Ordering::Acquire) != 0 {
+    while area.work.peek().is_some() {
         if time::now() > deadline {
             return None;
         }
         core::hint::spin_loop();
     }
-    Some(area.work_result.load(Ordering::Relaxed))
+    Some(area.work_result.load(Ordering::Acquire))
+}
+
+/// Runs the work posted to this CPU's mailbox, if any (its idle loop
+/// calls this). The slot stays full until the result is in, so `post`
+/// cannot overwrite work in progress and `wait_for` sees it finished only
+/// with its result.
+pub fn run_posted_work(area: &PerCpu) {
+    if let Some((function, argument)) = area.work.peek() {
+        let result = function(argument);
+        area.work.with(|slot| {
+            area.work_result.store(result, Ordering::Release);
+            *slot = None;
+        });
+    }
 }
 
 /// Runs `function(argument)` on CPU `index` and returns its result; `None`
@@ -172,9 +76,6 @@ pub fn run_on(index: usize, function: fn(u64) -> u64, argument: u64) -> Option<u
 pub enum CallError {
     Offline(usize),
 }
-
-/// Marks a call slot claimed while its argument is written.
-const CALL_CLAIMED: usize = 1;
 
 /// How long a cross-call waits for a CPU before each warning (Linux's
 /// CSD-lock watchdog: csd_lock_timeout, 5 s). It never stops waiting: a
@@ -252,16 +153,23 @@ pub fn call_on_cpus(targets: &CpuSet, function: fn(u64), argument: u64, wait: bo
     // iterated once, so a set that others change (the online CPUs) may be
     // passed.
     let sent = CpuSet::new();
+    let irq = machine().irq();
     for target in targets.iter(Ordering::Acquire).filter(|&t| t != me) {
         let area = PERCPU.get(target).filter(|_| percpu::is_online(target)).ok_or(CallError::Offline(target))?;
-        // One call in flight per target: claim its slot, then publish.
+        // One call in flight per target: fill its empty slot, noting how
+        // many calls it had finished (it cannot finish one while the slot is
+        // locked, and empties the slot only with the count raised).
         wait_for_answer(target, "take its previous cross-call", || {
-            area.call_function.compare_exchange(0, CALL_CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            area.call.with(|slot| {
+                let empty = slot.is_none();
+                if empty {
+                    *slot = Some((function, argument));
+                    done_before[target] = area.calls_done.load(Ordering::Acquire);
+                }
+                empty
+            })
         });
-        done_before[target] = area.calls_done.load(Ordering::Acquire);
-        area.call_argument.store(argument, Ordering::Relaxed);
-        area.call_function.store(function as usize, Ordering::Release);
-        xics::send_ipi(area.server.load(Ordering::Relaxed));
+        irq.send_ipi(area.server.load(Ordering::Relaxed));
         sent.insert(target, Ordering::Relaxed);
     }
     if targets.contains(me, Ordering::Acquire) {
@@ -289,29 +197,18 @@ pub fn caller_waiting_here() -> bool {
 /// 0x500: runs a pending cross-call of this CPU.
 pub fn external_interrupt() {
     let area = percpu::this();
-    let other = xics::handle_external(area.server.load(Ordering::Relaxed), || {
-        let function = area.call_function.load(Ordering::Acquire);
-        if function > CALL_CLAIMED {
-            // SAFETY: call_function only holds 0, CALL_CLAIMED or a fn(u64)
-            // stored by call_on_cpus.
-            let function = unsafe { core::mem::transmute::<usize, fn(u64)>(function) };
-            function(area.call_argument.load(Ordering::Relaxed));
-            area.call_function.store(0, Ordering::Release);
-            area.calls_done.fetch_add(1, Ordering::AcqRel);
+    let other = machine().irq().handle_external(area.server.load(Ordering::Relaxed), &|| {
+        if let Some((function, argument)) = area.call.peek() {
+            function(argument);
+            area.call.with(|slot| {
+                area.calls_done.fetch_add(1, Ordering::AcqRel);
+                *slot = None;
+            });
         }
     });
     if other > 0 {
-        warn!("xics: {other} interrupts from sources nothing asked for");
+        warn!("irq: {other} interrupts from sources nothing asked for");
     }
-}
-
-/// 0x900: the tick. It is only taken with interrupts on, so it is a
-/// sched-RCU quiescent state.
-pub fn decrementer_interrupt() {
-    timer::arm();
-    percpu::this().ticks.fetch_add(1, Ordering::Relaxed);
-    kernel::rcu::quiescent_state();
-    crate::sched::preempt();
 }
 
 fn rcu_this_cpu() -> usize {

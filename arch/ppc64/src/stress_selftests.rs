@@ -260,7 +260,7 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     kernel::println!(
         "# {} ({}): {} rounds, {} collapsed, {} aborted (pinned), {} pins, {} not pinned, {} stale pins, {} lost writes",
         config.name,
-        mmu::mode().name(),
+        mmu::backend().name(),
         row.rounds,
         row.collapsed,
         row.aborted_pinned,
@@ -293,7 +293,7 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     if protects(config) {
         kassert_eq!((row.stale_pins, row.lost_writes), (0, 0));
     } else if row.stale_pins + row.lost_writes == 0 {
-        kskip!("unprotected on {}, and this run happened not to hit the race (timing)", mmu::mode().name());
+        kskip!("unprotected on {}, and this run happened not to hit the race (timing)", mmu::backend().name());
     }
     Ok(())
 }
@@ -306,7 +306,7 @@ fn table(env: &Env<'_>) -> TestResult {
     }
     kernel::println!(
         "# stress table ({}, {} CPUs, {} rounds each at most):",
-        mmu::mode().name(),
+        mmu::backend().name(),
         env.online_cpus,
         ROUNDS
     );

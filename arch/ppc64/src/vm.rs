@@ -2,19 +2,17 @@
 //! over this MMU's address spaces (radix PID or hash context) and the
 //! global frame allocator, with the page-fault hook that feeds it.
 
-use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 
+use crate::cpu;
+use crate::mmu::{self, AddressSpace, Fault, FaultResolver, KernelFrames, Tree};
+use crate::trap::FaultAction;
 use kernel::cmdline::CollapseIpi;
 use kernel::mm::mmu::SpaceId;
 use kernel::mm::page::PageArray;
 use kernel::mm::pagetable::{Entry, MapError, PageSize, Prot, TableAllocator};
 use kernel::mm::vm::{Mm, MmArch, PageMemory};
 use kernel::mm::{self, Frame};
-use spin::RwLock;
-
-use crate::cpu;
-use crate::mmu::{self, AddressSpace, Fault, FaultAction, KernelFrames, Tree};
 
 /// An address space as the mm code sees it: the MMU's side of one `Mm`.
 pub struct SpaceArch {
@@ -39,15 +37,11 @@ impl MmArch for SpaceArch {
     }
 
     fn flush(&mut self, address: u64, size: PageSize, old: Entry) {
-        if let Some(flush) = mmu::flusher() {
-            flush.flush_page(self.space.id(), address, size, old, mmu::flush_scope(self.space.id()));
-        }
+        mmu::backend().flush_page(self.space.id(), address, size, old, mmu::flush_scope(self.space.id()));
     }
 
     fn flush_page_walk_cache(&mut self) {
-        if let Some(flush) = mmu::flusher() {
-            flush.flush_page_walk_cache(self.space.id(), mmu::flush_scope(self.space.id()));
-        }
+        mmu::backend().flush_page_walk_cache(self.space.id(), mmu::flush_scope(self.space.id()));
     }
 
     fn defer_tables(&mut self, tables: &[(u64, usize)]) {
@@ -118,16 +112,12 @@ impl PageMemory for KernelPages {
 
 pub type UserMm = Mm<SpaceArch, KernelPages>;
 
-/// Live address spaces by id, for the fault handler.
-static BY_SPACE: RwLock<BTreeMap<SpaceId, Weak<UserMm>>> = RwLock::new(BTreeMap::new());
-
 /// A new, empty address space whose faults it resolves itself.
 pub fn new_mm() -> Result<Arc<UserMm>, MapError> {
     let space = AddressSpace::new()?;
-    let id = space.id();
-    space.set_fault_handler(Some(user_fault));
     let mm = Arc::new(Mm::new(SpaceArch { space }, KernelPages));
-    BY_SPACE.write().insert(id, Arc::downgrade(&mm));
+    let resolver: Weak<dyn FaultResolver> = Arc::downgrade(&mm) as Weak<dyn FaultResolver>;
+    mm.with_arch(|arch| arch.space().set_fault_resolver(Some(resolver)));
     Ok(mm)
 }
 
@@ -136,44 +126,35 @@ pub fn activate(mm: &UserMm) {
     mm.with_arch(|arch| arch.space().activate());
 }
 
-impl Drop for SpaceArch {
-    fn drop(&mut self) {
-        let mut spaces = BY_SPACE.write();
-        if spaces.get(&self.space.id()).is_some_and(|weak| weak.strong_count() == 0) {
-            spaces.remove(&self.space.id());
-        }
-    }
-}
-
 /// The page-fault handler of every `UserMm` (do_page_fault's
 /// handle_mm_fault): resolves the fault or leaves it to the fix-ups and the
 /// fatal report. Runs with interrupts as the faulting code had them
 /// (mmu::handle_fault re-enables them), so a CPU waiting here for the mmap
 /// lock still answers the IPIs of a collapse that holds it.
-fn user_fault(fault: &Fault) -> FaultAction {
-    let Some(mm) = BY_SPACE.read().get(&fault.space).and_then(Weak::upgrade) else {
-        return FaultAction::Unhandled;
-    };
-    if fault.instruction {
-        return FaultAction::Unhandled; // anonymous memory is never executed here
-    }
-    if !fault.missing {
-        // The MMU refused an access to a translation it has. If the tree
-        // allows the access, retrying would fault forever: the MMU and the
-        // tree disagree (a missed flush, wrong HPTE rights). Report it.
-        let needed = if fault.store { Prot::WRITE } else { Prot::READ };
-        let allowed =
-            mm.with_arch(|arch| arch.tree().translate(fault.address)).is_some_and(|t| t.entry.prot().contains(needed));
-        if allowed {
-            kernel::warn!(
-                "vm: protection fault at {:#x} that the page table allows: MMU and tree disagree",
-                fault.address
-            );
+impl FaultResolver for UserMm {
+    fn resolve(&self, fault: &Fault) -> FaultAction {
+        if fault.instruction {
+            return FaultAction::Unhandled; // anonymous memory is never executed here
         }
-        return FaultAction::Unhandled;
-    }
-    match mm.fault(fault.address, fault.store) {
-        Ok(()) => FaultAction::Retry,
-        Err(_) => FaultAction::Unhandled,
+        if !fault.missing {
+            // The MMU refused an access to a translation it has. If the tree
+            // allows the access, retrying would fault forever: the MMU and the
+            // tree disagree (a missed flush, wrong HPTE rights). Report it.
+            let needed = if fault.store { Prot::WRITE } else { Prot::READ };
+            let allowed = self
+                .with_arch(|arch| arch.tree().translate(fault.address))
+                .is_some_and(|t| t.entry.prot().contains(needed));
+            if allowed {
+                kernel::warn!(
+                    "vm: protection fault at {:#x} that the page table allows: MMU and tree disagree",
+                    fault.address
+                );
+            }
+            return FaultAction::Unhandled;
+        }
+        match self.fault(fault.address, fault.store) {
+            Ok(()) => FaultAction::Retry,
+            Err(_) => FaultAction::Unhandled,
+        }
     }
 }

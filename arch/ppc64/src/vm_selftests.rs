@@ -17,8 +17,9 @@ use kernel::mm::vm::{RaceSettings, Region};
 use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, time};
 
-use crate::exceptions::{self, vector};
+use crate::exceptions;
 use crate::smp_selftests::online_secondaries;
+use crate::trap::vector;
 use crate::vm::{self, UserMm};
 use crate::{khugepaged, mmu};
 

@@ -4,6 +4,7 @@
 //! memory through raw pointers (tables, the heap, page copies).
 
 pub mod collapse;
+pub mod cpumask;
 #[deny(unsafe_code)]
 pub mod frame;
 pub mod gup;

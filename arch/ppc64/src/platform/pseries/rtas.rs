@@ -8,8 +8,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use boot::Rtas;
 use spin::Mutex;
 
-use crate::firmware;
-
 const MAX_CELLS: usize = 16;
 
 /// RTAS status for success (PAPR: negative values are errors, -2 busy).
@@ -67,7 +65,7 @@ fn call_locked(state: &mut State, token: u32, args: &[u32], rets: &mut [u32]) ->
     // kernel image (below 4 GiB, identity-mapped in real mode) and exclusively
     // ours under the lock; firmware_call_be32 switches to the big-endian
     // 32-bit real-mode environment RTAS expects.
-    unsafe { firmware::firmware_call_be32(state.entry, buffer, state.base) };
+    unsafe { super::realmode::firmware_call_be32(state.entry, buffer, state.base) };
     let results = &state.args.0[3 + args.len()..3 + args.len() + nret];
     for (ret, cell) in rets.iter_mut().zip(&results[1..]) {
         *ret = u32::from_be(*cell);

@@ -1,9 +1,9 @@
-//! The radix MMU on pseries: process table, kernel linear map, address
-//! spaces (PIDs), translation on, and the flush interface with `tlbie`.
+//! The radix MMU backend: process table, kernel linear map, address spaces
+//! (PIDs), translation on, and the flush interface with `tlbie`.
 //!
-//! Order (as Linux's radix_init_pseries): CAS granted radix with GTSE in the
-//! firmware phase; here the kernel builds its tree, registers the process
-//! table with H_REGISTER_PROC_TBL (which switches the partition to radix),
+//! Order (as Linux's radix_init_pseries): the platform granted radix with
+//! GTSE in the firmware phase; here the kernel builds its tree, has the
+//! platform register the process table (which switches the partition to radix),
 //! parks PIDR on a guard PID with no tree (so quadrant-0 accesses, NULL
 //! included, fault), asks for relocation-on interrupts (AIL 3) and turns
 //! MSR[IR,DR] on. The kernel already runs at 0xc000... addresses, which the
@@ -15,12 +15,15 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use boot::processor::TlbieErrata;
 use boot::BootInfo;
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
-use kernel::mm::pagetable::{Entry, PageSize, PGD};
+use kernel::mm::pagetable::{Entry, PageSize, Slot, PGD};
 use kernel::mm::tlbie::{Planner, Ric, Sequence};
 use kernel::mm::{self, FRAME_SIZE};
 
-use crate::mmu::{self, ptesync, Mode};
-use crate::{cpu, hcall};
+use super::backend::{MmuBackend, Mode};
+use super::tree::{build_kernel_tree, ptesync};
+use crate::cpu;
+use crate::platform::{machine, ProcessTable};
+use crate::trap::{FaultAction, TrapFrame};
 
 /// Process table: 2^16 bytes of 16-byte entries, one per PID.
 const PROCESS_TABLE_SHIFT: u32 = 16;
@@ -32,11 +35,6 @@ pub const GUARD_PID: SpaceId = 1;
 /// split as RTS1 (bits 1:2) = 0b10 and RTS2 (bits 56:58) = 0b101 (Power ISA
 /// Book III, 6.7.10.1; Linux radix__get_tree_size).
 const PRTB0_RTS_52_BITS: u64 = (0b10 << 61) | (0b101 << 5);
-
-/// H_REGISTER_PROC_TBL's flags (PAPR; Linux hvcall.h).
-const PROC_TABLE_NEW: u64 = 0x18;
-const PROC_TABLE_RADIX: u64 = 0x04;
-const PROC_TABLE_GTSE: u64 = 0x01;
 
 /// SPR 48: the PID register (quadrant-0 translations use its process-table entry).
 const SPR_PIDR: u32 = 48;
@@ -50,44 +48,20 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     }
     // Before the first flush: POWER9 needs its tlbie errata fixed up.
     set_errata(crate::cpu::processor().tlbie_errata());
-    let root = mmu::build_kernel_tree(info)?;
+    let root = build_kernel_tree(info)?;
     let table = mm::alloc_frame().ok_or("no frame for the process table")?;
     // SAFETY: a frame just allocated, reached through the linear-map address.
     unsafe { core::ptr::write_bytes(mm::phys_to_virt(table.address()), 0, FRAME_SIZE as usize) };
     PROCESS_TABLE.store(table.address(), Ordering::Release);
     set_process_table_entry(KERNEL_SPACE, Some(root));
 
-    let status = hcall::hcall4_retry(
-        hcall::H_REGISTER_PROC_TBL,
-        PROC_TABLE_NEW | PROC_TABLE_RADIX | PROC_TABLE_GTSE,
-        table.address(),
-        0,
-        (PROCESS_TABLE_SHIFT - 12) as u64,
-    );
-    if status != hcall::H_SUCCESS {
-        return Err("H_REGISTER_PROC_TBL refused the process table");
-    }
+    machine().register_radix(ProcessTable { base: table.address(), size_field: (PROCESS_TABLE_SHIFT - 12) as u64 })?;
     set_pidr(GUARD_PID);
-    RADIX_FLUSH.flush_space(KERNEL_SPACE, Scope::Global);
-    RADIX_FLUSH.flush_space(GUARD_PID, Scope::Global);
-    crate::exceptions::enable_relocation_on_interrupts()?;
+    RADIX_MMU.flush_space(KERNEL_SPACE, Scope::Global);
+    RADIX_MMU.flush_space(GUARD_PID, Scope::Global);
+    machine().relocate_interrupts()?;
     cpu::enable_translation();
-    mmu::set_mode(Mode::Radix);
     Ok(())
-}
-
-/// Points PID `pid` at the tree rooted at `root` (an address space is born).
-pub fn attach_space(pid: SpaceId, root: u64) {
-    assert!(pid < PID_COUNT, "PID {pid} beyond the process table");
-    set_process_table_entry(pid, Some(root));
-    // A PID reused from an earlier space may still have translations.
-    RADIX_FLUSH.flush_space(pid, Scope::Global);
-}
-
-/// Empties PID `pid`'s entry and drops its translations.
-pub fn detach_space(pid: SpaceId) {
-    set_process_table_entry(pid, None);
-    RADIX_FLUSH.flush_space(pid, Scope::Global);
 }
 
 fn process_table_entry(pid: SpaceId) -> &'static [AtomicU64; 2] {
@@ -184,12 +158,12 @@ fn execute(scope: Scope, sequence: &Sequence) {
     }
 }
 
-pub struct RadixFlush;
-pub static RADIX_FLUSH: RadixFlush = RadixFlush;
+pub struct Radix;
+pub static RADIX_MMU: Radix = Radix;
 
 /// The sequences, kernel (quadrant 3) addresses flushed as all of PID 0 among
 /// them, are chosen by kernel::mm::tlbie::Planner; this only executes them.
-impl TlbFlush for RadixFlush {
+impl TlbFlush for Radix {
     fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, _old: Entry, scope: Scope) {
         execute(scope, &planner().page(space, address, size, scope));
     }
@@ -208,5 +182,71 @@ impl TlbFlush for RadixFlush {
 
     fn flush_page_walk_cache(&self, space: SpaceId, scope: Scope) {
         execute(scope, &planner().page_walk_cache(space, scope));
+    }
+}
+
+impl MmuBackend for Radix {
+    fn mode(&self) -> Mode {
+        Mode::Radix
+    }
+
+    fn name(&self) -> &'static str {
+        "radix"
+    }
+
+    fn enable_on_secondary(&self) {
+        set_pidr(GUARD_PID);
+        cpu::enable_translation();
+    }
+
+    /// Points PID `pid` at the tree rooted at `root`.
+    fn attach_space(&self, pid: SpaceId, root: u64) {
+        assert!(pid < PID_COUNT, "PID {pid} beyond the process table");
+        set_process_table_entry(pid, Some(root));
+        // A PID reused from an earlier space may still have translations.
+        self.flush_space(pid, Scope::Global);
+    }
+
+    /// Empties PID `pid`'s entry and drops its translations.
+    fn detach_space(&self, pid: SpaceId) {
+        set_process_table_entry(pid, None);
+        self.flush_space(pid, Scope::Global);
+    }
+
+    fn activate(&self, pid: SpaceId) {
+        set_pidr(pid);
+    }
+
+    fn deactivate(&self) {
+        set_pidr(GUARD_PID);
+    }
+
+    fn active_space(&self) -> Option<SpaceId> {
+        Some(pidr()).filter(|&pid| pid != GUARD_PID)
+    }
+
+    /// The MMU walks the tree itself: nothing for the backend to fill.
+    fn handle_fault(&self, _frame: &TrapFrame) -> FaultAction {
+        FaultAction::Unhandled
+    }
+
+    /// The old translation goes; the MMU walks the new rights in.
+    fn reprotect(&self, space: SpaceId, address: u64, size: PageSize, _slot: &Slot, old: Entry, _new: Entry) {
+        self.flush_page(space, address, size, old, Scope::Global);
+    }
+
+    /// Only GUP-fast walks radix tables without locks.
+    fn faults_walk_locklessly(&self) -> bool {
+        false
+    }
+
+    fn tlbie_fixups(&self) -> &'static str {
+        let errata = errata();
+        match (errata.erat, errata.store_queue) {
+            (true, true) => "erat+stq",
+            (true, false) => "erat",
+            (false, true) => "stq",
+            (false, false) => "none",
+        }
     }
 }

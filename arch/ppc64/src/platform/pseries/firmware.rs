@@ -13,11 +13,6 @@ use kernel::cmdline::{self, MmuMode};
 /// RTAS is instantiated on a 4 KiB boundary (as Linux's prom_init does).
 const RTAS_ALIGN: u32 = 0x1000;
 
-extern "C" {
-    /// asm/entry.s: calls big-endian 32-bit real-mode firmware.
-    pub fn firmware_call_be32(entry: u64, arg: u64, arg2: u64) -> u64;
-}
-
 /// Reads everything the kernel needs from the firmware and instantiates RTAS.
 /// A missing required node or property is a panic naming it.
 ///
@@ -27,7 +22,7 @@ extern "C" {
 pub unsafe fn take_over(client_interface: u64) -> BootInfo {
     // SAFETY: forwarded from the caller; firmware_call_be32 implements the
     // calling convention.
-    let ci = unsafe { ClientInterface::new(client_interface, firmware_call_be32) };
+    let ci = unsafe { ClientInterface::new(client_interface, super::realmode::firmware_call_be32) };
 
     // RTAS first, so that later fatal errors can power the machine off.
     let rtas_node = ci.find("/rtas").unwrap_or_else(|| panic!("device tree has no node /rtas"));
@@ -39,7 +34,7 @@ pub unsafe fn take_over(client_interface: u64) -> BootInfo {
     let entry = ci.instantiate_rtas(base).unwrap_or_else(|| panic!("firmware: instantiate-rtas at {base:#x} failed"));
     let mut rtas = boot::Rtas { size: rtas_size, base: base as u64, entry: entry as u64, ..Default::default() };
     rtas.tokens.power_off = power_off;
-    crate::rtas::init(&rtas);
+    super::rtas::init(&rtas);
 
     // The MMU is chosen before the tree is read: CAS may rewrite it.
     let chosen = match early_mmu_choice(&ci) {
@@ -53,8 +48,11 @@ pub unsafe fn take_over(client_interface: u64) -> BootInfo {
     let mut info = BootInfo::read(&ci).unwrap_or_else(|error| panic!("{error}"));
     info.rtas.base = rtas.base;
     info.rtas.entry = rtas.entry;
-    crate::rtas::init(&info.rtas);
+    super::rtas::init(&info.rtas);
 
+    if let Some(termno) = info.console_termno {
+        super::hvc::set_termno(termno);
+    }
     // SLOF stops its devices; VOF has nothing to stop. Failure is harmless.
     if ci.quiesce().is_err() {
         kernel::debug!("firmware: quiesce not supported");

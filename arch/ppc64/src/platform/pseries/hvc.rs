@@ -5,7 +5,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::hcall::{self, H_PUT_TERM_CHAR, H_SUCCESS};
+use super::hcall::{self, H_PUT_TERM_CHAR, H_SUCCESS};
 
 static TERMNO: AtomicU64 = AtomicU64::new(0);
 

@@ -1,0 +1,146 @@
+//! pseries: the kernel as a partition under a PAPR hypervisor (QEMU
+//! `-M pseries`, PowerVM, KVM). Booted by SLOF or VOF through the Open
+//! Firmware client interface; everything the platform does for the kernel
+//! goes through hypervisor calls (hcall.rs, the one table of them) or RTAS
+//! (rtas.rs): the console (hvc.rs), interrupt modes (H_SET_MODE), the
+//! MMU's tables (H_REGISTER_PROC_TBL), IPIs (xics.rs), HPTEs (lpar.rs),
+//! CPU start and power-off (RTAS).
+
+pub mod firmware;
+pub mod hcall;
+pub mod hvc;
+pub mod lpar;
+pub mod realmode;
+pub mod rtas;
+pub mod xics;
+
+use boot::processor::IsaLevel;
+use boot::BootInfo;
+
+use crate::platform::{HpteOps, IrqController, Machine, ProcessTable, StartError};
+
+/// H_REGISTER_PROC_TBL's flags (PAPR; Linux hvcall.h).
+const PROC_TABLE_NEW: u64 = 0x18;
+const PROC_TABLE_RADIX: u64 = 0x04;
+const PROC_TABLE_GTSE: u64 = 0x01;
+
+/// H_SET_MODE_RESOURCE_AIL's mflags 3: vectors at 0xc000000000004000 with
+/// translation on (PAPR; Linux plpar_set_mode).
+const AIL_0XC000000000004000: u64 = 3;
+
+/// `query-cpu-stopped-state` result for a stopped CPU (PAPR).
+const CPU_STOPPED: u32 = 0;
+
+pub struct Pseries;
+pub static PSERIES: Pseries = Pseries;
+
+impl Machine for Pseries {
+    fn name(&self) -> &'static str {
+        "pseries"
+    }
+
+    fn console_write(&self, bytes: &[u8]) {
+        hvc::write(bytes);
+    }
+
+    /// PAPR: a partition chooses the endianness of interrupts with
+    /// H_SET_MODE; the firmware may have left them big-endian.
+    fn take_interrupts_little_endian(&self) -> Result<(), &'static str> {
+        let status = hcall::hcall4_retry(
+            hcall::H_SET_MODE,
+            hcall::H_SET_MODE_ENDIAN_LITTLE,
+            hcall::H_SET_MODE_RESOURCE_LE,
+            0,
+            0,
+        );
+        match status {
+            hcall::H_SUCCESS => Ok(()),
+            _ => Err("H_SET_MODE refused little-endian interrupts"),
+        }
+    }
+
+    fn relocate_interrupts(&self) -> Result<(), &'static str> {
+        let status =
+            hcall::hcall4_retry(hcall::H_SET_MODE, AIL_0XC000000000004000, hcall::H_SET_MODE_RESOURCE_AIL, 0, 0);
+        match status {
+            hcall::H_SUCCESS => Ok(()),
+            _ => Err("H_SET_MODE refused relocation-on interrupts (AIL 3)"),
+        }
+    }
+
+    /// H_REGISTER_PROC_TBL switches the partition to radix (CAS granted it
+    /// with GTSE in the firmware phase), as Linux's radix_init_pseries.
+    fn register_radix(&self, table: ProcessTable) -> Result<(), &'static str> {
+        let status = hcall::hcall4_retry(
+            hcall::H_REGISTER_PROC_TBL,
+            PROC_TABLE_NEW | PROC_TABLE_RADIX | PROC_TABLE_GTSE,
+            table.base,
+            0,
+            table.size_field,
+        );
+        match status {
+            hcall::H_SUCCESS => Ok(()),
+            _ => Err("H_REGISTER_PROC_TBL refused the process table"),
+        }
+    }
+
+    /// ISA 3.0 hash partitions tell the hypervisor they use the HPT with
+    /// SLBs (flags 0: keep the registration; a no-op under TCG, needed under
+    /// KVM). Before ISA 3.0 there is no process table to register (Linux
+    /// makes the call only with CPU_FTR_ARCH_300).
+    fn register_hash(&self) -> Result<(), &'static str> {
+        if crate::cpu::processor().isa < IsaLevel::V3_00 {
+            return Ok(());
+        }
+        match hcall::hcall4_retry(hcall::H_REGISTER_PROC_TBL, 0, 0, 0, 0) {
+            hcall::H_SUCCESS => Ok(()),
+            _ => Err("H_REGISTER_PROC_TBL refused hash with SLBs"),
+        }
+    }
+
+    fn hpte(&self) -> Option<&'static dyn HpteOps> {
+        Some(&lpar::LPAR)
+    }
+
+    fn irq(&self) -> &'static dyn IrqController {
+        &xics::XICS
+    }
+
+    /// RTAS `start-cpu`, after `query-cpu-stopped-state` says it is stopped.
+    fn start_cpu(&self, info: &BootInfo, server: u32, entry: u64, argument: u64) -> Result<(), StartError> {
+        let start = info.rtas.tokens.start_cpu.ok_or(StartError::Unsupported)?;
+        if let Some(query) = info.rtas.tokens.query_cpu_stopped_state {
+            let mut state = [0u32];
+            match rtas::call(query, &[server], &mut state) {
+                Ok(rtas::RTAS_SUCCESS) if state[0] == CPU_STOPPED => {}
+                Ok(rtas::RTAS_SUCCESS) => return Err(StartError::NotStopped),
+                Ok(status) => return Err(StartError::Failed(status as i64)),
+                Err(_) => return Err(StartError::Unsupported),
+            }
+        }
+        match rtas::call(start, &[server, entry as u32, argument as u32], &mut []) {
+            Ok(rtas::RTAS_SUCCESS) => Ok(()),
+            Ok(status) => Err(StartError::Failed(status as i64)),
+            Err(_) => Err(StartError::Unsupported),
+        }
+    }
+
+    fn power_off(&self) -> &'static str {
+        match rtas::power_off() {
+            Ok(_) => "RTAS power-off returned",
+            Err(why) => why,
+        }
+    }
+}
+
+/// An hcall number that is not a multiple of 4 names no hcall (PAPR): the
+/// hypervisor answers H_FUNCTION.
+const NO_SUCH_HCALL: u64 = 0x2;
+
+/// Makes a call QEMU logs as a guest error (`-d unimp`) and survives it,
+/// for `inject=guest_error`; says what it did.
+pub fn plant_guest_error() -> alloc::string::String {
+    let status = hcall::hcall4(NO_SUCH_HCALL, 0, 0, 0, 0);
+    let name = if status == hcall::H_FUNCTION { " (H_FUNCTION)" } else { "" };
+    alloc::format!("hcall {NO_SUCH_HCALL:#x} returned {status}{name}")
+}

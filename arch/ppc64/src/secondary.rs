@@ -1,0 +1,97 @@
+//! Secondary CPUs: started by the platform (RTAS `start-cpu` on pseries),
+//! each on its own stack with its own PerCpu, with translation as the boot
+//! CPU chose; then each runs its idle loop, with interrupts on (IPIs,
+//! ticks), running threads and the work posted to its mailbox.
+
+use core::sync::atomic::Ordering;
+
+use boot::BootInfo;
+use kernel::mm::{self, FRAME_SIZE};
+use kernel::{info, time, warn};
+
+use crate::percpu::{self, PerCpu, MAX_CPUS, PERCPU};
+use crate::platform::{machine, StartError};
+use crate::{cpu, mmu, sched, smp, timer};
+
+extern "C" {
+    fn secondary_start();
+}
+
+/// Frames of stack per secondary CPU (256 KiB, as the boot stack).
+const STACK_FRAMES: u64 = 4;
+/// How long a started CPU may take to report online.
+const ONLINE_TIMEOUT_US: u64 = 2_000_000;
+
+/// Starts every CPU of the device tree but this one; returns how many CPUs
+/// are online. A CPU that does not come up is reported and skipped.
+pub fn start_secondaries(info: &BootInfo) -> usize {
+    let boot_server = cpu::pir();
+    if info.cpus_beyond_limit > 0 {
+        warn!("smp: {} CPUs beyond this kernel's {MAX_CPUS} CPUs, left stopped", info.cpus_beyond_limit);
+    }
+    let entry = mm::virt_to_phys(secondary_start as *const () as u64);
+    let mut index = 1;
+    for target in info.cpus.iter().filter(|c| c.server != boot_server) {
+        if index >= MAX_CPUS {
+            warn!("smp: CPU {} beyond this kernel's {MAX_CPUS} CPUs, left stopped", target.server);
+            continue;
+        }
+        let Some(stack) = mm::alloc_contiguous(STACK_FRAMES, 1) else {
+            warn!("smp: no memory for CPU {}'s stack; skipped", target.server);
+            continue;
+        };
+        let stack_top = mm::phys_to_virt(stack.address()) as u64 + STACK_FRAMES * FRAME_SIZE;
+        PERCPU[index].prepare(index, target.server, stack_top, secondary_cpu_entry as *const () as u64);
+        match machine().start_cpu(info, target.server, entry, index as u64) {
+            Ok(()) => {}
+            Err(StartError::Unsupported) => {
+                mm::free_contiguous(stack, STACK_FRAMES);
+                warn!("smp: {} cannot start CPUs; running on the boot CPU only", machine().name());
+                break;
+            }
+            Err(error) => {
+                warn!("smp: CPU {} not started ({error:?}); skipped", target.server);
+                mm::free_contiguous(stack, STACK_FRAMES);
+                continue;
+            }
+        }
+        let deadline = time::deadline_us(ONLINE_TIMEOUT_US);
+        while !percpu::is_online(index) && time::now() < deadline {
+            core::hint::spin_loop();
+        }
+        if !percpu::is_online(index) {
+            warn!("smp: CPU {} did not come online", target.server);
+            continue;
+        }
+        index += 1;
+    }
+    let online = percpu::online_count();
+    info!("smp: {online} of {} CPUs online", info.cpus_in_tree());
+    online
+}
+
+/// A secondary CPU's first Rust code, on its own stack, in real mode.
+extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
+    percpu::init_secondary(area);
+    cpu::disable_fp_and_vector();
+    mmu::enable_on_secondary();
+    if let Err(why) = machine().irq().init_cpu() {
+        warn!("smp: CPU {}: {why}; no IPIs", area.server.load(Ordering::Relaxed));
+    }
+    sched::init_cpu();
+    timer::arm();
+    percpu::set_online(area.index.load(Ordering::Relaxed) as usize);
+    idle(area)
+}
+
+/// The idle loop of a secondary: interrupts on (IPIs, ticks), running
+/// ready threads and posted work.
+fn idle(area: &'static PerCpu) -> ! {
+    cpu::enable_interrupts();
+    loop {
+        kernel::rcu::note_quiescent();
+        sched::run_ready();
+        smp::run_posted_work(area);
+        core::hint::spin_loop();
+    }
+}
