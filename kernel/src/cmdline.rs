@@ -29,7 +29,7 @@ pub enum Inject {
     Unmapped,
     /// Something QEMU reports as a guest error and otherwise survives: a
     /// `tlbie` by address of a kernel (quadrant 3) address under radix, an
-    /// unimplemented hcall otherwise. The boot itself passes; only the
+    /// unimplemented platform call otherwise. The boot itself passes; only the
     /// harness's QEMU-log judge can fail it.
     GuestError,
     /// `sched::yield_now` with interrupts off (inside a read-side section):

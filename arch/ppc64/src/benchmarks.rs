@@ -95,7 +95,7 @@ fn boot(env: &Env<'_>) -> TestResult {
     let end = SELFTESTS_END_TB.load(Ordering::Acquire);
     let boot = ticks_to_us(first as f64);
     print(env, "boot_to_first_selftest", "us", (boot, boot, boot), 1);
-    let entry = ticks_to_us(crate::ENTRY_TIMEBASE.load(Ordering::Acquire) as f64);
+    let entry = ticks_to_us(crate::timer::kernel_entry() as f64);
     print(env, "boot_to_kernel_entry", "us", (entry, entry, entry), 1);
     if env.options.selftest != "none" {
         let run = ticks_to_us(end.saturating_sub(first) as f64);
@@ -318,7 +318,7 @@ fn collapse(env: &Env<'_>) -> TestResult {
 
 /// The flushes: radix `tlbie` (broadcast) vs `tlbiel` (this CPU) per page;
 /// hash: the collapse flush of 32 hashed PTEs (flush_hash_table_pmd_range)
-/// and per-HPTE removal with H_BULK_REMOVE vs H_REMOVE.
+/// and per-HPTE removal four at a time vs one by one.
 fn flush(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;

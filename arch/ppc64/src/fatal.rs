@@ -1,6 +1,6 @@
 //! Fatal errors: panics and unexpected interrupts. Each prints what happened
 //! (a `FATAL:` line, registers, a symbolised backtrace), a failing summary
-//! line, and powers the machine off: RTAS power-off always exits QEMU with 0,
+//! line, and powers the machine off: the platform's power-off exits QEMU with 0,
 //! so the console is the status.
 
 use core::arch::asm;

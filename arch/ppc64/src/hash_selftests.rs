@@ -1,5 +1,5 @@
 //! Self-tests of the hash MMU: HPTEs appear on first touch and are found
-//! with H_READ where the tree records them, flushes remove them, full
+//! read back from the table where the tree records them, flushes remove them, full
 //! groups evict without losing mappings, and huge leaves are hashed by the
 //! 64 KiB subpages that are touched. Skipped unless `mmu=hash`.
 
@@ -109,7 +109,7 @@ fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
     HASH_MMU.flush_page(KERNEL_SPACE, address, PageSize::Base, old, Scope::Global);
     release(&tables);
     mm::free_frame(frame);
-    let after = hash::table().read(ptex).map_err(|e| fail(alloc::format!("H_READ {ptex:#x}: {e:?}")))?;
+    let after = hash::table().read(ptex).map_err(|e| fail(alloc::format!("reading HPTE {ptex:#x}: {e:?}")))?;
     let vpn = hash::page_vpn(KERNEL_SPACE, address).ok_or_else(|| fail("no segment"))?;
     kassert!(
         after.v & hpt::v::VALID == 0 || !hpt::v_matches(after.v, vpn, hpt::SegmentSize::T1),
@@ -120,7 +120,7 @@ fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
 }
 
 /// Making a touched page read-only keeps its HPTE (same slot) with the PP
-/// bits of a read-only kernel page: H_PROTECT, not remove and refault.
+/// bits of a read-only kernel page: updated in place, not removed and refaulted.
 fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
     require_hash()?;
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
@@ -265,7 +265,7 @@ fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
     mm::free_frame(frame);
     kassert_eq!(slots.iter().map(|&(i, _)| i).collect::<alloc::vec::Vec<_>>(), touched);
     for (i, ptex) in slots {
-        let hpte = hash::table().read(ptex).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
+        let hpte = hash::table().read(ptex).map_err(|e| fail(alloc::format!("reading the HPT: {e:?}")))?;
         let vpn = hash::page_vpn(KERNEL_SPACE, start + i * FRAME_SIZE).ok_or_else(|| fail("no segment"))?;
         kassert!(
             hpte.v & hpt::v::VALID == 0 || !hpt::v_matches(hpte.v, vpn, hpt::SegmentSize::T1),
@@ -284,7 +284,7 @@ fn hptes_for(address: u64) -> Result<usize, Failure> {
     for secondary in [false, true] {
         let group = hash::geometry().group_slot(page_hash, secondary);
         for quad in (0..hpt::HPTES_PER_GROUP).step_by(4) {
-            let four = hash::table().read4(group + quad).map_err(|e| fail(alloc::format!("H_READ: {e:?}")))?;
+            let four = hash::table().read4(group + quad).map_err(|e| fail(alloc::format!("reading the HPT: {e:?}")))?;
             found += four
                 .iter()
                 .filter(|h| h.v & hpt::v::VALID != 0 && hpt::v_matches(h.v, vpn, hpt::SegmentSize::T1))

@@ -1,7 +1,7 @@
 //! The kernel image for POWER9 pseries (QEMU `-M pseries`, KVM guests).
 //!
 //! Boot order: entry.s (endianness, relocation, BSS, stack) → firmware phase
-//! (device tree, RTAS) → exception vectors → command line → banner → frames
+//! (device tree, platform services) → exception vectors → command line → banner → frames
 //! and heap → self-tests → deliberate failure if `inject=` asks → power-off.
 #![no_std]
 #![no_main]
@@ -18,6 +18,7 @@ mod hash_selftests;
 mod inject;
 mod khugepaged;
 mod ksyms;
+mod memory;
 mod mmu;
 mod mmu_selftests;
 mod percpu;
@@ -37,12 +38,12 @@ mod vm;
 mod vm_selftests;
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use boot::BootInfo;
 use kernel::cmdline::{self, Inject};
 use kernel::ktest::{self, Env, Suite, SUMMARY};
-use kernel::mm::{self, Reserved, FRAME_SIZE};
+use kernel::mm::{self, FRAME_SIZE};
 use kernel::{console, debug, info, println, warn};
 
 global_asm!(include_str!("asm/entry.s"));
@@ -50,8 +51,6 @@ global_asm!(include_str!("asm/entry.s"));
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
-/// Timebase when the kernel was entered, for the boot-time diagnostic.
-static ENTRY_TIMEBASE: AtomicU64 = AtomicU64::new(0);
 
 /// Every self-test suite, in the order they run.
 static SUITES: &[&Suite] = &[
@@ -59,6 +58,7 @@ static SUITES: &[&Suite] = &[
     &selftests::CMDLINE,
     &selftests::EXCEPTIONS,
     &selftests::SYMBOLS,
+    &platform::pseries::selftests::PSERIES,
     &mmu_selftests::MMU,
     &hash_selftests::HASH,
     &smp_selftests::SMP,
@@ -75,10 +75,6 @@ static SUITES: &[&Suite] = &[
     &accounting_selftests::ACCOUNTING,
 ];
 
-/// Heap size: a sixteenth of usable memory, within these bounds.
-const HEAP_MIN: u64 = 4 << 20;
-const HEAP_MAX: u64 = 64 << 20;
-
 /// Called by entry.s on the boot CPU, relocated, on the boot stack, in real
 /// mode, with interrupts off.
 #[no_mangle]
@@ -89,7 +85,7 @@ extern "C" fn boot_cpu_entry(
     load_base: u64,
     bad_relocations: u64,
 ) -> ! {
-    ENTRY_TIMEBASE.store(cpu::timebase(), Ordering::Relaxed);
+    timer::record_kernel_entry();
     kernel::time::set_clock(cpu::timebase, 512_000_000);
     // The one platform this image boots on today; its firmware (SLOF or
     // VOF) entered with the client interface in r5.
@@ -124,7 +120,7 @@ extern "C" fn boot_cpu_entry(
         warn!("cmdline: {problem}");
     }
 
-    init_memory(info, load_base);
+    memory::init(info, load_base);
     // The race knobs, for every caller that does not choose for itself.
     mm::knobs::set_collapse_ipi(options.collapse_ipi);
     mm::knobs::set_gup_pmd_recheck(options.gup_pmd_recheck);
@@ -192,54 +188,8 @@ fn print_banner(info: &BootInfo, online: usize) {
     for range in &info.memory {
         info!("memory: {:#014x}-{:#014x} ({} MiB)", range.start, range.end(), range.size >> 20);
     }
-    info!(
-        "real-mode limit: {:#x}; RTAS at {:#x} (entry {:#x}, {} bytes)",
-        info.real_mode_limit, info.rtas.base, info.rtas.entry, info.rtas.size
-    );
-}
-
-/// Builds the frame allocator and the heap.
-fn init_memory(info: &BootInfo, load_base: u64) {
-    let reserved = reserved_ranges(info, load_base);
-    if info.available.is_empty() {
-        info!("memory: firmware publishes no \"available\" ranges; it is quiesced, so its memory is reused");
-    }
-    // SAFETY: real mode (identity), every range still in use is in `reserved`,
-    // and this runs once before any frame is allocated.
-    let frames =
-        unsafe { mm::init(info, info.real_mode_limit, &reserved) }.unwrap_or_else(|why| panic!("memory: {why}"));
-    for r in reserved.iter().chain(core::iter::once(&frames.bitmap)) {
-        info!("memory: reserved {:#012x}-{:#012x} {}", r.start, r.end, r.what);
-    }
-
-    mm::init_pages(info).unwrap_or_else(|why| panic!("memory: {why}"));
-    let heap_bytes = (frames.free_frames * FRAME_SIZE / 16).clamp(HEAP_MIN, HEAP_MAX);
-    let heap_frames = heap_bytes / FRAME_SIZE;
-    let heap =
-        mm::alloc_contiguous(heap_frames, 1).unwrap_or_else(|| panic!("memory: no {heap_bytes}-byte run for the heap"));
-    // SAFETY: the frames were just taken from the allocator and are never
-    // returned; real mode maps them at their physical address.
-    unsafe { mm::heap::HEAP.init(mm::phys_to_virt(heap.address()), heap_bytes as usize) };
-    info!(
-        "memory: {} MiB free in {} frames of 64 KiB; heap {} MiB at {:#x}",
-        (mm::free_frames() * FRAME_SIZE) >> 20,
-        mm::free_frames(),
-        heap_bytes >> 20,
-        heap.address()
-    );
-}
-
-/// What the frame allocator must never hand out.
-pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
-    [
-        Reserved { start: 0, end: trap::VECTOR_AREA_END, what: "exception vectors" },
-        Reserved {
-            start: mm::virt_to_phys(load_base),
-            end: mm::virt_to_phys(ksyms::image_end()),
-            what: "kernel image",
-        },
-        Reserved { start: info.rtas.base, end: info.rtas.base + info.rtas.size as u64, what: "RTAS" },
-    ]
+    info!("real-mode limit: {:#x}", info.real_mode_limit);
+    platform::machine().describe(info);
 }
 
 fn run_selftests(env: &Env<'_>) {
@@ -266,8 +216,8 @@ fn run_selftests(env: &Env<'_>) {
     let frequency = env.boot.timebase_frequency.max(1);
     println!(
         "# boot: kernel entry at timebase {} ({} us after reset), first self-test at {} us",
-        ENTRY_TIMEBASE.load(Ordering::Relaxed),
-        ENTRY_TIMEBASE.load(Ordering::Relaxed) * 1_000_000 / frequency,
+        timer::kernel_entry(),
+        timer::kernel_entry() * 1_000_000 / frequency,
         now * 1_000_000 / frequency
     );
     accounting_selftests::record_baseline();

@@ -136,7 +136,7 @@ impl PerCpu {
     }
 }
 
-/// Every CPU's area. secondary_start finds its own by the index RTAS
+/// Every CPU's area. secondary_start finds its own by the index the platform
 /// start-cpu passes in r3.
 #[no_mangle]
 pub static PERCPU: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];

@@ -633,7 +633,7 @@ fn hash_fault_on_b(_: u64) -> u64 {
 }
 
 /// Collapse while CPU B's hash fault for a small page is between its walk
-/// and its H_ENTER; then write through the mapping. Returns whether the
+/// and its HPTE insert; then write through the mapping. Returns whether the
 /// write reached the huge page (true) or went to the discarded small page.
 fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     if mmu::mode() != mmu::Mode::Hash {

@@ -1,4 +1,4 @@
-//! Secondary CPUs: started by the platform (RTAS `start-cpu` on pseries),
+//! Secondary CPUs: started by the platform (`Machine::start_cpu`),
 //! each on its own stack with its own PerCpu, with translation as the boot
 //! CPU chose; then each runs its idle loop, with interrupts on (IPIs,
 //! ticks), running threads and the work posted to its mailbox.

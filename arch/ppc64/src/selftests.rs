@@ -20,8 +20,6 @@ pub static BOOT: Suite = Suite {
         Test { name: "boot_cpu_is_listed", run: boot_cpu_is_listed },
         Test { name: "memory_map_is_consistent", run: memory_map_is_consistent },
         Test { name: "reserved_ranges_not_free", run: reserved_ranges_not_free },
-        Test { name: "rtas_instantiated", run: rtas_instantiated },
-        Test { name: "rtas_time_of_day", run: rtas_time_of_day },
         Test { name: "timebase_advances", run: timebase_advances },
     ],
 };
@@ -74,7 +72,8 @@ fn boot_cpu_is_listed(env: &Env<'_>) -> TestResult {
 }
 
 /// Memory ranges are disjoint, `available` lies inside memory, and neither
-/// the kernel image nor RTAS is listed as available (the firmware claimed them).
+/// the kernel image nor what the platform's firmware keeps is listed as
+/// available (the firmware claimed them).
 fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
     let boot = env.boot;
     for pair in boot.memory.windows(2) {
@@ -88,10 +87,9 @@ fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
         let overlaps = |start: u64, end: u64| a.start < end && start < a.end();
         let image = (kernel::mm::virt_to_phys(ksyms::load_base()), kernel::mm::virt_to_phys(ksyms::image_end()));
         kassert!(!overlaps(image.0, image.1), "kernel image listed as available in {a:?}");
-        kassert!(
-            !overlaps(boot.rtas.base, boot.rtas.base + boot.rtas.size as u64),
-            "RTAS listed as available in {a:?}"
-        );
+        if let Some(kept) = crate::platform::machine().reserved(boot) {
+            kassert!(!overlaps(kept.start, kept.end), "{} listed as available in {a:?}", kept.what);
+        }
     }
     kassert!(boot.real_mode_limit > 0 && boot.real_mode_limit <= boot.memory_size());
     Ok(())
@@ -100,7 +98,7 @@ fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
 fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
     let allocator = kernel::mm::FRAMES.lock();
     let allocator = allocator.as_ref().ok_or_else(|| fail("no frame allocator"))?;
-    for range in crate::reserved_ranges(env.boot, ksyms::load_base()) {
+    for range in crate::memory::reserved_ranges(env.boot, ksyms::load_base()) {
         let mut frame = range.start & !(kernel::mm::FRAME_SIZE - 1);
         while frame < range.end {
             let f = kernel::mm::Frame::from_address(frame).expect("aligned");
@@ -108,32 +106,6 @@ fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
             frame += kernel::mm::FRAME_SIZE;
         }
     }
-    Ok(())
-}
-
-fn rtas_instantiated(env: &Env<'_>) -> TestResult {
-    let rtas = &env.boot.rtas;
-    kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
-    kassert!(
-        rtas.entry >= rtas.base && rtas.entry < rtas.base + rtas.size as u64,
-        "entry {:#x} outside RTAS",
-        rtas.entry
-    );
-    kassert!(crate::platform::pseries::rtas::is_ready());
-    kassert!(rtas.tokens.power_off != 0);
-    Ok(())
-}
-
-/// A real RTAS call: get-time-of-day returns year, month, day, hour, minute,
-/// second, nanoseconds (PAPR, "get-time-of-day").
-fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
-    let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
-    let mut date = [0u32; 7];
-    let status = crate::platform::pseries::rtas::call(token, &[], &mut date).map_err(fail)?;
-    kassert_eq!(status, crate::platform::pseries::rtas::RTAS_SUCCESS);
-    let [year, month, day, hour, minute, second, _] = date;
-    kassert!((2000..3000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day), "date {date:?}");
-    kassert!(hour < 24 && minute < 60 && second < 61, "time {date:?}");
     Ok(())
 }
 

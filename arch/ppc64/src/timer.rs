@@ -25,3 +25,15 @@ pub fn arm() {
     // SAFETY: writing DEC only schedules the next decrementer interrupt.
     unsafe { asm!("mtspr {spr}, {0}", in(reg) interval, spr = const SPR_DEC, options(nomem, nostack)) };
 }
+
+/// The timebase when the kernel was entered, for the boot-time report.
+static KERNEL_ENTRY: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that the kernel was entered now (first thing at boot).
+pub fn record_kernel_entry() {
+    KERNEL_ENTRY.store(crate::cpu::timebase(), Ordering::Relaxed);
+}
+
+pub fn kernel_entry() -> u64 {
+    KERNEL_ENTRY.load(Ordering::Relaxed)
+}

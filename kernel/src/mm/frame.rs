@@ -2,7 +2,7 @@
 //!
 //! Built at boot from the device-tree memory map: everything starts in use,
 //! the usable ranges are freed, and what must stay untouched (kernel image,
-//! exception vectors, RTAS, firmware, the bitmap itself) is reserved again.
+//! exception vectors, the platform's firmware, the bitmap itself) is reserved again.
 //! Contiguous, aligned runs are supported because THP needs 2 MiB frames.
 //! A double free or a free of a frame never handed out is a kernel bug and
 //! panics with the frame's address.

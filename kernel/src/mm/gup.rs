@@ -472,7 +472,7 @@ mod tests {
         // A 2 MiB leaf right after the small pages, read-only.
         let huge_at = BASE + 2 * PageSize::Huge2M.bytes();
         pages.init_allocated(world.huge, flags::ANONYMOUS);
-        pages.make_compound(world.huge, crate::mm::collapse::HUGE_ORDER, flags::ANONYMOUS);
+        pages.make_compound(world.huge, (PageSize::Huge2M.bytes() / FRAME_SIZE).trailing_zeros(), flags::ANONYMOUS);
         world.tree.borrow_mut().map(huge_at, world.huge.address(), PageSize::Huge2M, Prot::READ | Prot::USER).unwrap();
         let root = world.tree.borrow().root();
 

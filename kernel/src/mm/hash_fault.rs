@@ -1,9 +1,10 @@
-//! The hash MMU's fault path (Linux's __hash_page_64K) without its hcalls:
+//! The hash MMU's fault path (Linux's __hash_page_64K) without its table:
 //! walk the tree without locks, insert an HPTE for the 64 KiB page through
 //! `HashTable`, and record where it went in the PTE (or, for a piece of a
 //! huge leaf, beside the tree). The caller has interrupts off: this is the
 //! second lockless walker of the seed thread, the reason hash still needs
-//! the collapse IPI. The arch backend does the hcalls; the loom model
+//! the collapse IPI. The arch backend reaches the table through the
+//! platform; the loom model
 //! (kernel/tests/loom_hash.rs) runs this same code against collapse.
 
 use super::frame::FRAME_SIZE;
@@ -13,7 +14,7 @@ use super::pagetable::{self, Entry, PageSize, Prot, Slot};
 
 /// A base PTE with an HPTE records it in bits the radix format leaves free
 /// for a 64 KiB page: SW0 says "hashed", bits 12..14 give the slot in its
-/// group, bit 15 the secondary group (Linux's H_PAGE_HASHPTE and
+/// group, bit 15 the secondary group (Linux's hashed-PTE bit and
 /// F_GIX/F_SECOND).
 pub const PTE_HASHED: u64 = SW0;
 pub const PTE_SLOT_SHIFT: u32 = 12;
@@ -41,7 +42,7 @@ pub trait HashTable {
     /// with `prot`; returns where it went (`slot_bits`).
     fn insert(&self, page: u64, physical: u64, prot: Prot) -> Result<u64, Self::Error>;
     /// Removes the HPTE for `page` recorded as `bits`, if it is still there
-    /// and still this page's (H_REMOVE with its AVPN).
+    /// and still this page's (its AVPN still matches).
     fn remove(&self, page: u64, bits: u64);
     /// Records the HPTE of a piece of a huge leaf, unless `leaf` no longer
     /// holds `seen` (then removes it); keeps one record per piece.
@@ -84,7 +85,7 @@ pub fn hash_fault<T: HashTable>(
 /// PTE after the first recorded its slot. Only one can be recorded, and an
 /// HPTE recorded nowhere survives every flush of the page, translating to
 /// it after collapse has freed it. (Linux avoids the double insert with
-/// H_PAGE_BUSY and updates a recorded HPTE in place.)
+/// its busy bit and updates a recorded HPTE in place.)
 pub fn record_base_slot<T: HashTable>(slot: &Slot, seen: Entry, page: u64, bits: u64, table: &T) {
     let recorded = Entry((seen.0 & !HASH_SLOT_BITS) | PTE_HASHED | bits);
     if slot.compare_exchange(seen, recorded).is_err() {

@@ -1,6 +1,6 @@
 //! What the memory-management code asks of an MMU backend. Radix implements
-//! it with `tlbie`/`tlbiel`; hash with hashed-page-table invalidation
-//! (H_REMOVE/H_BULK_REMOVE, the hypervisor doing the `tlbie`). The mm code
+//! it with `tlbie`/`tlbiel`; hash by removing HPTEs from the hashed page
+//! table (through the platform, which does the `tlbie`). The mm code
 //! changes the software page tables, then calls one of these with the
 //! entries it replaced: hash finds the HPTEs to remove from the slots those
 //! entries record, radix needs only the addresses.

@@ -311,7 +311,7 @@ impl hash_fault::HashTable for Segment {
     /// Huge leaves keep their pieces' slots in HUGE_SLOTS. The check of the
     /// leaf is made under the lock the flushes take after they changed the
     /// entry, so either the flush finds the record or this finds the change
-    /// (the part of Linux's H_PAGE_BUSY protocol this kernel needs). One
+    /// (the part of Linux's busy-bit protocol for hashed PTEs this kernel needs). One
     /// record per piece: an HPTE recorded before by another CPU goes.
     fn record_huge(&self, page: u64, leaf: &Slot, seen: Entry, bits: u64) {
         let mut slots = HUGE_SLOTS.lock();
@@ -532,7 +532,7 @@ impl MmuBackend for Hash {
     }
 
     /// After the tree changed the rights of the leaf at `address` (from `old`
-    /// to `new`): a base page's HPTE is updated in place with H_PROTECT and its
+    /// to `new`): a base page's HPTE is updated in place (the platform's protect) and its
     /// slot recorded again (Linux's hpte_updatepp); anything else is flushed and
     /// faults back in with the new rights.
     fn reprotect(&self, space: SpaceId, address: u64, size: PageSize, slot: &Slot, old: Entry, new: Entry) {

@@ -67,7 +67,7 @@ pub fn enable_on_secondary() {
 
 /// Changes the rights of the kernel mapping at `address` and makes the MMU
 /// use them: radix flushes the old translation; hash updates its HPTE in
-/// place (H_PROTECT) where it can.
+/// place where it can.
 pub fn protect_kernel(address: u64, prot: Prot) -> Result<(), MapError> {
     with_kernel_tree(|tree| {
         let (old, size) = tree.protect(address, prot)?;

@@ -1,6 +1,6 @@
 //! The platform seam (Linux's `ppc_md`): what differs between running as a
-//! partition under a hypervisor (pseries: hcalls, RTAS, XICS, an HPT the
-//! hypervisor owns) and running on the machine itself (powernv: OPAL, a
+//! partition under a hypervisor (pseries: hypervisor calls, firmware
+//! services, an interrupt controller and an HPT the hypervisor owns) and running on the machine itself (powernv: OPAL, a
 //! partition table and an HPT in RAM). The rest of the kernel asks the
 //! `Machine` chosen at boot and never names a platform's calls.
 //!
@@ -66,8 +66,8 @@ pub trait HpteOps: Sync {
     }
 }
 
-/// Interrupt delivery between CPUs and from devices (XICS on pseries,
-/// doorbells and XIVE on powernv).
+/// Interrupt delivery between CPUs and from devices (one controller per
+/// platform: pseries's through hypervisor calls; doorbells on powernv).
 pub trait IrqController: Sync {
     /// Lets this CPU take interrupts of every priority.
     fn init_cpu(&self) -> Result<(), &'static str>;
@@ -110,6 +110,11 @@ pub trait Machine: Sync {
     /// Starts the stopped CPU `server` at real address `entry` with `r3` =
     /// `argument`. `Err` says why it could not.
     fn start_cpu(&self, info: &BootInfo, server: u32, entry: u64, argument: u64) -> Result<(), StartError>;
+    /// Memory the platform's firmware keeps using after boot, which the
+    /// frame allocator must never hand out.
+    fn reserved(&self, info: &BootInfo) -> Option<kernel::mm::Reserved>;
+    /// Logs what the platform's firmware left for the kernel.
+    fn describe(&self, info: &BootInfo);
     /// Powers the machine off; returns only if the platform refused, saying why.
     fn power_off(&self) -> &'static str;
 }

@@ -12,6 +12,7 @@ pub mod hvc;
 pub mod lpar;
 pub mod realmode;
 pub mod rtas;
+pub mod selftests;
 pub mod xics;
 
 use boot::processor::IsaLevel;
@@ -123,6 +124,21 @@ impl Machine for Pseries {
             Ok(status) => Err(StartError::Failed(status as i64)),
             Err(_) => Err(StartError::Unsupported),
         }
+    }
+
+    /// RTAS, instantiated in the firmware phase, lives on.
+    fn reserved(&self, info: &BootInfo) -> Option<kernel::mm::Reserved> {
+        let rtas = &info.rtas;
+        Some(kernel::mm::Reserved { start: rtas.base, end: rtas.base + rtas.size as u64, what: "RTAS" })
+    }
+
+    fn describe(&self, info: &BootInfo) {
+        kernel::info!(
+            "pseries: RTAS at {:#x} (entry {:#x}, {} bytes)",
+            info.rtas.base,
+            info.rtas.entry,
+            info.rtas.size
+        );
     }
 
     fn power_off(&self) -> &'static str {
