@@ -38,8 +38,10 @@ fn race(ipi: bool, events: &Events) -> bool {
             world.install();
             let cpu = Cpu(0);
             world.interrupts_off(cpu);
-            let result =
-                hash_fault(model::PGD, address, model::virt, &ModelHpt { world: &world, cpu }, &world.hooks(cpu));
+            // SAFETY: the model's CPU has interrupts off until the fault is done.
+            let read_side = unsafe { kernel::mm::pagetable::ReadSide::assume_interrupts_off() };
+            let table = ModelHpt { world: &world, cpu };
+            let result = hash_fault(model::PGD, address, model::virt, &table, &world.hooks(cpu), &read_side);
             world.interrupts_on(cpu);
             world.log(cpu, &format!("hash fault: {result:?}"));
         })

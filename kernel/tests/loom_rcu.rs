@@ -35,7 +35,10 @@ fn run(grace_period: bool) -> bool {
             let mut read_freed = false;
             // Two read-side sections, each ended by a quiescent state.
             for _ in 0..2 {
-                if let Some(found) = pagetable::walk(model::PGD, BASE + TARGET * FRAME_SIZE, model::virt) {
+                // SAFETY: a read-side section of the model's CPU 1, ended by
+                // the quiescent state below; nothing interrupts the thread.
+                let read_side = unsafe { pagetable::ReadSide::assume_interrupts_off() };
+                if let Some(found) = pagetable::walk(model::PGD, BASE + TARGET * FRAME_SIZE, model::virt, &read_side) {
                     read_freed |= found.entry == poison();
                 }
                 rcu::quiescent_state();

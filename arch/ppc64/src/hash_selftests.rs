@@ -312,7 +312,10 @@ fn second_fault_leaves_one_hpte(_: &Env<'_>) -> TestResult {
     let result = (|| {
         for address in [small_at, huge_at + 3 * FRAME_SIZE] {
             for round in 1..=3 {
-                hash::hash_page(address).map_err(|e| fail(alloc::format!("hash_page: {e:?}")))?;
+                let section = kernel::mm::pagetable::ReadSide::enter::<crate::percpu::IrqsOff>();
+                let hashed = hash::hash_page(address, section.read_side());
+                drop(section);
+                hashed.map_err(|e| fail(alloc::format!("hash_page: {e:?}")))?;
                 kassert_eq!((round, hptes_for(address)?), (round, 1));
             }
             kassert!(touch(address).is_ok());

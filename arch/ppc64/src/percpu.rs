@@ -203,6 +203,23 @@ pub fn disable_interrupts() -> bool {
     was
 }
 
+/// The lockless read side's interrupts-off section on this CPU
+/// (`kernel::mm::pagetable::ReadSide::enter::<IrqsOff>()`), recorded for the
+/// cross-call watchdog like every other.
+pub struct IrqsOff;
+
+impl kernel::mm::pagetable::InterruptsOff for IrqsOff {
+    fn disable() -> bool {
+        disable_interrupts()
+    }
+
+    fn restore(were_on: bool) {
+        if were_on {
+            cpu::enable_interrupts();
+        }
+    }
+}
+
 /// Whether this CPU's area is set up (r13 and SPRG0 point at it).
 pub fn ready() -> bool {
     READY.load(Ordering::Acquire)

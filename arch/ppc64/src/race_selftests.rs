@@ -623,11 +623,9 @@ impl RaceHooks for HashCrossCpu {
 /// (interrupts off), in the test's address space.
 fn hash_fault_on_b(_: u64) -> u64 {
     vm::activate(race_mm());
-    let was_on = crate::percpu::disable_interrupts();
-    let result = crate::mmu::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu);
-    if was_on {
-        crate::cpu::enable_interrupts();
-    }
+    let section = kernel::mm::pagetable::ReadSide::enter::<crate::percpu::IrqsOff>();
+    let result = crate::mmu::hash::hash_page_with(BASE + TARGET * FRAME_SIZE, &HashCrossCpu, section.read_side());
+    drop(section);
     mmu::deactivate();
     result.is_ok() as u64
 }

@@ -12,7 +12,7 @@ use kernel::mm::{self, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, rcu, time};
 
 use crate::smp_selftests::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
-use crate::{cpu, mmu, smp};
+use crate::{mmu, smp};
 
 pub static RCU: Suite = Suite {
     name: "rcu",
@@ -98,8 +98,8 @@ static GO_ON: AtomicU64 = AtomicU64::new(0);
 /// A lockless walker on another CPU: interrupts off, walk to the leaf,
 /// hold on to its table until told to go on, read it again, leave.
 fn lockless_walker(_: u64) -> u64 {
-    let was_on = crate::percpu::disable_interrupts();
-    let found = pagetable::walk(mmu::kernel_root(), WALKED, mm::phys_to_virt);
+    let section = pagetable::ReadSide::enter::<crate::percpu::IrqsOff>();
+    let found = pagetable::walk(mmu::kernel_root(), WALKED, mm::phys_to_virt, section.read_side());
     WALKING.store(if found.is_some() { 1 } else { 2 }, Ordering::Release);
     let deadline = time::deadline_us(2_000_000);
     while GO_ON.load(Ordering::Acquire) == 0 && time::now() < deadline {
@@ -108,9 +108,7 @@ fn lockless_walker(_: u64) -> u64 {
     // Still the walker's table: reading it is what must stay safe.
     let entry = found.map(|f| f.slot.load(Ordering::Acquire).0).unwrap_or(u64::MAX);
     WALK_ENDED.store(time::now(), Ordering::Release);
-    if was_on {
-        cpu::enable_interrupts();
-    }
+    drop(section);
     entry
 }
 

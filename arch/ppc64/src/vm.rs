@@ -4,13 +4,12 @@
 
 use alloc::sync::{Arc, Weak};
 
-use crate::cpu;
 use crate::mmu::{self, AddressSpace, Fault, FaultResolver, KernelFrames, Tree};
 use crate::trap::FaultAction;
 use kernel::cmdline::CollapseIpi;
 use kernel::mm::mmu::SpaceId;
 use kernel::mm::page::PageArray;
-use kernel::mm::pagetable::{Entry, MapError, PageSize, Prot, TableAllocator};
+use kernel::mm::pagetable::{Entry, InterruptsOff, MapError, PageSize, Prot, TableAllocator};
 use kernel::mm::vm::{Mm, MmArch, PageMemory};
 use kernel::mm::{self, Frame};
 
@@ -69,15 +68,17 @@ impl MmArch for SpaceArch {
     fn collapse_ipi(policy: CollapseIpi) -> bool {
         mmu::collapse_ipi_enabled(policy)
     }
+}
 
-    fn interrupts_off() -> bool {
-        crate::percpu::disable_interrupts()
+/// GUP-fast's interrupts-off section, recorded for the cross-call
+/// watchdog's report.
+impl InterruptsOff for SpaceArch {
+    fn disable() -> bool {
+        <crate::percpu::IrqsOff as InterruptsOff>::disable()
     }
 
-    fn interrupts_restore(were_on: bool) {
-        if were_on {
-            cpu::enable_interrupts();
-        }
+    fn restore(were_on: bool) {
+        <crate::percpu::IrqsOff as InterruptsOff>::restore(were_on)
     }
 }
 

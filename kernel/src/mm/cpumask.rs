@@ -83,6 +83,8 @@ impl SpaceCpus {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     #[test]
     fn a_space_only_this_cpu_used_is_flushed_locally() {

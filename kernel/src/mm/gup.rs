@@ -14,7 +14,7 @@ use crate::sync::atomic::{fence, Ordering};
 
 use super::frame::{Frame, FRAME_SIZE};
 use super::page::PageArray;
-use super::pagetable::{self, Entry, PageSize, Slot, PMD, PTE};
+use super::pagetable::{self, Entry, PageSize, ReadSide, Slot};
 
 /// Where a racing test may stop GUP-fast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +51,8 @@ pub enum GupError {
     NoMemory,
 }
 
-/// One GUP-fast pin of the page at `address` in the tree rooted at `root`.
-/// The caller has interrupts off for the whole call. `recheck_pmd` is the
+/// One GUP-fast pin of the page at `address` in the tree rooted at `root`,
+/// inside the caller's interrupts-off section (`read_side`). `recheck_pmd` is the
 /// fix (`gup_pmd_recheck=`). `free` takes a page whose last reference the
 /// walk dropped when it backed off, as (head, order).
 #[allow(clippy::too_many_arguments)]
@@ -65,8 +65,9 @@ pub fn gup_fast_one(
     virt: fn(u64) -> *mut u8,
     free: impl FnOnce(Frame, u32),
     hooks: &impl RaceHooks,
+    read_side: &ReadSide,
 ) -> Result<Frame, GupError> {
-    let pmd_slot = pmd_slot(root, address, virt).ok_or(GupError::NotMapped)?;
+    let pmd_slot = pagetable::pmd_slot(root, address, virt, read_side).ok_or(GupError::NotMapped)?;
     let pmd = pmd_slot.load(Ordering::Acquire);
     if pmd.is_leaf() {
         let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
@@ -75,17 +76,8 @@ pub fn gup_fast_one(
     if !pmd.is_directory() {
         return Err(GupError::NotMapped);
     }
-    pin_pte(pmd_slot, pmd, pte_slot(pmd, address, virt), write, recheck_pmd, pages, free, hooks)
-}
-
-/// The PTE slot for `address` in the table the PMD `pmd` (a directory entry, as
-/// read) points at.
-fn pte_slot<'a>(pmd: Entry, address: u64, virt: fn(u64) -> *mut u8) -> &'a Slot {
-    let table = virt(pmd.next_table()) as *const Slot;
-    // SAFETY: the PTE table pmd pointed at when read stays allocated until a
-    // grace period after it is unhooked, and the caller's interrupts-off
-    // section holds that grace period off.
-    unsafe { &*table.add(PTE.index(address)) }
+    let slot = pagetable::pte_slot(pmd, address, virt, read_side);
+    pin_pte(pmd_slot, pmd, slot, write, recheck_pmd, pages, free, hooks)
 }
 
 /// One small page (Linux's gup_pte_range, one step): read the PTE, pin its
@@ -174,9 +166,9 @@ fn pin_huge(
 
 /// GUP-fast over `pages` consecutive 64 KiB pages from `start`: pins them
 /// in order into `out` and stops at the first page it cannot pin (a hole, a
-/// read-only page for a write pin, a race), which it reports. The caller has
-/// interrupts off and unpins what `out` holds when done; `free` is as for
-/// [`gup_fast_one`].
+/// read-only page for a write pin, a race), which it reports. It runs in
+/// the caller's interrupts-off section (`read_side`); the caller unpins
+/// what `out` holds when done; `free` is as for [`gup_fast_one`].
 #[allow(clippy::too_many_arguments)]
 pub fn gup_fast_range(
     root: u64,
@@ -188,6 +180,7 @@ pub fn gup_fast_range(
     virt: fn(u64) -> *mut u8,
     free: impl Fn(Frame, u32),
     out: &mut impl Extend<Frame>,
+    read_side: &ReadSide,
 ) -> Result<(), (usize, GupError)> {
     // As Linux's gup_fast_pgd_range: the upper levels and the PMD are read
     // once per 2 MiB, then the PTEs under it in order, or a huge PMD pinned
@@ -197,7 +190,7 @@ pub fn gup_fast_range(
     while done < pages {
         let address = start + done as u64 * FRAME_SIZE;
         let in_pmd = (per_pmd - (address / FRAME_SIZE) % per_pmd).min((pages - done) as u64) as usize;
-        let pmd_slot = pmd_slot(root, address, virt).ok_or((done, GupError::NotMapped))?;
+        let pmd_slot = pagetable::pmd_slot(root, address, virt, read_side).ok_or((done, GupError::NotMapped))?;
         let pmd = pmd_slot.load(Ordering::Acquire);
         if pmd.is_leaf() {
             let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
@@ -206,7 +199,7 @@ pub fn gup_fast_range(
             out.extend((0..in_pmd as u64).filter_map(|i| Frame::from_address(first.address() + i * FRAME_SIZE)));
         } else if pmd.is_directory() {
             for i in 0..in_pmd {
-                let slot = pte_slot(pmd, address + i as u64 * FRAME_SIZE, virt);
+                let slot = pagetable::pte_slot(pmd, address + i as u64 * FRAME_SIZE, virt, read_side);
                 let frame = pin_pte(pmd_slot, pmd, slot, write, recheck_pmd, descriptors, &free, &NoHooks)
                     .map_err(|e| (done + i, e))?;
                 out.extend(core::iter::once(frame));
@@ -225,25 +218,6 @@ fn same(a: Entry, b: Entry) -> bool {
     (a.0 ^ b.0) & !pagetable::entry::HASH_SLOT_BITS == 0
 }
 
-/// The PMD slot covering `address`, walking PGD and PUD locklessly.
-fn pmd_slot<'a>(root: u64, address: u64, virt: fn(u64) -> *mut u8) -> Option<&'a Slot> {
-    let tree = address & ((1 << pagetable::ADDRESS_BITS) - 1);
-    let mut table = root;
-    for level in [pagetable::PGD, pagetable::PUD] {
-        let slots = virt(table) as *const Slot;
-        // SAFETY: `table` is the root or was read from a valid directory
-        // entry; tables outlive the caller's read-side section.
-        let entry = unsafe { &*slots.add(level.index(tree)) }.load(Ordering::Acquire);
-        if !entry.is_directory() {
-            return None;
-        }
-        table = entry.next_table();
-    }
-    let slots = virt(table) as *const Slot;
-    // SAFETY: as above, for the PMD table.
-    Some(unsafe { &*slots.add(PMD.index(tree)) })
-}
-
 /// Collapse's isolation check (khugepaged's __collapse_huge_page_isolate):
 /// every page of the old PTE table must be referenced by its mapping alone
 /// (plus `held` references collapse took itself); a GUP pin makes collapse
@@ -258,12 +232,19 @@ pub fn first_unexplained_reference(ptes: &[Entry], pages: &PageArray<'_>, held: 
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // the emulated memory and the host read side
 mod tests {
     //! The seed thread's race, driven step by step on one host thread: the
     //! GUP-fast hook runs collapse's steps at the exact point of the thread.
     use super::*;
     use crate::mm::page::{flags, Page};
     use crate::mm::pagetable::tables::emulated::EmulatedFrames;
+
+    /// The host tests' read side: one thread, nothing frees tables under it.
+    fn read_side() -> ReadSide {
+        // SAFETY: the host tests free no table while a walk runs.
+        unsafe { ReadSide::assume_interrupts_off() }
+    }
     use crate::mm::pagetable::{FrameSource, PageTable, Prot, TableAllocator};
     extern crate std;
     use core::cell::{Cell, RefCell};
@@ -404,6 +385,7 @@ mod tests {
             virt,
             |h, o| world.freed.borrow_mut().push((h, o)),
             &hooks,
+            &read_side(),
         );
         if let Some((table, ptes)) = hooks.isolated.take() {
             world.collapse_finish(table, ptes);
@@ -458,7 +440,8 @@ mod tests {
         let world = World::new();
         let target = BASE + 9 * FRAME_SIZE;
         let root = world.tree.borrow().root();
-        let frame = gup_fast_one(root, target, true, false, &world.pages(), virt, |_, _| {}, &NoHooks).unwrap();
+        let frame =
+            gup_fast_one(root, target, true, false, &world.pages(), virt, |_, _| {}, &NoHooks, &read_side()).unwrap();
         assert_eq!(world.collapse_until_isolated(), None, "collapse went ahead over a pinned page");
         assert_eq!(world.tree.borrow().translate(target).unwrap().physical, frame.address(), "PMD restored");
         assert!(world.pages().frame(frame).unwrap().maybe_pinned(0));
@@ -478,7 +461,7 @@ mod tests {
 
         // Small pages: 32 pins, in order, of the mapped frames.
         let mut pinned: Vec<Frame> = Vec::new();
-        gup_fast_range(root, BASE, 32, true, true, &pages, virt, |_, _| {}, &mut pinned).unwrap();
+        gup_fast_range(root, BASE, 32, true, true, &pages, virt, |_, _| {}, &mut pinned, &read_side()).unwrap();
         assert_eq!(pinned, world.small);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
@@ -486,8 +469,19 @@ mod tests {
 
         // The huge page: each 64 KiB piece is its own frame, all pinned on the head
         // (a start inside a page pins that page, as GUP does).
-        gup_fast_range(root, huge_at + 4 * FRAME_SIZE + 0x123, 3, false, true, &pages, virt, |_, _| {}, &mut pinned)
-            .unwrap();
+        gup_fast_range(
+            root,
+            huge_at + 4 * FRAME_SIZE + 0x123,
+            3,
+            false,
+            true,
+            &pages,
+            virt,
+            |_, _| {},
+            &mut pinned,
+            &read_side(),
+        )
+        .unwrap();
         assert_eq!(
             pinned.iter().map(|f| f.address()).collect::<Vec<_>>(),
             (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>()
@@ -498,13 +492,24 @@ mod tests {
         }
         // A write pin of the read-only huge mapping fails at once.
         assert_eq!(
-            gup_fast_range(root, huge_at, 2, true, true, &pages, virt, |_, _| {}, &mut pinned),
+            gup_fast_range(root, huge_at, 2, true, true, &pages, virt, |_, _| {}, &mut pinned, &read_side()),
             Err((0, GupError::ReadOnly))
         );
 
         // A hole stops GUP there: the 32 small pages, then nothing mapped.
         assert_eq!(
-            gup_fast_range(root, BASE + 30 * FRAME_SIZE, 4, false, true, &pages, virt, |_, _| {}, &mut pinned),
+            gup_fast_range(
+                root,
+                BASE + 30 * FRAME_SIZE,
+                4,
+                false,
+                true,
+                &pages,
+                virt,
+                |_, _| {},
+                &mut pinned,
+                &read_side()
+            ),
             Err((2, GupError::NotMapped))
         );
         assert_eq!(pinned.len(), 2);
@@ -519,24 +524,37 @@ mod tests {
         let world = World::new();
         let root = world.tree.borrow().root();
         let pages = world.pages();
-        let frame =
-            gup_fast_one(root, BASE + 3 * FRAME_SIZE + 0x123, true, true, &pages, virt, |_, _| {}, &NoHooks).unwrap();
+        let frame = gup_fast_one(
+            root,
+            BASE + 3 * FRAME_SIZE + 0x123,
+            true,
+            true,
+            &pages,
+            virt,
+            |_, _| {},
+            &NoHooks,
+            &read_side(),
+        )
+        .unwrap();
         assert_eq!(frame, world.small[3]);
         assert!(pages.frame(frame).unwrap().maybe_pinned(0));
         assert!(!pages.frame(frame).unwrap().unpin());
         assert_eq!(
-            gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks),
+            gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()),
             Err(GupError::NotMapped)
         );
         world.tree.borrow_mut().protect(BASE, Prot::READ | Prot::USER).unwrap();
-        assert_eq!(gup_fast_one(root, BASE, true, true, &pages, virt, |_, _| {}, &NoHooks), Err(GupError::ReadOnly));
-        assert!(gup_fast_one(root, BASE, false, true, &pages, virt, |_, _| {}, &NoHooks).is_ok());
+        assert_eq!(
+            gup_fast_one(root, BASE, true, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()),
+            Err(GupError::ReadOnly)
+        );
+        assert!(gup_fast_one(root, BASE, false, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()).is_ok());
         // A page whose count is zero is not resurrected.
         let page = pages.frame(world.small[7]).unwrap();
         page.unmap();
         assert!(page.put());
         assert_eq!(
-            gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks),
+            gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()),
             Err(GupError::Freed)
         );
     }

@@ -10,7 +10,7 @@
 use super::frame::FRAME_SIZE;
 use super::gup::{Point, RaceHooks};
 use super::pagetable::entry::{HASH_SLOT_BITS, SW0};
-use super::pagetable::{self, Entry, PageSize, Prot, Slot};
+use super::pagetable::{self, Entry, PageSize, Prot, ReadSide, Slot};
 
 /// A base PTE with an HPTE records it in bits the radix format leaves free
 /// for a 64 KiB page: SW0 says "hashed", bits 12..14 give the slot in its
@@ -55,16 +55,17 @@ pub enum HashFaultError<E> {
     Table(E),
 }
 
-/// The fault path for `ea` in the tree rooted at `root`. The caller has
-/// interrupts off for the whole call.
+/// The fault path for `ea` in the tree rooted at `root`, inside the
+/// interrupt's interrupts-off section (`read_side`).
 pub fn hash_fault<T: HashTable>(
     root: u64,
     ea: u64,
     virt: fn(u64) -> *mut u8,
     table: &T,
     hooks: &impl RaceHooks,
+    read_side: &ReadSide,
 ) -> Result<(), HashFaultError<T::Error>> {
-    let found = pagetable::walk(root, ea, virt).ok_or(HashFaultError::NotMapped)?;
+    let found = pagetable::walk(root, ea, virt, read_side).ok_or(HashFaultError::NotMapped)?;
     let page = ea & !(FRAME_SIZE - 1);
     let physical = found.entry.physical() + (page & (found.size.bytes() - 1));
     hooks.at(Point::HashWalked);

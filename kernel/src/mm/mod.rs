@@ -4,9 +4,11 @@
 //! memory through raw pointers (tables, the heap, page copies).
 
 pub mod collapse;
+#[deny(unsafe_code)]
 pub mod cpumask;
 #[deny(unsafe_code)]
 pub mod frame;
+#[deny(unsafe_code)]
 pub mod gup;
 #[deny(unsafe_code)]
 pub mod hash;

@@ -21,7 +21,7 @@ use super::frame::{Frame, FRAME_SIZE};
 use super::gup::{self, GupError, NoHooks, RaceHooks};
 pub use super::knobs::RaceSettings;
 use super::page::{flags, PageArray};
-use super::pagetable::{Entry, MapError, PageSize, PageTable, Prot, TableMemory, PTE};
+use super::pagetable::{Entry, InterruptsOff, MapError, PageSize, PageTable, Prot, ReadSide, TableMemory, PTE};
 use crate::cmdline::CollapseIpi;
 
 /// A PMD leaf's span (PageSize::Huge2M).
@@ -29,7 +29,7 @@ const HUGE_BYTES: u64 = FRAME_SIZE << HUGE_ORDER;
 
 /// What an address space needs from the MMU backend. Implemented by the
 /// kernel's radix/hash address spaces and by the host tests' model.
-pub trait MmArch: Send {
+pub trait MmArch: Send + InterruptsOff {
     type Tables: TableMemory;
     fn tree(&mut self) -> &mut PageTable<Self::Tables>;
     /// Drops every cached translation of the leaf at `address` (of `size`),
@@ -53,10 +53,6 @@ pub trait MmArch: Send {
     /// makes this CPU one that collapse's IPI waits for (Linux: the CPU
     /// runs a thread of the mm, so it is in mm_cpumask).
     fn enter_lockless_walk(token: u64);
-    /// Turns interrupts off on this CPU (GUP-fast's read side); whether
-    /// they were on.
-    fn interrupts_off() -> bool;
-    fn interrupts_restore(were_on: bool);
 }
 
 /// Where anonymous pages come from.
@@ -412,12 +408,23 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     ) -> usize {
         let recheck_pmd = settings.gup_pmd_recheck();
         let before = out.len();
-        let were_on = A::interrupts_off();
+        let section = ReadSide::enter::<A>();
         A::enter_lockless_walk(self.walker_token);
         let free = |head, order| self.memory.free(head, order);
-        let _ =
-            gup::gup_fast_range(self.root, start, count, write, recheck_pmd, self.memory.pages(), P::virt, free, out);
-        A::interrupts_restore(were_on);
+        let pages = self.memory.pages();
+        let _ = gup::gup_fast_range(
+            self.root,
+            start,
+            count,
+            write,
+            recheck_pmd,
+            pages,
+            P::virt,
+            free,
+            out,
+            section.read_side(),
+        );
+        drop(section);
         let pinned = out.len() - before;
         self.stats.gup_fast_pages.fetch_add(pinned as u64, Ordering::Relaxed);
         pinned
@@ -433,13 +440,11 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         hooks: &impl RaceHooks,
     ) -> Result<Frame, GupError> {
         let recheck_pmd = settings.gup_pmd_recheck();
-        let were_on = A::interrupts_off();
+        let section = ReadSide::enter::<A>();
         A::enter_lockless_walk(self.walker_token);
         let free = |head, order| self.memory.free(head, order);
-        let result =
-            gup::gup_fast_one(self.root, address, write, recheck_pmd, self.memory.pages(), P::virt, free, hooks);
-        A::interrupts_restore(were_on);
-        result
+        let pages = self.memory.pages();
+        gup::gup_fast_one(self.root, address, write, recheck_pmd, pages, P::virt, free, hooks, section.read_side())
     }
 
     /// Drops a pin taken by any of the GUP calls (unpin_user_page).
@@ -817,6 +822,13 @@ mod tests {
         collapse_flushes: u64,
     }
 
+    impl InterruptsOff for Model {
+        fn disable() -> bool {
+            false
+        }
+        fn restore(_were_on: bool) {}
+    }
+
     impl MmArch for Model {
         type Tables = TableAllocator<Shared>;
         fn tree(&mut self) -> &mut PageTable<Self::Tables> {
@@ -840,10 +852,6 @@ mod tests {
             0
         }
         fn enter_lockless_walk(_token: u64) {}
-        fn interrupts_off() -> bool {
-            false
-        }
-        fn interrupts_restore(_were_on: bool) {}
     }
 
     struct Memory {

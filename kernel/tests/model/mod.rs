@@ -469,6 +469,9 @@ impl World {
     /// `cpu`, inside its interrupts-off section (GUP-fast's read side).
     pub fn gup_fast_target(&self, cpu: Cpu, recheck_pmd: bool) -> Result<Frame, GupError> {
         self.interrupts_off(cpu);
+        // SAFETY: the model's CPU has interrupts off (above) until the walk
+        // is done: nothing interrupts the thread standing for it.
+        let read_side = unsafe { kernel::mm::pagetable::ReadSide::assume_interrupts_off() };
         let result = kernel::mm::gup::gup_fast_one(
             PGD,
             BASE + TARGET * FRAME_SIZE,
@@ -478,6 +481,7 @@ impl World {
             virt,
             |head, order| self.free(cpu, head, order),
             &self.hooks(cpu),
+            &read_side,
         );
         self.interrupts_on(cpu);
         result

@@ -16,7 +16,7 @@ use alloc::collections::BTreeMap;
 use boot::BootInfo;
 use kernel::mm::hash::{self as hpt, vsid, HptGeometry, SegmentSize};
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
-use kernel::mm::pagetable::{self, Entry, PageSize, Slot};
+use kernel::mm::pagetable::{self, Entry, PageSize, ReadSide, Slot};
 use kernel::mm::{self, FRAME_SIZE, LINEAR_MAP_BASE};
 use spin::Mutex;
 
@@ -226,7 +226,10 @@ fn hash_fault(frame: &TrapFrame) -> FaultAction {
     if !missing {
         return FaultAction::Unhandled; // a protection fault: the tree says no
     }
-    match hash_page(ea) {
+    // SAFETY: a storage interrupt's handler: the hardware entered it with
+    // interrupts off, and they stay off until it returns.
+    let read_side = unsafe { ReadSide::assume_interrupts_off() };
+    match hash_page(ea, &read_side) {
         Ok(()) => FaultAction::Retry,
         Err(_) => FaultAction::Unhandled,
     }
@@ -252,17 +255,23 @@ pub enum HashPageError {
 /// runs with interrupts off: this is the lockless walker that THP collapse
 /// must be serialised against), inserts an HPTE for its 64 KiB page and
 /// records the slot.
-pub fn hash_page(ea: u64) -> Result<(), HashPageError> {
-    hash_page_with(ea, &kernel::mm::gup::NoHooks)
+pub fn hash_page(ea: u64, read_side: &ReadSide) -> Result<(), HashPageError> {
+    hash_page_with(ea, &kernel::mm::gup::NoHooks, read_side)
 }
 
-/// `hash_page` with test-only synchronisation points.
-pub fn hash_page_with(ea: u64, hooks: &impl kernel::mm::gup::RaceHooks) -> Result<(), HashPageError> {
+/// `hash_page` with synchronisation points (the race tests').
+pub fn hash_page_with(
+    ea: u64,
+    hooks: &impl kernel::mm::gup::RaceHooks,
+    read_side: &ReadSide,
+) -> Result<(), HashPageError> {
     let (context, vsid) = segment_of(ea).ok_or(HashPageError::NoSegment)?;
     let root = if context == KERNEL_SPACE { kernel_root() } else { root_of(context) };
-    hash_fault::hash_fault(root, ea, mm::phys_to_virt, &Segment { context, vsid }, hooks).map_err(|error| match error {
-        hash_fault::HashFaultError::NotMapped => HashPageError::NotMapped,
-        hash_fault::HashFaultError::Table(error) => HashPageError::Table(error),
+    hash_fault::hash_fault(root, ea, mm::phys_to_virt, &Segment { context, vsid }, hooks, read_side).map_err(|error| {
+        match error {
+            hash_fault::HashFaultError::NotMapped => HashPageError::NotMapped,
+            hash_fault::HashFaultError::Table(error) => HashPageError::Table(error),
+        }
     })
 }
 

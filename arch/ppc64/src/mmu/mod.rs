@@ -16,9 +16,8 @@ use core::sync::atomic::Ordering;
 
 use boot::BootInfo;
 use kernel::cmdline::MmuMode;
-use kernel::mm;
 use kernel::mm::mmu::{SpaceId, TlbFlush, KERNEL_SPACE};
-use kernel::mm::pagetable::{self, Entry, MapError, Prot};
+use kernel::mm::pagetable::{Entry, MapError, Prot};
 
 pub use backend::{backend, MmuBackend, Mode};
 pub use fault::handle_fault;
@@ -71,7 +70,7 @@ pub fn enable_on_secondary() {
 pub fn protect_kernel(address: u64, prot: Prot) -> Result<(), MapError> {
     with_kernel_tree(|tree| {
         let (old, size) = tree.protect(address, prot)?;
-        let found = pagetable::walk(tree.root(), address, mm::phys_to_virt).ok_or(MapError::NotMapped)?;
+        let found = tree.lookup(address).ok_or(MapError::NotMapped)?;
         backend().reprotect(KERNEL_SPACE, address, size, found.slot, old, found.entry);
         Ok(())
     })

@@ -118,24 +118,97 @@ pub struct Walked<'a> {
     pub slot: &'a Slot,
 }
 
+/// The lockless read side of page tables (Linux's `local_irq_save` around
+/// GUP-fast, and the hash fault path, which runs with interrupts off):
+/// while a `ReadSide` lives, this CPU has interrupts off, so it passes no
+/// sched-RCU quiescent state and answers no IPI. Tables unhooked from a
+/// tree are freed only after a grace period (and THP collapse's IPI, where
+/// it is on, waits for the section), so every table reached from a live
+/// root during the section stays allocated until it ends. The lockless
+/// walkers take a `&ReadSide` and return references that borrow it: none
+/// can outlive the section. Not `Send`: it stands for this CPU's state.
+pub struct ReadSide {
+    _this_cpu: core::marker::PhantomData<*const ()>,
+}
+
+/// Turning interrupts off and back on, as the platform does it.
+pub trait InterruptsOff {
+    /// Turns interrupts off on this CPU; whether they were on.
+    fn disable() -> bool;
+    fn restore(were_on: bool);
+}
+
+impl ReadSide {
+    /// A read side for code that already runs with interrupts off.
+    ///
+    /// # Safety
+    /// Interrupts stay off on this CPU for as long as the value lives (an
+    /// interrupt handler, entered with them off by the hardware; a model
+    /// thread that nothing interrupts).
+    pub unsafe fn assume_interrupts_off() -> ReadSide {
+        ReadSide { _this_cpu: core::marker::PhantomData }
+    }
+
+    /// Turns interrupts off (through `I`) for as long as the returned
+    /// section lives; it restores them when dropped.
+    pub fn enter<I: InterruptsOff>() -> Section<I> {
+        let were_on = I::disable();
+        // SAFETY: interrupts are off from here until the section, which owns
+        // this read side, is dropped and restores them.
+        let read_side = unsafe { ReadSide::assume_interrupts_off() };
+        Section { read_side, were_on, _arch: core::marker::PhantomData }
+    }
+}
+
+/// An interrupts-off section: its read side, and whether to turn interrupts
+/// back on at the end.
+pub struct Section<I: InterruptsOff> {
+    read_side: ReadSide,
+    were_on: bool,
+    _arch: core::marker::PhantomData<I>,
+}
+
+impl<I: InterruptsOff> Section<I> {
+    pub fn read_side(&self) -> &ReadSide {
+        &self.read_side
+    }
+}
+
+impl<I: InterruptsOff> Drop for Section<I> {
+    fn drop(&mut self) {
+        I::restore(self.were_on);
+    }
+}
+
+/// The slot of `address` in the table at physical `table` of `level`.
+/// Raw table indexing lives here and in `PageTable`, nowhere else.
+#[inline]
+fn slot_in<'g>(table: u64, level: Level, tree: u64, virt: fn(u64) -> *mut u8, _: &'g ReadSide) -> &'g Slot {
+    let slots = virt(table) as *const Slot;
+    // SAFETY: `table` is a live tree's root or was read from one of its
+    // directory entries during the read side, so it is a table of `level`
+    // that stays allocated until a grace period after it is unhooked, which
+    // the read side holds off; the reference borrows the read side.
+    unsafe { &*slots.add(level.index(tree)) }
+}
+
 /// Walks the tree rooted at physical `root` for `address` without locks:
 /// each entry is read once, atomically, and the walk follows what it read.
-/// The caller keeps the tables alive for as long as it uses the result (the
-/// hash fault path runs with interrupts off; freed tables wait for that).
-///
-/// # Safety-relevant contract
-/// `virt` must map physical table addresses of this tree.
-pub fn walk<'a>(root: u64, address: u64, virt: fn(u64) -> *mut u8) -> Option<Walked<'a>> {
+/// `virt` must map the tree's physical table addresses.
+pub fn walk<'g>(root: u64, address: u64, virt: fn(u64) -> *mut u8, read_side: &'g ReadSide) -> Option<Walked<'g>> {
+    walk_from(root, address, |table, level, tree| slot_in(table, level, tree, virt, read_side))
+}
+
+/// The walk itself, over a way to reach a table's slot.
+#[inline]
+fn walk_from<'a>(root: u64, address: u64, slot_at: impl Fn(u64, Level, u64) -> &'a Slot) -> Option<Walked<'a>> {
     let tree = tree_address(address).ok()?;
     if root == 0 {
         return None;
     }
     let mut table = root;
     for (depth, level) in LEVELS.iter().copied().enumerate() {
-        let slots = virt(table) as *const Slot;
-        // SAFETY: `table` was read from a valid directory entry of this tree
-        // (or is its root), so it is a live table of `level`.
-        let slot = unsafe { &*slots.add(level.index(tree)) };
+        let slot = slot_at(table, level, tree);
         let entry = slot.load(Ordering::Acquire);
         if entry.is_leaf() {
             let size = match depth {
@@ -152,6 +225,28 @@ pub fn walk<'a>(root: u64, address: u64, virt: fn(u64) -> *mut u8) -> Option<Wal
         table = entry.next_table();
     }
     None
+}
+
+/// The PMD slot covering `address`, walking PGD and PUD without locks.
+#[inline]
+pub fn pmd_slot<'g>(root: u64, address: u64, virt: fn(u64) -> *mut u8, read_side: &'g ReadSide) -> Option<&'g Slot> {
+    let tree = address & ((1 << ADDRESS_BITS) - 1);
+    let mut table = root;
+    for level in [PGD, PUD] {
+        let entry = slot_in(table, level, tree, virt, read_side).load(Ordering::Acquire);
+        if !entry.is_directory() {
+            return None;
+        }
+        table = entry.next_table();
+    }
+    Some(slot_in(table, PMD, tree, virt, read_side))
+}
+
+/// The PTE slot for `address` in the table the PMD entry `pmd` (a
+/// directory entry, as read during this read side) points at.
+#[inline]
+pub fn pte_slot<'g>(pmd: Entry, address: u64, virt: fn(u64) -> *mut u8, read_side: &'g ReadSide) -> &'g Slot {
+    slot_in(pmd.next_table(), PTE, address & ((1 << ADDRESS_BITS) - 1), virt, read_side)
 }
 
 /// What `unmap` took away.
@@ -195,6 +290,12 @@ impl<M: TableMemory> PageTable<M> {
 
     pub fn memory_mut(&mut self) -> &mut M {
         &mut self.memory
+    }
+
+    /// The leaf for `address`, found by the tree's owner (who holds it, so
+    /// no table can go while the result is borrowed).
+    pub fn lookup(&self, address: u64) -> Option<Walked<'_>> {
+        walk_from(self.root, address, |table, level, tree| self.slot(table, level, tree))
     }
 
     /// The entry of `level` covering `address` in the table at `table`.
@@ -542,12 +643,14 @@ mod tests {
             // SAFETY: set above to a live EmulatedFrames for this thread.
             MEMORY.with(|m| unsafe { (*m.get()).virt(physical) })
         }
-        let base = walk(t.root(), KERNEL + 0x1234, virt).unwrap();
+        // SAFETY: one thread; nothing frees tables during these walks.
+        let rs = unsafe { ReadSide::assume_interrupts_off() };
+        let base = walk(t.root(), KERNEL + 0x1234, virt, &rs).unwrap();
         assert_eq!((base.entry.physical(), base.size), (0x4001_0000, PageSize::Base));
-        let huge = walk(t.root(), KERNEL + 2 * MIB + 0x5_0000, virt).unwrap();
+        let huge = walk(t.root(), KERNEL + 2 * MIB + 0x5_0000, virt, &rs).unwrap();
         assert_eq!((huge.entry.physical(), huge.size), (0x4020_0000, PageSize::Huge2M));
-        assert!(walk(t.root(), KERNEL + 8 * MIB, virt).is_none());
-        assert!(walk(0, KERNEL, virt).is_none());
+        assert!(walk(t.root(), KERNEL + 8 * MIB, virt, &rs).is_none());
+        assert!(walk(0, KERNEL, virt, &rs).is_none());
     }
 
     #[test]
