@@ -1,44 +1,33 @@
-//! khugepaged: a kernel thread that scans the address spaces registered
-//! with it (as MADV_HUGEPAGE registers an mm with Linux's khugepaged) for
-//! 2 MiB stretches of huge regions still mapped with small pages, and
-//! collapses them under the `collapse_ipi=` policy in force. The scan
-//! itself (`Mm::collapse_candidates`) and the collapse are kernel/ code.
+//! The khugepaged thread: `kernel::mm::khugepaged` decides what to scan and
+//! collapse; here it is one kernel thread, pinned to a CPU, that gives the
+//! CPU away between passes.
 
-use alloc::sync::{Arc, Weak};
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
 
-use kernel::mm::collapse::Outcome;
-use kernel::time;
+use kernel::mm::khugepaged::Khugepaged;
 use spin::Mutex;
 
 use crate::sched::{self, Thread};
-use crate::vm::UserMm;
+use crate::vm::{KernelPages, SpaceArch, UserMm};
 
-static REGISTERED: Mutex<Vec<Weak<UserMm>>> = Mutex::new(Vec::new());
+/// The one daemon of the kernel's address spaces.
+pub static KHUGEPAGED: Khugepaged<SpaceArch, KernelPages> = Khugepaged::new();
 static THREAD: Mutex<Option<Arc<Thread>>> = Mutex::new(None);
-static STOP: AtomicBool = AtomicBool::new(false);
-/// Pause between scans, in microseconds (khugepaged_scan_sleep_millisecs).
-static SLEEP_US: AtomicU64 = AtomicU64::new(10_000);
-
-/// What the daemon has done since boot.
-pub static PASSES: AtomicU64 = AtomicU64::new(0);
-pub static COLLAPSED: AtomicU64 = AtomicU64::new(0);
-pub static ABORTED_PINNED: AtomicU64 = AtomicU64::new(0);
-pub static ABORTED_OTHER: AtomicU64 = AtomicU64::new(0);
 
 /// Asks the daemon to scan `mm` (khugepaged_enter).
 pub fn register(mm: &Arc<UserMm>) {
-    let mut registered = REGISTERED.lock();
-    registered.retain(|weak| weak.strong_count() > 0);
-    if !registered.iter().any(|weak| core::ptr::eq(weak.as_ptr(), Arc::as_ptr(mm))) {
-        registered.push(Arc::downgrade(mm));
-    }
+    KHUGEPAGED.register(mm);
 }
 
 /// Stops scanning `mm`.
 pub fn unregister(mm: &Arc<UserMm>) {
-    REGISTERED.lock().retain(|weak| weak.strong_count() > 0 && !core::ptr::eq(weak.as_ptr(), Arc::as_ptr(mm)));
+    KHUGEPAGED.unregister(mm);
+}
+
+/// Ranges the daemon collapsed since boot.
+pub fn collapsed() -> u64 {
+    KHUGEPAGED.collapsed.load(Ordering::Acquire)
 }
 
 /// Starts the daemon on CPU `cpu`, scanning every `sleep_us`; false if it
@@ -48,8 +37,7 @@ pub fn start(cpu: usize, sleep_us: u64) -> bool {
     if thread.is_some() {
         return false;
     }
-    SLEEP_US.store(sleep_us, Ordering::Relaxed);
-    STOP.store(false, Ordering::Release);
+    KHUGEPAGED.prepare(sleep_us);
     *thread = sched::spawn(cpu, "khugepaged", daemon, 0, None);
     thread.is_some()
 }
@@ -58,7 +46,7 @@ pub fn start(cpu: usize, sleep_us: u64) -> bool {
 /// not stop in time (it is then left running).
 pub fn stop(timeout_us: u64) -> bool {
     let Some(thread) = THREAD.lock().take() else { return true };
-    STOP.store(true, Ordering::Release);
+    KHUGEPAGED.request_stop();
     if thread.clone().join(timeout_us) {
         return true;
     }
@@ -66,42 +54,6 @@ pub fn stop(timeout_us: u64) -> bool {
     false
 }
 
-/// One pass over every registered address space; how many ranges it
-/// collapsed.
-pub fn scan_once() -> u64 {
-    let live: Vec<Arc<UserMm>> = REGISTERED.lock().iter().filter_map(Weak::upgrade).collect();
-    let mut collapsed = 0;
-    for mm in live {
-        for base in mm.collapse_candidates() {
-            if STOP.load(Ordering::Acquire) {
-                return collapsed;
-            }
-            // With the IPI as `collapse_ipi=` says (the knob governs khugepaged).
-            match mm.collapse(base) {
-                Outcome::Collapsed => {
-                    collapsed += 1;
-                    COLLAPSED.fetch_add(1, Ordering::Relaxed);
-                }
-                Outcome::AbortedPinned(_) => {
-                    ABORTED_PINNED.fetch_add(1, Ordering::Relaxed);
-                }
-                Outcome::AbortedOther(_) => {
-                    ABORTED_OTHER.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-    PASSES.fetch_add(1, Ordering::Release);
-    collapsed
-}
-
 fn daemon(_: u64) {
-    while !STOP.load(Ordering::Acquire) {
-        scan_once();
-        let deadline = time::deadline_us(SLEEP_US.load(Ordering::Relaxed));
-        while time::now() < deadline && !STOP.load(Ordering::Acquire) {
-            sched::yield_now();
-            core::hint::spin_loop();
-        }
-    }
+    KHUGEPAGED.run(sched::yield_now);
 }
