@@ -175,11 +175,7 @@ fn inline_depths(chars: &[char]) -> Vec<usize> {
                     inline += 1;
                 }
             }
-            '}' => {
-                if braces.pop() == Some(true) {
-                    inline -= 1;
-                }
-            }
+            '}' if braces.pop() == Some(true) => inline -= 1,
             _ => {}
         }
     }

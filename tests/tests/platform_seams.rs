@@ -6,6 +6,7 @@
 //!   (`mmu::init`) and the platform's negotiation of what to ask the firmware for: the
 //!   rest calls the `MmuBackend` object. Self-tests and benchmarks may ask which MMU runs,
 //!   since some exercise one MMU's behaviour.
+//!
 //! Comments count too: a comment that names a pseries call outside pseries is a sign the
 //! code beside it knows too much.
 

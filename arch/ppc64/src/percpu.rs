@@ -15,6 +15,11 @@ pub use kernel::cpuset::MAX_CPUS;
 use crate::cpu;
 use crate::trap::CaughtFault;
 
+/// Work posted to an idle CPU: a function and its argument.
+pub type Work = (fn(u64) -> u64, u64);
+/// A cross-call: a function run in interrupt context and its argument.
+pub type Call = (fn(u64), u64);
+
 /// A slot one CPU fills and another empties, also from interrupt context:
 /// its lock is only ever held with interrupts off, for a copy in or out,
 /// so an interrupt handler never spins on a holder that was preempted.
@@ -61,11 +66,11 @@ pub struct PerCpu {
     pub server: AtomicU32,
     /// Work another CPU asked this one to run (see smp::run_on): the
     /// function and its argument until it finished, and its result.
-    pub work: Mailbox<(fn(u64) -> u64, u64)>,
+    pub work: Mailbox<Work>,
     pub work_result: AtomicU64,
     /// A cross-call (smp::call_on_cpus) until it finished, and how many
     /// calls this CPU finished.
-    pub call: Mailbox<(fn(u64), u64)>,
+    pub call: Mailbox<Call>,
     pub calls_done: AtomicU64,
     /// Decrementer interrupts taken.
     pub ticks: AtomicU64,

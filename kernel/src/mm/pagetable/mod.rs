@@ -183,7 +183,7 @@ impl<I: InterruptsOff> Drop for Section<I> {
 /// The slot of `address` in the table at physical `table` of `level`.
 /// Raw table indexing lives here and in `PageTable`, nowhere else.
 #[inline]
-fn slot_in<'g>(table: u64, level: Level, tree: u64, virt: fn(u64) -> *mut u8, _: &'g ReadSide) -> &'g Slot {
+fn slot_in(table: u64, level: Level, tree: u64, virt: fn(u64) -> *mut u8, _: &ReadSide) -> &Slot {
     let slots = virt(table) as *const Slot;
     // SAFETY: `table` is a live tree's root or was read from one of its
     // directory entries during the read side, so it is a table of `level`
@@ -229,7 +229,7 @@ fn walk_from<'a>(root: u64, address: u64, slot_at: impl Fn(u64, Level, u64) -> &
 
 /// The PMD slot covering `address`, walking PGD and PUD without locks.
 #[inline]
-pub fn pmd_slot<'g>(root: u64, address: u64, virt: fn(u64) -> *mut u8, read_side: &'g ReadSide) -> Option<&'g Slot> {
+pub fn pmd_slot(root: u64, address: u64, virt: fn(u64) -> *mut u8, read_side: &ReadSide) -> Option<&Slot> {
     let tree = address & ((1 << ADDRESS_BITS) - 1);
     let mut table = root;
     for level in [PGD, PUD] {
@@ -245,7 +245,7 @@ pub fn pmd_slot<'g>(root: u64, address: u64, virt: fn(u64) -> *mut u8, read_side
 /// The PTE slot for `address` in the table the PMD entry `pmd` (a
 /// directory entry, as read during this read side) points at.
 #[inline]
-pub fn pte_slot<'g>(pmd: Entry, address: u64, virt: fn(u64) -> *mut u8, read_side: &'g ReadSide) -> &'g Slot {
+pub fn pte_slot(pmd: Entry, address: u64, virt: fn(u64) -> *mut u8, read_side: &ReadSide) -> &Slot {
     slot_in(pmd.next_table(), PTE, address & ((1 << ADDRESS_BITS) - 1), virt, read_side)
 }
 
