@@ -94,6 +94,11 @@ pub fn collapse_ipi_enabled(policy: kernel::cmdline::CollapseIpi) -> bool {
 /// The flush of a collapsed PMD with the MMU in use: radix `tlbie` of the
 /// range and the page-walk cache; hash removes the HPTEs the old PTEs
 /// record (flush_hash_table_pmd_range).
+///
+/// Never inlined: it is one indirect call through the backend either way,
+/// and the barrier check (tests/src/disasm.rs) finds collapse's flush as the
+/// call to this function.
+#[inline(never)]
 pub fn flush_collapsed_pmd(space: SpaceId, address: u64, old_ptes: &[Entry]) {
     backend().flush_collapsed_pmd(space, address, old_ptes, flush_scope(space));
 }
