@@ -37,6 +37,38 @@ pub struct Test {
     pub run: fn(&Env<'_>) -> TestResult,
 }
 
+/// Registers a test function: `#[ktest] fn name(env: &Env<'_>) -> TestResult`.
+/// See `Registration` for what it records.
+pub use ktest_macros::ktest;
+
+/// A test as `#[ktest]` registers it: one record per test function, in the
+/// `.ktest` link section on the kernel's target.
+pub struct Registration {
+    /// The suite: the last segment of the test function's module path
+    /// (`suite_of(module_path!())`), so one module is one suite.
+    pub suite: &'static str,
+    /// The test: named as its function is.
+    pub test: Test,
+    /// Where the attribute stands: a suite's tests run in this order.
+    pub file: &'static str,
+    pub line: u32,
+}
+
+/// The suite of a test in module `module_path`: the path's last segment
+/// (`ppc64_kernel::selftests::mmu` -> `mmu`).
+pub const fn suite_of(module_path: &'static str) -> &'static str {
+    let bytes = module_path.as_bytes();
+    let mut start = bytes.len();
+    while start > 0 && bytes[start - 1] != b':' {
+        start -= 1;
+    }
+    let (_, last) = bytes.split_at(start);
+    match core::str::from_utf8(last) {
+        Ok(segment) => segment,
+        Err(_) => panic!("a module path is UTF-8"),
+    }
+}
+
 pub struct Suite {
     pub name: &'static str,
     pub tests: &'static [Test],

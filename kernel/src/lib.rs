@@ -9,6 +9,8 @@
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
+// What #[ktest] expands to names `::kernel::ktest`, here as in other crates.
+extern crate self as kernel;
 
 pub mod bench;
 pub mod cmdline;
