@@ -20,8 +20,7 @@ use kernel::mm::{self, FRAME_SIZE};
 use kernel::{kskip, time};
 
 use crate::exceptions;
-use crate::smp_selftests::online_secondaries;
-use crate::vm_selftests::{inside, new_mm, ok};
+use crate::selftests::{inside, new_mm, ok, online_secondaries};
 use crate::{cpu, hash, mmu, radix, smp, vm};
 
 pub static BENCHMARKS: &[Test] = &[

@@ -8,36 +8,26 @@
 
 extern crate alloc;
 
-mod accounting_selftests;
 mod benchmarks;
-mod collapse_selftests;
 mod cpu;
 mod exceptions;
 mod fatal;
 mod firmware;
 mod hash;
-mod hash_selftests;
 mod hcall;
 mod hvc;
 mod inject;
 mod khugepaged;
 mod ksyms;
 mod mmu;
-mod mmu_selftests;
 mod percpu;
-mod race_selftests;
 mod radix;
-mod rcu_selftests;
 mod rtas;
 mod sched;
-mod sched_selftests;
 mod selftests;
 mod smp;
-mod smp_selftests;
-mod stress_selftests;
 mod timer;
 mod vm;
-mod vm_selftests;
 mod xics;
 
 use core::arch::global_asm;
@@ -45,7 +35,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use boot::BootInfo;
 use kernel::cmdline::{self, Inject, MmuMode};
-use kernel::ktest::{self, Env, Suite, SUMMARY};
+use kernel::ktest::{self, Env, SUMMARY};
 use kernel::mm::{self, Reserved, FRAME_SIZE};
 use kernel::{console, debug, info, println, warn};
 
@@ -56,28 +46,6 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 /// Timebase when the kernel was entered, for the boot-time diagnostic.
 static ENTRY_TIMEBASE: AtomicU64 = AtomicU64::new(0);
-
-/// Every self-test suite, in the order they run.
-static SUITES: &[&Suite] = &[
-    &selftests::BOOT,
-    &selftests::CMDLINE,
-    &selftests::EXCEPTIONS,
-    &selftests::SYMBOLS,
-    &mmu_selftests::MMU,
-    &hash_selftests::HASH,
-    &smp_selftests::SMP,
-    &rcu_selftests::RCU,
-    &sched_selftests::SCHED,
-    &collapse_selftests::COLLAPSE,
-    &race_selftests::RACE,
-    &vm_selftests::VM,
-    &stress_selftests::STRESS,
-    &mm::selftests::FRAMES_SUITE,
-    &mm::selftests::PAGES_SUITE,
-    &mm::selftests::HEAP_SUITE,
-    // Last: checks that the suites above gave back what they took.
-    &accounting_selftests::ACCOUNTING,
-];
 
 /// Heap size: a sixteenth of usable memory, within these bounds.
 const HEAP_MIN: u64 = 4 << 20;
@@ -277,7 +245,7 @@ pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
 
 fn run_selftests(env: &Env<'_>) {
     let filter = ktest::Filter::new(env.options.selftest);
-    for pattern in filter.unmatched(SUITES) {
+    for pattern in filter.unmatched(selftests::SUITES) {
         warn!("selftest: pattern '{pattern}' matches no test");
     }
     // Benchmarks (bench=, patterns of their names) run after the self-tests,
@@ -303,8 +271,8 @@ fn run_selftests(env: &Env<'_>) {
         ENTRY_TIMEBASE.load(Ordering::Relaxed) * 1_000_000 / frequency,
         now * 1_000_000 / frequency
     );
-    accounting_selftests::record_baseline();
-    let _ = ktest::run(SUITES, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
+    selftests::record_baseline();
+    let _ = ktest::run(selftests::SUITES, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
 }
 
 /// The console as a `fmt::Write`, taking the console lock per formatted

@@ -11,8 +11,9 @@ use kernel::mm::pagetable::{self, PageSize, Prot};
 use kernel::mm::{self, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, rcu, time};
 
-use crate::smp_selftests::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 use crate::{cpu, mmu, smp};
+
+use super::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 
 pub static RCU: Suite = Suite {
     name: "rcu",

@@ -4,11 +4,10 @@
 //! Memory is touched through its user addresses, so every change to the
 //! tree is checked together with its TLB/HPT flush.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, Env, Suite, Test, TestResult};
 use kernel::mm::collapse::Outcome;
 use kernel::mm::gup::GupError;
 use kernel::mm::page::PIN_BIAS;
@@ -18,9 +17,10 @@ use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, time};
 
 use crate::exceptions::{self, vector};
-use crate::smp_selftests::online_secondaries;
-use crate::vm::{self, UserMm};
-use crate::{khugepaged, mmu};
+use crate::khugepaged;
+use crate::vm::UserMm;
+
+use super::{inside, new_mm, ok, online_secondaries, physical_at, require_translation, settled_free_frames};
 
 pub static VM: Suite = Suite {
     name: "vm",
@@ -43,52 +43,11 @@ pub const HUGE: u64 = 0x2000_0000;
 pub const READ_ONLY: u64 = 0x3000_0000;
 const NOWHERE: u64 = 0x3800_0000;
 
-/// A new address space; skips the test in real mode (`mmu=off`), where low
-/// addresses are physical memory, not an address space.
-pub fn new_mm() -> Result<Arc<UserMm>, Failure> {
-    require_translation()?;
-    vm::new_mm().map_err(|e| fail(alloc::format!("no address space: {e:?}")))
-}
-
-pub fn require_translation() -> TestResult {
-    if !mmu::translation_on() {
-        kernel::kskip!("translation is off (mmu=off)");
-    }
-    Ok(())
-}
-
-/// A failed mm call as a test failure naming the error.
-pub fn ok<T, E: core::fmt::Debug>(result: Result<T, E>) -> Result<T, Failure> {
-    result.map_err(|e| fail(alloc::format!("{e:?}")))
-}
-
-/// Runs `f` with `mm` translating this CPU's low addresses.
-pub fn inside<R>(mm: &UserMm, f: impl FnOnce() -> R) -> R {
-    vm::activate(mm);
-    let result = f();
-    mmu::deactivate();
-    result
-}
-
 fn size_at(mm: &UserMm, address: u64) -> Option<PageSize> {
     mm.with_arch(|arch| {
         use kernel::mm::vm::MmArch;
         arch.tree().translate(address).map(|t| t.size)
     })
-}
-
-pub fn physical_at(mm: &UserMm, address: u64) -> Option<u64> {
-    mm.with_arch(|arch| {
-        use kernel::mm::vm::MmArch;
-        arch.tree().translate(address).map(|t| t.physical)
-    })
-}
-
-/// Frames free once deferred page-table frees are done.
-pub fn settled_free_frames() -> u64 {
-    kernel::rcu::synchronize();
-    mmu::release_kernel_tables(&[]);
-    mm::free_frames()
 }
 
 /// More address spaces alive at once than the 64 fault-handler slots there

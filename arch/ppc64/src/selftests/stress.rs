@@ -27,9 +27,10 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use spin::Mutex;
 
 use crate::smp;
-use crate::smp_selftests::online_secondaries;
 use crate::vm::{self, UserMm};
 use crate::{khugepaged, mmu};
+
+use super::online_secondaries;
 
 pub static STRESS: Suite = Suite {
     name: "stress",
@@ -187,7 +188,7 @@ fn worker(cpu: u64) -> u64 {
 
 fn stress(env: &Env<'_>, index: usize) -> TestResult {
     require_cpus(env, 3)?;
-    crate::vm_selftests::require_translation()?;
+    super::require_translation()?;
     let config = &CONFIGS[index];
     let mut cpus = online_secondaries();
     let daemon_cpu = cpus.next().ok_or_else(|| fail("no secondary CPU"))?;

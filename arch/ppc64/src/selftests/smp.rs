@@ -14,6 +14,8 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use crate::percpu::{self, MAX_CPUS, PERCPU};
 use crate::{cpu, exceptions, mmu, smp};
 
+use super::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
+
 pub static SMP: Suite = Suite {
     name: "smp",
     tests: &[
@@ -28,11 +30,6 @@ pub static SMP: Suite = Suite {
         Test { name: "state_survives_asynchronous_interrupts", run: state_survives_asynchronous_interrupts },
     ],
 };
-
-/// The online CPUs but the boot CPU (index 0), in index order.
-pub fn online_secondaries() -> impl Iterator<Item = usize> {
-    percpu::online().iter(Ordering::Acquire).filter(|&i| i != 0)
-}
 
 /// Per-CPU marks the cross-call bodies leave.
 static MARKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -78,87 +75,7 @@ fn call_on_all_waits_for_all(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-pub static SPINNING: AtomicU64 = AtomicU64::new(0);
-pub static SPIN_END: AtomicU64 = AtomicU64::new(0);
 static CALL_RAN_AT: AtomicU64 = AtomicU64::new(0);
-
-/// Posted work: interrupts off for `microseconds`, then on again.
-pub fn spin_with_interrupts_off(microseconds: u64) -> u64 {
-    let was_on = crate::percpu::disable_interrupts();
-    SPINNING.store(1, Ordering::Release);
-    let until = time::deadline_us(microseconds);
-    while time::now() < until {
-        core::hint::spin_loop();
-    }
-    SPIN_END.store(time::now(), Ordering::Release);
-    if was_on {
-        cpu::enable_interrupts(); // the pending IPI is taken here
-    }
-    0
-}
-
-/// Set to end `walk_until_released_or_called`'s section.
-pub static RELEASE: AtomicU64 = AtomicU64::new(0);
-/// Whether that section ended because a caller was held back waiting for it.
-pub static SAW_CALL: AtomicU64 = AtomicU64::new(0);
-
-/// A guard against a hang only: the section ends on an event.
-const SECTION_HANG_GUARD_US: u64 = 10_000_000;
-
-/// Posted work: interrupts off (a lockless walk) until either a caller is
-/// spinning until this CPU answers its cross-call (an IPI that waits for
-/// walkers: the caller is held back) or the test releases it. No timing
-/// decides which.
-pub fn walk_until_released_or_called(_: u64) -> u64 {
-    let was_on = crate::percpu::disable_interrupts();
-    SAW_CALL.store(0, Ordering::Release);
-    SPINNING.store(1, Ordering::Release);
-    let guard = time::deadline_us(SECTION_HANG_GUARD_US);
-    loop {
-        if smp::caller_waiting_here() {
-            SAW_CALL.store(1, Ordering::Release);
-            break;
-        }
-        if RELEASE.load(Ordering::Acquire) != 0 || time::now() > guard {
-            break;
-        }
-        core::hint::spin_loop();
-    }
-    SPIN_END.store(time::now(), Ordering::Release);
-    if was_on {
-        cpu::enable_interrupts(); // the pending IPI is taken here
-    }
-    0
-}
-
-/// Has the first secondary enter `walk_until_released_or_called` and
-/// returns once it is inside.
-pub fn walker_until_released_or_called() -> Result<usize, kernel::ktest::Failure> {
-    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    SPINNING.store(0, Ordering::Release);
-    RELEASE.store(0, Ordering::Release);
-    if !smp::post(target, walk_until_released_or_called, 0) {
-        return Err(fail("secondary busy"));
-    }
-    while SPINNING.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
-    Ok(target)
-}
-
-/// Has the first secondary keep interrupts off for `microseconds` (a
-/// read-side section, or a lockless walk) and returns once it is inside.
-pub fn interrupts_off_elsewhere(microseconds: u64) -> Result<usize, kernel::ktest::Failure> {
-    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
-    SPINNING.store(0, Ordering::Release);
-    if !smp::post(target, spin_with_interrupts_off, microseconds) {
-        return Err(fail("secondary busy"));
-    }
-    while SPINNING.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
-    Ok(target)
-}
 
 fn record_time(_: u64) {
     CALL_RAN_AT.store(time::now(), Ordering::Release);

@@ -15,7 +15,8 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use crate::exceptions::{self, vector};
 use crate::mmu;
 use crate::smp;
-use crate::smp_selftests::{walker_until_released_or_called, RELEASE, SAW_CALL};
+
+use super::{walker_until_released_or_called, RELEASE, SAW_CALL};
 
 pub static COLLAPSE: Suite = Suite {
     name: "collapse",

@@ -12,7 +12,8 @@ use kernel::mm::{self};
 use kernel::{kassert, kassert_eq};
 
 use crate::mmu;
-use crate::vm_selftests::settled_free_frames;
+
+use super::settled_free_frames;
 
 pub static ACCOUNTING: Suite =
     Suite { name: "accounting", tests: &[Test { name: "every_frame_table_and_pin_is_back", run: everything_is_back }] };

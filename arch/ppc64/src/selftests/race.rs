@@ -36,9 +36,9 @@ use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::mmu;
 use crate::smp;
-use crate::smp_selftests::online_secondaries;
 use crate::vm::{self, UserMm};
-use crate::vm_selftests::{new_mm, ok, physical_at, settled_free_frames};
+
+use super::{new_mm, ok, online_secondaries, physical_at, settled_free_frames};
 
 pub static RACE: Suite = Suite {
     name: "race",

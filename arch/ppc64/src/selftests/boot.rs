@@ -1,0 +1,117 @@
+//! Self-tests of the boot facts: the device tree's CPUs and memory, the
+//! memory map and what it reserves, RTAS, the timebase.
+
+use kernel::ktest::{fail, Env, Suite, Test, TestResult};
+use kernel::{kassert, kassert_eq, kskip};
+
+use crate::{cpu, ksyms};
+
+pub static BOOT: Suite = Suite {
+    name: "boot",
+    tests: &[
+        Test { name: "cpus_match_expected", run: cpus_match_expected },
+        Test { name: "memory_matches_expected", run: memory_matches_expected },
+        Test { name: "boot_cpu_is_listed", run: boot_cpu_is_listed },
+        Test { name: "memory_map_is_consistent", run: memory_map_is_consistent },
+        Test { name: "reserved_ranges_not_free", run: reserved_ranges_not_free },
+        Test { name: "rtas_instantiated", run: rtas_instantiated },
+        Test { name: "rtas_time_of_day", run: rtas_time_of_day },
+        Test { name: "timebase_advances", run: timebase_advances },
+    ],
+};
+
+fn cpus_match_expected(env: &Env<'_>) -> TestResult {
+    let Some(expected) = env.options.expect_cpus else { kskip!("no expect_cpus= on the command line") };
+    kassert_eq!(env.boot.cpus.len(), expected as usize);
+    Ok(())
+}
+
+fn memory_matches_expected(env: &Env<'_>) -> TestResult {
+    let Some(expected) = env.options.expect_mem else { kskip!("no expect_mem= on the command line") };
+    kassert_eq!(env.boot.memory_size(), expected);
+    Ok(())
+}
+
+fn boot_cpu_is_listed(env: &Env<'_>) -> TestResult {
+    let pir = cpu::pir();
+    kassert!(env.boot.cpus.iter().any(|c| c.server == pir), "PIR {pir} not among the device tree's interrupt servers");
+    Ok(())
+}
+
+/// Memory ranges are disjoint, `available` lies inside memory, and neither
+/// the kernel image nor RTAS is listed as available (the firmware claimed them).
+fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
+    let boot = env.boot;
+    for pair in boot.memory.windows(2) {
+        kassert!(pair[0].end() <= pair[1].start, "memory ranges overlap: {:?}", pair);
+    }
+    for a in &boot.available {
+        kassert!(
+            boot.memory.iter().any(|m| m.start <= a.start && a.end() <= m.end()),
+            "available {a:?} outside memory"
+        );
+        let overlaps = |start: u64, end: u64| a.start < end && start < a.end();
+        let image = (kernel::mm::virt_to_phys(ksyms::load_base()), kernel::mm::virt_to_phys(ksyms::image_end()));
+        kassert!(!overlaps(image.0, image.1), "kernel image listed as available in {a:?}");
+        kassert!(
+            !overlaps(boot.rtas.base, boot.rtas.base + boot.rtas.size as u64),
+            "RTAS listed as available in {a:?}"
+        );
+    }
+    kassert!(boot.real_mode_limit > 0 && boot.real_mode_limit <= boot.memory_size());
+    Ok(())
+}
+
+fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
+    let allocator = kernel::mm::FRAMES.lock();
+    let allocator = allocator.as_ref().ok_or_else(|| fail("no frame allocator"))?;
+    for range in crate::reserved_ranges(env.boot, ksyms::load_base()) {
+        let mut frame = range.start & !(kernel::mm::FRAME_SIZE - 1);
+        while frame < range.end {
+            let f = kernel::mm::Frame::from_address(frame).expect("aligned");
+            kassert!(!allocator.is_free(f), "{} frame {frame:#x} is free", range.what);
+            frame += kernel::mm::FRAME_SIZE;
+        }
+    }
+    Ok(())
+}
+
+fn rtas_instantiated(env: &Env<'_>) -> TestResult {
+    let rtas = &env.boot.rtas;
+    kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
+    kassert!(
+        rtas.entry >= rtas.base && rtas.entry < rtas.base + rtas.size as u64,
+        "entry {:#x} outside RTAS",
+        rtas.entry
+    );
+    kassert!(crate::rtas::is_ready());
+    kassert!(rtas.tokens.power_off != 0);
+    Ok(())
+}
+
+/// A real RTAS call: get-time-of-day returns year, month, day, hour, minute,
+/// second, nanoseconds (PAPR, "get-time-of-day").
+fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
+    let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
+    let mut date = [0u32; 7];
+    let status = crate::rtas::call(token, &[], &mut date).map_err(fail)?;
+    kassert_eq!(status, crate::rtas::RTAS_SUCCESS);
+    let [year, month, day, hour, minute, second, _] = date;
+    kassert!((2000..3000).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day), "date {date:?}");
+    kassert!(hour < 24 && minute < 60 && second < 61, "time {date:?}");
+    Ok(())
+}
+
+fn timebase_advances(env: &Env<'_>) -> TestResult {
+    kassert!(env.boot.timebase_frequency >= 1_000_000, "timebase {} Hz", env.boot.timebase_frequency);
+    let start = cpu::timebase();
+    let mut later = start;
+    for _ in 0..1_000_000 {
+        later = cpu::timebase();
+        if later > start {
+            break;
+        }
+    }
+    kassert!(later > start, "timebase stuck at {start}");
+    Ok(())
+}
