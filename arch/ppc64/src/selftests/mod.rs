@@ -43,9 +43,9 @@ pub static SUITES: &[&Suite] = &[
     &race::RACE,
     &vm::VM,
     &stress::STRESS,
-    &kernel::mm::selftests::FRAMES_SUITE,
-    &kernel::mm::selftests::PAGES_SUITE,
-    &kernel::mm::selftests::HEAP_SUITE,
+    &kernel::mm::selftests::frames::FRAMES_SUITE,
+    &kernel::mm::selftests::pages::PAGES_SUITE,
+    &kernel::mm::selftests::heap::HEAP_SUITE,
     // Last: checks that the suites above gave back what they took.
     &accounting::ACCOUNTING,
 ];
