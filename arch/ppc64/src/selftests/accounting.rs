@@ -15,8 +15,10 @@ use crate::mmu;
 
 use super::settled_free_frames;
 
-pub static ACCOUNTING: Suite =
-    Suite { name: "accounting", tests: &[Test { name: "every_frame_table_and_pin_is_back", run: everything_is_back }] };
+pub static ACCOUNTING: Suite = Suite {
+    name: "accounting",
+    tests: &[Test { name: "every_frame_table_and_pin_is_back", run: every_frame_table_and_pin_is_back }],
+};
 
 static BASELINE_FREE: AtomicU64 = AtomicU64::new(0);
 static BASELINE_DEFERRED: AtomicU64 = AtomicU64::new(0);
@@ -27,7 +29,7 @@ pub fn record_baseline() {
     BASELINE_DEFERRED.store(mmu::deferred_kernel_tables() as u64, Ordering::Release);
 }
 
-fn everything_is_back(_: &Env<'_>) -> TestResult {
+fn every_frame_table_and_pin_is_back(_: &Env<'_>) -> TestResult {
     let free = settled_free_frames();
     kassert_eq!(mmu::deferred_kernel_tables(), 0);
     let mut pinned = 0;

@@ -102,6 +102,16 @@ fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// The kernel keeps MSR[FP] off (it saves no FP state): an FP instruction
+/// raises floating-point unavailable instead of running.
+fn fp_use_traps(_: &Env<'_>) -> TestResult {
+    kassert!(cpu::msr() & cpu::msr::FP == 0, "MSR[FP] is on");
+    // SAFETY: the FP instruction has an exception-table entry.
+    let raised = unsafe { exceptions::probe_fp_instruction() };
+    kassert_eq!(raised, vector::FP_UNAVAILABLE);
+    Ok(())
+}
+
 /// `lwarx` on an address that is not word-aligned raises an alignment
 /// interrupt with the address in DAR (Power ISA Book II, 4.6.2; Book III 7.5.8).
 fn alignment_fault_is_caught(_: &Env<'_>) -> TestResult {
@@ -114,15 +124,5 @@ fn alignment_fault_is_caught(_: &Env<'_>) -> TestResult {
     // SAFETY: as above, on an aligned word.
     let raised = unsafe { exceptions::probe_lwarx(words.as_ptr() as u64) };
     kassert_eq!(raised, 0);
-    Ok(())
-}
-
-/// The kernel keeps MSR[FP] off (it saves no FP state): an FP instruction
-/// raises floating-point unavailable instead of running.
-fn fp_use_traps(_: &Env<'_>) -> TestResult {
-    kassert!(cpu::msr() & cpu::msr::FP == 0, "MSR[FP] is on");
-    // SAFETY: the FP instruction has an exception-table entry.
-    let raised = unsafe { exceptions::probe_fp_instruction() };
-    kassert_eq!(raised, vector::FP_UNAVAILABLE);
     Ok(())
 }

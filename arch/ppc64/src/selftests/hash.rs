@@ -25,7 +25,7 @@ pub static HASH: Suite = Suite {
         Test { name: "full_groups_evict_without_loss", run: full_groups_evict_without_loss },
         Test { name: "pmd_leaf_hashes_touched_subpages", run: pmd_leaf_hashes_touched_subpages },
         Test { name: "flush_hash_table_pmd_range_removes_all", run: flush_hash_table_pmd_range_removes_all },
-        Test { name: "second_fault_on_a_page_leaves_one_hpte", run: second_fault_leaves_one_hpte },
+        Test { name: "second_fault_on_a_page_leaves_one_hpte", run: second_fault_on_a_page_leaves_one_hpte },
     ],
 };
 
@@ -300,7 +300,7 @@ fn hptes_for(address: u64) -> Result<usize, Failure> {
 /// anyway): one HPTE must remain, the recorded one. Two used to remain, the
 /// first recorded nowhere, surviving every flush of the page (found by the
 /// stress suite as writes lost after collapse freed the page).
-fn second_fault_leaves_one_hpte(_: &Env<'_>) -> TestResult {
+fn second_fault_on_a_page_leaves_one_hpte(_: &Env<'_>) -> TestResult {
     require_hash()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let small = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;

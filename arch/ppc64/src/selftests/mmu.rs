@@ -206,30 +206,6 @@ fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
     result
 }
 
-/// A read-write mapping in use becomes read-only: stores fault, loads still
-/// work, and the data is what was stored before.
-fn protect_downgrades_a_live_mapping(_: &Env<'_>) -> TestResult {
-    require_translation()?;
-    let frame = filled_frame(0)?;
-    let address = TEST_AREA + 0x90_0000;
-    kernel_map(address, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE)?;
-    let result = (|| {
-        // SAFETY: probe_store_u64 has an exception-table entry for its store.
-        kassert_eq!(unsafe { exceptions::probe_store_u64(address as *mut u64, 0x5107e) }, 0);
-        mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("protect: {e:?}")))?;
-        // SAFETY: as above.
-        let raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 1) };
-        kassert_eq!(raised, vector::DATA_STORAGE);
-        let fault = percpu::this().last_fault();
-        kassert!(fault.dsisr & dsisr::PROTECTION != 0, "DSISR {:#x}", fault.dsisr);
-        kassert_eq!(load(address), Ok(0x5107e));
-        Ok(())
-    })();
-    kernel_unmap(address)?;
-    mm::free_frame(frame);
-    result
-}
-
 /// Code runs from an executable mapping; fetching from a mapping without
 /// execute permission, or from no mapping, is an instruction storage
 /// interrupt (SRR1 says which).
@@ -264,6 +240,30 @@ fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
     kassert_eq!(unmapped_fault.srr0, executable);
     kassert!(unmapped_fault.srr1 & mmu::isi_srr1::NO_TRANSLATION != 0, "SRR1 {:#x}", unmapped_fault.srr1);
     Ok(())
+}
+
+/// A read-write mapping in use becomes read-only: stores fault, loads still
+/// work, and the data is what was stored before.
+fn protect_downgrades_a_live_mapping(_: &Env<'_>) -> TestResult {
+    require_translation()?;
+    let frame = filled_frame(0)?;
+    let address = TEST_AREA + 0x90_0000;
+    kernel_map(address, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE)?;
+    let result = (|| {
+        // SAFETY: probe_store_u64 has an exception-table entry for its store.
+        kassert_eq!(unsafe { exceptions::probe_store_u64(address as *mut u64, 0x5107e) }, 0);
+        mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("protect: {e:?}")))?;
+        // SAFETY: as above.
+        let raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 1) };
+        kassert_eq!(raised, vector::DATA_STORAGE);
+        let fault = percpu::this().last_fault();
+        kassert!(fault.dsisr & dsisr::PROTECTION != 0, "DSISR {:#x}", fault.dsisr);
+        kassert_eq!(load(address), Ok(0x5107e));
+        Ok(())
+    })();
+    kernel_unmap(address)?;
+    mm::free_frame(frame);
+    result
 }
 
 /// Re-points eight pages, then one range flush makes all of them visible.

@@ -35,11 +35,11 @@ use super::online_secondaries;
 pub static STRESS: Suite = Suite {
     name: "stress",
     tests: &[
-        Test { name: "defaults", run: |env| stress(env, 0) },
-        Test { name: "recheck_only", run: |env| stress(env, 1) },
-        Test { name: "ipi_only", run: |env| stress(env, 2) },
-        Test { name: "both_fixes", run: |env| stress(env, 3) },
-        Test { name: "no_fixes", run: |env| stress(env, 4) },
+        Test { name: "defaults", run: defaults },
+        Test { name: "recheck_only", run: recheck_only },
+        Test { name: "ipi_only", run: ipi_only },
+        Test { name: "both_fixes", run: both_fixes },
+        Test { name: "no_fixes", run: no_fixes },
         Test { name: "table", run: table },
     ],
 };
@@ -297,6 +297,31 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
         kskip!("unprotected on {}, and this run happened not to hit the race (timing)", mmu::mode().name());
     }
     Ok(())
+}
+
+/// CONFIGS[0]: recheck on, IPI auto (the kernel's defaults).
+fn defaults(env: &Env<'_>) -> TestResult {
+    stress(env, 0)
+}
+
+/// CONFIGS[1]: the PMD recheck only.
+fn recheck_only(env: &Env<'_>) -> TestResult {
+    stress(env, 1)
+}
+
+/// CONFIGS[2]: the collapse IPI only.
+fn ipi_only(env: &Env<'_>) -> TestResult {
+    stress(env, 2)
+}
+
+/// CONFIGS[3]: both fixes.
+fn both_fixes(env: &Env<'_>) -> TestResult {
+    stress(env, 3)
+}
+
+/// CONFIGS[4]: neither fix.
+fn no_fixes(env: &Env<'_>) -> TestResult {
+    stress(env, 4)
 }
 
 fn table(env: &Env<'_>) -> TestResult {

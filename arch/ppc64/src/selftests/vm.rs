@@ -25,13 +25,16 @@ use super::{inside, new_mm, ok, online_secondaries, physical_at, require_transla
 pub static VM: Suite = Suite {
     name: "vm",
     tests: &[
-        Test { name: "anonymous_faults_map_zeroed_pages", run: anonymous_faults },
-        Test { name: "many_address_spaces_each_fault", run: many_address_spaces },
-        Test { name: "mprotect_changes_what_the_mmu_allows", run: mprotect },
-        Test { name: "gup_fast_and_slow_return_the_same_pages", run: gup_fast_and_slow_agree },
-        Test { name: "unmap_returns_every_frame_and_a_pin_outlives_it", run: unmap_returns_every_frame },
-        Test { name: "split_and_collapse_keep_the_data", run: split_and_collapse },
-        Test { name: "khugepaged_collapses_registered_spaces", run: khugepaged_collapses },
+        Test { name: "anonymous_faults_map_zeroed_pages", run: anonymous_faults_map_zeroed_pages },
+        Test { name: "many_address_spaces_each_fault", run: many_address_spaces_each_fault },
+        Test { name: "mprotect_changes_what_the_mmu_allows", run: mprotect_changes_what_the_mmu_allows },
+        Test { name: "gup_fast_and_slow_return_the_same_pages", run: gup_fast_and_slow_return_the_same_pages },
+        Test {
+            name: "unmap_returns_every_frame_and_a_pin_outlives_it",
+            run: unmap_returns_every_frame_and_a_pin_outlives_it,
+        },
+        Test { name: "split_and_collapse_keep_the_data", run: split_and_collapse_keep_the_data },
+        Test { name: "khugepaged_collapses_registered_spaces", run: khugepaged_collapses_registered_spaces },
     ],
 };
 
@@ -50,30 +53,7 @@ fn size_at(mm: &UserMm, address: u64) -> Option<PageSize> {
     })
 }
 
-/// More address spaces alive at once than the 64 fault-handler slots there
-/// used to be: each one's faults still reach its own handler and map its
-/// own page.
-fn many_address_spaces(_: &Env<'_>) -> TestResult {
-    require_translation()?;
-    const SPACES: u64 = 80;
-    let before = settled_free_frames();
-    {
-        let mut spaces = Vec::new();
-        for i in 0..SPACES {
-            let mm = new_mm()?;
-            ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
-            kassert_eq!(inside(&mm, || exceptions::try_store(SMALL + 8, 0x5ace_0000 + i)), Ok(()));
-            spaces.push(mm);
-        }
-        for (i, mm) in spaces.iter().enumerate() {
-            kassert_eq!(inside(mm, || exceptions::try_load(SMALL + 8)), Ok(0x5ace_0000 + i as u64));
-        }
-    }
-    kassert_eq!(settled_free_frames(), before);
-    Ok(())
-}
-
-fn anonymous_faults(_: &Env<'_>) -> TestResult {
+fn anonymous_faults_map_zeroed_pages(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
         let mm = new_mm()?;
@@ -105,7 +85,30 @@ fn anonymous_faults(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn mprotect(_: &Env<'_>) -> TestResult {
+/// More address spaces alive at once than the 64 fault-handler slots there
+/// used to be: each one's faults still reach its own handler and map its
+/// own page.
+fn many_address_spaces_each_fault(_: &Env<'_>) -> TestResult {
+    require_translation()?;
+    const SPACES: u64 = 80;
+    let before = settled_free_frames();
+    {
+        let mut spaces = Vec::new();
+        for i in 0..SPACES {
+            let mm = new_mm()?;
+            ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
+            kassert_eq!(inside(&mm, || exceptions::try_store(SMALL + 8, 0x5ace_0000 + i)), Ok(()));
+            spaces.push(mm);
+        }
+        for (i, mm) in spaces.iter().enumerate() {
+            kassert_eq!(inside(mm, || exceptions::try_load(SMALL + 8)), Ok(0x5ace_0000 + i as u64));
+        }
+    }
+    kassert_eq!(settled_free_frames(), before);
+    Ok(())
+}
+
+fn mprotect_changes_what_the_mmu_allows(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     inside(&mm, || -> TestResult {
@@ -134,7 +137,7 @@ fn mprotect(_: &Env<'_>) -> TestResult {
 /// Done-when 5 of [5/7] on the real MMU: GUP-fast and GUP-slow pin the same
 /// pages over huge and small mappings; read-only memory takes read pins
 /// only; a hole stops both at the same page.
-fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
+fn gup_fast_and_slow_return_the_same_pages(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     ok(mm.map(HUGE + 2 * MIB, 4 * FRAME_SIZE, RW, false))?;
@@ -191,7 +194,7 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn unmap_returns_every_frame(_: &Env<'_>) -> TestResult {
+fn unmap_returns_every_frame_and_a_pin_outlives_it(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
         let mm = new_mm()?;
@@ -248,7 +251,7 @@ fn check(tag: u64) -> TestResult {
     Ok(())
 }
 
-fn split_and_collapse(_: &Env<'_>) -> TestResult {
+fn split_and_collapse_keep_the_data(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     inside(&mm, || fill(0x1000))?;
@@ -290,7 +293,7 @@ fn split_and_collapse(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn khugepaged_collapses(_: &Env<'_>) -> TestResult {
+fn khugepaged_collapses_registered_spaces(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 4 * MIB, RW, true))?;
     inside(&mm, || -> TestResult {
