@@ -244,8 +244,9 @@ pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
 }
 
 fn run_selftests(env: &Env<'_>) {
+    let plan = ktest::Plan::new(ktest::registered(), selftests::ORDER);
     let filter = ktest::Filter::new(env.options.selftest);
-    for pattern in filter.unmatched(selftests::SUITES) {
+    for pattern in filter.unmatched(plan.suites()) {
         warn!("selftest: pattern '{pattern}' matches no test");
     }
     // Benchmarks (bench=, patterns of their names) run after the self-tests,
@@ -272,7 +273,7 @@ fn run_selftests(env: &Env<'_>) {
         now * 1_000_000 / frequency
     );
     selftests::record_baseline();
-    let _ = ktest::run(selftests::SUITES, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
+    let _ = ktest::run(&plan, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
 }
 
 /// The console as a `fmt::Write`, taking the console lock per formatted

@@ -85,7 +85,9 @@ const REGISTRATION: &str = r#"
 const _: () = {
     #[used]
     // A link section is unsafe code to the compiler (it could name one the
-    // linker script gives another meaning); `.ktest` holds only these records.
+    // linker script gives another meaning); `.ktest` holds only these
+    // records. Lints are not reported in a proc macro's expansion anyway;
+    // the allow says so where a suite denies unsafe code.
     #[allow(unsafe_code)]
     #[cfg_attr(target_os = "none", link_section = ".ktest")]
     static KTEST_REGISTRATION: ::kernel::ktest::Registration = ::kernel::ktest::Registration {

@@ -1,37 +1,26 @@
 //! Self-tests of the boot facts: the device tree's CPUs and memory, the
 //! memory map and what it reserves, RTAS, the timebase.
 
-use kernel::ktest::{fail, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::{kassert, kassert_eq, kskip};
 
 use crate::{cpu, ksyms};
 
-pub static BOOT: Suite = Suite {
-    name: "boot",
-    tests: &[
-        Test { name: "cpus_match_expected", run: cpus_match_expected },
-        Test { name: "memory_matches_expected", run: memory_matches_expected },
-        Test { name: "boot_cpu_is_listed", run: boot_cpu_is_listed },
-        Test { name: "memory_map_is_consistent", run: memory_map_is_consistent },
-        Test { name: "reserved_ranges_not_free", run: reserved_ranges_not_free },
-        Test { name: "rtas_instantiated", run: rtas_instantiated },
-        Test { name: "rtas_time_of_day", run: rtas_time_of_day },
-        Test { name: "timebase_advances", run: timebase_advances },
-    ],
-};
-
+#[ktest]
 fn cpus_match_expected(env: &Env<'_>) -> TestResult {
     let Some(expected) = env.options.expect_cpus else { kskip!("no expect_cpus= on the command line") };
     kassert_eq!(env.boot.cpus.len(), expected as usize);
     Ok(())
 }
 
+#[ktest]
 fn memory_matches_expected(env: &Env<'_>) -> TestResult {
     let Some(expected) = env.options.expect_mem else { kskip!("no expect_mem= on the command line") };
     kassert_eq!(env.boot.memory_size(), expected);
     Ok(())
 }
 
+#[ktest]
 fn boot_cpu_is_listed(env: &Env<'_>) -> TestResult {
     let pir = cpu::pir();
     kassert!(env.boot.cpus.iter().any(|c| c.server == pir), "PIR {pir} not among the device tree's interrupt servers");
@@ -40,6 +29,7 @@ fn boot_cpu_is_listed(env: &Env<'_>) -> TestResult {
 
 /// Memory ranges are disjoint, `available` lies inside memory, and neither
 /// the kernel image nor RTAS is listed as available (the firmware claimed them).
+#[ktest]
 fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
     let boot = env.boot;
     for pair in boot.memory.windows(2) {
@@ -62,6 +52,7 @@ fn memory_map_is_consistent(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
     let allocator = kernel::mm::FRAMES.lock();
     let allocator = allocator.as_ref().ok_or_else(|| fail("no frame allocator"))?;
@@ -76,6 +67,7 @@ fn reserved_ranges_not_free(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn rtas_instantiated(env: &Env<'_>) -> TestResult {
     let rtas = &env.boot.rtas;
     kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
@@ -91,6 +83,7 @@ fn rtas_instantiated(env: &Env<'_>) -> TestResult {
 
 /// A real RTAS call: get-time-of-day returns year, month, day, hour, minute,
 /// second, nanoseconds (PAPR, "get-time-of-day").
+#[ktest]
 fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
     let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
     let mut date = [0u32; 7];
@@ -102,6 +95,7 @@ fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn timebase_advances(env: &Env<'_>) -> TestResult {
     kassert!(env.boot.timebase_frequency >= 1_000_000, "timebase {} Hz", env.boot.timebase_frequency);
     let start = cpu::timebase();

@@ -3,18 +3,11 @@
 use alloc::vec::Vec;
 
 use kernel::cmdline;
-use kernel::ktest::{Env, Suite, Test, TestResult};
+use kernel::ktest::{ktest, Env, TestResult};
 use kernel::{kassert, kassert_eq};
 
-pub static CMDLINE: Suite = Suite {
-    name: "cmdline",
-    tests: &[
-        Test { name: "bootargs_parsed", run: bootargs_parsed },
-        Test { name: "bad_options_reported", run: bad_options_reported },
-    ],
-};
-
 /// The options the kernel runs with are exactly what /chosen/bootargs says.
+#[ktest]
 fn bootargs_parsed(env: &Env<'_>) -> TestResult {
     let reparsed = cmdline::parse(env.boot.bootargs(), |_| {});
     kassert_eq!(&reparsed, env.options);
@@ -22,6 +15,7 @@ fn bootargs_parsed(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn bad_options_reported(_: &Env<'_>) -> TestResult {
     let mut problems = Vec::new();
     let options = cmdline::parse("loglevel=3 frobnicate expect_cpus=lots selftest=frames", |p| problems.push(p));

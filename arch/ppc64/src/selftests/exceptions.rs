@@ -1,25 +1,14 @@
 //! Self-tests of the exception vectors: installed, traps and faults caught
 //! with their state, registers preserved, FP use trapped.
 
-use kernel::ktest::{fail, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::{kassert, kassert_eq, kskip};
 
 use crate::exceptions::{self, program_srr1, vector};
 use crate::{cpu, ksyms, percpu};
 
-pub static EXCEPTIONS: Suite = Suite {
-    name: "exceptions",
-    tests: &[
-        Test { name: "vectors_installed", run: vectors_installed },
-        Test { name: "trap_is_caught", run: trap_is_caught },
-        Test { name: "load_outside_memory_faults", run: load_outside_memory_faults },
-        Test { name: "registers_survive_interrupt", run: registers_survive_interrupt },
-        Test { name: "fp_use_traps", run: fp_use_traps },
-        Test { name: "alignment_fault_is_caught", run: alignment_fault_is_caught },
-    ],
-};
-
 /// Each vector starts with the stub and branches to exception_common.
+#[ktest]
 fn vectors_installed(_: &Env<'_>) -> TestResult {
     const MTSPR_SPRG1_R13: u32 = 0x7db1_43a6; // mtspr 273, r13
     let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common"))?;
@@ -39,6 +28,7 @@ fn vectors_installed(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn trap_is_caught(_: &Env<'_>) -> TestResult {
     // SAFETY: probe_trap's trap has an exception-table entry.
     let raised = unsafe { exceptions::probe_trap() };
@@ -58,6 +48,7 @@ fn trap_is_caught(_: &Env<'_>) -> TestResult {
 /// address, a machine check (Power ISA Book III, 7.5.2), taken at the load.
 /// QEMU raises that for unassigned addresses since 8.x; 7.2 returns zeros,
 /// and the test says so. (`alignment_fault_is_caught` holds everywhere.)
+#[ktest]
 fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
     let mut value = 0;
     if crate::mmu::translation_on() {
@@ -91,6 +82,7 @@ fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
 
 /// An interrupt and its return preserve the registers the interrupted code
 /// holds: values computed before and checked after a caught trap.
+#[ktest]
 fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
     let seeds: [u64; 8] =
         core::array::from_fn(|i| core::hint::black_box(0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 7)));
@@ -104,6 +96,7 @@ fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
 
 /// The kernel keeps MSR[FP] off (it saves no FP state): an FP instruction
 /// raises floating-point unavailable instead of running.
+#[ktest]
 fn fp_use_traps(_: &Env<'_>) -> TestResult {
     kassert!(cpu::msr() & cpu::msr::FP == 0, "MSR[FP] is on");
     // SAFETY: the FP instruction has an exception-table entry.
@@ -114,6 +107,7 @@ fn fp_use_traps(_: &Env<'_>) -> TestResult {
 
 /// `lwarx` on an address that is not word-aligned raises an alignment
 /// interrupt with the address in DAR (Power ISA Book II, 4.6.2; Book III 7.5.8).
+#[ktest]
 fn alignment_fault_is_caught(_: &Env<'_>) -> TestResult {
     let words = [0u64; 2];
     let misaligned = words.as_ptr() as u64 + 2;

@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::cmdline::CollapseIpi;
-use kernel::ktest::{fail, require_cpus, Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, Failure, TestResult};
 use kernel::mm::gup::{GupError, Point, RaceHooks};
 use kernel::mm::knobs::{self, RaceSettings};
 use kernel::mm::pagetable::Prot;
@@ -39,22 +39,6 @@ use crate::smp;
 use crate::vm::{self, UserMm};
 
 use super::{new_mm, ok, online_secondaries, physical_at, settled_free_frames};
-
-pub static RACE: Suite = Suite {
-    name: "race",
-    tests: &[
-        Test { name: "no_recheck_no_ipi_returns_a_discarded_page", run: no_recheck_no_ipi_returns_a_discarded_page },
-        Test { name: "pmd_recheck_backs_off", run: pmd_recheck_backs_off },
-        Test { name: "collapse_ipi_makes_collapse_give_up", run: collapse_ipi_makes_collapse_give_up },
-        Test { name: "both_fixes", run: both_fixes },
-        Test { name: "backing_off_frees_a_page_collapse_released", run: backing_off_frees_a_page_collapse_released },
-        Test { name: "old_table_outlives_a_walker_inside_it", run: old_table_outlives_a_walker_inside_it },
-        Test { name: "collapse_ipi_waits_past_the_watchdog", run: collapse_ipi_waits_past_the_watchdog },
-        Test { name: "command_line_settings_decide", run: command_line_settings_decide },
-        Test { name: "hash_fault_without_ipi_loses_a_write", run: hash_fault_without_ipi_loses_a_write },
-        Test { name: "hash_fault_with_ipi_keeps_the_write", run: hash_fault_with_ipi_keeps_the_write },
-    ],
-};
 
 const BASE: u64 = 0x4000_0000; // a 2 MiB-aligned low address of the test's space
 const PAGES: u64 = 32;
@@ -298,6 +282,7 @@ fn run(settings: RaceSettings, env: &Env<'_>) -> Result<Outcome, Failure> {
     Ok(outcome)
 }
 
+#[ktest]
 fn no_recheck_no_ipi_returns_a_discarded_page(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(false, CollapseIpi::Off), env)?;
     kassert!(o.collapsed, "collapse gave up");
@@ -313,6 +298,7 @@ fn no_recheck_no_ipi_returns_a_discarded_page(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn pmd_recheck_backs_off(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(true, CollapseIpi::Off), env)?;
     kassert!(o.collapsed, "collapse gave up");
@@ -321,6 +307,7 @@ fn pmd_recheck_backs_off(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn collapse_ipi_makes_collapse_give_up(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(false, CollapseIpi::On), env)?;
     kassert!(o.b_waited_alone, "collapse got past the IPI while B was inside its walk");
@@ -334,6 +321,7 @@ fn collapse_ipi_makes_collapse_give_up(env: &Env<'_>) -> TestResult {
 /// Both: B, let go by the timeout, pins after A cleared the PMD, so its
 /// recheck backs off before A's IPI completes; A then finds nothing pinned
 /// and collapses. Safe: no one holds the discarded page.
+#[ktest]
 fn both_fixes(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(true, CollapseIpi::On), env)?;
     kassert!(o.b_waited_alone, "collapse got past the IPI while B was inside its walk");
@@ -396,6 +384,7 @@ fn gup_recheck_after_release(_: u64) -> u64 {
 /// back-off drops the page's last reference. The page must go back to the
 /// allocator then (Linux's gup_put_folio), not stay at refcount 0 owned by
 /// nobody: the frame count afterwards shows a leak.
+#[ktest]
 fn backing_off_frees_a_page_collapse_released(env: &Env<'_>) -> TestResult {
     let (b, free_before) = two_cpus(env)?;
     let pages = mm::pages();
@@ -470,6 +459,7 @@ fn gup_holding_the_old_table(_: u64) -> u64 {
 /// then allocates new PTE tables in the same space (which would reuse a
 /// table freed at once). Until B leaves, the old table stays allocated and
 /// untouched; once B has left and a grace period passed, it is freed.
+#[ktest]
 fn old_table_outlives_a_walker_inside_it(env: &Env<'_>) -> TestResult {
     use kernel::mm::vm::MmArch;
     let (b, free_before) = two_cpus(env)?;
@@ -554,6 +544,7 @@ fn gup_outstaying_the_watchdog(_: u64) -> u64 {
 /// keeps waiting, warning with the CPU that does not answer and where it
 /// turned interrupts off, and collapse, once answered, finds B's pin and
 /// gives up. Nothing is lost: B's page is still the one mapped.
+#[ktest]
 fn collapse_ipi_waits_past_the_watchdog(env: &Env<'_>) -> TestResult {
     let (b, free_before) = two_cpus(env)?;
     let settings = RaceSettings::new(false, CollapseIpi::On);
@@ -592,6 +583,7 @@ fn collapse_ipi_waits_past_the_watchdog(env: &Env<'_>) -> TestResult {
 /// the normal API: neither side is told a setting (B's GUP-fast and A's
 /// collapse take the knobs), and the outcome is a discarded page exactly
 /// when both fixes are off (on radix; hash's auto IPI makes collapse give up).
+#[ktest]
 fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
     let recheck = knobs::gup_pmd_recheck();
     kassert_eq!(recheck, env.options.gup_pmd_recheck);
@@ -682,6 +674,7 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
 /// fault that walked the old table inserts an HPTE for the old small page
 /// after flush_hash_table_pmd_range ran, and the process's write lands in
 /// the discarded page.
+#[ktest]
 fn hash_fault_without_ipi_loses_a_write(env: &Env<'_>) -> TestResult {
     let reached = hash_race(CollapseIpi::Off, env)?;
     kassert!(!reached, "the write was not lost: no stale HPTE was inserted");
@@ -690,6 +683,7 @@ fn hash_fault_without_ipi_loses_a_write(env: &Env<'_>) -> TestResult {
 
 /// With the IPI, collapse waits for the fault, then flushes the HPTE it
 /// recorded in the old PTE: the write faults in the huge page.
+#[ktest]
 fn hash_fault_with_ipi_keeps_the_write(env: &Env<'_>) -> TestResult {
     let reached = hash_race(CollapseIpi::On, env)?;
     kassert!(

@@ -5,7 +5,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::mmu::{Scope, KERNEL_SPACE};
 use kernel::mm::pagetable::{self, PageSize, Prot};
 use kernel::mm::{self, LINEAR_MAP_BASE};
@@ -15,15 +15,6 @@ use crate::{cpu, mmu, smp};
 
 use super::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 
-pub static RCU: Suite = Suite {
-    name: "rcu",
-    tests: &[
-        Test { name: "synchronize_waits_for_interrupts_off_cpu", run: synchronize_waits_for_interrupts_off_cpu },
-        Test { name: "callbacks_run_after_grace_period_in_order", run: callbacks_run_after_grace_period_in_order },
-        Test { name: "unhooked_table_outlives_lockless_walk", run: unhooked_table_outlives_lockless_walk },
-    ],
-};
-
 const SECTION_US: u64 = 40_000;
 
 /// Starts a read-side section (interrupts off) on a secondary and waits
@@ -32,6 +23,7 @@ fn start_section_elsewhere() -> Result<usize, kernel::ktest::Failure> {
     interrupts_off_elsewhere(SECTION_US)
 }
 
+#[ktest]
 fn synchronize_waits_for_interrupts_off_cpu(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let target = start_section_elsewhere()?;
@@ -62,6 +54,7 @@ fn in_order(sequence: u64) {
 
 /// Callbacks queued while another CPU is in a read-side section run only
 /// after it ends, all of them, in order (2000 of them, queued in bursts).
+#[ktest]
 fn callbacks_run_after_grace_period_in_order(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     const CALLBACKS: u64 = 2000;
@@ -115,6 +108,7 @@ fn lockless_walker(_: u64) -> u64 {
     entry
 }
 
+#[ktest]
 fn unhooked_table_outlives_lockless_walk(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let Some(flush) = mmu::flusher() else { kskip!("translation is off (mmu=off)") };

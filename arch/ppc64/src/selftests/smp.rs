@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::cpuset::CpuSet;
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::mmu::{Scope, KERNEL_SPACE};
 use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::{self, LINEAR_MAP_BASE};
@@ -16,21 +16,7 @@ use crate::{cpu, exceptions, mmu, smp};
 
 use super::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 
-pub static SMP: Suite = Suite {
-    name: "smp",
-    tests: &[
-        Test { name: "all_cpus_online", run: all_cpus_online },
-        Test { name: "each_cpu_runs_work_and_reports_pir", run: each_cpu_runs_work_and_reports_pir },
-        Test { name: "secondaries_translate_like_the_boot_cpu", run: secondaries_translate_like_the_boot_cpu },
-        Test { name: "flush_reaches_other_cpus", run: flush_reaches_other_cpus },
-        Test { name: "ipi_round_trip_to_each_cpu", run: ipi_round_trip_to_each_cpu },
-        Test { name: "call_on_all_waits_for_all", run: call_on_all_waits_for_all },
-        Test { name: "interrupts_off_target_delays_the_caller", run: interrupts_off_target_delays_the_caller },
-        Test { name: "idle_cpus_tick", run: idle_cpus_tick },
-        Test { name: "state_survives_asynchronous_interrupts", run: state_survives_asynchronous_interrupts },
-    ],
-};
-
+#[ktest]
 fn all_cpus_online(env: &Env<'_>) -> TestResult {
     let expected = env.boot.cpus_in_tree().min(MAX_CPUS);
     kassert_eq!(percpu::online_count(), expected);
@@ -50,6 +36,7 @@ fn read_msr(_: u64) -> u64 {
     cpu::msr()
 }
 
+#[ktest]
 fn each_cpu_runs_work_and_reports_pir(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     // PIR is reported, not compared with the device tree's server number:
@@ -65,6 +52,7 @@ fn each_cpu_runs_work_and_reports_pir(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn secondaries_translate_like_the_boot_cpu(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let translation = cpu::msr::IR | cpu::msr::DR;
@@ -87,6 +75,7 @@ fn load_shared(_: u64) -> u64 {
 /// Every other CPU reads a mapping (caching its translation), CPU 0 points
 /// it at another frame and flushes once, every other CPU reads again: the
 /// new frame.
+#[ktest]
 fn flush_reaches_other_cpus(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let Some(flush) = mmu::flusher() else { kskip!("translation is off (mmu=off)") };
@@ -126,6 +115,7 @@ fn mark(value: u64) {
     MARKS[percpu::index() as usize].store(value, Ordering::Release);
 }
 
+#[ktest]
 fn ipi_round_trip_to_each_cpu(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     for target in online_secondaries() {
@@ -150,6 +140,7 @@ fn slow_mark(value: u64) {
     mark(value);
 }
 
+#[ktest]
 fn call_on_all_waits_for_all(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let all: CpuSet = percpu::online().iter(Ordering::Acquire).collect();
@@ -171,6 +162,7 @@ fn record_time(_: u64) {
 
 /// A cross-call to a CPU that has interrupts off runs only once it turns
 /// them on, and the waiting caller returns only after that.
+#[ktest]
 fn interrupts_off_target_delays_the_caller(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     const SPIN_US: u64 = 50_000;
@@ -194,6 +186,7 @@ fn interrupts_off_target_delays_the_caller(env: &Env<'_>) -> TestResult {
 /// Idle secondaries have interrupts on, so their decrementer ticks. It
 /// waits for one tick up to 100 tick periods: with many more vCPUs than
 /// host CPUs (32 on 2), a vCPU can go unscheduled for tens of ms.
+#[ktest]
 fn idle_cpus_tick(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     const PERIODS: u64 = 100;
@@ -238,6 +231,7 @@ fn count_with_interrupts_on(microseconds: u64) -> u64 {
     mismatches
 }
 
+#[ktest]
 fn state_survives_asynchronous_interrupts(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;

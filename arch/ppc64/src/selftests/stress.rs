@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use kernel::cmdline::CollapseIpi;
 use kernel::cpuset::CpuSet;
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::pagetable::Prot;
 use kernel::mm::vm::MmArch;
 use kernel::mm::{self, FRAME_SIZE};
@@ -31,18 +31,6 @@ use crate::vm::{self, UserMm};
 use crate::{khugepaged, mmu};
 
 use super::online_secondaries;
-
-pub static STRESS: Suite = Suite {
-    name: "stress",
-    tests: &[
-        Test { name: "defaults", run: defaults },
-        Test { name: "recheck_only", run: recheck_only },
-        Test { name: "ipi_only", run: ipi_only },
-        Test { name: "both_fixes", run: both_fixes },
-        Test { name: "no_fixes", run: no_fixes },
-        Test { name: "table", run: table },
-    ],
-};
 
 struct Config {
     name: &'static str,
@@ -300,30 +288,36 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
 }
 
 /// CONFIGS[0]: recheck on, IPI auto (the kernel's defaults).
+#[ktest]
 fn defaults(env: &Env<'_>) -> TestResult {
     stress(env, 0)
 }
 
 /// CONFIGS[1]: the PMD recheck only.
+#[ktest]
 fn recheck_only(env: &Env<'_>) -> TestResult {
     stress(env, 1)
 }
 
 /// CONFIGS[2]: the collapse IPI only.
+#[ktest]
 fn ipi_only(env: &Env<'_>) -> TestResult {
     stress(env, 2)
 }
 
 /// CONFIGS[3]: both fixes.
+#[ktest]
 fn both_fixes(env: &Env<'_>) -> TestResult {
     stress(env, 3)
 }
 
 /// CONFIGS[4]: neither fix.
+#[ktest]
 fn no_fixes(env: &Env<'_>) -> TestResult {
     stress(env, 4)
 }
 
+#[ktest]
 fn table(env: &Env<'_>) -> TestResult {
     require_cpus(env, 3)?;
     let rows = *ROWS.lock();

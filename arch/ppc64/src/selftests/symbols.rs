@@ -4,20 +4,12 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use kernel::ktest::{fail, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::{kassert, kassert_eq};
 
 use crate::{exceptions, fatal, ksyms};
 
-pub static SYMBOLS: Suite = Suite {
-    name: "symbols",
-    tests: &[
-        Test { name: "table_present", run: table_present },
-        Test { name: "lookup_names_functions", run: lookup_names_functions },
-        Test { name: "backtrace_names_callers", run: backtrace_names_callers },
-    ],
-};
-
+#[ktest]
 fn table_present(_: &Env<'_>) -> TestResult {
     let table = ksyms::table().ok_or_else(|| fail("the image carries no symbol table (not patched by tools/ksyms)"))?;
     kassert!(table.len() > 100, "only {} symbols", table.len());
@@ -29,6 +21,7 @@ fn symbol_probe_target() -> u64 {
     core::hint::black_box(42)
 }
 
+#[ktest]
 fn lookup_names_functions(_: &Env<'_>) -> TestResult {
     let table = ksyms::table().ok_or_else(|| fail("no symbol table"))?;
     let base = ksyms::load_base();
@@ -59,6 +52,7 @@ fn backtrace_inner(names: &mut Vec<String>) {
     core::hint::black_box(());
 }
 
+#[ktest]
 fn backtrace_names_callers(_: &Env<'_>) -> TestResult {
     let mut names = Vec::new();
     backtrace_outer(&mut names);

@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use kernel::ktest::{fail, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::mm::collapse::Outcome;
 use kernel::mm::gup::GupError;
 use kernel::mm::page::PIN_BIAS;
@@ -21,22 +21,6 @@ use crate::khugepaged;
 use crate::vm::UserMm;
 
 use super::{inside, new_mm, ok, online_secondaries, physical_at, require_translation, settled_free_frames};
-
-pub static VM: Suite = Suite {
-    name: "vm",
-    tests: &[
-        Test { name: "anonymous_faults_map_zeroed_pages", run: anonymous_faults_map_zeroed_pages },
-        Test { name: "many_address_spaces_each_fault", run: many_address_spaces_each_fault },
-        Test { name: "mprotect_changes_what_the_mmu_allows", run: mprotect_changes_what_the_mmu_allows },
-        Test { name: "gup_fast_and_slow_return_the_same_pages", run: gup_fast_and_slow_return_the_same_pages },
-        Test {
-            name: "unmap_returns_every_frame_and_a_pin_outlives_it",
-            run: unmap_returns_every_frame_and_a_pin_outlives_it,
-        },
-        Test { name: "split_and_collapse_keep_the_data", run: split_and_collapse_keep_the_data },
-        Test { name: "khugepaged_collapses_registered_spaces", run: khugepaged_collapses_registered_spaces },
-    ],
-};
 
 const MIB: u64 = 1 << 20;
 const RW: Prot = Prot::READ.union(Prot::WRITE);
@@ -53,6 +37,7 @@ fn size_at(mm: &UserMm, address: u64) -> Option<PageSize> {
     })
 }
 
+#[ktest]
 fn anonymous_faults_map_zeroed_pages(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
@@ -88,6 +73,7 @@ fn anonymous_faults_map_zeroed_pages(_: &Env<'_>) -> TestResult {
 /// More address spaces alive at once than the 64 fault-handler slots there
 /// used to be: each one's faults still reach its own handler and map its
 /// own page.
+#[ktest]
 fn many_address_spaces_each_fault(_: &Env<'_>) -> TestResult {
     require_translation()?;
     const SPACES: u64 = 80;
@@ -108,6 +94,7 @@ fn many_address_spaces_each_fault(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn mprotect_changes_what_the_mmu_allows(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
@@ -137,6 +124,7 @@ fn mprotect_changes_what_the_mmu_allows(_: &Env<'_>) -> TestResult {
 /// Done-when 5 of [5/7] on the real MMU: GUP-fast and GUP-slow pin the same
 /// pages over huge and small mappings; read-only memory takes read pins
 /// only; a hole stops both at the same page.
+#[ktest]
 fn gup_fast_and_slow_return_the_same_pages(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
@@ -194,6 +182,7 @@ fn gup_fast_and_slow_return_the_same_pages(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn unmap_returns_every_frame_and_a_pin_outlives_it(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
@@ -251,6 +240,7 @@ fn check(tag: u64) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn split_and_collapse_keep_the_data(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
@@ -293,6 +283,7 @@ fn split_and_collapse_keep_the_data(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn khugepaged_collapses_registered_spaces(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 4 * MIB, RW, true))?;

@@ -4,22 +4,12 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use crate::ktest::{fail, Env, Suite, Test, TestResult};
+use crate::ktest::{fail, ktest, Env, TestResult};
 use crate::mm::frame::{FrameAllocator, FRAME_SIZE};
 use crate::mm::{alloc_contiguous, alloc_frame, free_contiguous, free_frame, free_frames};
 use crate::{kassert, kassert_eq};
 
-pub static FRAMES_SUITE: Suite = Suite {
-    name: "frames",
-    tests: &[
-        Test { name: "alloc_free_roundtrip", run: alloc_free_roundtrip },
-        Test { name: "memory_is_usable", run: memory_is_usable },
-        Test { name: "no_double_handout", run: no_double_handout },
-        Test { name: "exhaustion", run: exhaustion },
-        Test { name: "huge_contiguous", run: huge_contiguous },
-    ],
-};
-
+#[ktest]
 fn alloc_free_roundtrip(_: &Env<'_>) -> TestResult {
     let before = free_frames();
     kassert!(before > 16, "only {before} free frames");
@@ -34,6 +24,7 @@ fn alloc_free_roundtrip(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn memory_is_usable(_: &Env<'_>) -> TestResult {
     let frame = alloc_frame().ok_or_else(|| fail("no frame"))?;
     let words = (FRAME_SIZE / 8) as usize;
@@ -54,6 +45,7 @@ fn memory_is_usable(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn no_double_handout(_: &Env<'_>) -> TestResult {
     let count = 256.min(free_frames() as usize / 2);
     let mut seen = BTreeSet::new();
@@ -73,6 +65,7 @@ fn no_double_handout(_: &Env<'_>) -> TestResult {
 
 /// Exhausts a private allocator built over 16 frames borrowed from the
 /// system one: allocation then fails cleanly and frees make room again.
+#[ktest]
 fn exhaustion(_: &Env<'_>) -> TestResult {
     const COUNT: u64 = 16;
     let run = alloc_contiguous(COUNT, 1).ok_or_else(|| fail("no run of 16 frames"))?;
@@ -97,6 +90,7 @@ fn exhaustion(_: &Env<'_>) -> TestResult {
     result
 }
 
+#[ktest]
 fn huge_contiguous(_: &Env<'_>) -> TestResult {
     const HUGE_FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let before = free_frames();

@@ -4,21 +4,11 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 
-use crate::ktest::{fail, Env, Suite, Test, TestResult};
+use crate::ktest::{fail, ktest, Env, TestResult};
 use crate::mm::heap::HEAP;
 use crate::{kassert, kassert_eq};
 
-pub static HEAP_SUITE: Suite = Suite {
-    name: "heap",
-    tests: &[
-        Test { name: "box_roundtrip", run: box_roundtrip },
-        Test { name: "vec_growth", run: vec_growth },
-        Test { name: "large_allocation", run: large_allocation },
-        Test { name: "frees_return_memory", run: frees_return_memory },
-        Test { name: "page_aligned_allocation", run: page_aligned_allocation },
-    ],
-};
-
+#[ktest]
 fn box_roundtrip(_: &Env<'_>) -> TestResult {
     let boxed = Box::new([0xa5u8; 100]);
     kassert!(boxed.iter().all(|&b| b == 0xa5));
@@ -27,6 +17,7 @@ fn box_roundtrip(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn vec_growth(_: &Env<'_>) -> TestResult {
     let mut values = Vec::new();
     for i in 0..10_000u64 {
@@ -37,6 +28,7 @@ fn vec_growth(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn large_allocation(_: &Env<'_>) -> TestResult {
     const SIZE: usize = 4 << 20;
     let used = HEAP.stats().used;
@@ -51,6 +43,7 @@ fn large_allocation(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn frees_return_memory(_: &Env<'_>) -> TestResult {
     let used = HEAP.stats().used;
     let boxes: Vec<Box<[u8]>> = (1..200).map(|n| alloc::vec![n as u8; n * 13].into_boxed_slice()).collect();
@@ -61,6 +54,7 @@ fn frees_return_memory(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn page_aligned_allocation(_: &Env<'_>) -> TestResult {
     let layout = Layout::from_size_align(3 * 4096, 4096).map_err(|_| fail("layout"))?;
     // SAFETY: non-zero size; freed below with the same layout.

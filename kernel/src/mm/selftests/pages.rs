@@ -1,16 +1,14 @@
 //! Self-tests of the page descriptors, run in the kernel on the real memory
 //! map.
 
-use crate::ktest::{fail, Env, Suite, Test, TestResult};
+use crate::ktest::{fail, ktest, Env, TestResult};
 use crate::mm::{alloc_contiguous, alloc_frame, free_contiguous, free_frame, FRAME_SIZE};
 use crate::{kassert, kassert_eq};
-
-pub static PAGES_SUITE: Suite =
-    Suite { name: "pages", tests: &[Test { name: "descriptors_count_and_pin", run: descriptors_count_and_pin }] };
 
 /// Every frame of RAM has a descriptor; a fresh frame counts one
 /// reference, a pin is told from a mapping, and a compound 2 MiB page
 /// counts on its head.
+#[ktest]
 fn descriptors_count_and_pin(_: &Env<'_>) -> TestResult {
     use crate::mm::page::{flags, PIN_BIAS};
     let pages = crate::mm::pages();
