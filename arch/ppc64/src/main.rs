@@ -8,7 +8,7 @@
 
 extern crate alloc;
 
-mod benchmarks;
+mod bench;
 mod cpu;
 mod exceptions;
 mod fatal;
@@ -244,7 +244,8 @@ pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> [Reserved; 3] {
 }
 
 fn run_selftests(env: &Env<'_>) {
-    let plan = ktest::Plan::new(ktest::registered(), selftests::ORDER);
+    let mut plan = ktest::Plan::new(ktest::registered(), selftests::ORDER);
+    let bench_suite = plan.remove(bench::SUITE);
     let filter = ktest::Filter::new(env.options.selftest);
     for pattern in filter.unmatched(plan.suites()) {
         warn!("selftest: pattern '{pattern}' matches no test");
@@ -252,10 +253,11 @@ fn run_selftests(env: &Env<'_>) {
     // Benchmarks (bench=, patterns of their names) run after the self-tests,
     // then the injected failure.
     let benchmarks = ktest::Filter::new(env.options.bench);
-    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> = benchmarks::BENCHMARKS
+    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> = bench_suite
         .iter()
+        .flat_map(|suite| suite.tests.iter())
         .filter(|test| benchmarks.matches(test.name, test.name))
-        .map(|test| ("bench", test))
+        .map(|&test| (bench::SUITE, test))
         .collect();
     if env.options.bench != "none" && extra.is_empty() {
         warn!("bench: '{}' selects no benchmark", env.options.bench);
@@ -264,7 +266,7 @@ fn run_selftests(env: &Env<'_>) {
         extra.push(("inject", &inject::NOT_OK_TEST));
     }
     let now = cpu::timebase();
-    benchmarks::FIRST_TEST_TB.store(now, Ordering::Release);
+    bench::FIRST_TEST_TB.store(now, Ordering::Release);
     let frequency = env.boot.timebase_frequency.max(1);
     println!(
         "# boot: kernel entry at timebase {} ({} us after reset), first self-test at {} us",

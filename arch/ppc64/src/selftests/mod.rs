@@ -30,9 +30,9 @@ pub use accounting::record_baseline;
 
 /// The order suites run in, by name. A suite is a module whose functions are
 /// marked `#[ktest]`, named by the module's last path segment: the files of
-/// this folder and of kernel/src/mm/selftests/. A registered suite missing
-/// here fails the run (`not ok ... ktest.registration`), as does a name here
-/// with no tests.
+/// this folder and of kernel/src/mm/selftests/, and the benchmarks. A
+/// registered suite missing here fails the run (`not ok ...
+/// ktest.registration`), as does a name here with no tests.
 pub const ORDER: &[&str] = &[
     "boot",
     "cmdline",
@@ -53,6 +53,9 @@ pub const ORDER: &[&str] = &[
     "heap",
     // Last: checks that the suites above gave back what they took.
     "accounting",
+    // Not self-tests: the benchmarks (arch/ppc64/src/bench/), which main
+    // takes out of the plan and runs after the self-tests if bench= asks.
+    "bench",
 ];
 
 // --- Other CPUs: sections with interrupts off on a secondary ----------------
