@@ -7,6 +7,9 @@
 //! `make bench` boots the kernel with `bench=all` on both MMUs at 1, 2, 4
 //! and 8 CPUs and puts the results beside Linux's (bench/linux).
 
+// Unsafe code only in the items that say so (each block with its SAFETY).
+#![deny(unsafe_code)]
+
 use alloc::format;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,6 +111,7 @@ fn fault(env: &Env<'_>) -> TestResult {
 /// collapse does (its `copy_page`). A fault or a collapse cannot be faster
 /// than these; how far above them they are is what the paths add.
 #[ktest]
+#[allow(unsafe_code)]
 fn floors(env: &Env<'_>) -> TestResult {
     use kernel::mm::vm::PageMemory;
     let huge = mm::alloc_contiguous(32, 32).ok_or_else(|| fail("no 2 MiB run of frames"))?;

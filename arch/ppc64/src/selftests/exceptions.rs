@@ -9,6 +9,7 @@ use crate::{cpu, ksyms, percpu};
 
 /// Each vector starts with the stub and branches to exception_common.
 #[ktest]
+#[allow(unsafe_code)]
 fn vectors_installed(_: &Env<'_>) -> TestResult {
     const MTSPR_SPRG1_R13: u32 = 0x7db1_43a6; // mtspr 273, r13
     let common = ksyms::address_of("exception_common").ok_or_else(|| fail("no symbol exception_common"))?;
@@ -29,6 +30,7 @@ fn vectors_installed(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn trap_is_caught(_: &Env<'_>) -> TestResult {
     // SAFETY: probe_trap's trap has an exception-table entry.
     let raised = unsafe { exceptions::probe_trap() };
@@ -49,6 +51,7 @@ fn trap_is_caught(_: &Env<'_>) -> TestResult {
 /// QEMU raises that for unassigned addresses since 8.x; 7.2 returns zeros,
 /// and the test says so. (`alignment_fault_is_caught` holds everywhere.)
 #[ktest]
+#[allow(unsafe_code)]
 fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
     let mut value = 0;
     if crate::mmu::translation_on() {
@@ -83,6 +86,7 @@ fn load_outside_memory_faults(env: &Env<'_>) -> TestResult {
 /// An interrupt and its return preserve the registers the interrupted code
 /// holds: values computed before and checked after a caught trap.
 #[ktest]
+#[allow(unsafe_code)]
 fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
     let seeds: [u64; 8] =
         core::array::from_fn(|i| core::hint::black_box(0x0123_4567_89ab_cdef_u64.rotate_left(i as u32 * 7)));
@@ -97,6 +101,7 @@ fn registers_survive_interrupt(_: &Env<'_>) -> TestResult {
 /// The kernel keeps MSR[FP] off (it saves no FP state): an FP instruction
 /// raises floating-point unavailable instead of running.
 #[ktest]
+#[allow(unsafe_code)]
 fn fp_use_traps(_: &Env<'_>) -> TestResult {
     kassert!(cpu::msr() & cpu::msr::FP == 0, "MSR[FP] is on");
     // SAFETY: the FP instruction has an exception-table entry.
@@ -108,6 +113,7 @@ fn fp_use_traps(_: &Env<'_>) -> TestResult {
 /// `lwarx` on an address that is not word-aligned raises an alignment
 /// interrupt with the address in DAR (Power ISA Book II, 4.6.2; Book III 7.5.8).
 #[ktest]
+#[allow(unsafe_code)]
 fn alignment_fault_is_caught(_: &Env<'_>) -> TestResult {
     let words = [0u64; 2];
     let misaligned = words.as_ptr() as u64 + 2;

@@ -141,6 +141,7 @@ fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
 /// secondary) group: 20 of them overflow the 16 slots; evicted pages fault
 /// back in, so every page stays readable.
 #[ktest]
+#[allow(unsafe_code)]
 fn full_groups_evict_without_loss(_: &Env<'_>) -> TestResult {
     require_hash()?;
     const PAGES: u64 = 20;

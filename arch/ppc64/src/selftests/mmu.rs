@@ -36,6 +36,7 @@ fn require_radix() -> Result<&'static dyn TlbFlush, Failure> {
 }
 
 /// A frame filled with `value` in every doubleword.
+#[allow(unsafe_code)]
 fn filled_frame(value: u64) -> Result<Frame, Failure> {
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
     let words = mm::phys_to_virt(frame.address()) as *mut u64;
@@ -86,6 +87,7 @@ fn translation_is_on(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn map_read_write(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(0x1111_2222_3333_4444)?;
@@ -171,6 +173,7 @@ fn local_flush_makes_new_pte_visible(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(3)?;
@@ -194,6 +197,7 @@ fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
 /// execute permission, or from no mapping, is an instruction storage
 /// interrupt (SRR1 says which).
 #[ktest]
+#[allow(unsafe_code)]
 fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
     require_translation()?;
     const LI_R3_0: u32 = 0x3860_0000;
@@ -230,6 +234,7 @@ fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
 /// A read-write mapping in use becomes read-only: stores fault, loads still
 /// work, and the data is what was stored before.
 #[ktest]
+#[allow(unsafe_code)]
 fn protect_downgrades_a_live_mapping(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(0)?;
@@ -289,6 +294,7 @@ fn range_flush(_: &Env<'_>) -> TestResult {
 /// (their translations cached) becomes one huge leaf; the PTE table is
 /// unhooked; after flush_collapsed_pmd every access sees the huge page.
 #[ktest]
+#[allow(unsafe_code)]
 fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
     let flush = require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
@@ -330,6 +336,7 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
     require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;

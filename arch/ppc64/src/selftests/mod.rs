@@ -1,6 +1,9 @@
 //! The self-tests that need the machine: one file per suite, the order the
 //! suites run in (`ORDER`), and below, the helpers several suites share.
 
+// Unsafe code only in the items that say so (each block with its SAFETY).
+#![deny(unsafe_code)]
+
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 

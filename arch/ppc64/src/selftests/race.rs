@@ -112,6 +112,7 @@ fn encode(result: Result<Frame, GupError>) -> u64 {
 /// may use it (`run` takes it back).
 static MM: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
+#[allow(unsafe_code)]
 fn race_mm() -> &'static UserMm {
     // SAFETY: MM holds a leaked Arc<UserMm> from before B is started until
     // after B has finished (see `run`).
@@ -190,6 +191,7 @@ fn collapse_against(b: usize, mm: &UserMm, settings: RaceSettings) -> (kernel::m
 /// each marked with `marker + index`, in a region then advised for THP
 /// (MADV_HUGEPAGE) so that collapse may merge them. Returns it, shared with
 /// CPU B through MM, and the small pages' frames.
+#[allow(unsafe_code)]
 fn small_pages_world(marker: u64) -> Result<(Arc<UserMm>, Vec<Frame>), Failure> {
     let mm = new_mm()?;
     ok(mm.map(BASE, PAGES * FRAME_SIZE, Prot::READ | Prot::WRITE, false))?;
@@ -207,6 +209,7 @@ fn small_pages_world(marker: u64) -> Result<(Arc<UserMm>, Vec<Frame>), Failure> 
 }
 
 /// Takes back the reference `small_pages_world` lent to CPU B.
+#[allow(unsafe_code)]
 fn release_world() {
     let lent = MM.swap(0, Ordering::AcqRel);
     if lent != 0 {
@@ -216,6 +219,7 @@ fn release_world() {
 }
 
 /// One race with the knobs `settings` fixes (the others as configured).
+#[allow(unsafe_code)]
 fn run(settings: RaceSettings, env: &Env<'_>) -> Result<Outcome, Failure> {
     let (recheck_pmd, ipi) = (settings.gup_pmd_recheck(), settings.collapse_ipi());
     let (b, free_before) = two_cpus(env)?;
@@ -429,6 +433,7 @@ static TABLE_SEEN: AtomicU64 = AtomicU64::new(0);
 struct HoldTheOldTable;
 
 impl RaceHooks for HoldTheOldTable {
+    #[allow(unsafe_code)]
     fn at(&self, point: Point) {
         if point == Point::GupRead {
             READ_DONE.store(1, Ordering::Release);
@@ -545,6 +550,7 @@ fn gup_outstaying_the_watchdog(_: u64) -> u64 {
 /// turned interrupts off, and collapse, once answered, finds B's pin and
 /// gives up. Nothing is lost: B's page is still the one mapped.
 #[ktest]
+#[allow(unsafe_code)]
 fn collapse_ipi_waits_past_the_watchdog(env: &Env<'_>) -> TestResult {
     let (b, free_before) = two_cpus(env)?;
     let settings = RaceSettings::new(false, CollapseIpi::On);
@@ -626,6 +632,7 @@ fn hash_fault_on_b(_: u64) -> u64 {
 /// Collapse while CPU B's hash fault for a small page is between its walk
 /// and its H_ENTER; then write through the mapping. Returns whether the
 /// write reached the huge page (true) or went to the discarded small page.
+#[allow(unsafe_code)]
 fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     if mmu::mode() != mmu::Mode::Hash {
         kskip!("hash only (mmu={})", mmu::mode().name());

@@ -109,6 +109,7 @@ fn read_user_address(_: u64) {
 /// A thread created in address space X reads X's page at a low address; a
 /// thread in no address space faults there.
 #[ktest]
+#[allow(unsafe_code)]
 fn thread_sees_its_address_space(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     if mmu::flusher().is_none() {

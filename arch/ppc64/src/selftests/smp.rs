@@ -76,6 +76,7 @@ fn load_shared(_: u64) -> u64 {
 /// it at another frame and flushes once, every other CPU reads again: the
 /// new frame.
 #[ktest]
+#[allow(unsafe_code)]
 fn flush_reaches_other_cpus(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let Some(flush) = mmu::flusher() else { kskip!("translation is off (mmu=off)") };

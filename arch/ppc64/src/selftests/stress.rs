@@ -111,6 +111,7 @@ fn protects(config: &Config) -> bool {
 /// One worker CPU: pin, write through the pin, check the page is still
 /// mapped, unpin, read back through the mapping. Each CPU writes only its
 /// own doubleword of each page, so nothing else changes what it checks.
+#[allow(unsafe_code)]
 fn worker(cpu: u64) -> u64 {
     // SAFETY: MM holds a leaked Arc<UserMm> until every worker has returned.
     let mm = unsafe { &*(MM.load(Ordering::Acquire) as *const UserMm) };
@@ -174,6 +175,7 @@ fn worker(cpu: u64) -> u64 {
     0
 }
 
+#[allow(unsafe_code)]
 fn stress(env: &Env<'_>, index: usize) -> TestResult {
     require_cpus(env, 3)?;
     super::require_translation()?;

@@ -183,6 +183,7 @@ fn gup_fast_and_slow_return_the_same_pages(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn unmap_returns_every_frame_and_a_pin_outlives_it(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
@@ -241,6 +242,7 @@ fn check(tag: u64) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn split_and_collapse_keep_the_data(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;

@@ -25,6 +25,7 @@ fn alloc_free_roundtrip(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn memory_is_usable(_: &Env<'_>) -> TestResult {
     let frame = alloc_frame().ok_or_else(|| fail("no frame"))?;
     let words = (FRAME_SIZE / 8) as usize;

@@ -55,6 +55,7 @@ fn frees_return_memory(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
+#[allow(unsafe_code)]
 fn page_aligned_allocation(_: &Env<'_>) -> TestResult {
     let layout = Layout::from_size_align(3 * 4096, 4096).map_err(|_| fail("layout"))?;
     // SAFETY: non-zero size; freed below with the same layout.
