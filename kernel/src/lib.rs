@@ -3,12 +3,16 @@
 //! needs the machine comes from `arch/`.
 #![no_std]
 // Unsafe code only where a module says it needs it (and there every block
-// has its SAFETY comment): the allow lines below are the whole list.
+// has its SAFETY comment): the allow lines below are the whole list, with
+// ktest::registered, which reads the linker's .ktest section, and the link
+// section of each #[ktest] registration.
 #![deny(unsafe_code)]
 
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
+// What #[ktest] expands to names `::kernel::ktest`, here as in other crates.
+extern crate self as kernel;
 
 pub mod bench;
 pub mod cmdline;

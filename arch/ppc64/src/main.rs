@@ -8,41 +8,31 @@
 
 extern crate alloc;
 
-mod accounting_selftests;
-mod benchmarks;
-mod collapse_selftests;
+mod bench;
 mod cpu;
 mod exceptions;
 mod fatal;
-mod hash_selftests;
 mod inject;
 mod khugepaged;
 mod ksyms;
 mod memory;
 mod mmu;
-mod mmu_selftests;
 mod percpu;
 mod platform;
-mod race_selftests;
-mod rcu_selftests;
 mod sched;
-mod sched_selftests;
 mod secondary;
 mod selftests;
 mod smp;
-mod smp_selftests;
-mod stress_selftests;
 mod timer;
 mod trap;
 mod vm;
-mod vm_selftests;
 
 use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 
 use boot::BootInfo;
 use kernel::cmdline::{self, Inject};
-use kernel::ktest::{self, Env, Suite, SUMMARY};
+use kernel::ktest::{self, Env, SUMMARY};
 use kernel::mm::{self, FRAME_SIZE};
 use kernel::{console, debug, info, println, warn};
 
@@ -51,29 +41,6 @@ global_asm!(include_str!("asm/entry.s"));
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
-
-/// Every self-test suite, in the order they run.
-static SUITES: &[&Suite] = &[
-    &selftests::BOOT,
-    &selftests::CMDLINE,
-    &selftests::EXCEPTIONS,
-    &selftests::SYMBOLS,
-    &platform::pseries::selftests::PSERIES,
-    &mmu_selftests::MMU,
-    &hash_selftests::HASH,
-    &smp_selftests::SMP,
-    &rcu_selftests::RCU,
-    &sched_selftests::SCHED,
-    &collapse_selftests::COLLAPSE,
-    &race_selftests::RACE,
-    &vm_selftests::VM,
-    &stress_selftests::STRESS,
-    &mm::selftests::FRAMES_SUITE,
-    &mm::selftests::PAGES_SUITE,
-    &mm::selftests::HEAP_SUITE,
-    // Last: checks that the suites above gave back what they took.
-    &accounting_selftests::ACCOUNTING,
-];
 
 /// Called by entry.s on the boot CPU, relocated, on the boot stack, in real
 /// mode, with interrupts off.
@@ -193,17 +160,20 @@ fn print_banner(info: &BootInfo, online: usize) {
 }
 
 fn run_selftests(env: &Env<'_>) {
+    let mut plan = ktest::Plan::new(ktest::registered(), selftests::ORDER);
+    let bench_suite = plan.remove(bench::SUITE);
     let filter = ktest::Filter::new(env.options.selftest);
-    for pattern in filter.unmatched(SUITES) {
+    for pattern in filter.unmatched(plan.suites()) {
         warn!("selftest: pattern '{pattern}' matches no test");
     }
     // Benchmarks (bench=, patterns of their names) run after the self-tests,
     // then the injected failure.
     let benchmarks = ktest::Filter::new(env.options.bench);
-    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> = benchmarks::BENCHMARKS
+    let mut extra: alloc::vec::Vec<(&'static str, &ktest::Test)> = bench_suite
         .iter()
+        .flat_map(|suite| suite.tests.iter())
         .filter(|test| benchmarks.matches(test.name, test.name))
-        .map(|test| ("bench", test))
+        .map(|&test| (bench::SUITE, test))
         .collect();
     if env.options.bench != "none" && extra.is_empty() {
         warn!("bench: '{}' selects no benchmark", env.options.bench);
@@ -212,7 +182,7 @@ fn run_selftests(env: &Env<'_>) {
         extra.push(("inject", &inject::NOT_OK_TEST));
     }
     let now = cpu::timebase();
-    benchmarks::FIRST_TEST_TB.store(now, Ordering::Release);
+    bench::FIRST_TEST_TB.store(now, Ordering::Release);
     let frequency = env.boot.timebase_frequency.max(1);
     println!(
         "# boot: kernel entry at timebase {} ({} us after reset), first self-test at {} us",
@@ -220,8 +190,8 @@ fn run_selftests(env: &Env<'_>) {
         timer::kernel_entry() * 1_000_000 / frequency,
         now * 1_000_000 / frequency
     );
-    accounting_selftests::record_baseline();
-    let _ = ktest::run(SUITES, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
+    selftests::accounting::record_baseline();
+    let _ = ktest::run(&plan, &extra, filter, env, &SUMMARY, &mut ConsoleWriter);
 }
 
 /// The console as a `fmt::Write`, taking the console lock per formatted

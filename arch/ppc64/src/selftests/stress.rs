@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use kernel::cmdline::CollapseIpi;
 use kernel::cpuset::CpuSet;
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::pagetable::Prot;
 use kernel::mm::vm::MmArch;
 use kernel::mm::{self, FRAME_SIZE};
@@ -27,21 +27,10 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use spin::Mutex;
 
 use crate::smp;
-use crate::smp_selftests::online_secondaries;
 use crate::vm::{self, UserMm};
 use crate::{khugepaged, mmu};
 
-pub static STRESS: Suite = Suite {
-    name: "stress",
-    tests: &[
-        Test { name: "defaults", run: |env| stress(env, 0) },
-        Test { name: "recheck_only", run: |env| stress(env, 1) },
-        Test { name: "ipi_only", run: |env| stress(env, 2) },
-        Test { name: "both_fixes", run: |env| stress(env, 3) },
-        Test { name: "no_fixes", run: |env| stress(env, 4) },
-        Test { name: "table", run: table },
-    ],
-};
+use super::online_secondaries;
 
 struct Config {
     name: &'static str,
@@ -122,6 +111,7 @@ fn protects(config: &Config) -> bool {
 /// One worker CPU: pin, write through the pin, check the page is still
 /// mapped, unpin, read back through the mapping. Each CPU writes only its
 /// own doubleword of each page, so nothing else changes what it checks.
+#[allow(unsafe_code)]
 fn worker(cpu: u64) -> u64 {
     // SAFETY: MM holds a leaked Arc<UserMm> until every worker has returned.
     let mm = unsafe { &*(MM.load(Ordering::Acquire) as *const UserMm) };
@@ -185,9 +175,10 @@ fn worker(cpu: u64) -> u64 {
     0
 }
 
+#[allow(unsafe_code)]
 fn stress(env: &Env<'_>, index: usize) -> TestResult {
     require_cpus(env, 3)?;
-    crate::vm_selftests::require_translation()?;
+    super::require_translation()?;
     let config = &CONFIGS[index];
     let mut cpus = online_secondaries();
     let daemon_cpu = cpus.next().ok_or_else(|| fail("no secondary CPU"))?;
@@ -298,6 +289,37 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     Ok(())
 }
 
+/// CONFIGS[0]: recheck on, IPI auto (the kernel's defaults).
+#[ktest]
+fn defaults(env: &Env<'_>) -> TestResult {
+    stress(env, 0)
+}
+
+/// CONFIGS[1]: the PMD recheck only.
+#[ktest]
+fn recheck_only(env: &Env<'_>) -> TestResult {
+    stress(env, 1)
+}
+
+/// CONFIGS[2]: the collapse IPI only.
+#[ktest]
+fn ipi_only(env: &Env<'_>) -> TestResult {
+    stress(env, 2)
+}
+
+/// CONFIGS[3]: both fixes.
+#[ktest]
+fn both_fixes(env: &Env<'_>) -> TestResult {
+    stress(env, 3)
+}
+
+/// CONFIGS[4]: neither fix.
+#[ktest]
+fn no_fixes(env: &Env<'_>) -> TestResult {
+    stress(env, 4)
+}
+
+#[ktest]
 fn table(env: &Env<'_>) -> TestResult {
     require_cpus(env, 3)?;
     let rows = *ROWS.lock();

@@ -6,7 +6,7 @@
 use core::sync::atomic::Ordering;
 
 use kernel::cmdline::CollapseIpi;
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::mmu::KERNEL_SPACE;
 use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::mm::{self, FRAME_SIZE, LINEAR_MAP_BASE};
@@ -15,18 +15,9 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use crate::exceptions;
 use crate::mmu;
 use crate::smp;
-use crate::smp_selftests::{walker_until_released_or_called, RELEASE, SAW_CALL};
 use crate::trap::vector;
 
-pub static COLLAPSE: Suite = Suite {
-    name: "collapse",
-    tests: &[
-        Test { name: "pmdp_collapse_flush_unhooks_the_pte_table", run: pmdp_collapse_flush_unhooks_the_pte_table },
-        Test { name: "ipi_waits_for_lockless_walkers", run: ipi_waits_for_lockless_walkers },
-        Test { name: "no_ipi_does_not_wait", run: no_ipi_does_not_wait },
-        Test { name: "command_line_policy_decides", run: command_line_policy_decides },
-    ],
-};
+use super::{walker_until_released_or_called, RELEASE, SAW_CALL};
 
 const AREA: u64 = LINEAR_MAP_BASE | 0x000c_0000_0000_0000;
 const PAGES: u64 = 32;
@@ -78,6 +69,7 @@ fn unmap_small_pages() {
     }
 }
 
+#[ktest]
 fn pmdp_collapse_flush_unhooks_the_pte_table(_: &Env<'_>) -> TestResult {
     if mmu::flusher().is_none() {
         kskip!("translation is off (mmu=off)");
@@ -121,6 +113,7 @@ fn require_translation_and_cpus(env: &Env<'_>) -> TestResult {
 
 /// With the IPI (serialize_against_pte_lookup) the flush returns only after
 /// the walker has left.
+#[ktest]
 fn ipi_waits_for_lockless_walkers(env: &Env<'_>) -> TestResult {
     require_translation_and_cpus(env)?;
     kassert!(
@@ -132,6 +125,7 @@ fn ipi_waits_for_lockless_walkers(env: &Env<'_>) -> TestResult {
 
 /// Without it (radix today) the flush does not wait: that is why GUP-fast
 /// must recheck the PMD.
+#[ktest]
 fn no_ipi_does_not_wait(env: &Env<'_>) -> TestResult {
     require_translation_and_cpus(env)?;
     kassert!(!collapse_against_walker(CollapseIpi::Off)?, "collapse flush without the IPI waited for the walker");
@@ -139,6 +133,7 @@ fn no_ipi_does_not_wait(env: &Env<'_>) -> TestResult {
 }
 
 /// `collapse_ipi=` decides: auto waits under hash and not under radix.
+#[ktest]
 fn command_line_policy_decides(env: &Env<'_>) -> TestResult {
     require_translation_and_cpus(env)?;
     let policy = kernel::mm::knobs::collapse_ipi();

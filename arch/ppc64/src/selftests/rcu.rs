@@ -5,23 +5,15 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::mmu::{Scope, KERNEL_SPACE};
 use kernel::mm::pagetable::{self, PageSize, Prot};
 use kernel::mm::{self, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, rcu, time};
 
-use crate::smp_selftests::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 use crate::{mmu, smp};
 
-pub static RCU: Suite = Suite {
-    name: "rcu",
-    tests: &[
-        Test { name: "synchronize_waits_for_interrupts_off_cpu", run: synchronize_waits_for_interrupts_off_cpu },
-        Test { name: "callbacks_run_after_grace_period_in_order", run: callbacks_run_after_grace_period_in_order },
-        Test { name: "unhooked_table_outlives_lockless_walk", run: unhooked_table_outlives_lockless_walk },
-    ],
-};
+use super::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 
 const SECTION_US: u64 = 40_000;
 
@@ -31,6 +23,7 @@ fn start_section_elsewhere() -> Result<usize, kernel::ktest::Failure> {
     interrupts_off_elsewhere(SECTION_US)
 }
 
+#[ktest]
 fn synchronize_waits_for_interrupts_off_cpu(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let target = start_section_elsewhere()?;
@@ -61,6 +54,7 @@ fn in_order(sequence: u64) {
 
 /// Callbacks queued while another CPU is in a read-side section run only
 /// after it ends, all of them, in order (2000 of them, queued in bursts).
+#[ktest]
 fn callbacks_run_after_grace_period_in_order(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     const CALLBACKS: u64 = 2000;
@@ -112,6 +106,7 @@ fn lockless_walker(_: u64) -> u64 {
     entry
 }
 
+#[ktest]
 fn unhooked_table_outlives_lockless_walk(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let Some(flush) = mmu::flusher() else { kskip!("translation is off (mmu=off)") };

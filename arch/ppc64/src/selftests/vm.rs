@@ -4,11 +4,10 @@
 //! Memory is touched through its user addresses, so every change to the
 //! tree is checked together with its TLB/HPT flush.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::mm::collapse::Outcome;
 use kernel::mm::gup::GupError;
 use kernel::mm::page::PIN_BIAS;
@@ -18,23 +17,11 @@ use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, time};
 
 use crate::exceptions;
-use crate::smp_selftests::online_secondaries;
+use crate::khugepaged;
 use crate::trap::vector;
-use crate::vm::{self, UserMm};
-use crate::{khugepaged, mmu};
+use crate::vm::UserMm;
 
-pub static VM: Suite = Suite {
-    name: "vm",
-    tests: &[
-        Test { name: "anonymous_faults_map_zeroed_pages", run: anonymous_faults },
-        Test { name: "many_address_spaces_each_fault", run: many_address_spaces },
-        Test { name: "mprotect_changes_what_the_mmu_allows", run: mprotect },
-        Test { name: "gup_fast_and_slow_return_the_same_pages", run: gup_fast_and_slow_agree },
-        Test { name: "unmap_returns_every_frame_and_a_pin_outlives_it", run: unmap_returns_every_frame },
-        Test { name: "split_and_collapse_keep_the_data", run: split_and_collapse },
-        Test { name: "khugepaged_collapses_registered_spaces", run: khugepaged_collapses },
-    ],
-};
+use super::{inside, new_mm, ok, online_secondaries, physical_at, require_translation, settled_free_frames};
 
 const MIB: u64 = 1 << 20;
 const RW: Prot = Prot::READ.union(Prot::WRITE);
@@ -44,33 +31,6 @@ pub const HUGE: u64 = 0x2000_0000;
 pub const READ_ONLY: u64 = 0x3000_0000;
 const NOWHERE: u64 = 0x3800_0000;
 
-/// A new address space; skips the test in real mode (`mmu=off`), where low
-/// addresses are physical memory, not an address space.
-pub fn new_mm() -> Result<Arc<UserMm>, Failure> {
-    require_translation()?;
-    vm::new_mm().map_err(|e| fail(alloc::format!("no address space: {e:?}")))
-}
-
-pub fn require_translation() -> TestResult {
-    if !mmu::translation_on() {
-        kernel::kskip!("translation is off (mmu=off)");
-    }
-    Ok(())
-}
-
-/// A failed mm call as a test failure naming the error.
-pub fn ok<T, E: core::fmt::Debug>(result: Result<T, E>) -> Result<T, Failure> {
-    result.map_err(|e| fail(alloc::format!("{e:?}")))
-}
-
-/// Runs `f` with `mm` translating this CPU's low addresses.
-pub fn inside<R>(mm: &UserMm, f: impl FnOnce() -> R) -> R {
-    vm::activate(mm);
-    let result = f();
-    mmu::deactivate();
-    result
-}
-
 fn size_at(mm: &UserMm, address: u64) -> Option<PageSize> {
     mm.with_arch(|arch| {
         use kernel::mm::vm::MmArch;
@@ -78,44 +38,8 @@ fn size_at(mm: &UserMm, address: u64) -> Option<PageSize> {
     })
 }
 
-pub fn physical_at(mm: &UserMm, address: u64) -> Option<u64> {
-    mm.with_arch(|arch| {
-        use kernel::mm::vm::MmArch;
-        arch.tree().translate(address).map(|t| t.physical)
-    })
-}
-
-/// Frames free once deferred page-table frees are done.
-pub fn settled_free_frames() -> u64 {
-    kernel::rcu::synchronize();
-    mmu::release_kernel_tables(&[]);
-    mm::free_frames()
-}
-
-/// More address spaces alive at once than the 64 fault-handler slots there
-/// used to be: each one's faults still reach its own handler and map its
-/// own page.
-fn many_address_spaces(_: &Env<'_>) -> TestResult {
-    require_translation()?;
-    const SPACES: u64 = 80;
-    let before = settled_free_frames();
-    {
-        let mut spaces = Vec::new();
-        for i in 0..SPACES {
-            let mm = new_mm()?;
-            ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
-            kassert_eq!(inside(&mm, || exceptions::try_store(SMALL + 8, 0x5ace_0000 + i)), Ok(()));
-            spaces.push(mm);
-        }
-        for (i, mm) in spaces.iter().enumerate() {
-            kassert_eq!(inside(mm, || exceptions::try_load(SMALL + 8)), Ok(0x5ace_0000 + i as u64));
-        }
-    }
-    kassert_eq!(settled_free_frames(), before);
-    Ok(())
-}
-
-fn anonymous_faults(_: &Env<'_>) -> TestResult {
+#[ktest]
+fn anonymous_faults_map_zeroed_pages(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
         let mm = new_mm()?;
@@ -147,7 +71,32 @@ fn anonymous_faults(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn mprotect(_: &Env<'_>) -> TestResult {
+/// More address spaces alive at once than the 64 fault-handler slots there
+/// used to be: each one's faults still reach its own handler and map its
+/// own page.
+#[ktest]
+fn many_address_spaces_each_fault(_: &Env<'_>) -> TestResult {
+    require_translation()?;
+    const SPACES: u64 = 80;
+    let before = settled_free_frames();
+    {
+        let mut spaces = Vec::new();
+        for i in 0..SPACES {
+            let mm = new_mm()?;
+            ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
+            kassert_eq!(inside(&mm, || exceptions::try_store(SMALL + 8, 0x5ace_0000 + i)), Ok(()));
+            spaces.push(mm);
+        }
+        for (i, mm) in spaces.iter().enumerate() {
+            kassert_eq!(inside(mm, || exceptions::try_load(SMALL + 8)), Ok(0x5ace_0000 + i as u64));
+        }
+    }
+    kassert_eq!(settled_free_frames(), before);
+    Ok(())
+}
+
+#[ktest]
+fn mprotect_changes_what_the_mmu_allows(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     inside(&mm, || -> TestResult {
@@ -176,7 +125,8 @@ fn mprotect(_: &Env<'_>) -> TestResult {
 /// Done-when 5 of [5/7] on the real MMU: GUP-fast and GUP-slow pin the same
 /// pages over huge and small mappings; read-only memory takes read pins
 /// only; a hole stops both at the same page.
-fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
+#[ktest]
+fn gup_fast_and_slow_return_the_same_pages(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     ok(mm.map(HUGE + 2 * MIB, 4 * FRAME_SIZE, RW, false))?;
@@ -233,7 +183,9 @@ fn gup_fast_and_slow_agree(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn unmap_returns_every_frame(_: &Env<'_>) -> TestResult {
+#[ktest]
+#[allow(unsafe_code)]
+fn unmap_returns_every_frame_and_a_pin_outlives_it(_: &Env<'_>) -> TestResult {
     let before = settled_free_frames();
     {
         let mm = new_mm()?;
@@ -290,7 +242,9 @@ fn check(tag: u64) -> TestResult {
     Ok(())
 }
 
-fn split_and_collapse(_: &Env<'_>) -> TestResult {
+#[ktest]
+#[allow(unsafe_code)]
+fn split_and_collapse_keep_the_data(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
     inside(&mm, || fill(0x1000))?;
@@ -332,7 +286,8 @@ fn split_and_collapse(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn khugepaged_collapses(_: &Env<'_>) -> TestResult {
+#[ktest]
+fn khugepaged_collapses_registered_spaces(_: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 4 * MIB, RW, true))?;
     inside(&mm, || -> TestResult {

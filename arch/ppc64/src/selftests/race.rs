@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::cmdline::CollapseIpi;
-use kernel::ktest::{fail, require_cpus, Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, Failure, TestResult};
 use kernel::mm::gup::{GupError, Point, RaceHooks};
 use kernel::mm::knobs::{self, RaceSettings};
 use kernel::mm::pagetable::Prot;
@@ -36,25 +36,9 @@ use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::mmu;
 use crate::smp;
-use crate::smp_selftests::online_secondaries;
 use crate::vm::{self, UserMm};
-use crate::vm_selftests::{new_mm, ok, physical_at, settled_free_frames};
 
-pub static RACE: Suite = Suite {
-    name: "race",
-    tests: &[
-        Test { name: "no_recheck_no_ipi_returns_a_discarded_page", run: no_recheck_no_ipi },
-        Test { name: "pmd_recheck_backs_off", run: recheck_no_ipi },
-        Test { name: "collapse_ipi_makes_collapse_give_up", run: no_recheck_ipi },
-        Test { name: "both_fixes", run: recheck_and_ipi },
-        Test { name: "backing_off_frees_a_page_collapse_released", run: backing_off_frees_a_page_collapse_released },
-        Test { name: "old_table_outlives_a_walker_inside_it", run: old_table_outlives_a_walker_inside_it },
-        Test { name: "collapse_ipi_waits_past_the_watchdog", run: collapse_ipi_waits_past_the_watchdog },
-        Test { name: "command_line_settings_decide", run: command_line_settings_decide },
-        Test { name: "hash_fault_without_ipi_loses_a_write", run: hash_fault_without_ipi },
-        Test { name: "hash_fault_with_ipi_keeps_the_write", run: hash_fault_with_ipi },
-    ],
-};
+use super::{new_mm, ok, online_secondaries, physical_at, settled_free_frames};
 
 const BASE: u64 = 0x4000_0000; // a 2 MiB-aligned low address of the test's space
 const PAGES: u64 = 32;
@@ -128,6 +112,7 @@ fn encode(result: Result<Frame, GupError>) -> u64 {
 /// may use it (`run` takes it back).
 static MM: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
+#[allow(unsafe_code)]
 fn race_mm() -> &'static UserMm {
     // SAFETY: MM holds a leaked Arc<UserMm> from before B is started until
     // after B has finished (see `run`).
@@ -206,6 +191,7 @@ fn collapse_against(b: usize, mm: &UserMm, settings: RaceSettings) -> (kernel::m
 /// each marked with `marker + index`, in a region then advised for THP
 /// (MADV_HUGEPAGE) so that collapse may merge them. Returns it, shared with
 /// CPU B through MM, and the small pages' frames.
+#[allow(unsafe_code)]
 fn small_pages_world(marker: u64) -> Result<(Arc<UserMm>, Vec<Frame>), Failure> {
     let mm = new_mm()?;
     ok(mm.map(BASE, PAGES * FRAME_SIZE, Prot::READ | Prot::WRITE, false))?;
@@ -223,6 +209,7 @@ fn small_pages_world(marker: u64) -> Result<(Arc<UserMm>, Vec<Frame>), Failure> 
 }
 
 /// Takes back the reference `small_pages_world` lent to CPU B.
+#[allow(unsafe_code)]
 fn release_world() {
     let lent = MM.swap(0, Ordering::AcqRel);
     if lent != 0 {
@@ -232,6 +219,7 @@ fn release_world() {
 }
 
 /// One race with the knobs `settings` fixes (the others as configured).
+#[allow(unsafe_code)]
 fn run(settings: RaceSettings, env: &Env<'_>) -> Result<Outcome, Failure> {
     let (recheck_pmd, ipi) = (settings.gup_pmd_recheck(), settings.collapse_ipi());
     let (b, free_before) = two_cpus(env)?;
@@ -298,7 +286,8 @@ fn run(settings: RaceSettings, env: &Env<'_>) -> Result<Outcome, Failure> {
     Ok(outcome)
 }
 
-fn no_recheck_no_ipi(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn no_recheck_no_ipi_returns_a_discarded_page(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(false, CollapseIpi::Off), env)?;
     kassert!(o.collapsed, "collapse gave up");
     kassert_eq!(o.gup, o.old.address());
@@ -313,7 +302,8 @@ fn no_recheck_no_ipi(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn recheck_no_ipi(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn pmd_recheck_backs_off(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(true, CollapseIpi::Off), env)?;
     kassert!(o.collapsed, "collapse gave up");
     kassert_eq!(o.gup, 4); // BackedOff
@@ -321,7 +311,8 @@ fn recheck_no_ipi(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-fn no_recheck_ipi(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn collapse_ipi_makes_collapse_give_up(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(false, CollapseIpi::On), env)?;
     kassert!(o.b_waited_alone, "collapse got past the IPI while B was inside its walk");
     kassert!(!o.collapsed, "collapse went ahead over a pinned page");
@@ -334,32 +325,13 @@ fn no_recheck_ipi(env: &Env<'_>) -> TestResult {
 /// Both: B, let go by the timeout, pins after A cleared the PMD, so its
 /// recheck backs off before A's IPI completes; A then finds nothing pinned
 /// and collapses. Safe: no one holds the discarded page.
-fn recheck_and_ipi(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn both_fixes(env: &Env<'_>) -> TestResult {
     let o = run(RaceSettings::new(true, CollapseIpi::On), env)?;
     kassert!(o.b_waited_alone, "collapse got past the IPI while B was inside its walk");
     kassert_eq!(o.gup, 4); // BackedOff
     kassert!(o.collapsed);
     kassert_eq!(o.old_refcount, 0);
-    Ok(())
-}
-
-/// `gup_pmd_recheck=` and `collapse_ipi=` as given at boot decide through
-/// the normal API: neither side is told a setting (B's GUP-fast and A's
-/// collapse take the knobs), and the outcome is a discarded page exactly
-/// when both fixes are off (on radix; hash's auto IPI makes collapse give up).
-fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
-    let recheck = knobs::gup_pmd_recheck();
-    kassert_eq!(recheck, env.options.gup_pmd_recheck);
-    let ipi = knobs::collapse_ipi();
-    kassert_eq!(ipi, env.options.collapse_ipi);
-    let o = run(RaceSettings::CONFIGURED, env)?;
-    let ipi_on = ipi.enabled(mmu::mode() == mmu::Mode::Hash);
-    let stale = o.collapsed && o.gup == o.old.address();
-    kernel::println!(
-        "# gup_pmd_recheck={recheck} collapse_ipi={ipi:?} ({}): stale pin: {stale}",
-        mmu::backend().name()
-    );
-    kassert_eq!(stale, !recheck && !ipi_on);
     Ok(())
 }
 
@@ -416,6 +388,7 @@ fn gup_recheck_after_release(_: u64) -> u64 {
 /// back-off drops the page's last reference. The page must go back to the
 /// allocator then (Linux's gup_put_folio), not stay at refcount 0 owned by
 /// nobody: the frame count afterwards shows a leak.
+#[ktest]
 fn backing_off_frees_a_page_collapse_released(env: &Env<'_>) -> TestResult {
     let (b, free_before) = two_cpus(env)?;
     let pages = mm::pages();
@@ -444,74 +417,6 @@ fn backing_off_frees_a_page_collapse_released(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-// --- An IPI that is not answered for long -------------------------------------
-
-/// Watchdog warnings B waits to see before it leaves its walk.
-const WARNINGS_TO_SEE: u64 = 2;
-static WARNINGS_BEFORE: AtomicU64 = AtomicU64::new(0);
-
-/// B: reads PMD and PTE, then stays inside its interrupts-off section until
-/// A's cross-call watchdog has warned twice about it.
-struct OutstayTheWatchdog;
-
-impl RaceHooks for OutstayTheWatchdog {
-    fn at(&self, point: Point) {
-        if point == Point::GupRead {
-            READ_DONE.store(1, Ordering::Release);
-            wait_until(|| {
-                smp::WATCHDOG_WARNINGS.load(Ordering::Acquire)
-                    >= WARNINGS_BEFORE.load(Ordering::Acquire) + WARNINGS_TO_SEE
-            });
-        }
-    }
-}
-
-fn gup_outstaying_the_watchdog(_: u64) -> u64 {
-    encode(race_mm().pin_page_fast_with(
-        BASE + TARGET * FRAME_SIZE,
-        true,
-        RaceSettings::recheck(false),
-        &OutstayTheWatchdog,
-    ))
-}
-
-/// A CPU that keeps interrupts off past the cross-call watchdog (shortened
-/// to 100 ms here; 5 s otherwise) must not let collapse go on: the IPI
-/// keeps waiting, warning with the CPU that does not answer and where it
-/// turned interrupts off, and collapse, once answered, finds B's pin and
-/// gives up. Nothing is lost: B's page is still the one mapped.
-fn collapse_ipi_waits_past_the_watchdog(env: &Env<'_>) -> TestResult {
-    let (b, free_before) = two_cpus(env)?;
-    let settings = RaceSettings::new(false, CollapseIpi::On);
-    {
-        let (mm, small) = small_pages_world(0x500)?;
-        WARNINGS_BEFORE.store(smp::WATCHDOG_WARNINGS.load(Ordering::Acquire), Ordering::Release);
-        let interval = smp::set_watchdog_interval_us(100_000);
-        start_walker(b, gup_outstaying_the_watchdog, 0)?;
-        let outcome = mm.collapse_as(BASE, settings);
-        smp::set_watchdog_interval_us(interval);
-        let warnings = smp::WATCHDOG_WARNINGS.load(Ordering::Acquire) - WARNINGS_BEFORE.load(Ordering::Acquire);
-        let gup = smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?;
-        release_world();
-        let old = small[TARGET as usize];
-        kassert!(warnings >= WARNINGS_TO_SEE, "the watchdog warned {warnings} times while CPU {b} kept interrupts off");
-        kassert_eq!(outcome, kernel::mm::collapse::Outcome::AbortedPinned(TARGET as usize));
-        kassert_eq!(gup, old.address());
-        kassert_eq!(physical_at(&mm, BASE + TARGET * FRAME_SIZE), Some(old.address()));
-        // A write through the pin is what the process sees.
-        const MARKER: u64 = 0xd09_0000_0000_0005;
-        // SAFETY: the pinned frame, through the linear map.
-        unsafe { ((mm::phys_to_virt(gup) as u64 + 0x48) as *mut u64).write_volatile(MARKER) };
-        vm::activate(&mm);
-        let seen = crate::exceptions::try_load(BASE + TARGET * FRAME_SIZE + 0x48);
-        mmu::deactivate();
-        mm.unpin(old);
-        kassert_eq!(seen, Ok(MARKER));
-    }
-    kassert_eq!(settled_free_frames(), free_before);
-    Ok(())
-}
-
 // --- The old PTE table outlives the walkers inside it (Jann Horn's bug) --------
 
 /// The PTE table B walked (its physical address), published by A.
@@ -528,6 +433,7 @@ static TABLE_SEEN: AtomicU64 = AtomicU64::new(0);
 struct HoldTheOldTable;
 
 impl RaceHooks for HoldTheOldTable {
+    #[allow(unsafe_code)]
     fn at(&self, point: Point) {
         if point == Point::GupRead {
             READ_DONE.store(1, Ordering::Release);
@@ -558,6 +464,7 @@ fn gup_holding_the_old_table(_: u64) -> u64 {
 /// then allocates new PTE tables in the same space (which would reuse a
 /// table freed at once). Until B leaves, the old table stays allocated and
 /// untouched; once B has left and a grace period passed, it is freed.
+#[ktest]
 fn old_table_outlives_a_walker_inside_it(env: &Env<'_>) -> TestResult {
     use kernel::mm::vm::MmArch;
     let (b, free_before) = two_cpus(env)?;
@@ -606,6 +513,99 @@ fn old_table_outlives_a_walker_inside_it(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+// --- An IPI that is not answered for long -------------------------------------
+
+/// Watchdog warnings B waits to see before it leaves its walk.
+const WARNINGS_TO_SEE: u64 = 2;
+static WARNINGS_BEFORE: AtomicU64 = AtomicU64::new(0);
+
+/// B: reads PMD and PTE, then stays inside its interrupts-off section until
+/// A's cross-call watchdog has warned twice about it.
+struct OutstayTheWatchdog;
+
+impl RaceHooks for OutstayTheWatchdog {
+    fn at(&self, point: Point) {
+        if point == Point::GupRead {
+            READ_DONE.store(1, Ordering::Release);
+            wait_until(|| {
+                smp::WATCHDOG_WARNINGS.load(Ordering::Acquire)
+                    >= WARNINGS_BEFORE.load(Ordering::Acquire) + WARNINGS_TO_SEE
+            });
+        }
+    }
+}
+
+fn gup_outstaying_the_watchdog(_: u64) -> u64 {
+    encode(race_mm().pin_page_fast_with(
+        BASE + TARGET * FRAME_SIZE,
+        true,
+        RaceSettings::recheck(false),
+        &OutstayTheWatchdog,
+    ))
+}
+
+/// A CPU that keeps interrupts off past the cross-call watchdog (shortened
+/// to 100 ms here; 5 s otherwise) must not let collapse go on: the IPI
+/// keeps waiting, warning with the CPU that does not answer and where it
+/// turned interrupts off, and collapse, once answered, finds B's pin and
+/// gives up. Nothing is lost: B's page is still the one mapped.
+#[ktest]
+#[allow(unsafe_code)]
+fn collapse_ipi_waits_past_the_watchdog(env: &Env<'_>) -> TestResult {
+    let (b, free_before) = two_cpus(env)?;
+    let settings = RaceSettings::new(false, CollapseIpi::On);
+    {
+        let (mm, small) = small_pages_world(0x500)?;
+        WARNINGS_BEFORE.store(smp::WATCHDOG_WARNINGS.load(Ordering::Acquire), Ordering::Release);
+        let interval = smp::set_watchdog_interval_us(100_000);
+        start_walker(b, gup_outstaying_the_watchdog, 0)?;
+        let outcome = mm.collapse_as(BASE, settings);
+        smp::set_watchdog_interval_us(interval);
+        let warnings = smp::WATCHDOG_WARNINGS.load(Ordering::Acquire) - WARNINGS_BEFORE.load(Ordering::Acquire);
+        let gup = smp::wait_for(b).ok_or_else(|| fail("CPU B did not finish"))?;
+        release_world();
+        let old = small[TARGET as usize];
+        kassert!(warnings >= WARNINGS_TO_SEE, "the watchdog warned {warnings} times while CPU {b} kept interrupts off");
+        kassert_eq!(outcome, kernel::mm::collapse::Outcome::AbortedPinned(TARGET as usize));
+        kassert_eq!(gup, old.address());
+        kassert_eq!(physical_at(&mm, BASE + TARGET * FRAME_SIZE), Some(old.address()));
+        // A write through the pin is what the process sees.
+        const MARKER: u64 = 0xd09_0000_0000_0005;
+        // SAFETY: the pinned frame, through the linear map.
+        unsafe { ((mm::phys_to_virt(gup) as u64 + 0x48) as *mut u64).write_volatile(MARKER) };
+        vm::activate(&mm);
+        let seen = crate::exceptions::try_load(BASE + TARGET * FRAME_SIZE + 0x48);
+        mmu::deactivate();
+        mm.unpin(old);
+        kassert_eq!(seen, Ok(MARKER));
+    }
+    kassert_eq!(settled_free_frames(), free_before);
+    Ok(())
+}
+
+// --- The knobs as the command line set them -------------------------------------
+
+/// `gup_pmd_recheck=` and `collapse_ipi=` as given at boot decide through
+/// the normal API: neither side is told a setting (B's GUP-fast and A's
+/// collapse take the knobs), and the outcome is a discarded page exactly
+/// when both fixes are off (on radix; hash's auto IPI makes collapse give up).
+#[ktest]
+fn command_line_settings_decide(env: &Env<'_>) -> TestResult {
+    let recheck = knobs::gup_pmd_recheck();
+    kassert_eq!(recheck, env.options.gup_pmd_recheck);
+    let ipi = knobs::collapse_ipi();
+    kassert_eq!(ipi, env.options.collapse_ipi);
+    let o = run(RaceSettings::CONFIGURED, env)?;
+    let ipi_on = ipi.enabled(mmu::mode() == mmu::Mode::Hash);
+    let stale = o.collapsed && o.gup == o.old.address();
+    kernel::println!(
+        "# gup_pmd_recheck={recheck} collapse_ipi={ipi:?} ({}): stale pin: {stale}",
+        mmu::backend().name()
+    );
+    kassert_eq!(stale, !recheck && !ipi_on);
+    Ok(())
+}
+
 // --- Hash: the fault path is a lockless walker too ------------------------------
 
 /// The hash fault path's synchronisation point: walked, waiting for A.
@@ -633,6 +633,7 @@ fn hash_fault_on_b(_: u64) -> u64 {
 /// Collapse while CPU B's hash fault for a small page is between its walk
 /// and its HPTE insert; then write through the mapping. Returns whether the
 /// write reached the huge page (true) or went to the discarded small page.
+#[allow(unsafe_code)]
 fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
     if mmu::mode() != mmu::Mode::Hash {
         kskip!("hash only (mmu={})", mmu::backend().name());
@@ -681,7 +682,8 @@ fn hash_race(ipi: CollapseIpi, env: &Env<'_>) -> Result<bool, Failure> {
 /// fault that walked the old table inserts an HPTE for the old small page
 /// after flush_hash_table_pmd_range ran, and the process's write lands in
 /// the discarded page.
-fn hash_fault_without_ipi(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn hash_fault_without_ipi_loses_a_write(env: &Env<'_>) -> TestResult {
     let reached = hash_race(CollapseIpi::Off, env)?;
     kassert!(!reached, "the write was not lost: no stale HPTE was inserted");
     Ok(())
@@ -689,7 +691,8 @@ fn hash_fault_without_ipi(env: &Env<'_>) -> TestResult {
 
 /// With the IPI, collapse waits for the fault, then flushes the HPTE it
 /// recorded in the old PTE: the write faults in the huge page.
-fn hash_fault_with_ipi(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn hash_fault_with_ipi_keeps_the_write(env: &Env<'_>) -> TestResult {
     let reached = hash_race(CollapseIpi::On, env)?;
     kassert!(
         B_HELD_BACK_A.load(Ordering::Acquire) != 0,

@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, Failure, TestResult};
 use kernel::mm::mmu::{Scope, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{Entry, PageSize, Prot};
 use kernel::mm::{self, pagetable, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
@@ -16,28 +16,6 @@ use crate::mmu::{self, AddressSpace, Mode};
 use crate::trap::vector;
 use crate::trap::{dsisr, FaultAction};
 use crate::{cpu, percpu};
-
-pub static MMU: Suite = Suite {
-    name: "mmu",
-    tests: &[
-        Test { name: "translation_is_on", run: translation_is_on },
-        Test { name: "map_read_write", run: map_read_write },
-        Test { name: "unmap_then_access_faults", run: unmap_then_access_faults },
-        Test { name: "flush_makes_new_pte_visible", run: flush_makes_new_pte_visible },
-        Test { name: "local_flush_makes_new_pte_visible", run: local_flush_makes_new_pte_visible },
-        Test { name: "read_only_mapping_refuses_stores", run: read_only_mapping_refuses_stores },
-        Test { name: "execute_permission_is_enforced", run: execute_permission_is_enforced },
-        Test { name: "protect_downgrades_a_live_mapping", run: protect_downgrades_a_live_mapping },
-        Test { name: "range_flush", run: range_flush },
-        Test { name: "collapsed_pmd_flush", run: collapsed_pmd_flush },
-        Test { name: "huge_2m_leaf", run: huge_2m_leaf },
-        Test { name: "huge_1g_leaf", run: huge_1g_leaf },
-        Test { name: "null_access_faults", run: null_access_faults },
-        Test { name: "pid_switch_switches_address_space", run: pid_switch_switches_address_space },
-        Test { name: "fault_handler_maps_on_demand", run: fault_handler_maps_on_demand },
-        Test { name: "freed_tables_return_to_allocator", run: freed_tables_return_to_allocator },
-    ],
-};
 
 /// Kernel-quadrant addresses outside the linear map, for test mappings.
 const TEST_AREA: u64 = LINEAR_MAP_BASE | 0x0008_0000_0000_0000;
@@ -60,6 +38,7 @@ fn require_radix() -> Result<&'static dyn TlbFlush, Failure> {
 }
 
 /// A frame filled with `value` in every doubleword.
+#[allow(unsafe_code)]
 fn filled_frame(value: u64) -> Result<Frame, Failure> {
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
     let words = mm::phys_to_virt(frame.address()) as *mut u64;
@@ -97,6 +76,7 @@ fn kernel_leaf(address: u64) -> Option<pagetable::Translation> {
     mmu::with_kernel_tree(|tree| tree.translate(address)).flatten()
 }
 
+#[ktest]
 fn translation_is_on(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let msr = cpu::msr();
@@ -108,6 +88,8 @@ fn translation_is_on(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
+#[allow(unsafe_code)]
 fn map_read_write(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(0x1111_2222_3333_4444)?;
@@ -128,6 +110,7 @@ fn map_read_write(_: &Env<'_>) -> TestResult {
     result
 }
 
+#[ktest]
 fn unmap_then_access_faults(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(7)?;
@@ -178,17 +161,21 @@ fn remap_with_flush(flush: &dyn TlbFlush, scope: Scope) -> TestResult {
     result
 }
 
+#[ktest]
 fn flush_makes_new_pte_visible(_: &Env<'_>) -> TestResult {
     let flush = require_translation()?;
     remap_with_flush(flush, Scope::Global)
 }
 
 /// `tlbiel`: radix's local flush (hash has no local form here).
+#[ktest]
 fn local_flush_makes_new_pte_visible(_: &Env<'_>) -> TestResult {
     let flush = require_radix()?;
     remap_with_flush(flush, Scope::Local)
 }
 
+#[ktest]
+#[allow(unsafe_code)]
 fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(3)?;
@@ -208,33 +195,11 @@ fn read_only_mapping_refuses_stores(_: &Env<'_>) -> TestResult {
     result
 }
 
-/// A read-write mapping in use becomes read-only: stores fault, loads still
-/// work, and the data is what was stored before.
-fn protect_downgrades_a_live_mapping(_: &Env<'_>) -> TestResult {
-    require_translation()?;
-    let frame = filled_frame(0)?;
-    let address = TEST_AREA + 0x90_0000;
-    kernel_map(address, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE)?;
-    let result = (|| {
-        // SAFETY: probe_store_u64 has an exception-table entry for its store.
-        kassert_eq!(unsafe { exceptions::probe_store_u64(address as *mut u64, 0x5107e) }, 0);
-        mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("protect: {e:?}")))?;
-        // SAFETY: as above.
-        let raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 1) };
-        kassert_eq!(raised, vector::DATA_STORAGE);
-        let fault = percpu::this().last_fault();
-        kassert!(fault.dsisr & dsisr::PROTECTION != 0, "DSISR {:#x}", fault.dsisr);
-        kassert_eq!(load(address), Ok(0x5107e));
-        Ok(())
-    })();
-    kernel_unmap(address)?;
-    mm::free_frame(frame);
-    result
-}
-
 /// Code runs from an executable mapping; fetching from a mapping without
 /// execute permission, or from no mapping, is an instruction storage
 /// interrupt (SRR1 says which).
+#[ktest]
+#[allow(unsafe_code)]
 fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
     require_translation()?;
     const LI_R3_0: u32 = 0x3860_0000;
@@ -268,7 +233,34 @@ fn execute_permission_is_enforced(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// A read-write mapping in use becomes read-only: stores fault, loads still
+/// work, and the data is what was stored before.
+#[ktest]
+#[allow(unsafe_code)]
+fn protect_downgrades_a_live_mapping(_: &Env<'_>) -> TestResult {
+    require_translation()?;
+    let frame = filled_frame(0)?;
+    let address = TEST_AREA + 0x90_0000;
+    kernel_map(address, frame.address(), PageSize::Base, Prot::READ | Prot::WRITE)?;
+    let result = (|| {
+        // SAFETY: probe_store_u64 has an exception-table entry for its store.
+        kassert_eq!(unsafe { exceptions::probe_store_u64(address as *mut u64, 0x5107e) }, 0);
+        mmu::protect_kernel(address, Prot::READ).map_err(|e| fail(alloc::format!("protect: {e:?}")))?;
+        // SAFETY: as above.
+        let raised = unsafe { exceptions::probe_store_u64(address as *mut u64, 1) };
+        kassert_eq!(raised, vector::DATA_STORAGE);
+        let fault = percpu::this().last_fault();
+        kassert!(fault.dsisr & dsisr::PROTECTION != 0, "DSISR {:#x}", fault.dsisr);
+        kassert_eq!(load(address), Ok(0x5107e));
+        Ok(())
+    })();
+    kernel_unmap(address)?;
+    mm::free_frame(frame);
+    result
+}
+
 /// Re-points eight pages, then one range flush makes all of them visible.
+#[ktest]
 fn range_flush(_: &Env<'_>) -> TestResult {
     let flush = require_translation()?;
     const PAGES: u64 = 8;
@@ -303,6 +295,8 @@ fn range_flush(_: &Env<'_>) -> TestResult {
 /// What THP collapse does to the MMU: a 2 MiB range mapped by base pages
 /// (their translations cached) becomes one huge leaf; the PTE table is
 /// unhooked; after flush_collapsed_pmd every access sees the huge page.
+#[ktest]
+#[allow(unsafe_code)]
 fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
     let flush = require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
@@ -343,6 +337,8 @@ fn collapsed_pmd_flush(_: &Env<'_>) -> TestResult {
     result
 }
 
+#[ktest]
+#[allow(unsafe_code)]
 fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
     require_translation()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
@@ -369,6 +365,7 @@ fn huge_2m_leaf(_: &Env<'_>) -> TestResult {
 }
 
 /// A 1 GiB leaf over physical 0..1 GiB reads what the linear map reads.
+#[ktest]
 fn huge_1g_leaf(env: &Env<'_>) -> TestResult {
     require_translation()?;
     if !env.boot.memory.iter().any(|r| r.start == 0 && r.size >= 1 << 30) {
@@ -400,6 +397,7 @@ fn no_space_fault() -> u64 {
     }
 }
 
+#[ktest]
 fn null_access_faults(_: &Env<'_>) -> TestResult {
     require_translation()?;
     kassert_eq!(load(0), Err(no_space_fault()));
@@ -407,6 +405,7 @@ fn null_access_faults(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+#[ktest]
 fn pid_switch_switches_address_space(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let mut a = AddressSpace::new().map_err(|e| fail(alloc::format!("space A: {e:?}")))?;
@@ -460,6 +459,7 @@ fn map_on_demand(fault: &mmu::Fault) -> FaultAction {
     }
 }
 
+#[ktest]
 fn fault_handler_maps_on_demand(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let space = AddressSpace::new().map_err(|e| fail(alloc::format!("{e:?}")))?;
@@ -487,6 +487,7 @@ fn fault_handler_maps_on_demand(_: &Env<'_>) -> TestResult {
 
 /// An address space's tables go back to the frame allocator when its pages
 /// are unmapped and it is dropped.
+#[ktest]
 fn freed_tables_return_to_allocator(_: &Env<'_>) -> TestResult {
     require_translation()?;
     let frame = filled_frame(1)?;

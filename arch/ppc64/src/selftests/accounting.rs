@@ -6,16 +6,14 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::ktest::{Env, Suite, Test, TestResult};
+use kernel::ktest::{ktest, Env, TestResult};
 use kernel::mm::page::{flags, PIN_BIAS};
 use kernel::mm::{self};
 use kernel::{kassert, kassert_eq};
 
 use crate::mmu;
-use crate::vm_selftests::settled_free_frames;
 
-pub static ACCOUNTING: Suite =
-    Suite { name: "accounting", tests: &[Test { name: "every_frame_table_and_pin_is_back", run: everything_is_back }] };
+use super::settled_free_frames;
 
 static BASELINE_FREE: AtomicU64 = AtomicU64::new(0);
 static BASELINE_DEFERRED: AtomicU64 = AtomicU64::new(0);
@@ -26,7 +24,8 @@ pub fn record_baseline() {
     BASELINE_DEFERRED.store(mmu::deferred_kernel_tables() as u64, Ordering::Release);
 }
 
-fn everything_is_back(_: &Env<'_>) -> TestResult {
+#[ktest]
+fn every_frame_table_and_pin_is_back(_: &Env<'_>) -> TestResult {
     let free = settled_free_frames();
     kassert_eq!(mmu::deferred_kernel_tables(), 0);
     let mut pinned = 0;

@@ -1,20 +1,13 @@
-//! Self-tests of the pseries platform's own services: RTAS, instantiated in
-//! the firmware phase and called through the real-mode trampoline.
+//! RTAS, instantiated in the firmware phase and called through the
+//! real-mode trampoline.
 
-use kernel::ktest::{fail, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::{kassert, kassert_eq, kskip};
 
-use super::rtas;
+use crate::platform::pseries::rtas;
 
-pub static PSERIES: Suite = Suite {
-    name: "pseries",
-    tests: &[
-        Test { name: "rtas_instantiated", run: rtas_instantiated },
-        Test { name: "rtas_time_of_day", run: rtas_time_of_day },
-    ],
-};
-
-fn rtas_instantiated(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn instantiated(env: &Env<'_>) -> TestResult {
     let rtas = &env.boot.rtas;
     kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
     kassert!(
@@ -29,7 +22,8 @@ fn rtas_instantiated(env: &Env<'_>) -> TestResult {
 
 /// A real RTAS call: get-time-of-day returns year, month, day, hour, minute,
 /// second, nanoseconds (PAPR, "get-time-of-day").
-fn rtas_time_of_day(env: &Env<'_>) -> TestResult {
+#[ktest]
+fn time_of_day(env: &Env<'_>) -> TestResult {
     let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
     let mut date = [0u32; 7];
     let status = rtas::call(token, &[], &mut date).map_err(fail)?;

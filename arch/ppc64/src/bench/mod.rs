@@ -1,17 +1,21 @@
 //! Benchmarks (`bench=`, after the self-tests, as KTAP tests of suite
-//! `bench`): each result is min/median/max over `bench_reps=` repetitions,
-//! timed with the timebase, printed as `# BENCH {json}` (kernel::bench).
+//! `bench`): `#[ktest]` functions of this module, which main takes out of
+//! the self-test plan and runs, those `bench=` names, in source order. Each
+//! result is min/median/max over `bench_reps=` repetitions, timed with the
+//! timebase, printed as `# BENCH {json}` (kernel::bench, `report`).
 //! They never fail on a timing; they fail only if they could not run.
 //! `make bench` boots the kernel with `bench=all` on both MMUs at 1, 2, 4
 //! and 8 CPUs and puts the results beside Linux's (bench/linux).
 
+// Unsafe code only in the items that say so (each block with its SAFETY).
+#![deny(unsafe_code)]
+
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::cmdline::CollapseIpi;
-use kernel::ktest::{fail, Env, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::mm::collapse::Outcome;
 use kernel::mm::mmu::{Scope, TlbFlush};
 use kernel::mm::pagetable::{PageSize, Prot};
@@ -21,19 +25,15 @@ use kernel::{kskip, time};
 
 use crate::exceptions;
 use crate::mmu::{hash, radix};
-use crate::smp_selftests::online_secondaries;
-use crate::vm_selftests::{inside, new_mm, ok};
+use crate::selftests::{inside, new_mm, ok, online_secondaries};
 use crate::{cpu, mmu, smp, vm};
 
-pub static BENCHMARKS: &[Test] = &[
-    Test { name: "boot", run: boot },
-    Test { name: "fault", run: fault },
-    Test { name: "floors", run: floors },
-    Test { name: "gup", run: gup },
-    Test { name: "gup_recheck_cost", run: gup_recheck_cost },
-    Test { name: "collapse", run: collapse },
-    Test { name: "flush", run: flush },
-];
+mod report;
+
+use report::{print, report_rate, report_us, ticks_to_us};
+
+/// The benchmarks' suite: this module's name.
+pub const SUITE: &str = kernel::ktest::suite_of(module_path!());
 
 /// Set by main: when the first test began (timebase).
 pub static FIRST_TEST_TB: AtomicU64 = AtomicU64::new(0);
@@ -50,44 +50,12 @@ const RW: Prot = Prot::READ.union(Prot::WRITE);
 const SMALL: u64 = 0x1000_0000;
 const HUGE: u64 = 0x4000_0000;
 
-fn ticks_to_us(ticks: f64) -> f64 {
-    ticks * 1e6 / time::frequency().max(1) as f64
-}
-
-fn context(env: &Env<'_>) -> [(&'static str, String); 2] {
-    [("mmu", String::from(mmu::backend().name())), ("cpus", format!("{}", env.online_cpus))]
-}
-
-fn print(env: &Env<'_>, name: &str, unit: &str, values: (f64, f64, f64), reps: usize) {
-    let context = context(env);
-    let context: Vec<(&str, &str)> = context.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut line = String::new();
-    let _ = kernel::bench::line(&mut line, name, unit, values, reps, &context);
-    kernel::print!("{line}");
-}
-
-/// Microseconds per item: each sample is the ticks of one repetition that
-/// handled `items` items.
-fn report_us(env: &Env<'_>, name: &str, samples: &mut [u64], items: u64) -> Option<f64> {
-    let (min, median, max) = kernel::bench::spread(samples)?;
-    let per = |t: u64| ticks_to_us(t as f64) / items as f64;
-    print(env, name, "us", (per(min), per(median), per(max)), samples.len());
-    Some(per(median))
-}
-
-/// Items per second (the slowest repetition gives the minimum).
-fn report_rate(env: &Env<'_>, name: &str, samples: &mut [u64], items: u64) {
-    if let Some((min, median, max)) = kernel::bench::spread(samples) {
-        let rate = |t: u64| items as f64 * 1e6 / ticks_to_us(t.max(1) as f64);
-        print(env, name, "pages/s", (rate(max), rate(median), rate(min)), samples.len());
-    }
-}
-
 fn reps(env: &Env<'_>) -> usize {
     env.options.bench_reps as usize
 }
 
 /// Boot to the first self-test, and the self-test run before the benchmarks.
+#[ktest]
 fn boot(env: &Env<'_>) -> TestResult {
     let now = cpu::timebase();
     SELFTESTS_END_TB.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire).ok();
@@ -107,6 +75,7 @@ fn boot(env: &Env<'_>) -> TestResult {
 /// Anonymous fault-in: per 64 KiB page (32 pages per repetition) and per
 /// 2 MiB huge page, touched through the MMU (the fault, the handler, the
 /// zeroing, the retry).
+#[ktest]
 fn fault(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     let (mut small, mut huge) = (Vec::new(), Vec::new());
@@ -142,6 +111,8 @@ fn fault(env: &Env<'_>) -> TestResult {
 /// (`PageMemory::zero`: dcbz per cache block), and copying 64 KiB as
 /// collapse does (its `copy_page`). A fault or a collapse cannot be faster
 /// than these; how far above them they are is what the paths add.
+#[ktest]
+#[allow(unsafe_code)]
 fn floors(env: &Env<'_>) -> TestResult {
     use kernel::mm::vm::PageMemory;
     let huge = mm::alloc_contiguous(32, 32).ok_or_else(|| fail("no 2 MiB run of frames"))?;
@@ -181,6 +152,7 @@ fn floors(env: &Env<'_>) -> TestResult {
 /// GUP-fast vs GUP-slow, pages pinned per second, for 1, 32 and 512 pages
 /// of small and of huge mappings (all faulted in first: the slow path's
 /// cost is its locks and walk, not faults).
+#[ktest]
 fn gup(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(SMALL, 512 * FRAME_SIZE, RW, false))?;
@@ -215,6 +187,7 @@ fn gup(env: &Env<'_>) -> TestResult {
 
 /// The 2022 fix's own cost: GUP-fast of 32 small pages with the PMD
 /// recheck and without, and their ratio (medians of the same run).
+#[ktest]
 fn gup_recheck_cost(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;
@@ -272,6 +245,7 @@ fn busy_with_interrupts_off(space: u64) -> u64 {
 /// Collapse latency of one 2 MiB region (split back to small pages before
 /// each repetition), without and with the IPI, idle and with another CPU
 /// inside a long interrupts-off section.
+#[ktest]
 fn collapse(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(HUGE, 2 * MIB, RW, true))?;
@@ -319,6 +293,7 @@ fn collapse(env: &Env<'_>) -> TestResult {
 /// The flushes: radix `tlbie` (broadcast) vs `tlbiel` (this CPU) per page;
 /// hash: the collapse flush of 32 hashed PTEs (flush_hash_table_pmd_range)
 /// and per-HPTE removal four at a time vs one by one.
+#[ktest]
 fn flush(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;

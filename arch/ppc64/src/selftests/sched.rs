@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::ktest::{fail, require_cpus, Env, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm;
 use kernel::mm::pagetable::{PageSize, Prot};
 use kernel::{kassert, kassert_eq, kskip, time};
@@ -11,16 +11,6 @@ use kernel::{kassert, kassert_eq, kskip, time};
 use crate::mmu::{self, AddressSpace};
 use crate::percpu;
 use crate::sched;
-
-pub static SCHED: Suite = Suite {
-    name: "sched",
-    tests: &[
-        Test { name: "threads_share_a_cpu_by_preemption", run: threads_share_a_cpu_by_preemption },
-        Test { name: "boot_cpu_runs_threads", run: boot_cpu_runs_threads },
-        Test { name: "pinned_thread_stays_on_its_cpu", run: pinned_thread_stays_on_its_cpu },
-        Test { name: "thread_sees_its_address_space", run: thread_sees_its_address_space },
-    ],
-};
 
 const JOIN_TIMEOUT_US: u64 = 5_000_000;
 
@@ -42,6 +32,7 @@ fn spinner(which: u64) {
     }
 }
 
+#[ktest]
 fn threads_share_a_cpu_by_preemption(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     let cpu = 1;
@@ -66,6 +57,7 @@ fn note_cpu(_: u64) {
 
 /// A thread on the CPU running the tests gets to run while the test waits
 /// (the tick preempts the waiting test, or join yields).
+#[ktest]
 fn boot_cpu_runs_threads(_: &Env<'_>) -> TestResult {
     BOOT_THREAD_RAN_ON.store(u64::MAX, Ordering::Release);
     let me = percpu::index() as usize;
@@ -89,6 +81,7 @@ fn wander(expected_cpu: u64) {
     }
 }
 
+#[ktest]
 fn pinned_thread_stays_on_its_cpu(env: &Env<'_>) -> TestResult {
     require_cpus(env, 3)?;
     let cpu = 2;
@@ -115,6 +108,8 @@ fn read_user_address(_: u64) {
 
 /// A thread created in address space X reads X's page at a low address; a
 /// thread in no address space faults there.
+#[ktest]
+#[allow(unsafe_code)]
 fn thread_sees_its_address_space(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
     if mmu::flusher().is_none() {

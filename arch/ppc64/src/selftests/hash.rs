@@ -5,7 +5,7 @@
 
 use core::sync::atomic::Ordering;
 
-use kernel::ktest::{fail, Env, Failure, Suite, Test, TestResult};
+use kernel::ktest::{fail, ktest, Env, Failure, TestResult};
 use kernel::mm::hash as hpt;
 use kernel::mm::mmu::{Scope, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{Entry, PageSize, Prot};
@@ -15,19 +15,6 @@ use kernel::{kassert, kassert_eq, kskip};
 use crate::exceptions;
 use crate::mmu::hash::{self, HASH_MMU};
 use crate::mmu::{self, Mode};
-
-pub static HASH: Suite = Suite {
-    name: "hash",
-    tests: &[
-        Test { name: "hpte_inserted_on_first_touch", run: hpte_inserted_on_first_touch },
-        Test { name: "unmap_flush_removes_hpte", run: unmap_flush_removes_hpte },
-        Test { name: "h_protect_updates_in_place", run: h_protect_updates_in_place },
-        Test { name: "full_groups_evict_without_loss", run: full_groups_evict_without_loss },
-        Test { name: "pmd_leaf_hashes_touched_subpages", run: pmd_leaf_hashes_touched_subpages },
-        Test { name: "flush_hash_table_pmd_range_removes_all", run: flush_hash_table_pmd_range_removes_all },
-        Test { name: "second_fault_on_a_page_leaves_one_hpte", run: second_fault_leaves_one_hpte },
-    ],
-};
 
 /// Kernel addresses outside the linear map, in their own 1T segment.
 const TEST_AREA: u64 = LINEAR_MAP_BASE | 0x0009_0000_0000_0000;
@@ -64,6 +51,7 @@ fn release(tables: &[(u64, usize)]) {
     mmu::release_kernel_tables(tables);
 }
 
+#[ktest]
 fn hpte_inserted_on_first_touch(_: &Env<'_>) -> TestResult {
     require_hash()?;
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
@@ -97,6 +85,7 @@ fn hpte_inserted_on_first_touch(_: &Env<'_>) -> TestResult {
     result
 }
 
+#[ktest]
 fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
     require_hash()?;
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
@@ -121,6 +110,7 @@ fn unmap_flush_removes_hpte(_: &Env<'_>) -> TestResult {
 
 /// Making a touched page read-only keeps its HPTE (same slot) with the PP
 /// bits of a read-only kernel page: updated in place, not removed and refaulted.
+#[ktest]
 fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
     require_hash()?;
     let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
@@ -150,6 +140,8 @@ fn h_protect_updates_in_place(_: &Env<'_>) -> TestResult {
 /// Pages 4 GiB apart in one 1T segment hash to the same primary (and so
 /// secondary) group: 20 of them overflow the 16 slots; evicted pages fault
 /// back in, so every page stays readable.
+#[ktest]
+#[allow(unsafe_code)]
 fn full_groups_evict_without_loss(_: &Env<'_>) -> TestResult {
     require_hash()?;
     const PAGES: u64 = 20;
@@ -191,6 +183,7 @@ fn full_groups_evict_without_loss(_: &Env<'_>) -> TestResult {
 
 /// A 2 MiB leaf gets an HPTE per touched 64 KiB subpage, exactly those, and
 /// the flush of the leaf removes them all.
+#[ktest]
 fn pmd_leaf_hashes_touched_subpages(_: &Env<'_>) -> TestResult {
     require_hash()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
@@ -236,6 +229,7 @@ fn pmd_leaf_hashes_touched_subpages(_: &Env<'_>) -> TestResult {
 
 /// The collapse flush: the HPTEs that the base PTEs of a PTE table recorded
 /// are all gone after flush_hash_table_pmd_range.
+#[ktest]
 fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
     require_hash()?;
     const PAGES: u64 = 32;
@@ -300,7 +294,8 @@ fn hptes_for(address: u64) -> Result<usize, Failure> {
 /// anyway): one HPTE must remain, the recorded one. Two used to remain, the
 /// first recorded nowhere, surviving every flush of the page (found by the
 /// stress suite as writes lost after collapse freed the page).
-fn second_fault_leaves_one_hpte(_: &Env<'_>) -> TestResult {
+#[ktest]
+fn second_fault_on_a_page_leaves_one_hpte(_: &Env<'_>) -> TestResult {
     require_hash()?;
     const FRAMES: u64 = (2 << 20) / FRAME_SIZE;
     let small = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
