@@ -88,6 +88,13 @@ pub fn hcall4_retry(function: u64, a: u64, b: u64, c: u64, d: u64) -> i64 {
 
 /// An hcall that returns up to eight values in r4..r11.
 pub fn hcall_ret(function: u64, args: [u64; 4]) -> (i64, [u64; 8]) {
+    hcall8(function, [args[0], args[1], args[2], args[3], 0, 0, 0, 0])
+}
+
+/// An hcall with up to eight arguments in r4..r11 and up to eight results
+/// back in them (H_BULK_REMOVE rewrites its request words as responses);
+/// registers a call does not use are ignored by the hypervisor.
+pub fn hcall8(function: u64, args: [u64; 8]) -> (i64, [u64; 8]) {
     let status: u64;
     let mut out = [0u64; 8];
     // SAFETY: `sc 1` enters the hypervisor with the PAPR convention: arguments
@@ -97,11 +104,10 @@ pub fn hcall_ret(function: u64, args: [u64; 4]) -> (i64, [u64; 8]) {
         asm!(
             "sc 1",
             inout("r3") function => status,
-            inout("r4") args[0] => out[0],
-            inout("r5") args[1] => out[1],
-            inout("r6") args[2] => out[2],
-            inout("r7") args[3] => out[3],
-            out("r8") out[4], out("r9") out[5], out("r10") out[6], out("r11") out[7],
+            inout("r4") args[0] => out[0], inout("r5") args[1] => out[1],
+            inout("r6") args[2] => out[2], inout("r7") args[3] => out[3],
+            inout("r8") args[4] => out[4], inout("r9") args[5] => out[5],
+            inout("r10") args[6] => out[6], inout("r11") args[7] => out[7],
             out("r0") _, out("r12") _, out("ctr") _, out("xer") _,
             out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
             options(nostack)

@@ -3,13 +3,11 @@
 //! the hypervisor with H_ENTER, H_REMOVE, H_BULK_REMOVE, H_PROTECT and
 //! H_READ, and the hypervisor issues the `tlbie`.
 
-use core::arch::asm;
-
 use kernel::mm::hash as hpt;
 
 use super::hcall::{
-    self, hcall_ret, H_BULK_REMOVE, H_DROPPED, H_ENTER, H_HARDWARE, H_NOT_FOUND, H_NO_MEM, H_PARAMETER, H_PROTECT,
-    H_PTEG_FULL, H_READ, H_REMOVE,
+    self, hcall8, hcall_ret, H_BULK_REMOVE, H_DROPPED, H_ENTER, H_HARDWARE, H_NOT_FOUND, H_NO_MEM, H_PARAMETER,
+    H_PROTECT, H_PTEG_FULL, H_READ, H_REMOVE,
 };
 use crate::platform::{Hpte, HpteError, HpteOps};
 
@@ -86,23 +84,8 @@ impl HpteOps for Lpar {
             words[2 * i] = BULK_REQUEST | BULK_AVPN | ptex;
             words[2 * i + 1] = v & AVPN_COMPARE;
         }
-        let status_word: u64;
-        let mut out = [0u64; 8];
-        // SAFETY: as hcall_ret, with the eight request words in r4..r11.
-        unsafe {
-            asm!(
-                "sc 1",
-                inout("r3") H_BULK_REMOVE => status_word,
-                inout("r4") words[0] => out[0], inout("r5") words[1] => out[1],
-                inout("r6") words[2] => out[2], inout("r7") words[3] => out[3],
-                inout("r8") words[4] => out[4], inout("r9") words[5] => out[5],
-                inout("r10") words[6] => out[6], inout("r11") words[7] => out[7],
-                out("r0") _, out("r12") _, out("ctr") _, out("xer") _,
-                out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
-                options(nostack)
-            );
-        }
-        status(status_word as i64)?;
+        let (code, out) = hcall8(H_BULK_REMOVE, words);
+        status(code)?;
         for i in 0..entries.len() {
             match (out[2 * i] >> BULK_RESPONSE_SHIFT) & 3 {
                 0 => {}
