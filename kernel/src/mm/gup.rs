@@ -447,6 +447,23 @@ mod tests {
         assert!(world.pages().frame(frame).unwrap().maybe_pinned(0));
     }
 
+    /// GUP-fast of one page with the PMD recheck on, no hooks, nothing to free.
+    fn pin_one(root: u64, pages: &PageArray<'_>, address: u64, write: bool) -> Result<Frame, GupError> {
+        gup_fast_one(root, address, write, true, pages, virt, |_, _| {}, &NoHooks, &read_side())
+    }
+
+    /// GUP-fast of a range, as `pin_one`.
+    fn pin_range(
+        root: u64,
+        pages: &PageArray<'_>,
+        start: u64,
+        count: usize,
+        write: bool,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), (usize, GupError)> {
+        gup_fast_range(root, start, count, write, true, pages, virt, |_, _| {}, out, &read_side())
+    }
+
     /// Huge and small mappings, read-only and write pins, and a hole.
     #[test]
     fn gup_fast_ranges() {
@@ -461,7 +478,7 @@ mod tests {
 
         // Small pages: 32 pins, in order, of the mapped frames.
         let mut pinned: Vec<Frame> = Vec::new();
-        gup_fast_range(root, BASE, 32, true, true, &pages, virt, |_, _| {}, &mut pinned, &read_side()).unwrap();
+        pin_range(root, &pages, BASE, 32, true, &mut pinned).unwrap();
         assert_eq!(pinned, world.small);
         for frame in pinned.drain(..) {
             pages.head(frame).unwrap().unpin();
@@ -469,19 +486,7 @@ mod tests {
 
         // The huge page: each 64 KiB piece is its own frame, all pinned on the head
         // (a start inside a page pins that page, as GUP does).
-        gup_fast_range(
-            root,
-            huge_at + 4 * FRAME_SIZE + 0x123,
-            3,
-            false,
-            true,
-            &pages,
-            virt,
-            |_, _| {},
-            &mut pinned,
-            &read_side(),
-        )
-        .unwrap();
+        pin_range(root, &pages, huge_at + 4 * FRAME_SIZE + 0x123, 3, false, &mut pinned).unwrap();
         assert_eq!(
             pinned.iter().map(|f| f.address()).collect::<Vec<_>>(),
             (4..7).map(|i| world.huge.address() + i * FRAME_SIZE).collect::<Vec<_>>()
@@ -491,25 +496,11 @@ mod tests {
             pages.head(frame).unwrap().unpin();
         }
         // A write pin of the read-only huge mapping fails at once.
-        assert_eq!(
-            gup_fast_range(root, huge_at, 2, true, true, &pages, virt, |_, _| {}, &mut pinned, &read_side()),
-            Err((0, GupError::ReadOnly))
-        );
+        assert_eq!(pin_range(root, &pages, huge_at, 2, true, &mut pinned), Err((0, GupError::ReadOnly)));
 
         // A hole stops GUP there: the 32 small pages, then nothing mapped.
         assert_eq!(
-            gup_fast_range(
-                root,
-                BASE + 30 * FRAME_SIZE,
-                4,
-                false,
-                true,
-                &pages,
-                virt,
-                |_, _| {},
-                &mut pinned,
-                &read_side()
-            ),
+            pin_range(root, &pages, BASE + 30 * FRAME_SIZE, 4, false, &mut pinned),
             Err((2, GupError::NotMapped))
         );
         assert_eq!(pinned.len(), 2);
@@ -524,38 +515,18 @@ mod tests {
         let world = World::new();
         let root = world.tree.borrow().root();
         let pages = world.pages();
-        let frame = gup_fast_one(
-            root,
-            BASE + 3 * FRAME_SIZE + 0x123,
-            true,
-            true,
-            &pages,
-            virt,
-            |_, _| {},
-            &NoHooks,
-            &read_side(),
-        )
-        .unwrap();
+        let frame = pin_one(root, &pages, BASE + 3 * FRAME_SIZE + 0x123, true).unwrap();
         assert_eq!(frame, world.small[3]);
         assert!(pages.frame(frame).unwrap().maybe_pinned(0));
         assert!(!pages.frame(frame).unwrap().unpin());
-        assert_eq!(
-            gup_fast_one(root, BASE + 64 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()),
-            Err(GupError::NotMapped)
-        );
+        assert_eq!(pin_one(root, &pages, BASE + 64 * FRAME_SIZE, false), Err(GupError::NotMapped));
         world.tree.borrow_mut().protect(BASE, Prot::READ | Prot::USER).unwrap();
-        assert_eq!(
-            gup_fast_one(root, BASE, true, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()),
-            Err(GupError::ReadOnly)
-        );
-        assert!(gup_fast_one(root, BASE, false, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()).is_ok());
+        assert_eq!(pin_one(root, &pages, BASE, true), Err(GupError::ReadOnly));
+        assert!(pin_one(root, &pages, BASE, false).is_ok());
         // A page whose count is zero is not resurrected.
         let page = pages.frame(world.small[7]).unwrap();
         page.unmap();
         assert!(page.put());
-        assert_eq!(
-            gup_fast_one(root, BASE + 7 * FRAME_SIZE, false, true, &pages, virt, |_, _| {}, &NoHooks, &read_side()),
-            Err(GupError::Freed)
-        );
+        assert_eq!(pin_one(root, &pages, BASE + 7 * FRAME_SIZE, false), Err(GupError::Freed));
     }
 }
