@@ -234,12 +234,6 @@ pub fn named_paths(code: &str, module: &str, children: &BTreeSet<String>) -> Vec
     out
 }
 
-/// The modules `crate::` paths in `code` start with: `crate::a::b`, `crate::{a, b::c}`
-/// (the first segment of each, as seen from the crate root).
-pub fn named_modules(code: &str) -> BTreeSet<String> {
-    named_paths(code, "crate", &BTreeSet::new()).into_iter().filter_map(|p| p.into_iter().next()).collect()
-}
-
 /// The graph of the crate whose sources are under `src` (every `.rs` file below it).
 pub fn graph(src: &Path) -> std::io::Result<Graph> {
     let mut files = Vec::new();
@@ -357,9 +351,11 @@ mod tests {
     #[test]
     fn paths_and_groups() {
         let code = "use crate::a::X;\nuse crate::{b, c::D, e::{F, G}};\nfn f() { crate::h::g(); other_crate::z(); }";
-        let named: Vec<String> = named_modules(code).into_iter().collect();
-        assert_eq!(named, ["a", "b", "c", "e", "h"]);
-        assert!(named_modules("// crate::x\n").contains("x"), "comments are removed by graph(), not here");
+        let named: Vec<String> =
+            named_paths(code, "crate", &BTreeSet::new()).into_iter().map(|p| p.join("::")).collect();
+        assert_eq!(named, ["a::X", "b", "c::D", "e::F", "e::G", "h::g"]);
+        let in_comment = named_paths("// crate::x\n", "crate", &BTreeSet::new());
+        assert!(in_comment.contains(&vec!["x".to_string()]), "comments are removed by graph(), not here");
         assert!(without_comments("a // crate::x").trim() == "a");
     }
 
