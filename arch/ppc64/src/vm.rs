@@ -9,8 +9,8 @@ use crate::trap::FaultAction;
 use kernel::cmdline::CollapseIpi;
 use kernel::mm::mmu::SpaceId;
 use kernel::mm::page::PageArray;
-use kernel::mm::pagetable::{Entry, InterruptsOff, MapError, PageSize, Prot, TableAllocator};
-use kernel::mm::vm::{Mm, MmArch, PageMemory};
+use kernel::mm::pagetable::{Entry, InterruptsOff, MapError, PageSize, Prot, ReadSide, TableAllocator};
+use kernel::mm::vm::{LocklessWalkers, Mm, MmArch, MmuFlush, PageMemory};
 use kernel::mm::{self, Frame};
 
 /// An address space as the mm code sees it: the MMU's side of one `Mm`.
@@ -35,6 +35,14 @@ impl MmArch for SpaceArch {
         self.space.tree()
     }
 
+    fn defer_tables(&mut self, tables: &[(u64, usize)]) {
+        for &(table, bytes) in tables {
+            self.space.defer_table(table, bytes);
+        }
+    }
+}
+
+impl MmuFlush for SpaceArch {
     fn flush(&mut self, address: u64, size: PageSize, old: Entry) {
         mmu::backend().flush_page(self.space.id(), address, size, old, mmu::flush_scope(self.space.id()));
     }
@@ -43,26 +51,25 @@ impl MmArch for SpaceArch {
         mmu::backend().flush_page_walk_cache(self.space.id(), mmu::flush_scope(self.space.id()));
     }
 
-    fn defer_tables(&mut self, tables: &[(u64, usize)]) {
-        for &(table, bytes) in tables {
-            self.space.defer_table(table, bytes);
-        }
+    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
+        mmu::flush_collapsed_pmd(self.space.id(), address, old_ptes);
+    }
+}
+
+/// The space's id names it in the registry's CPU mask.
+impl LocklessWalkers for SpaceArch {
+    type Walker = SpaceId;
+
+    fn walker(&mut self) -> SpaceId {
+        self.space.id()
+    }
+
+    fn enter(space: &SpaceId, _: &ReadSide) {
+        mmu::note_space_user(*space);
     }
 
     fn serialize_against_pte_lookup(&mut self) {
         mmu::serialize_against_pte_lookup(self.space.id());
-    }
-
-    fn lockless_walker_token(&mut self) -> u64 {
-        self.space.id() as u64
-    }
-
-    fn enter_lockless_walk(token: u64) {
-        mmu::note_space_user(token as SpaceId);
-    }
-
-    fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]) {
-        mmu::flush_collapsed_pmd(self.space.id(), address, old_ptes);
     }
 
     fn collapse_ipi(policy: CollapseIpi) -> bool {

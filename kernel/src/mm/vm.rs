@@ -27,32 +27,45 @@ use crate::cmdline::CollapseIpi;
 /// A PMD leaf's span (PageSize::Huge2M).
 const HUGE_BYTES: u64 = FRAME_SIZE << HUGE_ORDER;
 
-/// What an address space needs from the MMU backend. Implemented by the
-/// kernel's radix/hash address spaces and by the host tests' model.
-pub trait MmArch: Send + InterruptsOff {
+/// What an address space needs from the MMU backend, one trait per
+/// concern: its tree, the TLB (`MmuFlush`), the lockless walkers that THP
+/// collapse must be serialised against (`LocklessWalkers`), and turning
+/// interrupts off for GUP-fast's read side (`InterruptsOff`). Implemented by
+/// the kernel's radix/hash address spaces and by the host tests' model.
+pub trait MmArch: Send + InterruptsOff + MmuFlush + LocklessWalkers {
     type Tables: TableMemory;
     fn tree(&mut self) -> &mut PageTable<Self::Tables>;
+    /// Frees `tables` (unhooked and flushed) after a grace period.
+    fn defer_tables(&mut self, tables: &[(u64, usize)]);
+}
+
+/// Dropping what the MMU cached from an address space's tree.
+pub trait MmuFlush {
     /// Drops every cached translation of the leaf at `address` (of `size`),
-    /// whose entry was `old`; broadcast to all CPUs.
+    /// whose entry was `old`, on every CPU that may hold it.
     fn flush(&mut self, address: u64, size: PageSize, old: Entry);
     /// Drops cached pointers to page tables (a table was unhooked).
     fn flush_page_walk_cache(&mut self);
-    /// Frees `tables` (unhooked and flushed) after a grace period.
-    fn defer_tables(&mut self, tables: &[(u64, usize)]);
-    /// Waits for every other CPU that may be inside a lockless walk of this
-    /// address space (serialize_against_pte_lookup).
-    fn serialize_against_pte_lookup(&mut self);
     /// Drops every translation through the old PTEs of a collapsed PMD
     /// (see `CollapseFlush::flush_collapsed_pmd`).
     fn flush_collapsed_pmd(&mut self, address: u64, old_ptes: &[Entry]);
+}
+
+/// The CPUs that walk an address space's tree without locks (GUP-fast, and
+/// on hash the MMU's own fault path), as THP collapse must know them.
+pub trait LocklessWalkers {
+    /// What a walk needs to announce its CPU (Linux: the CPU is in the
+    /// mm's cpumask); taken once, when the `Mm` is made.
+    type Walker: Send + Sync;
+    fn walker(&mut self) -> Self::Walker;
+    /// Called by GUP-fast inside its read side, before it reads the tree:
+    /// makes this CPU one that collapse's IPI waits for.
+    fn enter(walker: &Self::Walker, read_side: &ReadSide);
+    /// Waits for every other CPU that may be inside a lockless walk of this
+    /// address space (serialize_against_pte_lookup).
+    fn serialize_against_pte_lookup(&mut self);
     /// Whether collapse under `policy` sends the IPI on this MMU.
     fn collapse_ipi(policy: CollapseIpi) -> bool;
-    /// What `enter_lockless_walk` needs to name this address space.
-    fn lockless_walker_token(&mut self) -> u64;
-    /// Called by GUP-fast with interrupts off, before it reads the tree:
-    /// makes this CPU one that collapse's IPI waits for (Linux: the CPU
-    /// runs a thread of the mm, so it is in mm_cpumask).
-    fn enter_lockless_walk(token: u64);
 }
 
 /// Where anonymous pages come from.
@@ -122,8 +135,8 @@ pub struct Mm<A: MmArch, P: PageMemory> {
     arch: Mutex<A>,
     /// The tree's root, for lockless walkers.
     root: u64,
-    /// The backend's name for this space, for `enter_lockless_walk`.
-    walker_token: u64,
+    /// How GUP-fast announces its CPU to this space's collapses.
+    walker: A::Walker,
     memory: P,
     pub stats: Stats,
 }
@@ -131,12 +144,12 @@ pub struct Mm<A: MmArch, P: PageMemory> {
 impl<A: MmArch, P: PageMemory> Mm<A, P> {
     pub fn new(mut arch: A, memory: P) -> Self {
         let root = arch.tree().root();
-        let walker_token = arch.lockless_walker_token();
+        let walker = arch.walker();
         Mm {
             regions: RwLock::new(BTreeMap::new()),
             arch: Mutex::new(arch),
             root,
-            walker_token,
+            walker,
             memory,
             stats: Stats::default(),
         }
@@ -409,7 +422,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         let recheck_pmd = settings.gup_pmd_recheck();
         let before = out.len();
         let section = ReadSide::enter::<A>();
-        A::enter_lockless_walk(self.walker_token);
+        A::enter(&self.walker, section.read_side());
         let free = |head, order| self.memory.free(head, order);
         let pages = self.memory.pages();
         let _ = gup::gup_fast_range(
@@ -441,7 +454,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     ) -> Result<Frame, GupError> {
         let recheck_pmd = settings.gup_pmd_recheck();
         let section = ReadSide::enter::<A>();
-        A::enter_lockless_walk(self.walker_token);
+        A::enter(&self.walker, section.read_side());
         let free = |head, order| self.memory.free(head, order);
         let pages = self.memory.pages();
         gup::gup_fast_one(self.root, address, write, recheck_pmd, pages, P::virt, free, hooks, section.read_side())
@@ -834,24 +847,30 @@ mod tests {
         fn tree(&mut self) -> &mut PageTable<Self::Tables> {
             &mut self.tree
         }
+        fn defer_tables(&mut self, tables: &[(u64, usize)]) {
+            self.tree.release(tables);
+        }
+    }
+
+    impl MmuFlush for Model {
         fn flush(&mut self, address: u64, size: PageSize, _old: Entry) {
             self.flushes.push((address, size));
         }
         fn flush_page_walk_cache(&mut self) {}
-        fn defer_tables(&mut self, tables: &[(u64, usize)]) {
-            self.tree.release(tables);
-        }
-        fn serialize_against_pte_lookup(&mut self) {}
         fn flush_collapsed_pmd(&mut self, _address: u64, _old_ptes: &[Entry]) {
             self.collapse_flushes += 1;
         }
+    }
+
+    /// One host thread: no other CPU walks, nothing to wait for.
+    impl LocklessWalkers for Model {
+        type Walker = ();
+        fn walker(&mut self) {}
+        fn enter(_: &(), _: &ReadSide) {}
+        fn serialize_against_pte_lookup(&mut self) {}
         fn collapse_ipi(policy: CollapseIpi) -> bool {
             policy.enabled(false)
         }
-        fn lockless_walker_token(&mut self) -> u64 {
-            0
-        }
-        fn enter_lockless_walk(_token: u64) {}
     }
 
     struct Memory {
