@@ -23,6 +23,8 @@ pub mod ktest;
 pub mod mm;
 #[allow(unsafe_code)]
 pub mod rcu;
+#[deny(unsafe_code)]
+pub mod sched;
 pub mod symbols;
 pub mod sync;
 pub mod time;

@@ -9,13 +9,13 @@
 //! Run-queue locks are only taken with interrupts off, since the tick takes
 //! them too.
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use kernel::mm::mmu::SpaceId;
 use kernel::mm::{self, Frame, FRAME_SIZE};
+use kernel::sched::RunQueue;
 use spin::Mutex;
 
 use crate::percpu::{self, MAX_CPUS};
@@ -65,15 +65,8 @@ unsafe impl Sync for Thread {}
 // SAFETY: as above; a Thread moves between CPUs only as an Arc.
 unsafe impl Send for Thread {}
 
-struct RunQueue {
-    current: Option<Arc<Thread>>,
-    ready: VecDeque<Arc<Thread>>,
-}
-
-static RUN_QUEUES: [Mutex<RunQueue>; MAX_CPUS] =
-    [const { Mutex::new(RunQueue { current: None, ready: VecDeque::new() }) }; MAX_CPUS];
-/// Ready threads per CPU, readable without the lock (for idle loops).
-static READY_COUNT: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// Per-CPU run queues, round robin (the policy is kernel::sched's).
+static RUN_QUEUES: [RunQueue<Arc<Thread>>; MAX_CPUS] = [const { RunQueue::new() }; MAX_CPUS];
 /// The thread a CPU just switched away from, for the new context to finish with.
 static PREVIOUS: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -94,7 +87,7 @@ pub fn init_cpu() {
         state: AtomicU8::new(RUNNING),
         off_cpu: AtomicBool::new(false),
     });
-    with_interrupts_off(|| RUN_QUEUES[cpu].lock().current = Some(own));
+    with_interrupts_off(|| RUN_QUEUES[cpu].set_current(own));
 }
 
 fn with_interrupts_off<R>(f: impl FnOnce() -> R) -> R {
@@ -143,10 +136,7 @@ pub fn spawn(
         context.nonvolatile[1] = thread_main as *const () as u64; // r15
     }
     kernel::debug!("sched: thread {} '{}' on CPU {cpu}", thread.id, thread.name);
-    with_interrupts_off(|| {
-        RUN_QUEUES[cpu].lock().ready.push_back(thread.clone());
-        READY_COUNT[cpu].fetch_add(1, Ordering::Release);
-    });
+    with_interrupts_off(|| RUN_QUEUES[cpu].push(thread.clone()));
     Some(thread)
 }
 
@@ -170,21 +160,16 @@ extern "C" fn thread_main(thread: *const Thread) -> ! {
 pub fn schedule() {
     let cpu = percpu::index() as usize;
     let (from, to, space_change) = {
-        let mut queue = RUN_QUEUES[cpu].lock();
-        let Some(next) = queue.ready.pop_front() else { return };
-        READY_COUNT[cpu].fetch_sub(1, Ordering::Release);
-        let Some(prev) = queue.current.replace(next.clone()) else {
-            // This CPU never called init_cpu: put it back, nothing to switch from.
-            queue.current.take();
-            queue.ready.push_front(next);
-            READY_COUNT[cpu].fetch_add(1, Ordering::Release);
+        // Nothing happens before this CPU's init_cpu made its context current.
+        let Some((prev, next)) = RUN_QUEUES[cpu].rotate(|prev| {
+            let alive = prev.state.load(Ordering::Acquire) != DEAD;
+            if alive {
+                prev.state.store(READY, Ordering::Release);
+            }
+            alive
+        }) else {
             return;
         };
-        if prev.state.load(Ordering::Acquire) != DEAD {
-            prev.state.store(READY, Ordering::Release);
-            queue.ready.push_back(prev.clone());
-            READY_COUNT[cpu].fetch_add(1, Ordering::Release);
-        }
         next.state.store(RUNNING, Ordering::Release);
         let space_change = (prev.space != next.space).then_some(next.space);
         let from = prev.context.get();
@@ -231,14 +216,14 @@ pub fn yield_now() {
 
 /// The tick: round-robin preemption.
 pub fn preempt() {
-    if READY_COUNT[percpu::index() as usize].load(Ordering::Acquire) > 0 {
+    if RUN_QUEUES[percpu::index() as usize].has_ready() {
         schedule();
     }
 }
 
 /// For idle loops: run threads as soon as they are ready.
 pub fn run_ready() {
-    if READY_COUNT[percpu::index() as usize].load(Ordering::Acquire) > 0 {
+    if RUN_QUEUES[percpu::index() as usize].has_ready() {
         yield_now();
     }
 }
