@@ -201,6 +201,12 @@ firmware_call_be32:
     std     %r10, 192(%r1)
     mfmsr   %r11
     std     %r11, 200(%r1)
+    # Interrupts off before SRR0/SRR1 are loaded for the switch: one taken
+    # in between would overwrite them, and the rfid would resume here
+    # big-endian instead of entering the firmware (Linux's enter_rtas also
+    # clears EE and RI first). The final rfid restores the saved MSR.
+    li      %r12, 0
+    mtmsrd  %r12, 1              # L=1: MSR[EE] = MSR[RI] = 0
 
     mtsrr0  %r3                  # firmware entry
     mr      %r3, %r4

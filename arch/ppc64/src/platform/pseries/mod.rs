@@ -12,6 +12,7 @@ pub mod hvc;
 pub mod lpar;
 pub mod realmode;
 pub mod rtas;
+#[deny(unsafe_code)]
 pub mod selftests;
 pub mod xics;
 
