@@ -6,9 +6,13 @@ use core::fmt;
 
 use heapless::{String, Vec};
 
+use crate::fdt::Fdt;
 use crate::tree::{self, children, DeviceTree, Node};
 
 pub const MAX_MEMORY_RANGES: usize = 32;
+/// Firmware-reserved ranges `BootInfo` records (skiboot publishes seven on
+/// QEMU's powernv9, each three times over).
+pub const MAX_RESERVED_RANGES: usize = 32;
 /// CPUs the kernel runs on, the one limit of the tree (`kernel::cpuset`
 /// uses it; it lives here because the kernel crate depends on this one):
 /// `BootInfo` records this many CPU threads of the device tree and counts
@@ -35,6 +39,8 @@ pub enum Firmware {
     Vof,
     /// SLOF, QEMU's default pseries firmware.
     Slof,
+    /// OPAL firmware on bare metal (powernv), which passes a flattened tree.
+    Skiboot,
     Unknown,
 }
 
@@ -43,6 +49,7 @@ impl Firmware {
         match self {
             Firmware::Vof => "vof",
             Firmware::Slof => "slof",
+            Firmware::Skiboot => "skiboot",
             Firmware::Unknown => "unknown",
         }
     }
@@ -83,6 +90,16 @@ pub struct Rtas {
     pub tokens: RtasTokens,
 }
 
+/// Where skiboot's OPAL runtime lives (`/ibm,opal`). OPAL stays resident:
+/// the kernel calls it at `entry` with r2 = `base` for as long as it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opal {
+    /// `opal-base-address`.
+    pub base: u64,
+    /// `opal-entry-address`.
+    pub entry: u64,
+}
+
 /// Facts from the device tree. Required properties are checked by
 /// `BootInfo::read`; optional ones are `Option`s or may be empty.
 #[derive(Debug, Clone, Default)]
@@ -117,9 +134,22 @@ pub struct BootInfo {
     pub dcache_block_size: u32,
     pub icache_block_size: u32,
     pub bootargs: String<MAX_BOOTARGS>,
-    /// `reg` of the `/chosen` stdout device: the hvc terminal number.
+    /// `reg` of the `/chosen` stdout device: the hvc terminal number
+    /// (pseries only; skiboot's console is an OPAL one).
     pub console_termno: Option<u32>,
+    /// Zero (and `/rtas` optional) on skiboot, which has no RTAS.
     pub rtas: Rtas,
+    /// Present exactly when the firmware is skiboot.
+    pub opal: Option<Opal>,
+    /// Memory the firmware keeps for itself, sorted, each range once: the
+    /// root's `reserved-ranges`, `/reserved-memory` children's `reg`, and
+    /// (from `read_fdt`) the blob's reservation block and the blob itself.
+    pub reserved: Vec<Range, MAX_RESERVED_RANGES>,
+    /// The blob header's `boot_cpuid_phys`: the PIR of the thread the
+    /// firmware entered the kernel on (`read_fdt` only).
+    pub boot_cpu: Option<u32>,
+    /// `ibm,dec-bits`: width of the decrementer when it is larger than 32 bits.
+    pub dec_bits: Option<u32>,
 }
 
 /// A required property the device tree lacks, or one it has in a form the
@@ -184,6 +214,16 @@ impl<T: DeviceTree + ?Sized> Reader<'_, T> {
         read_u32(bytes).ok_or_else(|| self.malformed(node, property, "is not a 32-bit cell"))
     }
 
+    /// A 64-bit number in two cells.
+    fn required_u64(&self, node: Node, property: &'static str) -> Result<u64, BootError> {
+        let mut buf = [0u8; 8];
+        let bytes = self.required(node, property, &mut buf)?;
+        if bytes.len() != 8 {
+            return Err(self.malformed(node, property, "is not two cells"));
+        }
+        Ok(tree::read_cells(bytes, 2).unwrap_or(0))
+    }
+
     fn optional_u32(&self, node: Node, property: &str) -> Option<u32> {
         let mut buf = [0u8; 8];
         self.optional(node, property, &mut buf).and_then(read_u32)
@@ -205,14 +245,15 @@ impl<T: DeviceTree + ?Sized> Reader<'_, T> {
         BootError::Malformed { node: self.node_path(node), property, why }
     }
 
-    /// Parses a list of (address, size) pairs such as `reg` or `available`.
+    /// Parses a list of (address, size) pairs such as `reg` or `available`,
+    /// handing each non-empty range to `each`.
     fn ranges(
         &self,
         node: Node,
         property: &'static str,
         bytes: &[u8],
         cells: (usize, usize),
-        out: &mut Vec<Range, MAX_MEMORY_RANGES>,
+        mut each: impl FnMut(Range) -> Result<(), BootError>,
     ) -> Result<(), BootError> {
         let entry = (cells.0 + cells.1) * 4;
         if cells.0 == 0 || cells.0 > 2 || cells.1 == 0 || cells.1 > 2 || !bytes.len().is_multiple_of(entry) {
@@ -224,11 +265,24 @@ impl<T: DeviceTree + ?Sized> Reader<'_, T> {
             if size == 0 {
                 continue;
             }
-            out.push(Range { start, size })
-                .map_err(|_| BootError::TooMany { what: "memory ranges", limit: MAX_MEMORY_RANGES })?;
+            each(Range { start, size })?;
         }
         Ok(())
     }
+}
+
+fn push_memory(out: &mut Vec<Range, MAX_MEMORY_RANGES>) -> impl FnMut(Range) -> Result<(), BootError> + '_ {
+    |range| out.push(range).map_err(|_| BootError::TooMany { what: "memory ranges", limit: MAX_MEMORY_RANGES })
+}
+
+/// Records a reserved range unless the same range is already there: skiboot
+/// publishes each one in `reserved-ranges`, `/reserved-memory` and the
+/// blob's reservation block.
+fn add_reserved(out: &mut Vec<Range, MAX_RESERVED_RANGES>, range: Range) -> Result<(), BootError> {
+    if range.size == 0 || out.contains(&range) {
+        return Ok(());
+    }
+    out.push(range).map_err(|_| BootError::TooMany { what: "reserved memory ranges", limit: MAX_RESERVED_RANGES })
 }
 
 fn read_u32(bytes: &[u8]) -> Option<u32> {
@@ -243,11 +297,21 @@ impl BootInfo {
         let mut info = BootInfo::default();
         let root = tree.find("/").ok_or(BootError::MissingNode { path: "/" })?;
 
-        info.firmware = Some(detect_firmware(tree));
+        let firmware = detect_firmware(tree);
+        info.firmware = Some(firmware);
         read_memory(&r, root, &mut info)?;
         read_cpus(&r, &mut info)?;
-        read_chosen(&r, &mut info)?;
-        read_rtas(&r, &mut info)?;
+        read_chosen(&r, firmware, &mut info)?;
+        if firmware == Firmware::Skiboot {
+            // powernv has no RTAS; OPAL takes its place.
+            if tree.find("/rtas").is_some() {
+                read_rtas(&r, &mut info)?;
+            }
+            read_opal(&r, &mut info)?;
+        } else {
+            read_rtas(&r, &mut info)?;
+        }
+        read_reserved(&r, root, &mut info)?;
 
         if let Some(xics) = tree.find("/interrupt-controller") {
             let mut buf = [0u8; 64];
@@ -258,6 +322,22 @@ impl BootInfo {
                 }
             }
         }
+        Ok(info)
+    }
+
+    /// Reads a flattened tree (skiboot's, handed over in r3): `read`, plus
+    /// what only the blob has, its reservation block and boot CPU, and the
+    /// blob itself as reserved memory. The blob's address is taken as
+    /// physical, which holds when this runs before translation is on.
+    pub fn read_fdt(fdt: &Fdt<'_>) -> Result<BootInfo, BootError> {
+        let mut info = BootInfo::read(fdt)?;
+        info.boot_cpu = Some(fdt.header().boot_cpuid_phys);
+        for (start, size) in fdt.memreserve() {
+            add_reserved(&mut info.reserved, Range { start, size })?;
+        }
+        let blob = fdt.as_bytes();
+        add_reserved(&mut info.reserved, Range { start: blob.as_ptr() as u64, size: blob.len() as u64 })?;
+        info.reserved.sort_unstable_by_key(|range| (range.start, range.size));
         Ok(info)
     }
 
@@ -276,6 +356,16 @@ impl BootInfo {
 }
 
 fn detect_firmware<T: DeviceTree + ?Sized>(tree: &T) -> Firmware {
+    // skiboot describes its OPAL in /ibm,opal; "ibm,opal-v3" is the calling
+    // convention the kernel speaks (the one skiboot has always offered).
+    if let Some(opal) = tree.find("/ibm,opal") {
+        let mut buf = [0u8; 64];
+        if let Some(len) = tree.property(opal, "compatible", &mut buf) {
+            if tree::strings(&buf[..len.min(buf.len())]).any(|s| s == b"ibm,opal-v3") {
+                return Firmware::Skiboot;
+            }
+        }
+    }
     // SLOF creates /openprom with model "SLOF..."; VOF does not create it, but
     // QEMU marks the VOF tree's root with nothing distinctive either, so a
     // missing /openprom on a qemu,pseries machine means VOF.
@@ -308,14 +398,14 @@ fn read_memory<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, root: Node, info: &mut
         }
         let reg = r.required(node, "reg", &mut buf)?;
         let before = info.memory.len();
-        r.ranges(node, "reg", reg, cells, &mut info.memory)?;
+        r.ranges(node, "reg", reg, cells, push_memory(&mut info.memory))?;
         if info.memory[before..].iter().any(|range| range.start == 0) {
             info.real_mode_limit =
                 info.memory[before..].iter().find(|range| range.start == 0).map_or(0, |range| range.size);
         }
         if let Some(available) = r.optional(node, "available", &mut buf) {
             let copy: Vec<u8, 512> = Vec::from_slice(available).unwrap_or_default();
-            r.ranges(node, "available", &copy, cells, &mut info.available)?;
+            r.ranges(node, "available", &copy, cells, push_memory(&mut info.available))?;
         }
     }
     if info.memory.is_empty() {
@@ -367,6 +457,7 @@ fn read_cpus<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> 
             if let Some(bytes) = r.optional(node, "ibm,segment-page-sizes", &mut buf) {
                 info.hash_page_sizes = tree::cells(bytes).take(64).collect();
             }
+            info.dec_bits = r.optional_u32(node, "ibm,dec-bits");
             info.dcache_block_size = r.optional_u32(node, "d-cache-block-size").unwrap_or(128);
             info.icache_block_size = r.optional_u32(node, "i-cache-block-size").unwrap_or(128);
         }
@@ -377,7 +468,11 @@ fn read_cpus<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> 
     Ok(())
 }
 
-fn read_chosen<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> Result<(), BootError> {
+fn read_chosen<T: DeviceTree + ?Sized>(
+    r: &Reader<'_, T>,
+    firmware: Firmware,
+    info: &mut BootInfo,
+) -> Result<(), BootError> {
     let chosen = r.tree.find("/chosen").ok_or(BootError::MissingNode { path: "/chosen" })?;
     let mut buf = [0u8; MAX_BOOTARGS];
     if let Some(len) = r.tree.property(chosen, "bootargs", &mut buf) {
@@ -389,7 +484,10 @@ fn read_chosen<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -
         let _ = info.bootargs.push_str(text.trim());
     }
     let mut path = [0u8; 128];
-    if let Some(bytes) = r.optional(chosen, "stdout-path", &mut path) {
+    // An hvc terminal number means nothing to skiboot (whose stdout, in
+    // `linux,stdout-path`, is an OPAL console).
+    let stdout = if firmware == Firmware::Skiboot { None } else { r.optional(chosen, "stdout-path", &mut path) };
+    if let Some(bytes) = stdout {
         let path = core::str::from_utf8(tree::first_string(bytes)).unwrap_or("");
         if let Some(stdout) = r.tree.find(path) {
             info.console_termno = r.optional_u32(stdout, "reg");
@@ -401,6 +499,42 @@ fn read_chosen<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -
     if let Some(bytes) = r.optional(chosen, "ibm,architecture-vec-5", &mut buf) {
         info.arch_vec5 = Vec::from_slice(&bytes[..bytes.len().min(32)]).unwrap_or_default();
     }
+    Ok(())
+}
+
+fn read_opal<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> Result<(), BootError> {
+    let opal = r.tree.find("/ibm,opal").ok_or(BootError::MissingNode { path: "/ibm,opal" })?;
+    info.opal = Some(Opal {
+        base: r.required_u64(opal, "opal-base-address")?,
+        entry: r.required_u64(opal, "opal-entry-address")?,
+    });
+    Ok(())
+}
+
+/// Firmware-reserved memory the tree itself describes: skiboot's root
+/// `reserved-ranges` (2 + 2 cells per range, whatever the root's cell
+/// counts) and the `reg` of each `/reserved-memory` child (that node's cell
+/// counts). Children without `reg` ask for an allocation and reserve nothing.
+fn read_reserved<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, root: Node, info: &mut BootInfo) -> Result<(), BootError> {
+    let too_many = BootError::TooMany { what: "reserved memory ranges", limit: MAX_RESERVED_RANGES };
+    let mut buf = [0u8; MAX_RESERVED_RANGES * 16];
+    if let Some(len) = r.tree.property(root, "reserved-ranges", &mut buf) {
+        if len > buf.len() {
+            return Err(too_many);
+        }
+        r.ranges(root, "reserved-ranges", &buf[..len], (2, 2), |range| add_reserved(&mut info.reserved, range))?;
+    }
+    if let Some(reserved) = r.tree.find("/reserved-memory") {
+        let cells = r.cell_counts(reserved);
+        for node in children(r.tree, reserved) {
+            let Some(len) = r.tree.property(node, "reg", &mut buf) else { continue };
+            if len > buf.len() {
+                return Err(too_many);
+            }
+            r.ranges(node, "reg", &buf[..len], cells, |range| add_reserved(&mut info.reserved, range))?;
+        }
+    }
+    info.reserved.sort_unstable_by_key(|range| (range.start, range.size));
     Ok(())
 }
 
@@ -563,6 +697,244 @@ mod tests {
         assert_eq!(info.memory.len(), 2);
         assert_eq!(info.memory_size(), 2 << 30);
         assert_eq!(info.real_mode_limit, 1 << 30);
+    }
+
+    const SMP1: &[u8] = include_bytes!("../tests/data/skiboot-powernv9-smp1.dtb");
+    const SMP4: &[u8] = include_bytes!("../tests/data/skiboot-powernv9-smp4.dtb");
+
+    /// What skiboot keeps on QEMU's powernv9 with -m 1G, by the blob's
+    /// reservation block (the same ranges as `reserved-ranges` and
+    /// `/reserved-memory`): its code, heap, data, stacks and allocations
+    /// from 0x30000000, then the HOMER image and OCC common area, which lie
+    /// far above the 1 GiB of RAM.
+    fn skiboot_reserved(stacks: u64, allocs: Range) -> std::vec::Vec<Range> {
+        std::vec![
+            Range { start: 0x3000_0000, size: 0x60_0000 },
+            Range { start: 0x3060_0000, size: 0xa0_0000 },
+            Range { start: 0x3100_0000, size: 0xc1_0000 },
+            Range { start: 0x31c1_0000, size: stacks },
+            allocs,
+            Range { start: 0x203f_fd80_0000, size: 0x40_0000 },
+            Range { start: 0x203f_ff80_0000, size: 0x80_0000 },
+        ]
+    }
+
+    fn read_blob(blob: &[u8]) -> BootInfo {
+        BootInfo::read_fdt(&Fdt::new(blob).unwrap()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The reserved ranges without the blob's own (whose address is wherever
+    /// the test binary has it), after checking that one is there.
+    fn firmware_reserved(info: &BootInfo, blob: &[u8]) -> std::vec::Vec<Range> {
+        let own = Range { start: blob.as_ptr() as u64, size: blob.len() as u64 };
+        assert!(info.reserved.contains(&own), "the blob reserves itself");
+        assert!(info.reserved.windows(2).all(|w| w[0].start < w[1].start), "sorted, no duplicates");
+        info.reserved.iter().copied().filter(|&r| r != own).collect()
+    }
+
+    #[test]
+    fn reads_skiboot_powernv9_smp1() {
+        let info = read_blob(SMP1);
+        assert_eq!(info.firmware, Some(Firmware::Skiboot));
+        assert_eq!(info.firmware.unwrap().name(), "skiboot");
+        assert_eq!(info.memory.as_slice(), &[Range { start: 0, size: 1 << 30 }]);
+        assert_eq!(info.memory_size(), 1 << 30);
+        assert_eq!(info.real_mode_limit, 1 << 30);
+        assert!(info.available.is_empty(), "skiboot publishes no available");
+        assert_eq!(info.cpus.as_slice(), &[Cpu { server: 0, core: 0, thread: 0 }]);
+        assert_eq!(info.cpus_beyond_limit, 0);
+        assert_eq!(info.boot_cpu, Some(0));
+        assert_eq!(info.timebase_frequency, 512_000_000);
+        assert_eq!(info.dec_bits, Some(56));
+        // No ibm,pft-size: on bare metal the kernel sizes its own HPT.
+        assert_eq!(info.hpt_size_log2, None);
+        assert_eq!(info.slb_size, Some(32));
+        // No ibm,processor-radix-AP-encodings either.
+        assert!(info.radix_page_sizes.is_empty());
+        assert_eq!(
+            info.hash_page_sizes.as_slice(),
+            &[
+                0xc, 0, 3, 0xc, 0, 0x10, 7, 0x18, 0x38, 0x10, 0x110, 2, 0x10, 1, 0x18, 8, 0x18, 0x100, 1, 0x18, 0,
+                0x22, 0x120, 1, 0x22, 3
+            ]
+        );
+        assert_eq!((info.dcache_block_size, info.icache_block_size), (128, 128));
+        assert_eq!(info.bootargs(), "mmu=hash loglevel=debug");
+        assert_eq!(info.console_termno, None);
+        assert_eq!(info.opal, Some(Opal { base: 0x3000_0000, entry: 0x3000_3770 }));
+        assert_eq!(info.rtas, Rtas::default());
+        assert!(info.interrupt_server_ranges.is_empty());
+        assert!(info.arch_vec5_support.is_empty());
+        // skiboot's own /chosen ibm,architecture-vec-5, which asks for no radix.
+        assert_eq!(info.arch_vec5.as_slice(), &[5, 0, 0, 0, 0, 0x80, 0]);
+        assert!(!crate::cas::negotiated_radix(&info.arch_vec5));
+        assert_eq!(
+            firmware_reserved(&info, SMP1),
+            skiboot_reserved(0x8000, Range { start: 0x31c1_8000, size: 0xcf_8000 })
+        );
+        assert_eq!(info.reserved.len(), 8);
+    }
+
+    #[test]
+    fn reads_skiboot_powernv9_smp4() {
+        let info = read_blob(SMP4);
+        assert_eq!(info.firmware, Some(Firmware::Skiboot));
+        // One thread per core (QEMU's default), cores 0-3 of chip 0: the PIR
+        // is chip << 8 | core << 2 | thread, and `reg` is the same number.
+        let expected: std::vec::Vec<Cpu> = [0, 4, 8, 12].map(|pir| Cpu { server: pir, core: pir, thread: 0 }).to_vec();
+        assert_eq!(info.cpus.as_slice(), expected.as_slice());
+        // skiboot entered the kernel on PIR 8, not 0.
+        assert_eq!(info.boot_cpu, Some(8));
+        assert_eq!(info.memory_size(), 1 << 30);
+        assert_eq!(info.timebase_frequency, 512_000_000);
+        assert_eq!(info.dec_bits, Some(56));
+        assert_eq!(info.bootargs(), "mmu=hash loglevel=debug");
+        assert_eq!(info.opal, Some(Opal { base: 0x3000_0000, entry: 0x3000_3770 }));
+        // More CPUs, more stacks and allocations.
+        assert_eq!(
+            firmware_reserved(&info, SMP4),
+            skiboot_reserved(0x6_8000, Range { start: 0x31c7_8000, size: 0x14f_8000 })
+        );
+    }
+
+    #[test]
+    fn the_tree_alone_gives_the_same_reserved_ranges() {
+        // `read` (no blob header) finds them in reserved-ranges and
+        // /reserved-memory, which say the same thing as the reservation block.
+        let fdt = Fdt::new(SMP1).unwrap();
+        let info = BootInfo::read(&fdt).unwrap();
+        assert_eq!(info.boot_cpu, None);
+        assert_eq!(info.reserved.to_vec(), skiboot_reserved(0x8000, Range { start: 0x31c1_8000, size: 0xcf_8000 }));
+    }
+
+    /// The parts of skiboot's tree `BootInfo` reads.
+    fn skiboot_like_tree() -> FakeTree {
+        let mut t = FakeTree::new();
+        t.prop_cells("/", "#address-cells", &[2]).prop_cells("/", "#size-cells", &[2]);
+        t.prop_str("/", "compatible", "qemu,powernv9");
+        t.prop_cells("/", "reserved-ranges", &[0, 0x3000_0000, 0, 0x60_0000]);
+        t.node("/chosen");
+        t.prop_str("/chosen", "stdout-path", "/ibm,opal/consoles/serial@0");
+        t.node("/ibm,opal");
+        t.prop("/ibm,opal", "compatible", b"ibm,opal-v2\0ibm,opal-v3\0");
+        t.prop_cells("/ibm,opal", "opal-base-address", &[0, 0x3000_0000]);
+        t.prop_cells("/ibm,opal", "opal-entry-address", &[0, 0x3000_3770]);
+        t.node("/ibm,opal/consoles");
+        t.node("/ibm,opal/consoles/serial@0");
+        t.prop_cells("/ibm,opal/consoles/serial@0", "reg", &[0]);
+        t.node("/cpus");
+        t.node("/cpus/PowerPC,POWER9@0");
+        t.prop_str("/cpus/PowerPC,POWER9@0", "device_type", "cpu");
+        t.prop_cells("/cpus/PowerPC,POWER9@0", "reg", &[0]);
+        t.prop_cells("/cpus/PowerPC,POWER9@0", "timebase-frequency", &[512_000_000]);
+        t.node("/memory@0");
+        t.prop_str("/memory@0", "device_type", "memory");
+        t.prop_cells("/memory@0", "reg", &[0, 0, 0, 0x4000_0000]);
+        t.node("/reserved-memory");
+        t.prop_cells("/reserved-memory", "#address-cells", &[2]).prop_cells("/reserved-memory", "#size-cells", &[2]);
+        t
+    }
+
+    #[test]
+    fn skiboot_needs_opal_addresses_not_rtas() {
+        let info = BootInfo::read(&skiboot_like_tree()).unwrap();
+        assert_eq!(info.firmware, Some(Firmware::Skiboot));
+        assert_eq!(info.opal, Some(Opal { base: 0x3000_0000, entry: 0x3000_3770 }));
+        assert_eq!(info.console_termno, None, "stdout-path is not an hvc terminal on skiboot");
+        assert_eq!(info.dec_bits, None);
+
+        let mut t = skiboot_like_tree();
+        t.nodes.iter_mut().find(|n| n.path == "/ibm,opal").unwrap().props.retain(|(n, _)| n != "opal-entry-address");
+        let err = BootInfo::read(&t).unwrap_err();
+        assert_eq!(
+            err,
+            BootError::MissingProperty { node: String::try_from("/ibm,opal").unwrap(), property: "opal-entry-address" }
+        );
+        let text = std::format!("{err}");
+        assert!(text.contains("/ibm,opal") && text.contains("opal-entry-address"), "{text}");
+
+        let mut t = skiboot_like_tree();
+        t.nodes.iter_mut().find(|n| n.path == "/ibm,opal").unwrap().props.retain(|(n, _)| n != "opal-base-address");
+        t.prop_cells("/ibm,opal", "opal-base-address", &[0x3000_0000]);
+        assert_eq!(
+            BootInfo::read(&t).unwrap_err(),
+            BootError::Malformed {
+                node: String::try_from("/ibm,opal").unwrap(),
+                property: "opal-base-address",
+                why: "is not two cells"
+            }
+        );
+    }
+
+    #[test]
+    fn opal_without_v3_is_not_skiboot_and_needs_rtas() {
+        let mut t = skiboot_like_tree();
+        t.nodes.iter_mut().find(|n| n.path == "/ibm,opal").unwrap().props.retain(|(n, _)| n != "compatible");
+        t.prop_str("/ibm,opal", "compatible", "ibm,opal-v2");
+        assert_eq!(BootInfo::read(&t).unwrap_err(), BootError::MissingNode { path: "/rtas" });
+    }
+
+    #[test]
+    fn pseries_still_needs_rtas() {
+        let mut t = qemu_like_tree();
+        let rtas = t.nodes.iter().position(|n| n.path == "/rtas").unwrap();
+        t.nodes[rtas].path = "/not-rtas".into();
+        assert_eq!(BootInfo::read(&t).unwrap_err(), BootError::MissingNode { path: "/rtas" });
+        let info = BootInfo::read(&qemu_like_tree()).unwrap();
+        assert_eq!((info.opal, info.boot_cpu, info.reserved.len()), (None, None, 0));
+    }
+
+    #[test]
+    fn reserved_memory_uses_its_cell_counts_and_duplicates_collapse() {
+        let mut t = skiboot_like_tree();
+        t.node("/reserved-memory/code@30000000");
+        t.prop_cells("/reserved-memory/code@30000000", "reg", &[0, 0x3000_0000, 0, 0x60_0000]);
+        t.node("/reserved-memory/homer@203ffd800000");
+        t.prop_cells("/reserved-memory/homer@203ffd800000", "reg", &[0x203f, 0xfd80_0000, 0, 0x40_0000]);
+        t.node("/reserved-memory/dynamic");
+        t.prop_cells("/reserved-memory/dynamic", "size", &[0, 0x1000]);
+        let info = BootInfo::read(&t).unwrap();
+        assert_eq!(
+            info.reserved.as_slice(),
+            &[Range { start: 0x3000_0000, size: 0x60_0000 }, Range { start: 0x203f_fd80_0000, size: 0x40_0000 }]
+        );
+
+        // One address cell and one size cell.
+        let mut t = FakeTree::new();
+        t.node("/reserved-memory");
+        t.prop_cells("/reserved-memory", "#address-cells", &[1]).prop_cells("/reserved-memory", "#size-cells", &[1]);
+        t.node("/reserved-memory/a@1000");
+        t.prop_cells("/reserved-memory/a@1000", "reg", &[0x1000, 0x2000, 0x8000, 0x100]);
+        let r = Reader { tree: &t };
+        let mut info = BootInfo::default();
+        read_reserved(&r, t.find("/").unwrap(), &mut info).unwrap();
+        assert_eq!(
+            info.reserved.as_slice(),
+            &[Range { start: 0x1000, size: 0x2000 }, Range { start: 0x8000, size: 0x100 }]
+        );
+    }
+
+    #[test]
+    fn too_many_reserved_ranges_is_an_error() {
+        let mut t = skiboot_like_tree();
+        let cells: std::vec::Vec<u32> =
+            (0..MAX_RESERVED_RANGES as u32).flat_map(|i| [0, 0x1000 * (i + 1), 0, 0x800]).collect();
+        t.nodes[0].props.retain(|(n, _)| n != "reserved-ranges");
+        t.prop_cells("/", "reserved-ranges", &cells);
+        assert_eq!(BootInfo::read(&t).unwrap().reserved.len(), MAX_RESERVED_RANGES);
+        t.node("/reserved-memory/one-more@0");
+        t.prop_cells("/reserved-memory/one-more@0", "reg", &[0, 0x10_0000, 0, 0x1000]);
+        assert_eq!(
+            BootInfo::read(&t).unwrap_err(),
+            BootError::TooMany { what: "reserved memory ranges", limit: MAX_RESERVED_RANGES }
+        );
+        // A duplicate is not one more.
+        let mut t = skiboot_like_tree();
+        t.nodes[0].props.retain(|(n, _)| n != "reserved-ranges");
+        t.prop_cells("/", "reserved-ranges", &cells);
+        t.node("/reserved-memory/again@1000");
+        t.prop_cells("/reserved-memory/again@1000", "reg", &[0, 0x1000, 0, 0x800]);
+        assert_eq!(BootInfo::read(&t).unwrap().reserved.len(), MAX_RESERVED_RANGES);
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub fn read_cells(bytes: &[u8], count: usize) -> Option<u64> {
     Some(cells(&bytes[..count * 4]).fold(0u64, |acc, c| (acc << 32) | c as u64))
 }
 
+/// The strings of a string-list property such as `compatible`.
+pub fn strings(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split(|&b| b == 0).filter(|s| !s.is_empty())
+}
+
 /// A NUL-terminated string property without its terminator (the first string
 /// of a string list).
 pub fn first_string(bytes: &[u8]) -> &[u8] {
