@@ -19,11 +19,14 @@
 #   make clean
 #
 # Knobs (make VAR=value):
+#   MACHINE=pseries  pseries (-M pseries, a PAPR guest), or powernv (bare metal:
+#                  -M powernv9, powernv10 with CPU=POWER10; firmware skiboot, TCG, MEM>=1G)
 #   SMP=1          CPUs (-smp), or SMT cores: SMP=8,threads=4
 #   CPU=POWER9     processor model under TCG: POWER8 (hash only), POWER9, POWER10
-#   ACCEL=tcg      tcg, or kvm (-accel kvm -cpu host: a POWER host with /dev/kvm)
+#   ACCEL=tcg      tcg, or kvm (-accel kvm -cpu host: a POWER host with /dev/kvm; pseries)
 #   MEM=1G         memory (-m)
-#   FW=vof         firmware: vof (QEMU's fast VOF) or slof (SLOF)
+#   FW=vof         pseries firmware: vof (QEMU's fast VOF) or slof (SLOF). powernv always
+#                  boots QEMU's skiboot (FW defaults to skiboot there; vof/slof are refused)
 #   APPEND=        kernel command line, e.g. APPEND="loglevel=debug selftest=frames"
 #   QEMU=          QEMU binary (default: qemu-system-ppc64 on PATH, installed if missing)
 #   TIMEOUT=60     seconds before `make run` gives up on a boot
@@ -31,11 +34,12 @@
 #                  and Cargo.toml's rust-version; default: found by scripts/deps.sh)
 #   PROFILE=release  cargo profile for the kernel (release or dev)
 
+MACHINE ?= pseries
 SMP     ?= 1
 CPU     ?= POWER9
 ACCEL   ?= tcg
 MEM     ?= 1G
-FW      ?= vof
+FW      ?= $(if $(filter powernv,$(MACHINE)),skiboot,vof)
 APPEND  ?=
 TIMEOUT ?= 60
 PROFILE ?= release
@@ -70,8 +74,8 @@ kernel:
 
 run: kernel
 	@scripts/deps.sh qemu
-	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --cpu $(CPU) --accel $(ACCEL) --smp $(SMP) --mem $(MEM) \
-	  --timeout $(TIMEOUT) --append "$(APPEND)"
+	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --machine $(MACHINE) --fw $(FW) --cpu $(CPU) --accel $(ACCEL) \
+	  --smp $(SMP) --mem $(MEM) --timeout $(TIMEOUT) --append "$(APPEND)"
 
 test: kernel lint
 	@scripts/deps.sh qemu objdump
@@ -116,8 +120,8 @@ bench: kernel
 # The image is linked at 0, loaded at 0x400000 and runs at KERNEL_BASE (0xc...) + that.
 gdb: kernel
 	@scripts/deps.sh qemu gdb
-	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --fw $(FW) --cpu $(CPU) --accel $(ACCEL) --smp $(SMP) --mem $(MEM) \
-	  --append "$(APPEND)" --gdb & \
+	@$(HOST_CARGO) run --quiet -p harness --bin kboot -- --machine $(MACHINE) --fw $(FW) --cpu $(CPU) --accel $(ACCEL) \
+	  --smp $(SMP) --mem $(MEM) --append "$(APPEND)" --gdb & \
 	sleep 1; gdb-multiarch -q -ex 'set architecture powerpc:common64' -ex 'set endian little' \
 	  -ex 'add-symbol-file $(IMAGE) -o 0xc000000000400000' -ex 'target remote localhost:1234'; \
 	kill %1 2>/dev/null || true

@@ -186,6 +186,38 @@ pub struct Verdict {
     pub failures: Vec<Failure>,
     /// The results counted from the console.
     pub counted: Counts,
+    /// The guest-log lines allowances let through, per allowance that matched any.
+    pub allowed: Vec<Allowed>,
+}
+
+/// Where an allowance for guest-log lines comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllowedBy {
+    /// The machine's firmware logs it on every boot ([`crate::qemu::FirmwareLogLine`]).
+    Firmware,
+    /// The caller listed it (a matrix row's `qemu_log_allow`).
+    Caller,
+}
+
+/// How many guest-log lines one allowance let through: the judge says so even when the
+/// boot passes, so that an allowance is never silent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    pub by: AllowedBy,
+    pub pattern: String,
+    pub reason: String,
+    pub count: usize,
+}
+
+impl fmt::Display for Allowed {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines = if self.count == 1 { "line" } else { "lines" };
+        let by = match self.by {
+            AllowedBy::Firmware => "the machine's firmware",
+            AllowedBy::Caller => "qemu_log_allow",
+        };
+        write!(formatter, "allowed {} QEMU guest-log {lines} /{}/ ({by}: {})", self.count, self.pattern, self.reason)
+    }
 }
 
 impl Verdict {
@@ -210,14 +242,29 @@ pub struct LogAllowance {
     pub reason: String,
 }
 
-/// Judges one boot of `machine`; any line of QEMU's guest log fails it.
+/// Judges one boot of `machine`; any line of QEMU's guest log fails it unless the machine's
+/// firmware logs it on every boot.
 pub fn judge(output: &BootOutput, machine: Machine) -> Verdict {
     judge_allowing(output, machine, &[])
 }
 
-/// Judges one boot of `machine`; a guest-log line fails it unless one of `allowed` matches.
+/// Judges one boot of `machine`; a guest-log line fails it unless the machine's firmware
+/// logs it on every boot or one of `allowed` matches.
 pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllowance]) -> Verdict {
     let mut failures = Vec::new();
+    let firmware_allowances: Vec<LogAllowance> = machine
+        .firmware_log
+        .iter()
+        .map(|line| LogAllowance {
+            pattern: regex::Regex::new(line.pattern).expect("a firmware log pattern is a valid regex"),
+            reason: line.reason.to_string(),
+        })
+        .collect();
+    let allowances: Vec<(AllowedBy, &LogAllowance)> = firmware_allowances
+        .iter()
+        .map(|allowance| (AllowedBy::Firmware, allowance))
+        .chain(allowed.iter().map(|allowance| (AllowedBy::Caller, allowance)))
+        .collect();
 
     if output.timed_out {
         failures.push(Failure::TimedOut { after: output.elapsed });
@@ -225,7 +272,8 @@ pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllow
         failures.push(Failure::QemuExit { code: output.exit_code });
     }
     failures.extend(qemu_errors(&output.stderr).map(|line| Failure::QemuError { line: line.to_string() }));
-    failures.extend(guest_log_failures(&output.qemu_log, allowed));
+    let (log_failures, allowed) = guest_log_failures(&output.qemu_log, &allowances);
+    failures.extend(log_failures);
 
     let report = ktap::parse(&output.console);
     failures.extend(report.fatal.iter().map(|line| Failure::Fatal { line: line.clone() }));
@@ -252,15 +300,18 @@ pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllow
         }
     }
 
-    Verdict { failures, counted }
+    Verdict { failures, counted, allowed }
 }
 
 /// One failure per distinct guest-log line no allowance matches, in first-seen order, with
-/// how often it came (a wrong `tlbie` form in a loop logs the same line hundreds of times).
-fn guest_log_failures(log: &str, allowed: &[LogAllowance]) -> Vec<Failure> {
+/// how often it came (a wrong `tlbie` form in a loop logs the same line hundreds of times);
+/// and how many lines each allowance let through (the first that matches a line counts it).
+fn guest_log_failures(log: &str, allowances: &[(AllowedBy, &LogAllowance)]) -> (Vec<Failure>, Vec<Allowed>) {
     let mut failures: Vec<Failure> = Vec::new();
+    let mut counts = vec![0; allowances.len()];
     for line in ktap::lines(log).map(str::trim_end).filter(|line| !line.is_empty()) {
-        if allowed.iter().any(|allowance| allowance.pattern.is_match(line)) {
+        if let Some(index) = allowances.iter().position(|(_, allowance)| allowance.pattern.is_match(line)) {
+            counts[index] += 1;
             continue;
         }
         let seen = failures.iter_mut().find_map(|failure| match failure {
@@ -272,7 +323,18 @@ fn guest_log_failures(log: &str, allowed: &[LogAllowance]) -> Vec<Failure> {
             None => failures.push(Failure::GuestLog { line: line.to_string(), count: 1 }),
         }
     }
-    failures
+    let allowed = allowances
+        .iter()
+        .zip(counts)
+        .filter(|&(_, count)| count > 0)
+        .map(|((by, allowance), count)| Allowed {
+            by: *by,
+            pattern: allowance.pattern.as_str().to_string(),
+            reason: allowance.reason.clone(),
+            count,
+        })
+        .collect();
+    (failures, allowed)
 }
 
 /// Lines of QEMU's stderr that are errors: everything but `<program>: warning: ...`.
@@ -351,7 +413,7 @@ fn check_structure(report: &ktap::Report, failures: &mut Vec<Failure>) {
 mod tests {
     use super::*;
 
-    const MACHINE: Machine = Machine { cpus: 2, memory_mib: 1024 };
+    const MACHINE: Machine = Machine { cpus: 2, memory_mib: 1024, firmware_log: &[] };
     const BANNER: &str =
         "ppc64-kernel 0.1.0 firmware=vof cpus=2 memory=1024MiB mmu=radix cmdline=\"selftest=* loglevel=info\"";
 
@@ -557,9 +619,83 @@ mod tests {
             [LogAllowance { pattern: regex::Regex::new("^Unimplemented SPAPR hcall").unwrap(), reason: "test".into() }];
         let verdict = judge_allowing(&output, MACHINE, &allowed);
         assert_eq!(kinds(&verdict), ["qemu-log"]);
+        assert_eq!(verdict.allowed.len(), 1);
+        assert_eq!((verdict.allowed[0].by, verdict.allowed[0].count), (AllowedBy::Caller, 1));
+        assert_eq!(
+            verdict.allowed[0].to_string(),
+            "allowed 1 QEMU guest-log line /^Unimplemented SPAPR hcall/ (qemu_log_allow: test)"
+        );
         output.qemu_log = "Unimplemented SPAPR hcall 0x2\n\n".into();
         assert!(judge_allowing(&output, MACHINE, &allowed).passed());
         assert!(!judge(&output, MACHINE).passed());
+    }
+
+    /// What skiboot prints before the kernel starts (from a real powernv9 boot) and a
+    /// power-down message after it.
+    const SKIBOOT_BEFORE: &str = "[    0.018194177,5] OPAL v7.1-106-g785a5e30 starting...\r\n\
+        [    0.018707746,6] CPU: P9 generation processor (max 4 threads/core)\r\n\
+        [    0.036873724,6] PLAT: AST SIO unavailable!\r\n\
+        [    0.397362667,5] INIT: Assuming kernel at 0x20000000\r\n\
+        [    0.422434841,5] INIT: Starting kernel at 0x20010000, fdt at 0x30760958 25521 bytes\r\n";
+    const SKIBOOT_AFTER: &str = "[    1.102030405,5] OPAL: Shutdown request type 0x0...\r\n";
+
+    /// What QEMU logs for skiboot on powernv9 (real boot, QEMU 10.0.2).
+    fn skiboot_log() -> String {
+        let chiptod: String = ["13", "0", "1", "2", "3", "4", "5", "6", "10"]
+            .iter()
+            .map(|register| format!("pnv_chiptod: unimplemented register: Ox{register}\n"))
+            .collect();
+        format!("OPB write failed at @0xd001002e\n{chiptod}")
+    }
+
+    fn powernv() -> Machine {
+        Machine {
+            firmware_log: crate::qemu::firmware_log_lines(crate::qemu::MachineType::Powernv, "POWER9"),
+            ..MACHINE
+        }
+    }
+
+    #[test]
+    fn skiboot_output_around_the_kernel_passes() {
+        let text = format!("{SKIBOOT_BEFORE}{}{SKIBOOT_AFTER}", passing_console().replace("VOF firmware\n", ""))
+            .replace("firmware=vof", "firmware=skiboot");
+        let mut output = boot(&text);
+        output.qemu_log = skiboot_log();
+        let verdict = judge(&output, powernv());
+        assert!(verdict.passed(), "{}", verdict.reason());
+        assert_eq!(verdict.counted, Counts { passed: 2, failed: 0, skipped: 1 });
+        assert_eq!(verdict.allowed.len(), 2);
+        assert_eq!((verdict.allowed[0].by, verdict.allowed[0].count), (AllowedBy::Firmware, 1));
+        assert_eq!((verdict.allowed[1].by, verdict.allowed[1].count), (AllowedBy::Firmware, 9));
+        assert_eq!(
+            verdict.allowed[1].to_string(),
+            "allowed 9 QEMU guest-log lines /^pnv_chiptod: unimplemented register: Ox[0-9a-f]+$/ (the machine's \
+             firmware: skiboot's time-of-day set-up accesses ChipTOD registers QEMU's model does not implement)"
+        );
+    }
+
+    #[test]
+    fn skiboot_allowances_cover_nothing_else() {
+        let mut output = boot(&passing_console());
+        output.qemu_log = skiboot_log() + "invalid/unsupported opcode: 00 - 00 - 00 - 00 (00000000) 0000000000000000\n";
+        let verdict = judge(&output, powernv());
+        assert_eq!(
+            verdict.failures,
+            [Failure::GuestLog {
+                line: "invalid/unsupported opcode: 00 - 00 - 00 - 00 (00000000) 0000000000000000".into(),
+                count: 1
+            }]
+        );
+        assert_eq!(verdict.allowed.iter().map(|allowed| allowed.count).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn pseries_allows_no_skiboot_line() {
+        let mut output = boot(&passing_console());
+        output.qemu_log = "pnv_chiptod: unimplemented register: Ox13\n".into();
+        let verdict = judge(&output, MACHINE);
+        assert_eq!(kinds(&verdict), ["qemu-log"]);
+        assert!(verdict.allowed.is_empty());
     }
 
     #[test]

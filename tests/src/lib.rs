@@ -1,5 +1,6 @@
-//! Host harness for the ppc64 kernel: builds the image, boots it in QEMU (`-M pseries`,
-//! VOF or SLOF), and judges the console's KTAP output.
+//! Host harness for the ppc64 kernel: builds the image, boots it in QEMU (`-M pseries`
+//! with VOF or SLOF, or bare-metal `-M powernv9`/`powernv10` with skiboot), and judges the
+//! console's KTAP output and QEMU's guest-error log.
 //!
 //! - [`qemu`]: the one QEMU command-line builder, and running a boot with a deadline.
 //! - [`ktap`], [`banner`]: reading the console.

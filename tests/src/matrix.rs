@@ -9,7 +9,7 @@ use regex::{Regex, RegexBuilder};
 
 use crate::judge::{self, LogAllowance, Machine, Verdict};
 use crate::ktap;
-use crate::qemu::{self, Accel, BootConfig, BootOutput, Firmware};
+use crate::qemu::{self, Accel, BootConfig, BootOutput, Firmware, MachineType};
 
 /// Whether a row's boot should pass the judge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +22,9 @@ pub enum Expect {
 #[derive(Clone, Debug)]
 pub struct Row {
     pub name: String,
+    pub machine_type: MachineType,
     pub firmware: Firmware,
-    /// QEMU `-cpu` model under TCG.
+    /// QEMU `-cpu` model under TCG; on powernv, the machine's processor.
     pub cpu: String,
     pub accel: Accel,
     pub cpus: u32,
@@ -40,6 +41,8 @@ pub struct Row {
     pub expect_output: Vec<Regex>,
     /// QEMU guest-log messages this row expects, each with the reason it is not a bug.
     pub qemu_log_allow: Vec<LogAllowance>,
+    /// `disabled = <reason>`: the row is parsed and checked but not booted.
+    pub disabled: Option<String>,
 }
 
 /// The matrix shipped with the harness.
@@ -82,7 +85,8 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
     sections.iter().map(Section::to_row).collect()
 }
 
-/// The `-cpu` models rows may name (QEMU's pseries POWER models this kernel knows).
+/// The `-cpu` models rows may name (QEMU's POWER models this kernel knows; powernv boots
+/// POWER9 and POWER10 only).
 pub const KNOWN_CPUS: &[&str] = &["POWER8", "POWER9", "POWER10"];
 
 /// `qemu_log_allow = "<regex>" <reason>`: the pattern in double quotes (no quote inside;
@@ -109,6 +113,7 @@ impl Section {
     fn to_row(&self) -> Result<Row, String> {
         let mut row = Row {
             name: self.name.clone(),
+            machine_type: MachineType::Pseries,
             firmware: Firmware::Vof,
             cpu: qemu::DEFAULT_CPU.to_string(),
             accel: Accel::Tcg,
@@ -121,6 +126,7 @@ impl Section {
             expect_reasons: Vec::new(),
             expect_output: Vec::new(),
             qemu_log_allow: Vec::new(),
+            disabled: None,
         };
         let mut cpu_given = false;
         let mut seen: Vec<&str> = Vec::new();
@@ -133,6 +139,13 @@ impl Section {
             }
             seen.push(key);
             match key.as_str() {
+                "machine" => row.machine_type = value.parse().map_err(fail)?,
+                "disabled" => {
+                    if value.is_empty() {
+                        return Err(fail("`disabled` needs a reason".into()));
+                    }
+                    row.disabled = Some(value.clone());
+                }
                 "firmware" => {
                     row.firmware = value.parse().map_err(fail)?;
                     firmware_given = true;
@@ -174,12 +187,18 @@ impl Section {
             }
         }
         let at = |message: &str| format!("{}: [{}] {message}", self.line, self.name);
+        // pseries has two firmwares to choose from; powernv has only skiboot.
         if !firmware_given {
-            return Err(at("needs `firmware = vof|slof`"));
+            match row.machine_type {
+                MachineType::Pseries => return Err(at("needs `firmware = vof|slof` (or `machine = powernv`)")),
+                MachineType::Powernv => row.firmware = Firmware::Skiboot,
+            }
         }
         if cpu_given && row.accel == Accel::Kvm {
             return Err(at("runs under KVM, where the processor is the host's: no `cpu`"));
         }
+        qemu::check_combination(row.machine_type, row.firmware, &row.cpu, row.accel, row.memory_mib)
+            .map_err(|error| at(&error))?;
         match row.expect {
             Expect::Fail if row.expect_reasons.is_empty() => {
                 return Err(at("expects failure, so needs at least one `expect_reason`"))
@@ -200,12 +219,24 @@ impl Row {
     }
 
     pub fn machine(&self) -> Machine {
-        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
+        Machine {
+            cpus: self.cpus,
+            memory_mib: self.memory_mib,
+            firmware_log: qemu::firmware_log_lines(self.machine_type, &self.cpu),
+        }
     }
 
-    /// Why this row cannot boot on this host, if it cannot (a KVM row without KVM): the
-    /// row is then skipped, saying so, rather than failed.
+    /// Why this row is not booted, if it is not: it is `disabled`, or this host cannot boot
+    /// it. The row is then skipped, saying so, rather than failed.
     pub fn skip_reason(&self) -> Option<String> {
+        match &self.disabled {
+            Some(reason) => Some(format!("disabled: {reason}")),
+            None => self.host_skip_reason(),
+        }
+    }
+
+    /// Why this host cannot boot this row, if it cannot (a KVM row without KVM).
+    pub fn host_skip_reason(&self) -> Option<String> {
         match self.accel {
             Accel::Kvm => qemu::kvm_unavailable(),
             Accel::Tcg => None,
@@ -217,7 +248,8 @@ impl Row {
         crate::image::workspace_root().join("build/qemu-logs").join(format!("{}.log", self.name))
     }
 
-    /// Judges this row's boot, allowing the guest-log messages the row lists.
+    /// Judges this row's boot, allowing the guest-log messages the row lists (and those the
+    /// machine's firmware always causes).
     pub fn judge(&self, output: &BootOutput) -> Verdict {
         judge::judge_allowing(output, self.machine(), &self.qemu_log_allow)
     }
@@ -226,6 +258,7 @@ impl Row {
     /// `timeout` overrides.
     pub fn boot_config(&self, qemu: &Path, kernel: &Path, env_timeout: Option<Duration>) -> BootConfig {
         let mut config = BootConfig::new(qemu, kernel);
+        config.machine_type = self.machine_type;
         config.firmware = self.firmware;
         config.cpu = self.cpu.clone();
         config.accel = self.accel;
@@ -362,6 +395,51 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
     }
 
     #[test]
+    fn powernv_rows() {
+        let rows = parse(
+            "[p9]\nmachine = powernv\nsmp = 4\nappend = mmu=hash\n\
+             [p10]\nmachine = powernv\nfirmware = skiboot\ncpu = POWER10\nmem = 2G\n\
+             disabled = waits for the kernel\n\
+             [pseries]\nmachine = pseries\nfirmware = slof\n",
+        )
+        .expect("parses");
+        let p9 = &rows[0];
+        assert_eq!(
+            (p9.machine_type, p9.firmware, p9.cpu.as_str()),
+            (MachineType::Powernv, Firmware::Skiboot, "POWER9")
+        );
+        let config = p9.boot_config(Path::new("q"), Path::new("k"), None);
+        assert_eq!(config.timeout, Some(Duration::from_secs(30)));
+        let args: Vec<String> = config.args().iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+        assert_eq!(args[..3], ["-M", "powernv9", "-nodefaults"]);
+        assert_eq!(p9.machine().firmware_log, qemu::firmware_log_lines(MachineType::Powernv, "POWER9"));
+        assert!(!p9.machine().firmware_log.is_empty());
+        assert_eq!((p9.skip_reason(), p9.disabled.as_deref()), (None, None));
+        let p10 = &rows[1];
+        assert_eq!(p10.boot_config(Path::new("q"), Path::new("k"), None).machine_arg(), "powernv10");
+        assert_eq!(p10.skip_reason().as_deref(), Some("disabled: waits for the kernel"));
+        assert_eq!(p10.host_skip_reason(), None);
+        assert_eq!(rows[2].machine_type, MachineType::Pseries);
+        assert!(rows[2].machine().firmware_log.is_empty());
+
+        let error = |text: &str| parse(text).unwrap_err();
+        assert_eq!(
+            error("[a]\nmachine = powernv\nfirmware = vof\n"),
+            "1: [a] firmware `vof` runs on machine pseries only; powernv boots with skiboot"
+        );
+        assert_eq!(
+            error("[a]\nfirmware = skiboot\n"),
+            "1: [a] firmware `skiboot` runs on machine powernv only; pseries boots with vof or slof"
+        );
+        assert!(error("[a]\nmachine = powernv\ncpu = POWER8\n").ends_with("not cpu `POWER8`"));
+        assert!(error("[a]\nmachine = powernv\nmem = 512M\n").contains("at least 1G"));
+        assert!(error("[a]\nmachine = powernv\naccel = kvm\n").contains("use accel tcg"));
+        assert!(error("[a]\nmachine = bare\n").starts_with("2: unknown machine `bare`"));
+        assert_eq!(error("[a]\nmachine = powernv\ndisabled =\n"), "3: `disabled` needs a reason");
+        assert_eq!(error("[a]\nmachine = powernv\nmachine = powernv\n"), "3: `machine` given twice in [a]");
+    }
+
+    #[test]
     fn timeouts() {
         let rows = rows();
         let config = |row: &Row, env| row.boot_config(Path::new("q"), Path::new("k"), env).timeout;
@@ -375,7 +453,7 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         let error = |text: &str| parse(text).unwrap_err();
         assert_eq!(error("[a]\nfirmware = vof\nsmpp = 2\n"), "3: unknown key `smpp`");
         assert_eq!(error("firmware = vof\n"), "1: `firmware` outside any [row]");
-        assert_eq!(error("[a]\nsmp = 1\n"), "1: [a] needs `firmware = vof|slof`");
+        assert_eq!(error("[a]\nsmp = 1\n"), "1: [a] needs `firmware = vof|slof` (or `machine = powernv`)");
         assert_eq!(error("[a]\nfirmware = vof\n[a]\n"), "3: row `a` defined twice");
         assert_eq!(error("[a]\nfirmware = vof\nsmp = 1\nsmp = 2\n"), "4: `smp` given twice in [a]");
         assert!(error("[a]\nfirmware = ofw\n").starts_with("2: unknown firmware"));
@@ -457,6 +535,7 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         let rows = load(&default_path()).expect("tests/matrix.cfg parses");
         assert!(rows.iter().any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Vof));
         assert!(rows.iter().any(|row| row.expect == Expect::Pass && row.firmware == Firmware::Slof));
+        assert!(rows.iter().any(|row| row.machine_type == MachineType::Powernv && row.firmware == Firmware::Skiboot));
         for kind in ["fatal", "timeout", "not-ok"] {
             assert!(rows.iter().any(|row| row.expect_reasons.iter().any(|reason| reason == kind)), "{kind}");
         }

@@ -31,9 +31,20 @@ pub const GUEST_LOG_ITEMS: &str = "guest_errors,unimp";
 const PSERIES_CAPS: &str = "cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off";
 
 /// How long a boot may take before QEMU is killed, per firmware (env `BOOT_TIMEOUT` and the
-/// matrix's `timeout` override these). VOF boots in well under a second; SLOF takes seconds.
+/// matrix's `timeout` override these). VOF boots in well under a second; SLOF takes seconds;
+/// skiboot about a second before the kernel starts.
 const VOF_TIMEOUT: Duration = Duration::from_secs(30);
 const SLOF_TIMEOUT: Duration = Duration::from_secs(60);
+const SKIBOOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The least memory QEMU's powernv machines accept (`-m`); less is refused at start-up.
+pub const POWERNV_MIN_MEMORY_MIB: u64 = 1024;
+
+/// What the powernv machines get besides `-nodefaults`. `-nodefaults` keeps out the PCIe
+/// host bridges, whose probing by skiboot fills the guest log with hundreds of lines; it
+/// also drops the BMC, and skiboot powers the machine off through one (IPMI): without
+/// these two devices, a simulated BMC on the LPC bus's IPMI BT interface, power-off hangs.
+const POWERNV_DEVICES: &[&str] = &["ipmi-bmc-sim,id=bmc0", "isa-ipmi-bt,bmc=bmc0,irq=10"];
 
 /// How often the run loop looks at QEMU's exit status and the deadline while no output comes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -47,13 +58,62 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 const SPAWN_ATTEMPTS: u32 = 20;
 const SPAWN_RETRY_DELAY: Duration = Duration::from_millis(25);
 
-/// The firmware QEMU's pseries machine loads the kernel with.
+/// The platform QEMU emulates, as a matrix row's `machine` names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MachineType {
+    /// A PAPR guest of a hypervisor: `-M pseries`, firmware VOF or SLOF.
+    #[default]
+    Pseries,
+    /// Bare-metal POWER under OPAL: `-M powernv9` (or `powernv10` for a POWER10), firmware
+    /// skiboot (QEMU's bundled `skiboot.lid`, loaded by the machine itself), which loads the
+    /// kernel ELF at 0x20000000 and passes `-append` in `/chosen/bootargs`.
+    Powernv,
+}
+
+impl MachineType {
+    pub fn name(self) -> &'static str {
+        match self {
+            MachineType::Pseries => "pseries",
+            MachineType::Powernv => "powernv",
+        }
+    }
+
+    /// The firmware when none is named: VOF on pseries, skiboot (the only one) on powernv.
+    pub fn default_firmware(self) -> Firmware {
+        match self {
+            MachineType::Pseries => Firmware::Vof,
+            MachineType::Powernv => Firmware::Skiboot,
+        }
+    }
+}
+
+impl FromStr for MachineType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "pseries" => Ok(MachineType::Pseries),
+            "powernv" => Ok(MachineType::Powernv),
+            _ => Err(format!("unknown machine `{text}` (expected `pseries` or `powernv`)")),
+        }
+    }
+}
+
+impl fmt::Display for MachineType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// The firmware that loads the kernel: VOF or SLOF on pseries, skiboot on powernv.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Firmware {
     /// Virtual Open Firmware (`x-vof=on`): a minimal client interface, boots instantly.
     Vof,
     /// SLOF, QEMU's default pseries firmware.
     Slof,
+    /// OPAL's skiboot, the powernv machines' firmware.
+    Skiboot,
 }
 
 impl Firmware {
@@ -61,6 +121,7 @@ impl Firmware {
         match self {
             Firmware::Vof => VOF_TIMEOUT,
             Firmware::Slof => SLOF_TIMEOUT,
+            Firmware::Skiboot => SKIBOOT_TIMEOUT,
         }
     }
 
@@ -68,6 +129,15 @@ impl Firmware {
         match self {
             Firmware::Vof => "vof",
             Firmware::Slof => "slof",
+            Firmware::Skiboot => "skiboot",
+        }
+    }
+
+    /// The machine this firmware runs on.
+    pub fn machine_type(self) -> MachineType {
+        match self {
+            Firmware::Vof | Firmware::Slof => MachineType::Pseries,
+            Firmware::Skiboot => MachineType::Powernv,
         }
     }
 }
@@ -79,7 +149,10 @@ impl FromStr for Firmware {
         match text {
             "vof" => Ok(Firmware::Vof),
             "slof" => Ok(Firmware::Slof),
-            _ => Err(format!("unknown firmware `{text}` (expected `vof` or `slof`)")),
+            "skiboot" => Ok(Firmware::Skiboot),
+            _ => {
+                Err(format!("unknown firmware `{text}` (expected `vof` or `slof` for pseries, `skiboot` for powernv)"))
+            }
         }
     }
 }
@@ -87,6 +160,105 @@ impl FromStr for Firmware {
 impl fmt::Display for Firmware {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.name())
+    }
+}
+
+/// Whether a boot's machine, firmware, processor model, accelerator and memory go together;
+/// the error says what does not. Matrix rows and `kboot` both check with it, so that QEMU
+/// is never started with a combination it refuses or that cannot work.
+pub fn check_combination(
+    machine: MachineType,
+    firmware: Firmware,
+    cpu: &str,
+    accel: Accel,
+    memory_mib: u64,
+) -> Result<(), String> {
+    if firmware.machine_type() != machine {
+        return Err(match machine {
+            MachineType::Pseries => {
+                format!("firmware `{firmware}` runs on machine powernv only; pseries boots with vof or slof")
+            }
+            MachineType::Powernv => {
+                format!("firmware `{firmware}` runs on machine pseries only; powernv boots with skiboot")
+            }
+        });
+    }
+    if machine == MachineType::Powernv {
+        if accel == Accel::Kvm {
+            return Err("machine powernv is emulated bare metal, which KVM does not run: use accel tcg".into());
+        }
+        if powernv_model(cpu).is_none() {
+            return Err(format!(
+                "machine powernv boots POWER9 (-M powernv9) or POWER10 (-M powernv10), not cpu `{cpu}`"
+            ));
+        }
+        if memory_mib < POWERNV_MIN_MEMORY_MIB {
+            return Err(format!("machine powernv needs at least 1G of memory (QEMU refuses less), not {memory_mib}M"));
+        }
+    }
+    Ok(())
+}
+
+/// The powernv machine (`-M`) that emulates processor `cpu`, if the harness boots one.
+fn powernv_model(cpu: &str) -> Option<&'static str> {
+    match cpu {
+        "POWER9" => Some("powernv9"),
+        "POWER10" => Some("powernv10"),
+        _ => None,
+    }
+}
+
+/// A line of QEMU's guest log that a machine's firmware causes on every boot, before the
+/// kernel runs: the judge allows it, as it does a matrix row's `qemu_log_allow`, and says
+/// how often it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirmwareLogLine {
+    /// A regex for the whole line.
+    pub pattern: &'static str,
+    /// Why it is not the kernel's fault.
+    pub reason: &'static str,
+}
+
+const SKIBOOT_SIO_PROBE: FirmwareLogLine = FirmwareLogLine {
+    pattern: r"^OPB write failed at @0xd001002e$",
+    reason: "skiboot probes LPC I/O port 0x2e for an AST BMC's SuperIO, where nothing answers under \
+             -nodefaults; skiboot then says \"PLAT: AST SIO unavailable!\"",
+};
+
+const SKIBOOT_CHIPTOD: FirmwareLogLine = FirmwareLogLine {
+    pattern: r"^pnv_chiptod: unimplemented register: Ox[0-9a-f]+$",
+    reason: "skiboot's time-of-day set-up accesses ChipTOD registers QEMU's model does not implement",
+};
+
+/// What skiboot on QEMU's powernv9 logs on every boot (QEMU 10.0, skiboot 7.1).
+const SKIBOOT_POWER9_LOG: &[FirmwareLogLine] = &[SKIBOOT_SIO_PROBE, SKIBOOT_CHIPTOD];
+
+/// What skiboot on QEMU's powernv10 logs on every boot: powernv9's lines, and for each core
+/// and each quad an access to a SCOM register QEMU's POWER10 does not model.
+const SKIBOOT_POWER10_LOG: &[FirmwareLogLine] = &[
+    SKIBOOT_SIO_PROBE,
+    SKIBOOT_CHIPTOD,
+    FirmwareLogLine {
+        pattern: r"^pnv_core_power10_xscom_write: unimp write 0x00000445$",
+        reason: "skiboot writes this per-core SCOM register, which QEMU's POWER10 core does not implement",
+    },
+    FirmwareLogLine {
+        pattern: r"^pnv_quad_power10_xscom_write: unimp write 0x0001[0-9a-f]650$",
+        reason: "skiboot writes this per-quad SCOM register, which QEMU's POWER10 quad does not implement",
+    },
+    FirmwareLogLine {
+        pattern: r"^pnv_qme_power10_xscom_read: unimp read 0x0000[0-9a-f]83c$",
+        reason: "skiboot reads this per-quad QME register, which QEMU's POWER10 does not implement",
+    },
+];
+
+/// The guest-log lines the firmware of `machine` (with processor `cpu`) causes on every boot.
+/// VOF and SLOF cause none.
+pub fn firmware_log_lines(machine: MachineType, cpu: &str) -> &'static [FirmwareLogLine] {
+    match (machine, cpu) {
+        (MachineType::Pseries, _) => &[],
+        (MachineType::Powernv, "POWER10") => SKIBOOT_POWER10_LOG,
+        (MachineType::Powernv, _) => SKIBOOT_POWER9_LOG,
     }
 }
 
@@ -231,6 +403,8 @@ fn is_fresh_log_path(path: &Path) -> bool {
 pub struct Machine {
     pub cpus: u32,
     pub memory_mib: u64,
+    /// What its firmware logs on every boot, which the judge allows.
+    pub firmware_log: &'static [FirmwareLogLine],
 }
 
 /// Whether QEMU gets a process group of its own.
@@ -248,8 +422,11 @@ pub enum ProcessGroup {
 pub struct BootConfig {
     pub qemu: PathBuf,
     pub kernel: PathBuf,
+    pub machine_type: MachineType,
+    /// Must be the machine's (see [`check_combination`]).
     pub firmware: Firmware,
-    /// `-cpu` under TCG (POWER8, POWER9, POWER10); KVM always uses `host`.
+    /// `-cpu` under TCG (POWER8, POWER9, POWER10); KVM always uses `host`. On powernv it
+    /// picks the machine instead (`powernv9`, `powernv10`), whose processor is implied.
     pub cpu: String,
     pub accel: Accel,
     pub cpus: u32,
@@ -269,11 +446,12 @@ pub struct BootConfig {
 }
 
 impl BootConfig {
-    /// A VOF boot of `kernel` with one CPU and 1 GiB; callers adjust the fields.
+    /// A pseries VOF boot of `kernel` with one CPU and 1 GiB; callers adjust the fields.
     pub fn new(qemu: impl Into<PathBuf>, kernel: impl Into<PathBuf>) -> Self {
         BootConfig {
             qemu: qemu.into(),
             kernel: kernel.into(),
+            machine_type: MachineType::Pseries,
             firmware: Firmware::Vof,
             cpu: DEFAULT_CPU.to_string(),
             accel: Accel::Tcg,
@@ -305,9 +483,36 @@ impl BootConfig {
         }
     }
 
+    /// Whether QEMU can boot this; see [`check_combination`].
+    pub fn check(&self) -> Result<(), String> {
+        check_combination(self.machine_type, self.firmware, &self.cpu, self.accel, self.memory_mib)
+    }
+
     /// The machine the banner must describe.
     pub fn machine(&self) -> Machine {
-        Machine { cpus: self.cpus, memory_mib: self.memory_mib }
+        Machine {
+            cpus: self.cpus,
+            memory_mib: self.memory_mib,
+            firmware_log: firmware_log_lines(self.machine_type, &self.cpu),
+        }
+    }
+
+    /// `-M` as QEMU takes it: pseries with its firmware and the capabilities TCG lacks, or
+    /// the powernv machine for the processor.
+    pub fn machine_arg(&self) -> String {
+        match self.machine_type {
+            MachineType::Pseries => {
+                let mut machine = String::from("pseries");
+                if self.firmware == Firmware::Vof {
+                    machine.push_str(",x-vof=on");
+                }
+                machine.push(',');
+                machine.push_str(PSERIES_CAPS);
+                machine
+            }
+            // An unknown model is refused by `check`; QEMU would name the problem too.
+            MachineType::Powernv => powernv_model(&self.cpu).unwrap_or("powernv9").to_string(),
+        }
     }
 
     /// The kernel command line: `append`, plus `expect_cpus=`/`expect_mem=` describing the
@@ -329,26 +534,30 @@ impl BootConfig {
         cmdline
     }
 
-    /// QEMU's arguments. The console (spapr-vty) goes to stdout with no monitor multiplexed
-    /// onto it; stdin is /dev/null (see [`run`]), so QEMU never touches a terminal.
+    /// QEMU's arguments. The console (spapr-vty on pseries, the LPC UART on powernv) goes to
+    /// stdout with no monitor multiplexed onto it; stdin is /dev/null (see [`run`]), so QEMU
+    /// never touches a terminal. Only [`BootConfig::check`]ed configurations make sense.
     pub fn args(&self) -> Vec<OsString> {
-        let mut machine = String::from("pseries");
-        if self.firmware == Firmware::Vof {
-            machine.push_str(",x-vof=on");
-        }
-        machine.push(',');
-        machine.push_str(PSERIES_CAPS);
-
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |arg: &str| args.push(arg.into());
         push("-M");
-        push(&machine);
+        push(&self.machine_arg());
+        if self.machine_type == MachineType::Powernv {
+            push("-nodefaults");
+            for device in POWERNV_DEVICES {
+                push("-device");
+                push(device);
+            }
+        }
         if self.accel == Accel::Kvm {
             push("-accel");
             push("kvm");
         }
-        push("-cpu");
-        push(self.cpu_model());
+        // The powernv machine implies its processor.
+        if self.machine_type == MachineType::Pseries {
+            push("-cpu");
+            push(self.cpu_model());
+        }
         push("-m");
         push(&format!("{}M", self.memory_mib));
         push("-smp");
@@ -669,6 +878,141 @@ mod tests {
                 "build/kernel.elf",
             ]
         );
+    }
+
+    #[test]
+    fn powernv_command_line() {
+        let mut config = config();
+        config.machine_type = MachineType::Powernv;
+        config.firmware = Firmware::Skiboot;
+        config.cpus = 4;
+        config.append = "mmu=hash".into();
+        assert_eq!(config.check(), Ok(()));
+        assert_eq!(
+            args(&config),
+            [
+                "-M",
+                "powernv9",
+                "-nodefaults",
+                "-device",
+                "ipmi-bmc-sim,id=bmc0",
+                "-device",
+                "isa-ipmi-bt,bmc=bmc0,irq=10",
+                "-m",
+                "1024M",
+                "-smp",
+                "4",
+                "-display",
+                "none",
+                "-vga",
+                "none",
+                "-serial",
+                "stdio",
+                "-monitor",
+                "none",
+                "-no-reboot",
+                "-d",
+                "guest_errors,unimp",
+                "-append",
+                "mmu=hash expect_cpus=4 expect_mem=1024M",
+                "-D",
+                "build/q.log",
+                "-kernel",
+                "build/kernel.elf",
+            ]
+        );
+        assert_eq!(config.firmware.default_timeout(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn powernv10_smt_and_gdb() {
+        let mut config = config();
+        config.machine_type = MachineType::Powernv;
+        config.firmware = Firmware::Skiboot;
+        config.cpu = "POWER10".into();
+        config.cpus = 4;
+        config.threads = 4;
+        config.gdb = true;
+        let args = args(&config);
+        let at = |flag: &str| args.iter().position(|arg| arg == flag).expect(flag);
+        assert_eq!(args[at("-M") + 1], "powernv10");
+        assert!(!args.iter().any(|arg| arg == "-cpu"), "the machine implies the processor: {args:?}");
+        assert_eq!(args[at("-smp") + 1], "4,threads=4");
+        assert_eq!(args[at("-s") + 1], "-S");
+        assert_eq!(config.machine().firmware_log, SKIBOOT_POWER10_LOG);
+    }
+
+    #[test]
+    fn machine_and_firmware_must_go_together() {
+        let check = |machine, firmware, cpu, accel, memory_mib| {
+            check_combination(machine, firmware, cpu, accel, memory_mib).map_err(|error| error.to_string())
+        };
+        let (pseries, powernv) = (MachineType::Pseries, MachineType::Powernv);
+        assert_eq!(check(pseries, Firmware::Slof, "POWER8", Accel::Tcg, 512), Ok(()));
+        assert_eq!(check(pseries, Firmware::Vof, "POWER9", Accel::Kvm, 512), Ok(()));
+        assert_eq!(check(powernv, Firmware::Skiboot, "POWER9", Accel::Tcg, 1024), Ok(()));
+        assert_eq!(check(powernv, Firmware::Skiboot, "POWER10", Accel::Tcg, 4096), Ok(()));
+        let error =
+            |machine, firmware, cpu, accel, memory_mib| check(machine, firmware, cpu, accel, memory_mib).unwrap_err();
+        assert_eq!(
+            error(powernv, Firmware::Vof, "POWER9", Accel::Tcg, 1024),
+            "firmware `vof` runs on machine pseries only; powernv boots with skiboot"
+        );
+        assert_eq!(
+            error(pseries, Firmware::Skiboot, "POWER9", Accel::Tcg, 1024),
+            "firmware `skiboot` runs on machine powernv only; pseries boots with vof or slof"
+        );
+        assert!(error(powernv, Firmware::Skiboot, "POWER9", Accel::Kvm, 1024).contains("use accel tcg"));
+        assert_eq!(
+            error(powernv, Firmware::Skiboot, "POWER8", Accel::Tcg, 1024),
+            "machine powernv boots POWER9 (-M powernv9) or POWER10 (-M powernv10), not cpu `POWER8`"
+        );
+        assert_eq!(
+            error(powernv, Firmware::Skiboot, "POWER9", Accel::Tcg, 512),
+            "machine powernv needs at least 1G of memory (QEMU refuses less), not 512M"
+        );
+    }
+
+    #[test]
+    fn machine_and_firmware_names() {
+        assert_eq!("powernv".parse(), Ok(MachineType::Powernv));
+        assert_eq!("pseries".parse(), Ok(MachineType::Pseries));
+        assert_eq!(
+            "powernv9".parse::<MachineType>().unwrap_err(),
+            "unknown machine `powernv9` (expected `pseries` or `powernv`)"
+        );
+        assert_eq!("skiboot".parse(), Ok(Firmware::Skiboot));
+        assert_eq!(MachineType::Powernv.default_firmware(), Firmware::Skiboot);
+        assert_eq!(MachineType::Pseries.default_firmware(), Firmware::Vof);
+        assert!("opal".parse::<Firmware>().unwrap_err().contains("`skiboot` for powernv"));
+    }
+
+    /// The lines skiboot made QEMU log in real boots without a kernel (QEMU 10.0.2,
+    /// `-smp 4`), each matched by the machine's allowances; pseries allows none of them.
+    #[test]
+    fn firmware_log_lines_match_what_skiboot_logs() {
+        let power9 = "OPB write failed at @0xd001002e\npnv_chiptod: unimplemented register: Ox13\n\
+                      pnv_chiptod: unimplemented register: Ox0\npnv_chiptod: unimplemented register: Ox10";
+        let power10 = "pnv_core_power10_xscom_write: unimp write 0x00000445\n\
+                       pnv_quad_power10_xscom_write: unimp write 0x00011650\n\
+                       pnv_quad_power10_xscom_write: unimp write 0x00018650\n\
+                       pnv_qme_power10_xscom_read: unimp read 0x0000183c\n\
+                       pnv_qme_power10_xscom_read: unimp read 0x0000883c";
+        let matched = |lines: &[FirmwareLogLine], line: &str| {
+            lines.iter().any(|allowed| regex::Regex::new(allowed.pattern).expect("pattern compiles").is_match(line))
+        };
+        let power9_lines = firmware_log_lines(MachineType::Powernv, "POWER9");
+        let power10_lines = firmware_log_lines(MachineType::Powernv, "POWER10");
+        for line in power9.lines() {
+            assert!(matched(power9_lines, line) && matched(power10_lines, line), "{line}");
+        }
+        for line in power10.lines() {
+            assert!(matched(power10_lines, line) && !matched(power9_lines, line), "{line}");
+        }
+        assert!(firmware_log_lines(MachineType::Pseries, "POWER9").is_empty());
+        // What a kernel jumping to 0 makes QEMU log is no firmware's.
+        assert!(!matched(power10_lines, "invalid/unsupported opcode: 00 - 00 - 00 - 00 (00000000) 0000000000000000"));
+        assert!(!matched(power9_lines, "OPB write failed at @0xd00103f8"));
     }
 
     #[test]

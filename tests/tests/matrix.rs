@@ -184,12 +184,12 @@ fn run_row(row: &Row, qemu_binary: &Path, kernel: &Path, env_timeout: Option<Dur
         };
     }
     let config = row.boot_config(qemu_binary, kernel, env_timeout);
-    let (assessment, elapsed, transcript, qemu_log) = match qemu::run(&config, &mut |_, _| {}) {
+    let (assessment, elapsed, transcript, qemu_log, allowed) = match qemu::run(&config, &mut |_, _| {}) {
         Ok(output) => {
             let verdict = row.judge(&output);
-            (row.assess(&output, &verdict), output.elapsed, output.transcript, output.qemu_log)
+            (row.assess(&output, &verdict), output.elapsed, output.transcript, output.qemu_log, verdict.allowed)
         }
-        Err(error) => (Err(format!("cannot boot: {error}")), Duration::ZERO, String::new(), String::new()),
+        Err(error) => (Err(format!("cannot boot: {error}")), Duration::ZERO, String::new(), String::new(), Vec::new()),
     };
     let seconds = elapsed.as_secs_f64();
     let mut report = String::new();
@@ -199,17 +199,23 @@ fn run_row(row: &Row, qemu_binary: &Path, kernel: &Path, env_timeout: Option<Dur
         Err(reason) => {
             report.push_str(&format!("test {} ... FAILED ({seconds:.2} s)\n", row.name));
             report.push_str(&format!("  reason:  {reason}\n  command: {}\n", config.display_command()));
-            report.push_str(&format!("---- {} console (stdout+stderr) ----\n", row.name));
-            report.push_str(&transcript);
-            if !transcript.is_empty() && !transcript.ends_with('\n') {
-                report.push('\n');
-            }
-            report.push_str(&format!("---- end of {} console ----\n", row.name));
-            if !qemu_log.is_empty() {
-                report.push_str(&format!("---- {} QEMU guest log ({}) ----\n", row.name, config.qemu_log.display()));
-                report.push_str(&shorten_log(&qemu_log, 40));
-                report.push_str(&format!("---- end of {} QEMU guest log ----\n", row.name));
-            }
+        }
+    }
+    // Allowed guest-log lines are reported whatever the outcome: an allowance is never silent.
+    for allowed in &allowed {
+        report.push_str(&format!("  {allowed}\n"));
+    }
+    if assessment.is_err() {
+        report.push_str(&format!("---- {} console (stdout+stderr) ----\n", row.name));
+        report.push_str(&transcript);
+        if !transcript.is_empty() && !transcript.ends_with('\n') {
+            report.push('\n');
+        }
+        report.push_str(&format!("---- end of {} console ----\n", row.name));
+        if !qemu_log.is_empty() {
+            report.push_str(&format!("---- {} QEMU guest log ({}) ----\n", row.name, config.qemu_log.display()));
+            report.push_str(&shorten_log(&qemu_log, 40));
+            report.push_str(&format!("---- end of {} QEMU guest log ----\n", row.name));
         }
     }
     // One write per row, so that parallel rows' reports do not interleave.

@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use harness::image;
 use harness::judge;
-use harness::qemu::{self, Accel, BootConfig, Firmware, ProcessGroup, Stream};
+use harness::qemu::{self, Accel, BootConfig, Firmware, MachineType, ProcessGroup, Stream};
 
 const USAGE: &str = "\
-usage: kboot [--fw vof|slof] [--cpu MODEL] [--accel tcg|kvm] [--smp N[,threads=T]]
-             [--mem SIZE] [--append CMDLINE] [--kernel PATH] [--qemu PATH]
-             [--timeout SECONDS] [--gdb]
+usage: kboot [--machine pseries|powernv] [--fw vof|slof|skiboot] [--cpu MODEL]
+             [--accel tcg|kvm] [--smp N[,threads=T]] [--mem SIZE] [--append CMDLINE]
+             [--kernel PATH] [--qemu PATH] [--timeout SECONDS] [--gdb]
 
-  --fw       firmware: vof (default, instant) or slof
+  --machine  pseries (default: -M pseries, a PAPR guest) or powernv (bare metal:
+             -M powernv9, or powernv10 with --cpu POWER10; TCG only, 1G or more)
+  --fw       firmware: on pseries vof (default, instant) or slof; on powernv skiboot
+             (its default and only firmware: vof and slof are refused there)
   --cpu      processor model under TCG: POWER8, POWER9 (default) or POWER10
   --accel    tcg (default) or kvm (-accel kvm -cpu host; needs a POWER host with /dev/kvm)
   --smp      number of CPUs (default 1), optionally as SMT cores: 8,threads=4
@@ -24,17 +27,19 @@ usage: kboot [--fw vof|slof] [--cpu MODEL] [--accel tcg|kvm] [--smp N[,threads=T
              (expect_cpus=/expect_mem= are added from --smp/--mem)
   --kernel   image (default: $KERNEL_IMAGE, else build/kernel.elf; not rebuilt)
   --qemu     QEMU binary (default: $QEMU, else qemu-system-ppc64)
-  --timeout  seconds before QEMU is killed (default: $BOOT_TIMEOUT, else 30 vof / 60 slof)
+  --timeout  seconds before QEMU is killed
+             (default: $BOOT_TIMEOUT, else 30 vof / 60 slof / 30 skiboot)
   --gdb      start halted with QEMU's gdb stub on localhost:1234 (-s -S), no timeout
 
 QEMU's guest-error log (-d guest_errors,unimp) goes to build/qemu-logs/run.log; any line
-in it fails the boot.";
+in it fails the boot, except those skiboot causes on every powernv boot (each shown).";
 
 /// The options that take a value (`--gdb` and `--help` take none).
 const VALUE_OPTIONS: &[&str] =
-    &["--fw", "--cpu", "--accel", "--smp", "--mem", "--append", "--kernel", "--qemu", "--timeout"];
+    &["--machine", "--fw", "--cpu", "--accel", "--smp", "--mem", "--append", "--kernel", "--qemu", "--timeout"];
 
 struct Options {
+    machine_type: MachineType,
     firmware: Firmware,
     cpu: String,
     accel: Accel,
@@ -49,7 +54,10 @@ struct Options {
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    // Until all options are read: the firmware's default is the machine's.
+    let mut firmware: Option<Firmware> = None;
     let mut options = Options {
+        machine_type: MachineType::Pseries,
         firmware: Firmware::Vof,
         cpu: qemu::DEFAULT_CPU.to_string(),
         accel: Accel::Tcg,
@@ -83,7 +91,8 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             None => return Err(format!("{flag} needs a value")),
         };
         match flag.as_str() {
-            "--fw" => options.firmware = value.parse()?,
+            "--machine" => options.machine_type = value.parse()?,
+            "--fw" => firmware = Some(value.parse()?),
             "--smp" => (options.cpus, options.threads) = qemu::parse_smp(&value)?,
             "--cpu" => {
                 if !harness::matrix::KNOWN_CPUS.contains(&value.as_str()) {
@@ -103,6 +112,8 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             _ => unreachable!("VALUE_OPTIONS lists every option taking a value"),
         }
     }
+    options.firmware = firmware.unwrap_or(options.machine_type.default_firmware());
+    qemu::check_combination(options.machine_type, options.firmware, &options.cpu, options.accel, options.memory_mib)?;
     Ok(options)
 }
 
@@ -140,6 +151,7 @@ fn boot(options: Options) -> Result<bool, String> {
         }
     }
     let mut config = BootConfig::new(qemu_binary, kernel);
+    config.machine_type = options.machine_type;
     config.firmware = options.firmware;
     config.cpu = options.cpu;
     config.accel = options.accel;
@@ -182,6 +194,9 @@ fn boot(options: Options) -> Result<bool, String> {
 
     let verdict = judge::judge(&output, config.machine());
     let seconds = output.elapsed.as_secs_f64();
+    for allowed in &verdict.allowed {
+        eprintln!("kboot: {allowed}");
+    }
     if verdict.passed() {
         eprintln!("kboot: PASS: selftests {} ({seconds:.2} s)", verdict.counted);
     } else {
