@@ -14,7 +14,7 @@ use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 
 use crate::mmu;
-use crate::trap::{vector, CaughtFault, FaultAction, TrapFrame, RELOCATED_VECTOR_OFFSET, VECTORS};
+use crate::trap::{self, vector, CaughtFault, FaultAction, TrapFrame, RELOCATED_VECTOR_OFFSET, VECTORS};
 use crate::{cpu, fatal, percpu, sched, smp, timer};
 
 global_asm!(include_str!("asm/exceptions.s"));
@@ -59,8 +59,12 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
         )
     };
     assert_eq!(template_end as usize - template as usize, STUB_WORDS * 4);
+    // In hypervisor state (bare metal) external interrupts go to the
+    // hypervisor too (LPCR[LPES0] = 0) and save state in HSRR0/1.
+    let hypervisor = cpu::msr() & cpu::msr::HV != 0;
     let places = VECTORS.iter().flat_map(|&(vector, _)| [(vector, vector), (vector, vector + RELOCATED_VECTOR_OFFSET)]);
     for (vector, place) in places {
+        let flag = u32::from(trap::uses_hsrr(vector, hypervisor));
         let stub = kernel::mm::phys_to_virt(place) as *mut u32;
         for word in 0..STUB_WORDS {
             // SAFETY: the vector area is ours (caller contract) and real-mode
@@ -73,7 +77,7 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
         // SAFETY: as above; patching the words just written.
         unsafe {
             let li = stub.add(STUB_LI_WORD);
-            li.write_volatile(li.read() | vector as u32);
+            li.write_volatile(li.read() | vector as u32 | flag);
             let branch = stub.add(STUB_BRANCH_WORD);
             branch.write_volatile(
                 (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),
@@ -126,7 +130,10 @@ fn search_exception_table(address: u64) -> Option<u64> {
 #[no_mangle]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
-        vector::EXTERNAL => return smp::external_interrupt(),
+        // IPIs: an external interrupt (an interrupt controller's) or, on
+        // bare metal, a hypervisor doorbell; the platform's IrqController
+        // knows which it sends.
+        vector::EXTERNAL | vector::DIRECTED_HYPERVISOR_DOORBELL => return smp::external_interrupt(),
         vector::DECREMENTER => return decrementer_interrupt(),
         _ => {}
     }

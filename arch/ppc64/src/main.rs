@@ -1,4 +1,7 @@
-//! The kernel image for POWER9 pseries (QEMU `-M pseries`, KVM guests).
+//! The kernel image for POWER: a pseries partition (QEMU `-M pseries`, KVM
+//! guests) or the machine's own hypervisor under skiboot (powernv: QEMU
+//! `-M powernv9`, POWER9 hardware). One image boots both; the MSR at entry
+//! says which.
 //!
 //! Boot order: entry.s (endianness, relocation, BSS, stack) → firmware phase
 //! (device tree, platform services) → exception vectors → command line → banner → frames
@@ -43,20 +46,32 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 /// Called by entry.s on the boot CPU, relocated, on the boot stack, in real
-/// mode, with interrupts off.
+/// mode, with interrupts off, with what the firmware passed: pseries's
+/// client interface (r5), or skiboot's device tree (r3) and OPAL (r8, r9),
+/// and the MSR it entered with.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 extern "C" fn boot_cpu_entry(
     client_interface: u64,
-    _initrd_start: u64,
+    fdt: u64,
     _initrd_size: u64,
     load_base: u64,
     bad_relocations: u64,
+    opal_base: u64,
+    opal_entry: u64,
+    entry_msr: u64,
 ) -> ! {
     timer::record_kernel_entry();
     kernel::time::set_clock(cpu::timebase, 512_000_000);
-    // The one platform this image boots on today; its firmware (SLOF or
-    // VOF) entered with the client interface in r5.
-    platform::install(&platform::pseries::PSERIES);
+    // Entered in hypervisor state: skiboot on bare metal; otherwise a
+    // pseries partition's firmware (SLOF or VOF).
+    let bare_metal = entry_msr & cpu::msr::HV != 0;
+    if bare_metal {
+        platform::install(&platform::powernv::POWERNV);
+        platform::powernv::opal::init(opal_base, opal_entry);
+    } else {
+        platform::install(&platform::pseries::PSERIES);
+    }
     console::set_sink(platform::console_write);
     fatal::set_readable_limit(mm::virt_to_phys(ksyms::image_end()));
     if bad_relocations != 0 {
@@ -64,9 +79,16 @@ extern "C" fn boot_cpu_entry(
     }
     debug_assert_eq!(load_base, ksyms::load_base());
 
-    // SAFETY: the entry the firmware passed us, called once, in real mode,
-    // before anything overwrote firmware memory.
-    let info = BOOT_INFO.call_once(|| unsafe { platform::pseries::firmware::take_over(client_interface) });
+    let info = BOOT_INFO.call_once(|| {
+        if bare_metal {
+            // SAFETY: what skiboot passed, read once, in real mode.
+            unsafe { platform::powernv::firmware::take_over(fdt, opal_base, opal_entry) }
+        } else {
+            // SAFETY: the entry the firmware passed us, called once, in real
+            // mode, before anything overwrote firmware memory.
+            unsafe { platform::pseries::firmware::take_over(client_interface) }
+        }
+    });
     fatal::set_readable_limit(info.real_mode_limit);
 
     percpu::init_boot_cpu();
@@ -93,8 +115,7 @@ extern "C" fn boot_cpu_entry(
     mm::knobs::set_gup_pmd_recheck(options.gup_pmd_recheck);
     // What the firmware phase negotiated: `mmu=`, or hash where radix was
     // asked for and the processor or platform has none.
-    let translating = mmu::init(info, platform::pseries::firmware::negotiated_mmu())
-        .unwrap_or_else(|(mmu, why)| panic!("{mmu}: {why}"));
+    let translating = mmu::init(info, machine.mmu()).unwrap_or_else(|(mmu, why)| panic!("{mmu}: {why}"));
     if translating {
         // Translation reaches all RAM now, not just the real-mode area.
         let added = mm::add_memory_above(info, info.real_mode_limit);

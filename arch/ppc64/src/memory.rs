@@ -43,9 +43,13 @@ pub fn init(info: &BootInfo, load_base: u64) {
     );
 }
 
+/// Ranges the frame allocator keeps out: the fixed ones, the platform's,
+/// and what the device tree says the firmware keeps.
+const MAX_RESERVED: usize = 3 + boot::info::MAX_RESERVED_RANGES;
+
 /// What the frame allocator must never hand out.
-pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> heapless::Vec<Reserved, 3> {
-    let mut ranges: heapless::Vec<Reserved, 3> = heapless::Vec::new();
+pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> heapless::Vec<Reserved, MAX_RESERVED> {
+    let mut ranges: heapless::Vec<Reserved, MAX_RESERVED> = heapless::Vec::new();
     let fixed = [
         Reserved { start: 0, end: trap::VECTOR_AREA_END, what: "exception vectors" },
         Reserved {
@@ -54,7 +58,12 @@ pub fn reserved_ranges(info: &BootInfo, load_base: u64) -> heapless::Vec<Reserve
             what: "kernel image",
         },
     ];
-    for range in fixed.into_iter().chain(platform::machine().reserved(info)) {
+    let firmware = info.reserved.iter().map(|range| Reserved {
+        start: range.start,
+        end: range.end(),
+        what: "firmware (device tree reserved range)",
+    });
+    for range in fixed.into_iter().chain(platform::machine().reserved(info)).chain(firmware) {
         let _ = ranges.push(range);
     }
     ranges

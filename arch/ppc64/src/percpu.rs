@@ -108,6 +108,9 @@ const _: () = {
     assert!(offset_of!(PerCpu, toc) == 32);
     assert!(offset_of!(PerCpu, stack_top) == 40);
     assert!(offset_of!(PerCpu, entry) == 48);
+    // secondary_start_pir matches the PIR against `server` over PERCPU_COUNT areas.
+    assert!(offset_of!(PerCpu, server) == 64);
+    assert!(MAX_CPUS == 256);
     assert!(core::mem::size_of::<PerCpu>() == 256);
 };
 

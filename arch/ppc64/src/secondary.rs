@@ -14,7 +14,10 @@ use crate::platform::{machine, StartError};
 use crate::{cpu, mmu, sched, smp, timer};
 
 extern "C" {
-    fn secondary_start();
+    /// asm/entry.s: where a CPU started with r3 = its PerCpu index begins.
+    pub fn secondary_start();
+    /// asm/entry.s: where a CPU started with r3 = its PIR begins.
+    pub fn secondary_start_pir();
 }
 
 /// Frames of stack per secondary CPU (256 KiB, as the boot stack).
@@ -29,7 +32,6 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
     if info.cpus_beyond_limit > 0 {
         warn!("smp: {} CPUs beyond this kernel's {MAX_CPUS} CPUs, left stopped", info.cpus_beyond_limit);
     }
-    let entry = mm::virt_to_phys(secondary_start as *const () as u64);
     let mut index = 1;
     for target in info.cpus.iter().filter(|c| c.server != boot_server) {
         if index >= MAX_CPUS {
@@ -42,7 +44,7 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
         };
         let stack_top = mm::phys_to_virt(stack.address()) as u64 + STACK_FRAMES * FRAME_SIZE;
         PERCPU[index].prepare(index, target.server, stack_top, secondary_cpu_entry as *const () as u64);
-        match machine().start_cpu(info, target.server, entry, index as u64) {
+        match machine().start_cpu(info, target.server, index) {
             Ok(()) => {}
             Err(StartError::Unsupported) => {
                 mm::free_contiguous(stack, STACK_FRAMES);
@@ -72,6 +74,7 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
 
 /// A secondary CPU's first Rust code, on its own stack, in real mode.
 extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
+    machine().init_secondary();
     percpu::init_secondary(area);
     cpu::disable_fp_and_vector();
     mmu::enable_on_secondary();

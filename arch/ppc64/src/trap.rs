@@ -69,6 +69,25 @@ pub const VECTORS: [(u64, &str); 26] = [
     (vector::HYPERVISOR_FACILITY_UNAVAILABLE, "hypervisor facility unavailable"),
 ];
 
+/// Whether an interrupt at `vector` saves state in HSRR0/1 rather than
+/// SRR0/1 (Power ISA v3.0B, Book III, 7.5): the hypervisor interrupts, and
+/// in hypervisor state the external interrupt too (LPCR[LPES0] = 0, as
+/// skiboot leaves it).
+pub fn uses_hsrr(vector: u64, hypervisor_state: bool) -> bool {
+    match vector {
+        vector::HYPERVISOR_DECREMENTER
+        | vector::HYPERVISOR_DATA_STORAGE
+        | vector::HYPERVISOR_INSTRUCTION_STORAGE
+        | vector::HYPERVISOR_EMULATION_ASSIST
+        | vector::HYPERVISOR_MAINTENANCE
+        | vector::DIRECTED_HYPERVISOR_DOORBELL
+        | vector::HYPERVISOR_VIRTUALIZATION
+        | vector::HYPERVISOR_FACILITY_UNAVAILABLE => true,
+        vector::EXTERNAL => hypervisor_state,
+        _ => false,
+    }
+}
+
 /// The end of the vector area; the frame allocator reserves `[0, VECTOR_AREA_END)`.
 pub const VECTOR_AREA_END: u64 = 0x10000;
 /// Where interrupts land with relocation on (AIL 3): 0xc000000000004000 + vector.
@@ -96,7 +115,10 @@ pub struct TrapFrame {
     pub dar: u64,
     pub dsisr: u64,
     pub vector: u64,
-    _pad: u64,
+    /// Non-zero when the interrupt saved state in HSRR0/1 (a hypervisor
+    /// interrupt): `srr0`/`srr1` then hold HSRR0/HSRR1, and the return is
+    /// `hrfid`.
+    pub hsrr: u64,
 }
 
 // The offsets asm/exceptions.s uses.
@@ -111,6 +133,7 @@ const _: () = {
     assert!(offset_of!(TrapFrame, dar) == 304);
     assert!(offset_of!(TrapFrame, dsisr) == 312);
     assert!(offset_of!(TrapFrame, vector) == 320);
+    assert!(offset_of!(TrapFrame, hsrr) == 328);
     assert!(core::mem::size_of::<TrapFrame>() == 336);
 };
 
@@ -127,7 +150,8 @@ impl TrapFrame {
 
 impl fmt::Display for TrapFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  SRR0: {:016x}  SRR1: {:016x}  MSR-at-fault: {}", self.srr0, self.srr1, MsrBits(self.srr1))?;
+        let (srr0, srr1) = if self.hsrr != 0 { ("HSRR0", "HSRR1") } else { ("SRR0", "SRR1") };
+        writeln!(f, "  {srr0}: {:016x}  {srr1}: {:016x}  MSR-at-fault: {}", self.srr0, self.srr1, MsrBits(self.srr1))?;
         writeln!(f, "  DAR:  {:016x}  DSISR: {:08x}", self.dar, self.dsisr)?;
         writeln!(f, "  LR:   {:016x}  CTR: {:016x}  CR: {:08x}  XER: {:016x}", self.lr, self.ctr, self.cr, self.xer)?;
         for row in 0..8 {

@@ -1,8 +1,14 @@
 # Kernel entry, run once on the boot CPU.
 #
-# pseries firmware (SLOF or VOF) jumps to the first byte of the first PT_LOAD
-# segment in big-endian mode, possibly in 32-bit mode, with:
-#   r3, r4 = initrd start/size (or 0), r5 = Open Firmware client-interface entry.
+# Two firmwares enter here, big-endian, at the first byte of the first PT_LOAD
+# segment:
+# - pseries (SLOF or VOF), as a partition (MSR[HV] = 0), possibly in 32-bit
+#   mode: r3, r4 = initrd start/size (or 0), r5 = Open Firmware client-interface
+#   entry;
+# - skiboot on bare metal (powernv), in hypervisor real mode (MSR[HV] = 1),
+#   with the image in place wherever it was loaded (0x20000000 + the segment's
+#   file offset): r3 = flattened device tree, r8 = OPAL base, r9 = OPAL entry.
+# Rust tells them apart by the MSR at entry, which is passed along.
 # The kernel is little-endian, linked at 0 as a static PIE and loaded wherever
 # the firmware chose (0x400000 on QEMU), so it switches endianness, applies its
 # own R_PPC64_RELATIVE relocations, clears BSS, and calls Rust.
@@ -13,6 +19,8 @@
 # So relocations use that base, and Rust is entered there.
 
     .set KERNEL_BASE_TOP, 0xc           # KERNEL_BASE = 0xc000000000000000
+    .set PERCPU_COUNT, 256              # MAX_CPUS (checked in percpu.rs)
+    .set RUN_BASE, 0x400000             # where the image runs on bare metal
 
 # Flip MSR[LE] when the CPU runs in the wrong endianness, as Linux's FIXUP_ENDIAN.
 # Read big-endian, `tdi 0,0,0x48` is `b .+8`, which enters the byte-reversed
@@ -65,9 +73,57 @@ _start:
 
     ENABLE_64BIT
 
-    mr      %r31, %r3             # initrd start
+    # skiboot enters the image where it loaded it (0x20000000 + the file
+    # offset of the segment), 512 MiB above the exception vectors, beyond the
+    # 32 MiB reach of their stubs' branches (exceptions.rs). So in hypervisor
+    # state the image first moves itself, still unrelocated, to RUN_BASE (free
+    # below skiboot's memory; the address pseries firmware loads it at, so the
+    # kernel's addresses are the same on both platforms) and starts again there.
+    mfmsr   %r11
+    rldicl. %r11, %r11, 4, 63     # MSR[HV]
+    beq     9f
+    bcl     20, 31, 0f
+0:  mflr    %r12
+    LOAD_PCREL %r14, %r12, _start
+    clrldi  %r14, %r14, 4         # where the image is
+    lis     %r15, RUN_BASE@h      # where it runs
+    cmpld   %r14, %r15
+    beq     9f
+    LOAD_PCREL %r16, %r12, __load_end
+    clrldi  %r16, %r16, 4
+    subf    %r16, %r14, %r16      # bytes the file holds (doubleword aligned)
+    li      %r17, 0
+1:  ldx     %r18, %r14, %r17
+    stdx    %r18, %r15, %r17
+    addi    %r17, %r17, 8
+    cmpld   %r17, %r16
+    blt     1b
+    # The copy is code: write it back from the data cache and drop stale
+    # instruction-cache blocks before running it (Book II, 1.8 "instruction
+    # storage"), in 128-byte blocks, the POWER7-POWER10 block size.
+    li      %r17, 0
+2:  dcbst   %r15, %r17
+    addi    %r17, %r17, 128
+    cmpld   %r17, %r16
+    blt     2b
+    sync
+    li      %r17, 0
+3:  icbi    %r15, %r17
+    addi    %r17, %r17, 128
+    cmpld   %r17, %r16
+    blt     3b
+    sync
+    isync
+    mtctr   %r15                  # r3-r9 are untouched: _start again, there
+    bctr
+9:
+
+    mr      %r31, %r3             # initrd start (pseries), FDT (powernv)
     mr      %r30, %r4             # initrd size
     mr      %r29, %r5             # client-interface entry
+    mr      %r24, %r8             # OPAL base (powernv)
+    mr      %r23, %r9             # OPAL entry (powernv)
+    mfmsr   %r22                  # the MSR the firmware entered with
 
     bcl     20, 31, 0f
 0:  mflr    %r12
@@ -123,10 +179,13 @@ _start:
     or      %r12, %r12, %r26
     mtctr   %r12
     mr      %r3, %r29             # client-interface entry
-    mr      %r4, %r31             # initrd start
+    mr      %r4, %r31             # initrd start / FDT
     mr      %r5, %r30             # initrd size
     mr      %r6, %r25             # load base, as the kernel sees it
     mr      %r7, %r27             # unexpected relocation count
+    mr      %r8, %r24             # OPAL base
+    mr      %r9, %r23             # OPAL entry
+    mr      %r10, %r22            # MSR at entry
     bctrl
     # boot_cpu_entry never returns.
 7:  b       7b
@@ -151,6 +210,43 @@ secondary_start:
     or      %r4, %r4, %r26
     sldi    %r5, %r31, 8
     add     %r4, %r4, %r5            # &PERCPU[index], at its KERNEL_BASE address
+    b       secondary_common
+    .size   secondary_start, . - secondary_start
+
+# Secondary CPUs started by OPAL_START_CPU (powernv) come here instead:
+# hypervisor real mode, big-endian, r3 = the CPU's PIR (OPAL passes no
+# argument of ours). The CPU finds its PerCpu by that PIR: the area whose
+# server field (+64) holds it, among those already given an entry point.
+    .globl  secondary_start_pir
+    .type   secondary_start_pir, @function
+    .balign 4
+secondary_start_pir:
+    FIXUP_ENDIAN
+    ENABLE_64BIT
+    clrldi  %r31, %r3, 32
+    bcl     20, 31, 0f
+0:  mflr    %r12
+    LOAD_PCREL %r4, %r12, PERCPU
+    clrldi  %r4, %r4, 4
+    LOAD_KERNEL_BASE %r26
+    or      %r4, %r4, %r26
+    li      %r5, PERCPU_COUNT - 1
+    mtctr   %r5
+1:  addi    %r4, %r4, 256            # area 1 first: area 0 is the boot CPU's
+    ld      %r6, 48(%r4)
+    cmpldi  %r6, 0
+    beq     2f                       # not prepared: not ours
+    lwz     %r6, 64(%r4)
+    cmplw   %r6, %r31
+    beq     secondary_common
+2:  bdnz    1b
+    # No area names this PIR: nothing to run, so stay here (the boot CPU
+    # reports the CPU as not come online).
+3:  b       3b
+    .size   secondary_start_pir, . - secondary_start_pir
+
+    .type   secondary_common, @function
+secondary_common:
     ld      %r1, 40(%r4)
     li      %r0, 0
     stdu    %r0, -64(%r1)            # terminate the back chain
@@ -160,7 +256,7 @@ secondary_start:
     mr      %r3, %r4
     bctrl
 1:  b       1b
-    .size   secondary_start, . - secondary_start
+    .size   secondary_common, . - secondary_common
 
 # u64 firmware_call_be32(entry, arg_r3, arg_r4)
 #
@@ -269,6 +365,84 @@ firmware_call_be32:
     mtlr    %r0
     blr
     .size   firmware_call_be32, . - firmware_call_be32
+
+# i64 opal_call_be(const OpalCall *call)
+#
+# Calls OPAL (skiboot's runtime services, powernv) with its convention:
+# hypervisor real mode, big-endian, external interrupts off, r0 = token,
+# r2 = OPAL base, r3-r10 = arguments, entered with hrfid and returning with
+# blr to LR. OPAL keeps r1 and r13-r31 and runs on its own stack; it returns
+# big-endian in real mode, so the return point flips endianness and then
+# restores the caller's MSR (translation on again if it was on).
+# OpalCall (platform/powernv/opal.rs): token, base, entry, args[8].
+    .section .text, "ax"
+    .globl  opal_call_be
+    .type   opal_call_be, @function
+    .set    OPALFRAME, 64
+    .set    HSRR0_SPR, 314
+    .set    HSRR1_SPR, 315
+opal_call_be:
+    mflr    %r0
+    std     %r0, 16(%r1)
+    stdu    %r1, -OPALFRAME(%r1)
+    std     %r2, 32(%r1)
+    mfcr    %r12
+    std     %r12, 40(%r1)
+    mfmsr   %r11
+    std     %r11, 48(%r1)
+    # EE and RI off before HSRR0/1 are loaded (an interrupt in between
+    # would overwrite them); the last rfid restores the saved MSR.
+    li      %r12, 0
+    mtmsrd  %r12, 1
+
+    ld      %r12, 16(%r3)         # entry
+    mtspr   HSRR0_SPR, %r12
+    # OPAL's MSR: ours without IR, DR, LE, EE, RI (0x8033).
+    li      %r12, 0
+    ori     %r12, %r12, 0x8033
+    andc    %r11, %r11, %r12
+    mtspr   HSRR1_SPR, %r11
+
+    bcl     20, 31, 0f
+0:  mflr    %r12
+    addi    %r12, %r12, (1f - 0b)
+    clrldi  %r12, %r12, 4         # the real address OPAL returns to
+    mtlr    %r12
+
+    mr      %r11, %r3
+    ld      %r0, 0(%r11)          # token
+    ld      %r2, 8(%r11)          # OPAL base
+    ld      %r3, 24(%r11)
+    ld      %r4, 32(%r11)
+    ld      %r5, 40(%r11)
+    ld      %r6, 48(%r11)
+    ld      %r7, 56(%r11)
+    ld      %r8, 64(%r11)
+    ld      %r9, 72(%r11)
+    ld      %r10, 80(%r11)
+    hrfid
+
+1:  FIXUP_ENDIAN
+    # Little-endian, real mode: back to the caller's MSR at the KERNEL_BASE
+    # address of 3 (r1 was kept, at its KERNEL_BASE address).
+    LOAD_KERNEL_BASE %r10
+    bcl     20, 31, 2f
+2:  mflr    %r12
+    addi    %r12, %r12, (3f - 2b)
+    clrldi  %r12, %r12, 4
+    or      %r12, %r12, %r10
+    ld      %r11, 48(%r1)
+    mtsrr0  %r12
+    mtsrr1  %r11
+    rfid
+3:  ld      %r2, 32(%r1)
+    ld      %r12, 40(%r1)
+    mtcr    %r12
+    addi    %r1, %r1, OPALFRAME
+    ld      %r0, 16(%r1)
+    mtlr    %r0
+    blr
+    .size   opal_call_be, . - opal_call_be
 
     .section .bss.boot_stack, "aw", @nobits
     .balign 65536

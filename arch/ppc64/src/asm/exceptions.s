@@ -4,11 +4,13 @@
 # patches the vector number and the branch):
 #     mtspr  SPRG1, r13        save r13
 #     mtspr  SPRG2, r12        save r12
-#     li     r12, <vector>
+#     li     r12, <vector> | <1 if the vector saves state in HSRR0/1>
 #     b      exception_common
 # exception_common saves the interrupted state as a TrapFrame on the current
 # stack (kernel only, for now), calls exception_dispatch(&mut TrapFrame) and
-# returns with rfid (hrfid for the hypervisor vectors 0xe00-0xea0).
+# returns with rfid, or hrfid for the interrupts that used HSRR0/1 (the
+# hypervisor vectors; on bare metal also 0x500). Vectors are multiples of
+# 0x20, so bit 0 is free for the flag.
 #
 # SPRG0 always holds this CPU's PerCpu pointer (percpu.rs).
 
@@ -33,6 +35,7 @@
     .set TF_DAR, 304
     .set TF_DSISR, 312
     .set TF_VECTOR, 320
+    .set TF_HSRR, 328
     .set TF_SIZE, 336
 
     # ELFv2 minimum frame (back chain, CR, LR, TOC save) below the TrapFrame,
@@ -156,12 +159,13 @@ exception_common:
     mfcr    %r3
     std     %r3, TF + TF_CR(%r1)
     ld      %r12, PCPU_SCRATCH0(%r13)
-    std     %r12, TF + TF_VECTOR(%r1)
-    # Hypervisor interrupts (0xe00..0xea0) save state in HSRR0/1.
-    cmpldi  %r12, 0xe00
-    blt     1f
-    cmpldi  %r12, 0xea0
-    bgt     1f
+    clrrdi  %r3, %r12, 1
+    std     %r3, TF + TF_VECTOR(%r1)
+    # The stub's flag: this interrupt saved state in HSRR0/1.
+    clrldi  %r12, %r12, 63
+    std     %r12, TF + TF_HSRR(%r1)
+    cmpldi  %r12, 0
+    beq     1f
     mfspr   %r3, HSRR0
     mfspr   %r4, HSRR1
     b       2f
@@ -192,11 +196,9 @@ exception_common:
     li      %r0, 0
     mtmsrd  %r0, 1
     # Pick the return path now: after CR is restored nothing may compare.
-    ld      %r12, TF + TF_VECTOR(%r1)
-    cmpldi  %r12, 0xe00
-    blt     3f
-    cmpldi  %r12, 0xea0
-    bgt     3f
+    ld      %r12, TF + TF_HSRR(%r1)
+    cmpldi  %r12, 0
+    beq     3f
     RESTORE_AND_RETURN HSRR0, HSRR1, hrfid
 3:  RESTORE_AND_RETURN SRR0_SPR, SRR1_SPR, rfid
     .size   exception_common, . - exception_common

@@ -121,10 +121,8 @@ fn slb_flush_unbolted() {
 /// Bolts the linear map into the HPT, loads the kernel segment and turns
 /// translation on.
 pub fn init(info: &BootInfo) -> Result<(), &'static str> {
-    if boot::cas::negotiated_radix(&info.arch_vec5) {
-        return Err("CAS chose radix; mmu=hash needs the hash MMU");
-    }
-    let size_log2 = info.hpt_size_log2.ok_or("no ibm,pft-size: the platform has no hashed page table")?;
+    machine().check_mmu(info, false)?;
+    let size_log2 = machine().hash_table(info)?;
     let ops = machine().hpte().ok_or("the platform has no hashed page table operations")?;
     HPTE_OPS.call_once(|| ops);
     GEOMETRY.store(size_log2, Ordering::Relaxed);

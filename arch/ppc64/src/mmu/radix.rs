@@ -43,9 +43,7 @@ static PROCESS_TABLE: AtomicU64 = AtomicU64::new(0);
 
 /// Builds the kernel's tree and process table and turns translation on.
 pub fn init(info: &BootInfo) -> Result<(), &'static str> {
-    if !boot::cas::negotiated_radix(&info.arch_vec5) {
-        return Err("CAS did not grant radix (/chosen ibm,architecture-vec-5 byte 24)");
-    }
+    machine().check_mmu(info, true)?;
     // Before the first flush: POWER9 needs its tlbie errata fixed up.
     set_errata(crate::cpu::processor().tlbie_errata());
     let root = build_kernel_tree(info)?;
@@ -55,13 +53,22 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     PROCESS_TABLE.store(table.address(), Ordering::Release);
     set_process_table_entry(KERNEL_SPACE, Some(root));
 
-    machine().register_radix(ProcessTable { base: table.address(), size_field: (PROCESS_TABLE_SHIFT - 12) as u64 })?;
+    machine().register_radix(ProcessTable {
+        base: table.address(),
+        size_field: (PROCESS_TABLE_SHIFT - 12) as u64,
+        kernel_entry: prtb0(root),
+    })?;
     set_pidr(GUARD_PID);
     RADIX_MMU.flush_space(KERNEL_SPACE, Scope::Global);
     RADIX_MMU.flush_space(GUARD_PID, Scope::Global);
     machine().relocate_interrupts()?;
     cpu::enable_translation();
     Ok(())
+}
+
+/// The process table's physical address (0 before radix init).
+pub fn process_table() -> u64 {
+    PROCESS_TABLE.load(Ordering::Acquire)
 }
 
 fn process_table_entry(pid: SpaceId) -> &'static [AtomicU64; 2] {
@@ -75,11 +82,16 @@ fn process_table_entry(pid: SpaceId) -> &'static [AtomicU64; 2] {
 
 /// Points a PID at a tree (or at nothing). Entries are big-endian.
 fn set_process_table_entry(pid: SpaceId, root: Option<u64>) {
-    let prtb0 = root.map_or(0, |root| PRTB0_RTS_52_BITS | root | PGD.index_bits as u64);
+    let prtb0 = root.map_or(0, prtb0);
     let entry = process_table_entry(pid);
     entry[1].store(0, Ordering::Relaxed);
     entry[0].store(prtb0.to_be(), Ordering::Release);
     ptesync();
+}
+
+/// Dword 0 of a process-table entry for the tree at `root`.
+fn prtb0(root: u64) -> u64 {
+    PRTB0_RTS_52_BITS | root | PGD.index_bits as u64
 }
 
 pub fn set_pidr(pid: SpaceId) {

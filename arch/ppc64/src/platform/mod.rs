@@ -10,9 +10,11 @@
 //! page table's entries, behind which the hypervisor's table and a native
 //! one are siblings).
 
+pub mod powernv;
 pub mod pseries;
 
 use boot::BootInfo;
+use kernel::cmdline::MmuMode;
 
 /// An HPTE as the table holds it: dword 0 (`v`: AVPN, valid, bolted,
 /// secondary) and dword 1 (`r`: real page, rights).
@@ -85,6 +87,10 @@ pub struct ProcessTable {
     pub base: u64,
     /// Its size as log2 bytes minus 12 (the PRTS field).
     pub size_field: u64,
+    /// Dword 0 of the kernel's own entry (tree size, root, index size):
+    /// on bare metal the partition table's entry points partition-scoped
+    /// translation at the same tree, as Linux's radix_init_native does.
+    pub kernel_entry: u64,
 }
 
 /// Everything that differs between platforms, chosen once at boot.
@@ -92,6 +98,13 @@ pub trait Machine: Sync {
     fn name(&self) -> &'static str;
     /// Writes console bytes ("\n" as the terminal needs it); never hangs.
     fn console_write(&self, bytes: &[u8]);
+    /// The MMU the platform agreed to run: what `mmu=` asked for, or the
+    /// fallback (hash where radix cannot be had), decided while the
+    /// firmware was still there.
+    fn mmu(&self) -> MmuMode;
+    /// Confirms the platform granted the MMU about to be turned on (`radix`
+    /// or hash): a partition checks what the hypervisor wrote back.
+    fn check_mmu(&self, info: &BootInfo, radix: bool) -> Result<(), &'static str>;
     /// Makes interrupts enter little-endian (LPCR[ILE] or its equivalent).
     fn take_interrupts_little_endian(&self) -> Result<(), &'static str>;
     /// Makes interrupts taken with translation on land relocated at
@@ -103,13 +116,21 @@ pub trait Machine: Sync {
     /// Says the hash MMU (HPT and SLB) is used, on processors with a
     /// process table (ISA 3.00 and later); a no-op before.
     fn register_hash(&self) -> Result<(), &'static str>;
+    /// log2 of the hashed page table's size in bytes: the hypervisor's
+    /// (pseries), or one the kernel allocates and owns (bare metal).
+    fn hash_table(&self, info: &BootInfo) -> Result<u32, &'static str>;
     /// The hashed page table's entries, if the platform has one.
     fn hpte(&self) -> Option<&'static dyn HpteOps>;
     /// The interrupt controller.
     fn irq(&self) -> &'static dyn IrqController;
-    /// Starts the stopped CPU `server` at real address `entry` with `r3` =
-    /// `argument`. `Err` says why it could not.
-    fn start_cpu(&self, info: &BootInfo, server: u32, entry: u64, argument: u64) -> Result<(), StartError>;
+    /// Starts the stopped CPU `server` in the kernel's secondary entry
+    /// (asm/entry.s) so that it finds PerCpu area `index`. `Err` says why it
+    /// could not.
+    fn start_cpu(&self, info: &BootInfo, server: u32, index: usize) -> Result<(), StartError>;
+    /// What a CPU `start_cpu` started needs before the kernel's own
+    /// per-CPU setup (on bare metal: machine checks on, LPCR and the
+    /// partition table as the boot CPU has them).
+    fn init_secondary(&self);
     /// Memory the platform's firmware keeps using after boot, which the
     /// frame allocator must never hand out.
     fn reserved(&self, info: &BootInfo) -> Option<kernel::mm::Reserved>;

@@ -8,7 +8,8 @@ use crate::exceptions;
 use crate::trap::{program_srr1, vector};
 use crate::{cpu, ksyms, percpu};
 
-/// Each vector starts with the stub and branches to exception_common.
+/// Each vector starts with the stub and branches to exception_common; the
+/// stub says whether the interrupt saved state in HSRR0/1.
 #[ktest]
 #[allow(unsafe_code)]
 fn vectors_installed(_: &Env<'_>) -> TestResult {
@@ -22,7 +23,11 @@ fn vectors_installed(_: &Env<'_>) -> TestResult {
         // SAFETY: the vector area is RAM in the linear map, written by install().
         let words: [u32; 4] = unsafe { core::ptr::read_volatile(stub as *const [u32; 4]) };
         kassert_eq!(words[0], MTSPR_SPRG1_R13);
-        kassert_eq!(words[2] & 0xffff, vector as u32);
+        // li r12, vector | 1 where the interrupt saves state in HSRR0/1.
+        let hypervisor = cpu::msr() & cpu::msr::HV != 0;
+        kassert_eq!(words[2] & 0xfffe, vector as u32);
+        let flag = words[2] & 1 != 0;
+        kassert!(flag == crate::trap::uses_hsrr(vector, hypervisor), "vector {vector:#x} ({name}): HSRR flag {flag}");
         let displacement = ((words[3] & 0x03ff_fffc) as i32) << 6 >> 6;
         let target = (stub as i64 + 12 + displacement as i64) as u64;
         kassert!(target == common, "vector {vector:#x} ({name}) branches to {target:#x}, not {common:#x}");

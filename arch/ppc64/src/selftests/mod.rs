@@ -41,6 +41,7 @@ pub const ORDER: &[&str] = &[
     "symbols",
     // The platform's own services (suites beside it, under platform/).
     crate::platform::pseries::selftests::SUITE,
+    crate::platform::powernv::selftests::SUITE,
     "mmu",
     "hash",
     "smp",

@@ -18,6 +18,7 @@ pub mod xics;
 
 use boot::processor::IsaLevel;
 use boot::BootInfo;
+use kernel::cmdline::MmuMode;
 
 use crate::platform::{HpteOps, IrqController, Machine, ProcessTable, StartError};
 
@@ -43,6 +44,19 @@ impl Machine for Pseries {
 
     fn console_write(&self, bytes: &[u8]) {
         hvc::write(bytes);
+    }
+
+    fn mmu(&self) -> MmuMode {
+        firmware::negotiated_mmu()
+    }
+
+    /// CAS's answer, in `/chosen ibm,architecture-vec-5`, must match.
+    fn check_mmu(&self, info: &BootInfo, radix: bool) -> Result<(), &'static str> {
+        match (radix, boot::cas::negotiated_radix(&info.arch_vec5)) {
+            (true, false) => Err("CAS did not grant radix (/chosen ibm,architecture-vec-5 byte 24)"),
+            (false, true) => Err("CAS chose radix; mmu=hash needs the hash MMU"),
+            _ => Ok(()),
+        }
     }
 
     /// PAPR: a partition chooses the endianness of interrupts with
@@ -100,6 +114,11 @@ impl Machine for Pseries {
         }
     }
 
+    /// The hypervisor sized and owns it (`ibm,pft-size`).
+    fn hash_table(&self, info: &BootInfo) -> Result<u32, &'static str> {
+        info.hpt_size_log2.ok_or("no ibm,pft-size: the platform has no hashed page table")
+    }
+
     fn hpte(&self) -> Option<&'static dyn HpteOps> {
         Some(&lpar::LPAR)
     }
@@ -108,8 +127,11 @@ impl Machine for Pseries {
         &xics::XICS
     }
 
-    /// RTAS `start-cpu`, after `query-cpu-stopped-state` says it is stopped.
-    fn start_cpu(&self, info: &BootInfo, server: u32, entry: u64, argument: u64) -> Result<(), StartError> {
+    /// RTAS `start-cpu`, after `query-cpu-stopped-state` says it is stopped:
+    /// it enters `secondary_start` with r3 = the PerCpu index.
+    fn start_cpu(&self, info: &BootInfo, server: u32, index: usize) -> Result<(), StartError> {
+        let entry = kernel::mm::virt_to_phys(crate::secondary::secondary_start as *const () as u64);
+        let argument = index as u64;
         let start = info.rtas.tokens.start_cpu.ok_or(StartError::Unsupported)?;
         if let Some(query) = info.rtas.tokens.query_cpu_stopped_state {
             let mut state = [0u32];
@@ -126,6 +148,10 @@ impl Machine for Pseries {
             Err(_) => Err(StartError::Unsupported),
         }
     }
+
+    /// The hypervisor started the CPU as it starts a partition's: nothing
+    /// more to set up.
+    fn init_secondary(&self) {}
 
     /// RTAS, instantiated in the firmware phase, lives on.
     fn reserved(&self, info: &BootInfo) -> Option<kernel::mm::Reserved> {

@@ -8,8 +8,16 @@ use kernel::{kassert, kassert_eq, kskip};
 
 use crate::platform::pseries::rtas;
 
+/// RTAS exists only where the kernel runs as a pseries partition.
+fn on_pseries() -> bool {
+    crate::platform::machine().name() == "pseries"
+}
+
 #[ktest]
 fn instantiated(env: &Env<'_>) -> TestResult {
+    if !on_pseries() {
+        kskip!("no RTAS on {}", crate::platform::machine().name());
+    }
     let rtas = &env.boot.rtas;
     kassert!(rtas.base != 0 && rtas.size != 0, "RTAS base {:#x} size {:#x}", rtas.base, rtas.size);
     kassert!(
@@ -26,6 +34,9 @@ fn instantiated(env: &Env<'_>) -> TestResult {
 /// second, nanoseconds (PAPR, "get-time-of-day").
 #[ktest]
 fn time_of_day(env: &Env<'_>) -> TestResult {
+    if !on_pseries() {
+        kskip!("no RTAS on {}", crate::platform::machine().name());
+    }
     let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
     let mut date = [0u32; 7];
     let status = rtas::call(token, &[], &mut date).map_err(fail)?;
@@ -45,6 +56,9 @@ fn time_of_day(env: &Env<'_>) -> TestResult {
 #[ktest]
 #[allow(unsafe_code)]
 fn calls_survive_ticks_at_any_point(env: &Env<'_>) -> TestResult {
+    if !on_pseries() {
+        kskip!("no RTAS on {}", crate::platform::machine().name());
+    }
     let Some(token) = env.boot.rtas.tokens.get_time_of_day else { kskip!("no get-time-of-day token") };
     if !crate::cpu::interrupts_enabled() {
         kskip!("interrupts are off");
