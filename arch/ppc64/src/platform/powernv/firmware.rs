@@ -31,6 +31,10 @@ pub unsafe fn take_over(fdt: u64, opal_base: u64, opal_entry: u64) -> BootInfo {
         .unwrap_or_else(|why| panic!("skiboot's device tree at {fdt:#x}: {why}"));
     let info = BootInfo::read_fdt(&tree).unwrap_or_else(|error| panic!("{error}"));
     match info.opal {
+        // Entered by something other than skiboot itself (a kexec from
+        // petitboot passes only the device tree): OPAL is where the tree
+        // says, and the console starts working only now.
+        Some(opal) if opal_entry == 0 => super::opal::init(opal.base, opal.entry),
         Some(opal) if opal.base != opal_base || opal.entry != opal_entry => warn!(
             "powernv: /ibm,opal says OPAL is at {:#x} (entry {:#x}), skiboot passed {opal_base:#x} ({opal_entry:#x}); using skiboot's",
             opal.base, opal.entry
