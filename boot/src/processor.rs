@@ -67,6 +67,16 @@ impl TlbieErrata {
     pub fn any(&self) -> bool {
         self.store_queue || self.erat
     }
+
+    /// The fix-ups applied, as the banner prints them (`tlbie_fixups=`).
+    pub fn name(&self) -> &'static str {
+        match (self.erat, self.store_queue) {
+            (true, true) => "erat+stq",
+            (true, false) => "erat",
+            (false, true) => "stq",
+            (false, false) => "none",
+        }
+    }
 }
 
 /// Families by PVR upper half: POWER8E, POWER8NVL, POWER8, POWER9, POWER10.

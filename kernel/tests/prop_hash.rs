@@ -12,11 +12,15 @@
 //!   the AVPN (VPN >> 11) and segment size, whatever software bits are set;
 //!   `encode_r` keeps the 64 KiB-aligned RPN, encodes LP = 64K, M, R, C,
 //!   no-execute as asked, and PP bits that grant exactly the asked rights
-//!   under the ISA's key table with the kernel's SLB keys.
+//!   under the ISA's key table with the kernel's SLB keys;
+//! - the native table's arithmetic: the ISA 3.0 format conversions undo each
+//!   other; `decode_vpn` finds the VPN of an entry back from its dword 0 and
+//!   its slot in either group, for any table size; `tlbie_rb` holds the VA,
+//!   LP, B, AVAL and L fields and nothing else.
 
 use kernel::mm::hash::{
-    encode_r, encode_v, hash, pp_bits, r, v, v_matches, vpn, vsid, HptGeometry, SegmentSize, HPTES_PER_GROUP, PENC_64K,
-    VPN_SHIFT,
+    decode_vpn, encode_r, encode_v, from_isa300, hash, isa300, pp_bits, r, tlbie_rb, to_isa300, v, v_matches, vpn,
+    vsid, HptGeometry, SegmentSize, HPTES_PER_GROUP, PAGE_SHIFT, PENC_64K, VPN_SHIFT,
 };
 use proptest::prelude::*;
 
@@ -182,6 +186,59 @@ proptest! {
     #[test]
     fn encode_r_ignores_the_page_offset(frame in 0u64..(1 << 44), offset in 0u64..(1 << 16), w: bool, u: bool, x: bool) {
         prop_assert_eq!(encode_r((frame << 16) | offset, w, u, x), encode_r(frame << 16, w, u, x));
+    }
+}
+
+proptest! {
+    /// Old format -> ISA 3.0 -> old format is the identity on entries the new
+    /// format can hold (AVPN bits 52..61 and RPN bits 58..59 clear), and the
+    /// other way round on any new-format entry (dword 0 bits 52..63 clear).
+    #[test]
+    fn isa300_conversions_undo_each_other(a in any::<u64>(), b in any::<u64>()) {
+        let old_v = a & (isa300::V_COMMON_BITS | (3 << v::SSIZE_SHIFT));
+        let old_r = b & !isa300::R_SSIZE_MASK;
+        let (new_v, new_r) = to_isa300(old_v, old_r);
+        prop_assert_eq!(new_v & !isa300::V_COMMON_BITS, 0);
+        prop_assert_eq!((new_r & isa300::R_SSIZE_MASK) >> isa300::R_SSIZE_SHIFT, old_v >> v::SSIZE_SHIFT);
+        prop_assert_eq!(from_isa300(new_v, new_r), (old_v, old_r));
+        let new_v = a & isa300::V_COMMON_BITS;
+        prop_assert_eq!(to_isa300(from_isa300(new_v, b).0, from_isa300(new_v, b).1), (new_v, b));
+    }
+
+    /// What the hash MMU inserts is found back by `decode_vpn`: encode_v of a
+    /// 64 KiB page's VPN, at any slot of the group its hash picks (primary,
+    /// or secondary with H set), whatever the table size, segment size and
+    /// software bits.
+    #[test]
+    fn decode_vpn_undoes_encode_and_hash(
+        vs in wide_vsid(), ea in any::<u64>(), seg in segment(), g in geometry(),
+        secondary: bool, slot in 0..HPTES_PER_GROUP, bolted: bool,
+    ) {
+        let page = vpn(vs, ea & !((1 << PAGE_SHIFT) - 1), seg);
+        let mut hv = encode_v(page, seg);
+        if bolted {
+            hv |= v::BOLTED;
+        }
+        if secondary {
+            hv |= v::SECONDARY;
+        }
+        let ptex = g.group_slot(hash(page, PAGE_SHIFT, seg), secondary) + slot;
+        prop_assert_eq!(decode_vpn(hv, ptex, g.hash_mask()), Some(page));
+    }
+
+    /// tlbie RB of a 64 KiB page, field by field (together they cover all 64
+    /// bits): VA bits 16..63 (VPN << 12; VA bits 16..19 are LP's upper
+    /// nibble), LP's low nibble = penc, IS = 0, B, AVAL = VPN bits 1..7, L = 1.
+    #[test]
+    fn tlbie_rb_fields(vs in wide_vsid(), ea in any::<u64>(), seg in segment()) {
+        let page = vpn(vs, ea & !((1 << PAGE_SHIFT) - 1), seg);
+        let rb = tlbie_rb(page, seg);
+        prop_assert_eq!(rb >> 16, (page << VPN_SHIFT) >> 16);
+        prop_assert_eq!((rb >> 12) & 0xf, PENC_64K);
+        prop_assert_eq!((rb >> 10) & 3, 0, "IS = 0: by VA");
+        prop_assert_eq!((rb >> 8) & 3, seg.b_field());
+        prop_assert_eq!((rb >> 1) & 0x7f, (page >> 1) & 0x7f);
+        prop_assert_eq!(rb & 1, 1, "L = 1");
     }
 }
 

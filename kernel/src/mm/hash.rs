@@ -29,6 +29,15 @@ impl SegmentSize {
             SegmentSize::T1 => 1,
         }
     }
+
+    /// The segment size a B field names; 2 and 3 are reserved.
+    pub const fn from_b_field(b: u64) -> Option<SegmentSize> {
+        match b {
+            0 => Some(SegmentSize::M256),
+            1 => Some(SegmentSize::T1),
+            _ => None,
+        }
+    }
 }
 
 /// Virtual page numbers count 4 KiB units whatever the page size (VPN_SHIFT).
@@ -90,6 +99,9 @@ pub mod v {
     pub const AVPN_MASK: u64 = 0x3fff_ffff_ffff_ff80;
     /// Software bit the OS may use: Linux marks bolted entries with it.
     pub const BOLTED: u64 = 0x10;
+    /// Software bit: a native table's per-entry lock (Linux HPTE_V_LOCK).
+    /// The MMU ignores it; only the OS that owns the table sets it.
+    pub const LOCK: u64 = 0x8;
     pub const LARGE: u64 = 0x4;
     pub const SECONDARY: u64 = 0x2;
     pub const VALID: u64 = 0x1;
@@ -112,6 +124,87 @@ pub mod r {
     pub const N: u64 = 0x004;
     /// PP1 and PP2 (with PP0 above): the page protection.
     pub const PP_MASK: u64 = 0x003;
+}
+
+/// The HPTE format of Power ISA 3.0 (Book III 5.7.7), which a table in
+/// RAM must hold on POWER9: dword 0 keeps only bits 0..51 (an AVPN for a
+/// VA of up to 68 bits, the software bits, L, H, V) and the segment size B
+/// moves to dword 1 bits 58..59, where the wider RPN of the old format
+/// was. The kernel composes entries in the old format (as `encode_v` and
+/// `encode_r` do, and as a hypervisor takes them from a partition), and a
+/// table the kernel owns converts at its doorstep (Linux hpte_old_to_new_v/r,
+/// hpte_new_to_old_v/r).
+pub mod isa300 {
+    /// What dword 0 keeps in the new format.
+    pub const V_COMMON_BITS: u64 = 0x000f_ffff_ffff_ffff;
+    /// Where B lives in dword 1.
+    pub const R_SSIZE_SHIFT: u32 = 58;
+    pub const R_SSIZE_MASK: u64 = 3 << R_SSIZE_SHIFT;
+}
+
+/// An old-format HPTE in the ISA 3.0 format. AVPN bits above the new
+/// format's (VAs wider than 68 bits) and RPN bits 58..59 are lost: the
+/// caller keeps them clear.
+pub fn to_isa300(hpte_v: u64, hpte_r: u64) -> (u64, u64) {
+    let b = hpte_v >> v::SSIZE_SHIFT;
+    (hpte_v & isa300::V_COMMON_BITS, (hpte_r & !isa300::R_SSIZE_MASK) | (b << isa300::R_SSIZE_SHIFT))
+}
+
+/// An ISA 3.0-format HPTE in the old format: B back into dword 0.
+pub fn from_isa300(hpte_v: u64, hpte_r: u64) -> (u64, u64) {
+    let b = (hpte_r & isa300::R_SSIZE_MASK) >> isa300::R_SSIZE_SHIFT;
+    ((hpte_v & isa300::V_COMMON_BITS) | (b << v::SSIZE_SHIFT), hpte_r & !isa300::R_SSIZE_MASK)
+}
+
+/// The VPN of the 64 KiB page an old-format HPTE maps, from its dword 0 and
+/// its slot (Linux hpte_decode). The AVPN holds VA >> 23: the VSID and the
+/// page's offset in the segment above bit 23. The offset's bits below 23
+/// (16..22 for a 64 KiB page) went into the hash, so they come back from
+/// the group number: group = (VSID part ^ page index) & mask, complemented
+/// for the secondary group (H set), hence page index = (VSID part ^ group)
+/// & mask. The group number must have at least 23 - 16 = 7 bits, which
+/// every table has (the smallest, 256 KiB, has 11). `None` for a
+/// reserved segment size.
+pub fn decode_vpn(hpte_v: u64, ptex: u64, hash_mask: u64) -> Option<u64> {
+    const AVPN_DROPPED_BITS: u32 = 23;
+    let segment = SegmentSize::from_b_field(hpte_v >> v::SSIZE_SHIFT)?;
+    let avpn = (hpte_v & v::AVPN_MASK) >> v::AVPN_SHIFT;
+    let offset_bits = segment.shift() - AVPN_DROPPED_BITS;
+    let vsid = avpn >> offset_bits;
+    let high_offset = (avpn & ((1 << offset_bits) - 1)) << AVPN_DROPPED_BITS;
+    let mut group = ptex / HPTES_PER_GROUP;
+    if hpte_v & v::SECONDARY != 0 {
+        group = !group;
+    }
+    let vsid_part = match segment {
+        SegmentSize::M256 => vsid,
+        SegmentSize::T1 => vsid ^ (vsid << 25),
+    };
+    let page_index = (vsid_part ^ group) & hash_mask;
+    // Bits from the hash above 23 repeat what the AVPN has; the mask keeps
+    // an entry that was never hashed here from spilling into the VSID.
+    let offset = (high_offset | (page_index << PAGE_SHIFT)) & ((1 << segment.shift()) - 1);
+    Some((vsid << (segment.shift() - VPN_SHIFT)) | (offset >> VPN_SHIFT))
+}
+
+/// RB of a `tlbie` (or `tlbiel`) that drops the translation of the 64 KiB
+/// page `vpn` (base and actual size 64K), in the hash format of the Power
+/// ISA's `tlbie` (Book III; Linux __tlbie), bits counted from the least
+/// significant: VA bits 16..63 in place (VPN << 12), LP = the page size
+/// encoding at bit 12 (the LP field's upper nibble is VA bits 16..19), B at
+/// bit 8, AVAL (VA bits 13..19, from the VPN) at bits 1..7, L = 1. IS (bits
+/// 10..11) = 0: invalidate by VA.
+///
+/// Linux crops the VA's top 16 bits only on processors with
+/// MMU_FTR_TLBIE_CROP_VA (PPC970: ISA 2.02 and earlier); POWER5 and later,
+/// POWER9 among them, take VA bits 48..63 too, and so does this: the
+/// kernel's VAs use them (a 25-bit VSID above a 1T segment's 40 bits), and
+/// a cropped RB would name another VA and leave the stale translation.
+pub fn tlbie_rb(vpn: u64, segment: SegmentSize) -> u64 {
+    const L: u64 = 1;
+    const AVAL_MASK: u64 = 0xfe;
+    let va = (vpn << VPN_SHIFT) & !((1 << PAGE_SHIFT) - 1);
+    va | (PENC_64K << r::LP_SHIFT) | (segment.b_field() << 8) | (vpn & AVAL_MASK) | L
 }
 
 /// The LP encoding of a 64 KiB page in a 64 KiB-base-page segment
@@ -281,6 +374,65 @@ mod tests {
         let g = HptGeometry { size_log2: 23 };
         assert_eq!(g.group_slot(hash, false), 0xb216 * 8);
         assert_eq!(g.group_slot(hash, true), 0x4de9 * 8);
+    }
+
+    /// ISA 3.0 moves B from dword 0 bits 62..63 to dword 1 bits 58..59 and
+    /// keeps dword 0's low 52 bits (Linux hpte_old_to_new_v/r).
+    #[test]
+    fn isa300_format_moves_the_segment_size() {
+        let old_v = 0x400e_a1b2_1700_0015; // the worked example's bolted entry
+        let old_r = 0x1_1190;
+        let (new_v, new_r) = to_isa300(old_v, old_r);
+        assert_eq!(new_v, 0x000e_a1b2_1700_0015);
+        assert_eq!(new_r, 0x0400_0000_0001_1190);
+        assert_eq!(from_isa300(new_v, new_r), (old_v, old_r));
+        // 256M segments have B = 0: nothing moves, nothing to restore.
+        assert_eq!(to_isa300(0x0000_1234_5678_0005, 0x2_0190), (0x0000_1234_5678_0005, 0x2_0190));
+        // Software bits, L, H and V stay where they are.
+        let (new_v, _) = to_isa300(0x4000_0000_0000_007f, 0);
+        assert_eq!(new_v, 0x7f);
+        assert_eq!(from_isa300(0x7f, 1 << 58).0, 0x4000_0000_0000_007f);
+    }
+
+    /// tlbie RB for 64K pages, by hand from Linux's __tlbie (non-4K case):
+    /// VPN << 12 with bits 0..15 cleared, | penc (1) << 12, | B << 8, | VPN &
+    /// 0xfe (AVAL), | L = 1.
+    #[test]
+    fn tlbie_rb_for_64k_pages() {
+        // VPN 0x123_4000_0420 (VSID 0x1234, offset 0x42_0000, 1T):
+        // VA 0x0012_3400_0042_0000; AVAL = 0x420 & 0xfe = 0x20.
+        let vpn = vpn(0x1234, 0xc000_0000_0042_0000, SegmentSize::T1);
+        assert_eq!(vpn, 0x123_4000_0420);
+        assert_eq!(tlbie_rb(vpn, SegmentSize::T1), 0x0012_3400_0042_0000 | 0x1000 | 0x100 | 0x20 | 1);
+        // The worked example: VPN 0xea1b217 << 28 | 0x10. VPN << 12 keeps
+        // VA bits 12..63 (VSID bits 0..23 at 40..63; the VSID's top nibble
+        // is beyond what RB holds) and AVAL = 0x10.
+        let vpn = (0xea1b217 << 28) | 0x10;
+        assert_eq!(tlbie_rb(vpn, SegmentSize::T1), 0xa1b2_1700_0001_1111);
+        // A page with VA bits 16..19 set: they stay in the LP field's
+        // upper half (bits 16..19), LP's low nibble is penc = 1; AVAL takes
+        // VPN bits 1..7 = 0xa0. VA = 0x1ab_cdef << 40 | 0xfe_dcba_0000.
+        let vpn = super::vpn(0x1ab_cdef, 0xfe_dcba_0000, SegmentSize::T1);
+        assert_eq!(vpn, 0x1a_bcde_ffed_cba0);
+        assert_eq!(tlbie_rb(vpn, SegmentSize::T1), 0xabcd_effe_dcba_11a1);
+        // 256M segment: B = 0. VPN = 0xabcdef << 16 | 0xfe70.
+        let vpn = super::vpn(0xabcdef, 0x0fe7_0000, SegmentSize::M256);
+        assert_eq!(vpn, 0xab_cdef_fe70);
+        assert_eq!(tlbie_rb(vpn, SegmentSize::M256), 0x000a_bcde_ffe7_0000 | 0x1000 | 0x70 | 1);
+    }
+
+    /// The worked example's entry, found back from its slot in both groups.
+    #[test]
+    fn decode_vpn_of_the_worked_example() {
+        let vpn = (0xea1b217 << 28) | 0x10;
+        let v = encode_v(vpn, SegmentSize::T1) | v::BOLTED;
+        let g = HptGeometry { size_log2: 23 };
+        assert_eq!(decode_vpn(v, 0xb216 * 8 + 3, g.hash_mask()), Some(vpn));
+        assert_eq!(decode_vpn(v | v::SECONDARY, 0x4de9 * 8 + 5, g.hash_mask()), Some(vpn));
+        // In the wrong group, the page bits below 23 come out wrong.
+        assert_ne!(decode_vpn(v, 0x4de9 * 8, g.hash_mask()), Some(vpn));
+        // B = 2 and 3 are reserved.
+        assert_eq!(decode_vpn(v | (2 << v::SSIZE_SHIFT), 0, g.hash_mask()), None);
     }
 
     #[test]

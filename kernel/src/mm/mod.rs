@@ -16,6 +16,8 @@ pub mod hash;
 pub mod hash_fault;
 pub mod heap;
 #[deny(unsafe_code)]
+pub mod hpt_native;
+#[deny(unsafe_code)]
 pub mod khugepaged;
 #[deny(unsafe_code)]
 pub mod knobs;

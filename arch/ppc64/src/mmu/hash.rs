@@ -570,9 +570,9 @@ impl MmuBackend for Hash {
         true
     }
 
-    /// The platform issues the `tlbie`s of HPTE removal (on pseries, the
-    /// hypervisor), with its own errata handling.
+    /// Whoever issues the `tlbie`s of HPTE removal applies them: the
+    /// hypervisor on pseries (none here), the kernel's own table on bare metal.
     fn tlbie_fixups(&self) -> &'static str {
-        "none"
+        table().tlbie_fixups()
     }
 }

@@ -253,12 +253,6 @@ impl MmuBackend for Radix {
     }
 
     fn tlbie_fixups(&self) -> &'static str {
-        let errata = errata();
-        match (errata.erat, errata.store_queue) {
-            (true, true) => "erat+stq",
-            (true, false) => "erat",
-            (false, true) => "stq",
-            (false, false) => "none",
-        }
+        errata().name()
     }
 }

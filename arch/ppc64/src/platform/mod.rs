@@ -61,6 +61,11 @@ pub trait HpteOps: Sync {
         }
         Ok(four)
     }
+    /// The POWER9 `tlbie` fix-ups this table's invalidations apply
+    /// (`TlbieErrata::name`): none where the platform invalidates for us.
+    fn tlbie_fixups(&self) -> &'static str {
+        "none"
+    }
     /// Removes up to four entries; `Err` for the first that was not there
     /// (the others may or may not be gone: callers fall back to `remove`).
     fn remove_four(&self, entries: &[(u64, u64)]) -> Result<(), HpteError> {

@@ -230,7 +230,7 @@ impl Machine for PowerNv {
     /// hash_init_partition_table).
     fn register_hash(&self) -> Result<(), &'static str> {
         reinit_cpus(opal::REINIT_MMU_HASH, "OPAL_REINIT_CPUS refused the hash MMU")?;
-        let (base, size_log2) = hpt::NATIVE_HPT.table().ok_or("the hashed page table was not allocated")?;
+        let (base, size_log2) = hpt::NATIVE_HPT.location().ok_or("the hashed page table was not allocated")?;
         set_partition_entry(base | (size_log2 - pate::HTABSIZE_BASE) as u64, 0)?;
         set_lpcr(mfspr_lpcr() & !(lpcr::HR | lpcr::UPRT));
         Ok(())
@@ -245,7 +245,9 @@ impl Machine for PowerNv {
         let bytes = (frames * FRAME_SIZE) as usize;
         // SAFETY: frames just allocated, reached through the linear map.
         unsafe { core::ptr::write_bytes(mm::phys_to_virt(table.address()), 0, bytes) };
-        hpt::NATIVE_HPT.init(table.address(), size_log2);
+        // SAFETY: the frames are the table's for good: zeroed, aligned to
+        // the table's size, reached through the linear map.
+        unsafe { hpt::NATIVE_HPT.init(mm::phys_to_virt(table.address()) as u64, size_log2) };
         info!("powernv: hashed page table of 2^{size_log2} bytes at {:#x}", table.address());
         Ok(size_log2)
     }

@@ -161,7 +161,7 @@ fn partition_table_holds_the_mmu_in_use(_: &Env<'_>) -> TestResult {
             kassert_eq!(dw1 & 0x0fff_ffff_ffff_f000, mmu::radix::process_table());
         }
         Mode::Hash => {
-            let (base, size_log2) = powernv::hpt::NATIVE_HPT.table().ok_or_else(|| fail("no hashed page table"))?;
+            let (base, size_log2) = powernv::hpt::NATIVE_HPT.location().ok_or_else(|| fail("no hashed page table"))?;
             kassert!(dw0 & pate::HOST_RADIX == 0, "PATE dw0 {dw0:#x} has HR under hash");
             kassert_eq!(dw0 & !0x1f, base);
             kassert_eq!(dw0 & 0x1f, (size_log2 - pate::HTABSIZE_BASE) as u64);
