@@ -47,6 +47,7 @@ use boot::processor::{IsaLevel, TlbieErrata};
 use heapless::Vec;
 
 use super::hash::{self as hpt, SegmentSize, HPTES_PER_GROUP};
+pub use super::mmu::Scope;
 
 /// The layout of entries in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,9 @@ pub enum Step {
     TlbieRadixLpid { rb: u64 },
     /// `eieio; tlbsync; ptesync`: every CPU has finished the invalidations.
     EndBroadcast,
+    /// `tlbiel RB, RS = 0, RIC = 0, PRS = 0, R = 0`: drops the hash
+    /// translation RB names from this CPU's TLB only.
+    TlbielHash { rb: u64 },
 }
 
 /// RB of the ERAT fix-up: IS = 2 (bits 10..11, counted from the least
@@ -121,11 +125,23 @@ pub type Steps = Vec<Step, MAX_STEPS>;
 /// native_flush_hash_range): for the ERAT bug a radix-format invalidation of
 /// all of LPID 0, for the store-queue bug the last invalidation again, each
 /// after a `ptesync` so it cannot be reordered before the ones it repairs.
-pub fn invalidation(rbs: &[u64], errata: TlbieErrata) -> Steps {
+///
+/// With `Scope::Local` (only this CPU used the address space) the same
+/// translations go from this CPU's TLB only: `ptesync`, `tlbiel` each,
+/// `ptesync` (Linux's native flush with `local`); the errata concern only
+/// broadcasts.
+pub fn invalidation(rbs: &[u64], errata: TlbieErrata, scope: Scope) -> Steps {
     let mut steps = Steps::new();
     let Some(&last) = rbs.last() else { return steps };
     let mut push = |step| steps.push(step).expect("MAX_STEPS covers a batch of MAX_BATCH");
     push(Step::Ptesync);
+    if scope == Scope::Local {
+        for &rb in rbs {
+            push(Step::TlbielHash { rb });
+        }
+        push(Step::Ptesync);
+        return steps;
+    }
     for &rb in rbs {
         push(Step::TlbieHash { rb });
     }
@@ -304,17 +320,17 @@ impl<'a, H: Hardware> NativeTable<'a, H> {
     }
 
     /// Removes the entry at `ptex` if it is `v`'s page (AVPN and B equal),
-    /// returning it; invalidates `v`'s translation either way.
-    pub fn remove(&self, ptex: u64, v: u64) -> Result<(u64, u64), NativeError> {
+    /// returning it; invalidates `v`'s translation either way, in `scope`.
+    pub fn remove(&self, ptex: u64, v: u64, scope: Scope) -> Result<(u64, u64), NativeError> {
         let (d0, d1) = self.entry(ptex)?;
         let taken = self.take(d0, d1, v);
-        self.invalidate(&[(ptex, v)]);
+        self.invalidate(&[(ptex, v)], scope);
         taken.ok_or(NativeError::NotFound)
     }
 
     /// Removes `(ptex, v)` entries as `remove` does, with one invalidation
     /// sequence per `MAX_BATCH` of them; the first error, after trying all.
-    pub fn remove_batch(&self, entries: &[(u64, u64)]) -> Result<(), NativeError> {
+    pub fn remove_batch(&self, entries: &[(u64, u64)], scope: Scope) -> Result<(), NativeError> {
         let mut result = Ok(());
         for chunk in entries.chunks(MAX_BATCH) {
             let mut in_table = Vec::<(u64, u64), MAX_BATCH>::new();
@@ -330,7 +346,7 @@ impl<'a, H: Hardware> NativeTable<'a, H> {
                     Err(error) => result = result.and(Err(error)),
                 }
             }
-            self.invalidate(&in_table);
+            self.invalidate(&in_table, scope);
         }
         result
     }
@@ -338,7 +354,7 @@ impl<'a, H: Hardware> NativeTable<'a, H> {
     /// Gives the entry at `ptex`, if it is `v`'s page, the PP0, PP and N
     /// bits of `r` and keeps the rest of its dword 1 (RPN, R, C, WIMG, B);
     /// invalidates `v`'s translation either way, so the old rights go.
-    pub fn protect(&self, ptex: u64, v: u64, r: u64) -> Result<(), NativeError> {
+    pub fn protect(&self, ptex: u64, v: u64, r: u64, scope: Scope) -> Result<(), NativeError> {
         let (d0, d1) = self.entry(ptex)?;
         lock(d0);
         let (old_v, _) = self.decode_entry(get(d0, Ordering::Relaxed), get(d1, Ordering::Relaxed));
@@ -355,7 +371,7 @@ impl<'a, H: Hardware> NativeTable<'a, H> {
             }
         }
         unlock(d0);
-        self.invalidate(&[(ptex, v)]);
+        self.invalidate(&[(ptex, v)], scope);
         if found {
             Ok(())
         } else {
@@ -386,14 +402,14 @@ impl<'a, H: Hardware> NativeTable<'a, H> {
 
     /// Invalidates the translations of `(ptex, v)` pairs (at most
     /// MAX_BATCH): a `v` with a reserved segment size names none.
-    fn invalidate(&self, entries: &[(u64, u64)]) {
+    fn invalidate(&self, entries: &[(u64, u64)], scope: Scope) {
         let mut rbs = Vec::<u64, MAX_BATCH>::new();
         for &(ptex, v) in entries {
             let Some(segment) = SegmentSize::from_b_field(v >> hpt::v::SSIZE_SHIFT) else { continue };
             let Some(vpn) = hpt::decode_vpn(v, ptex, self.hash_mask) else { continue };
             rbs.push(hpt::tlbie_rb(vpn, segment)).expect("at most MAX_BATCH entries");
         }
-        for step in invalidation(&rbs, self.errata) {
+        for step in invalidation(&rbs, self.errata, scope) {
             self.hardware.execute(step);
         }
     }
@@ -507,7 +523,7 @@ mod tests {
             t.insert(group, hv, hr).unwrap();
         }
         let (_, hv1, _) = page(0x3001, 0);
-        t.remove(group + 1, hv1).unwrap();
+        t.remove(group + 1, hv1, Scope::Global).unwrap();
         let (_, hv, hr) = page(0x4000, 0);
         assert_eq!(t.insert(group, hv, hr), Ok(group + 1));
         assert_eq!(t.insert(group, hv, hr), Ok(group + 4));
@@ -568,12 +584,12 @@ mod tests {
         let group = HptGeometry { size_log2: SIZE_LOG2 }.group_slot(hash(n, PAGE_SHIFT, SegmentSize::T1), true);
         let ptex = t.insert(group, hv | v::SECONDARY, hr).unwrap();
         recorder.clear();
-        assert_eq!(t.remove(ptex, hv | v::SECONDARY), Ok((hv | v::SECONDARY, hr)));
+        assert_eq!(t.remove(ptex, hv | v::SECONDARY, Scope::Global), Ok((hv | v::SECONDARY, hr)));
         assert_eq!(words[ptex as usize * 2].load(Ordering::Relaxed), 0);
         assert_eq!(recorder.steps(), broadcast(hpt::tlbie_rb(n, SegmentSize::T1)));
         // Gone: a second removal finds nothing, and still invalidates.
         recorder.clear();
-        assert_eq!(t.remove(ptex, hv | v::SECONDARY), Err(NativeError::NotFound));
+        assert_eq!(t.remove(ptex, hv | v::SECONDARY, Scope::Global), Err(NativeError::NotFound));
         assert_eq!(recorder.steps(), broadcast(hpt::tlbie_rb(n, SegmentSize::T1)));
     }
 
@@ -590,7 +606,7 @@ mod tests {
         // Same group bits, another AVPN: a page of another VSID.
         let (b, hv_b, _) = page(0x5555 ^ (1 << 20), 0x10_0000);
         recorder.clear();
-        assert_eq!(t.remove(ptex, hv_b), Err(NativeError::NotFound));
+        assert_eq!(t.remove(ptex, hv_b, Scope::Global), Err(NativeError::NotFound));
         assert_eq!(t.read(ptex), Ok((hv_a, hr_a)));
         assert!(no_lock_bits(&words));
         let steps = recorder.steps();
@@ -600,7 +616,7 @@ mod tests {
         assert_eq!(hpt::decode_vpn(hv_b, ptex, t.hash_mask()), Some(b));
         assert_eq!(steps[1], Step::TlbieHash { rb: hpt::tlbie_rb(b, SegmentSize::T1) });
         // An invalid slot: nothing to match either.
-        assert_eq!(t.remove(ptex + 1, hv_a), Err(NativeError::NotFound));
+        assert_eq!(t.remove(ptex + 1, hv_a, Scope::Global), Err(NativeError::NotFound));
     }
 
     #[test]
@@ -615,7 +631,7 @@ mod tests {
         d1.store((u64::from_be(d1.load(Ordering::Relaxed)) & !r::CHANGED).to_be(), Ordering::Relaxed);
         recorder.clear();
         let user_ro = encode_r(0x0999_0000, false, true, false);
-        assert_eq!(t.protect(ptex, hv, user_ro), Ok(()));
+        assert_eq!(t.protect(ptex, hv, user_ro, Scope::Global), Ok(()));
         let (_, now) = t.read(ptex).unwrap();
         assert_eq!(now & RIGHTS, user_ro & RIGHTS);
         assert_eq!(now & !RIGHTS, hr & !RIGHTS & !r::CHANGED, "RPN, R, M, LP kept; C as the table had it");
@@ -631,7 +647,7 @@ mod tests {
         let t = table(&words, &recorder, POWER10);
         let (n, hv, hr) = page(0x7777, 0x30_0000);
         let ptex = primary_group(n) + 2;
-        assert_eq!(t.protect(ptex, hv, hr), Err(NativeError::NotFound));
+        assert_eq!(t.protect(ptex, hv, hr, Scope::Global), Err(NativeError::NotFound));
         assert_eq!(recorder.steps(), broadcast(hpt::tlbie_rb(n, SegmentSize::T1)));
         assert!(words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
     }
@@ -654,12 +670,44 @@ mod tests {
             let t = table(&words, &recorder, pvr);
             let ptex = t.insert(primary_group(n), hv, hr).unwrap();
             recorder.clear();
-            t.remove(ptex, hv).unwrap();
+            t.remove(ptex, hv, Scope::Global).unwrap();
             let expected =
                 [&[Step::Ptesync, Step::TlbieHash { rb }][..], &fixups[..], &[Step::EndBroadcast][..]].concat();
             assert_eq!(recorder.steps(), expected, "PVR {pvr:#x}");
         }
         assert_eq!(ERAT_FIXUP_RB, 1 << (63 - 52), "PPC_BIT(52)");
+    }
+
+    /// Where only this CPU used the space, removal and reprotection drop the
+    /// translation from this CPU's TLB alone: `tlbiel` between `ptesync`s,
+    /// no broadcast, no fix-ups (they repair broadcasts), even on a POWER9
+    /// with both errata; a batch is one such sequence.
+    #[test]
+    fn local_scope_invalidates_with_tlbiel_only() {
+        let words = memory();
+        let recorder = Recorder::new(&words);
+        let t = table(&words, &recorder, POWER9_DD22);
+        let (n, hv, hr) = page(0x1234, 0x42_0000);
+        let rb = hpt::tlbie_rb(n, SegmentSize::T1);
+        let local = [Step::Ptesync, Step::TlbielHash { rb }, Step::Ptesync];
+        let ptex = t.insert(primary_group(n), hv, hr).unwrap();
+        recorder.clear();
+        t.protect(ptex, hv, hr & !r::PP_MASK, Scope::Local).unwrap();
+        assert_eq!(recorder.steps(), local);
+        recorder.clear();
+        t.remove(ptex, hv, Scope::Local).unwrap();
+        assert_eq!(recorder.steps(), local);
+        let mut entries = StdVec::new();
+        let mut steps = StdVec::from([Step::Ptesync]);
+        for i in 0..3u64 {
+            let (n, hv, hr) = page(0x200 + i, i << 16);
+            entries.push((t.insert(primary_group(n), hv, hr).unwrap(), hv));
+            steps.push(Step::TlbielHash { rb: hpt::tlbie_rb(n, SegmentSize::T1) });
+        }
+        steps.push(Step::Ptesync);
+        recorder.clear();
+        t.remove_batch(&entries, Scope::Local).unwrap();
+        assert_eq!(recorder.steps(), steps);
     }
 
     /// Six removals: one invalidation sequence with four `tlbie`s and one set
@@ -681,7 +729,7 @@ mod tests {
         entries.insert(2, (primary_group(missing_n), missing_v));
         rbs.insert(2, hpt::tlbie_rb(missing_n, SegmentSize::T1));
         recorder.clear();
-        assert_eq!(t.remove_batch(&entries), Err(NativeError::NotFound));
+        assert_eq!(t.remove_batch(&entries, Scope::Global), Err(NativeError::NotFound));
         // Removal zeroes dword 0 (dword 1 stays until the slot is reused).
         assert!(words.iter().step_by(2).all(|w| w.load(Ordering::Relaxed) == 0), "all five removed");
         let tail = |last| {
@@ -711,8 +759,8 @@ mod tests {
         assert_eq!(t.slots(), slots);
         assert_eq!(t.insert(slots, hv, hr), Err(NativeError::BadSlot));
         assert_eq!(t.insert(3, hv, hr), Err(NativeError::BadSlot));
-        assert_eq!(t.remove(slots, hv), Err(NativeError::BadSlot));
-        assert_eq!(t.protect(slots + 7, hv, hr), Err(NativeError::BadSlot));
+        assert_eq!(t.remove(slots, hv, Scope::Global), Err(NativeError::BadSlot));
+        assert_eq!(t.protect(slots + 7, hv, hr, Scope::Global), Err(NativeError::BadSlot));
         assert_eq!(t.read(slots), Err(NativeError::BadSlot));
         // An AVPN for a 69-bit VA, RPN bits where ISA 3.0 keeps B.
         assert_eq!(t.insert(0, hv | (1 << 52), hr), Err(NativeError::BadEntry));
@@ -772,7 +820,7 @@ mod tests {
                     for round in 0..2000u64 {
                         let (_, hv, hr) = page(0x100 * (cpu + 1) + round % 2, 0);
                         let ptex = t.insert(40, hv, hr).unwrap();
-                        assert_eq!(t.remove(ptex, hv), Ok((hv | v::VALID, hr)));
+                        assert_eq!(t.remove(ptex, hv, Scope::Global), Ok((hv | v::VALID, hr)));
                     }
                 });
             }
@@ -852,7 +900,7 @@ mod tests {
                             }
                             _ => Err(NativeError::NotFound),
                         };
-                        prop_assert_eq!(t.remove(ptex, hv), expected);
+                        prop_assert_eq!(t.remove(ptex, hv, Scope::Global), expected);
                         prop_assert_eq!(recorder.steps().len(), 3);
                     }
                     Op::Protect { page, slot, secondary, writable } => {
@@ -867,7 +915,7 @@ mod tests {
                             }
                             _ => Err(NativeError::NotFound),
                         };
-                        prop_assert_eq!(t.protect(ptex, hv, rights), expected);
+                        prop_assert_eq!(t.protect(ptex, hv, rights, Scope::Global), expected);
                         prop_assert_eq!(recorder.steps().len(), 3);
                     }
                 }

@@ -333,7 +333,7 @@ fn flush(env: &Env<'_>) -> TestResult {
                 touch_all();
                 let olds = entries();
                 let start = cpu::timebase();
-                hash::HASH_MMU.flush_hash_table_pmd_range(space, SMALL, &olds);
+                hash::HASH_MMU.flush_hash_table_pmd_range(space, SMALL, &olds, Scope::Global);
                 collapse_flush.push(cpu::timebase() - start);
             }
             report_us(env, "hash_collapse_flush_32", &mut collapse_flush, 1);
@@ -349,11 +349,11 @@ fn flush(env: &Env<'_>) -> TestResult {
                     let start = cpu::timebase();
                     if bulk_mode {
                         for four in slots.chunks(4) {
-                            let _ = hash::table().remove_four(four);
+                            let _ = hash::table().remove_four(four, Scope::Global);
                         }
                     } else {
                         for &(ptex, v) in &slots {
-                            let _ = hash::table().remove(ptex, v);
+                            let _ = hash::table().remove(ptex, v, Scope::Global);
                         }
                     }
                     let took = cpu::timebase() - start;

@@ -183,7 +183,7 @@ fn insert(ea: u64, v: u64, r: u64) -> Result<(u64, bool), HpteError> {
         let ptex = group + VICTIM.fetch_add(1, Ordering::Relaxed) % hpt::HPTES_PER_GROUP;
         let old = ops.read(ptex)?;
         if old.v & hpt::v::BOLTED == 0 {
-            let _ = ops.remove(ptex, old.v);
+            let _ = ops.remove(ptex, old.v, Scope::Global);
             EVICTIONS.fetch_add(1, Ordering::Relaxed);
             return ops.insert(group, v, r).map(|slot| (slot, false));
         }
@@ -292,8 +292,11 @@ impl Segment {
     /// Removes the HPTE recorded as `bits`, if it is still `page`'s.
     fn remove_recorded(&self, page: u64, bits: u64) {
         let (_, secondary) = hash_fault::slot_of(bits);
-        let _ = table()
-            .remove(recorded_ptex(self.hash(page), bits), self.v(page) | if secondary { hpt::v::SECONDARY } else { 0 });
+        let _ = table().remove(
+            recorded_ptex(self.hash(page), bits),
+            self.v(page) | secondary_bit(secondary),
+            Scope::Global,
+        );
     }
 }
 
@@ -346,10 +349,7 @@ fn hashed_slots(space: SpaceId, address: u64, size: PageSize, old: Entry, mut ea
         PageSize::Base => {
             if old.0 & PTE_HASHED != 0 {
                 let secondary = old.0 & PTE_SECONDARY != 0;
-                each(
-                    recorded_ptex(page_hash(base), old.0),
-                    page_v(base) | if secondary { hpt::v::SECONDARY } else { 0 },
-                );
+                each(recorded_ptex(page_hash(base), old.0), page_v(base) | secondary_bit(secondary));
             }
         }
         _ => {
@@ -359,10 +359,7 @@ fn hashed_slots(space: SpaceId, address: u64, size: PageSize, old: Entry, mut ea
             for key in keys {
                 let bits = slots.remove(&key).unwrap_or(0);
                 let secondary = bits & PTE_SECONDARY != 0;
-                each(
-                    recorded_ptex(page_hash(key.1), bits),
-                    page_v(key.1) | if secondary { hpt::v::SECONDARY } else { 0 },
-                );
+                each(recorded_ptex(page_hash(key.1), bits), page_v(key.1) | secondary_bit(secondary));
             }
         }
     }
@@ -376,13 +373,22 @@ fn segment_for(space: SpaceId, address: u64) -> Option<(SpaceId, u64)> {
 }
 
 /// Removes HPTEs four at a time.
-fn remove_all(entries: &[(u64, u64)]) {
+/// Dword 0's H bit for an entry in its secondary group.
+fn secondary_bit(secondary: bool) -> u64 {
+    if secondary {
+        hpt::v::SECONDARY
+    } else {
+        0
+    }
+}
+
+fn remove_all(entries: &[(u64, u64)], scope: Scope) {
     let ops = table();
     for chunk in entries.chunks(4) {
-        if ops.remove_four(chunk).is_err() {
+        if ops.remove_four(chunk, scope).is_err() {
             // One was gone already (evicted): remove the rest one by one.
             for &(ptex, v) in chunk {
-                let _ = ops.remove(ptex, v);
+                let _ = ops.remove(ptex, v, scope);
             }
         }
     }
@@ -395,18 +401,18 @@ impl Hash {
     /// Invalidates the HPTEs that the base PTEs of a PTE table (the one a
     /// collapsed PMD pointed at) recorded: Linux's flush_hash_table_pmd_range.
     /// It flushes hash-table entries; the hypervisor flushes the TLB.
-    pub fn flush_hash_table_pmd_range(&self, space: SpaceId, address: u64, old_ptes: &[Entry]) {
+    pub fn flush_hash_table_pmd_range(&self, space: SpaceId, address: u64, old_ptes: &[Entry], scope: Scope) {
         let start = address & !(PageSize::Huge2M.bytes() - 1);
         let mut victims = alloc::vec::Vec::new();
         for (i, &old) in old_ptes.iter().enumerate() {
             hashed_slots(space, start + i as u64 * FRAME_SIZE, PageSize::Base, old, |ptex, v| victims.push((ptex, v)));
         }
-        remove_all(&victims);
+        remove_all(&victims, scope);
     }
 }
 
 impl TlbFlush for Hash {
-    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, old: Entry, _scope: Scope) {
+    fn flush_page(&self, space: SpaceId, address: u64, size: PageSize, old: Entry, scope: Scope) {
         let mut victims = heapless::Vec::<(u64, u64), 4>::new();
         let mut many = alloc::vec::Vec::new();
         hashed_slots(space, address, size, old, |ptex, v| {
@@ -414,21 +420,21 @@ impl TlbFlush for Hash {
                 many.push((ptex, v));
             }
         });
-        remove_all(&victims);
-        remove_all(&many);
+        remove_all(&victims, scope);
+        remove_all(&many, scope);
     }
 
-    fn flush_range(&self, space: SpaceId, start: u64, size: PageSize, old: &[Entry], _scope: Scope) {
+    fn flush_range(&self, space: SpaceId, start: u64, size: PageSize, old: &[Entry], scope: Scope) {
         let mut victims = alloc::vec::Vec::new();
         for (i, &entry) in old.iter().enumerate() {
             hashed_slots(space, start + i as u64 * size.bytes(), size, entry, |ptex, v| victims.push((ptex, v)));
         }
-        remove_all(&victims);
+        remove_all(&victims, scope);
     }
 
     /// Scans the whole HPT for the space's VSIDs: only for address-space
     /// teardown, where the tree may still hold hashed pages.
-    fn flush_space(&self, space: SpaceId, _scope: Scope) {
+    fn flush_space(&self, space: SpaceId, scope: Scope) {
         if space == KERNEL_SPACE {
             return; // bolted; the kernel space is never torn down
         }
@@ -441,7 +447,7 @@ impl TlbFlush for Hash {
             if let Ok(four) = ops.read4(ptex) {
                 for (i, hpte) in four.iter().enumerate() {
                     if hpte.v & hpt::v::VALID != 0 && hpte.v & hpt::v::BOLTED == 0 && belongs(hpte.v) {
-                        let _ = ops.remove(ptex + i as u64, hpte.v);
+                        let _ = ops.remove(ptex + i as u64, hpte.v, scope);
                     }
                 }
             }
@@ -450,8 +456,8 @@ impl TlbFlush for Hash {
         HUGE_SLOTS.lock().retain(|&(s, _), _| s != space);
     }
 
-    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, old_ptes: &[Entry], _scope: Scope) {
-        self.flush_hash_table_pmd_range(space, address, old_ptes);
+    fn flush_collapsed_pmd(&self, space: SpaceId, address: u64, old_ptes: &[Entry], scope: Scope) {
+        self.flush_hash_table_pmd_range(space, address, old_ptes, scope);
     }
 
     /// The hash MMU has no page-walk cache: it never walks the tree.
@@ -547,7 +553,7 @@ impl MmuBackend for Hash {
             if let Some(vpn) = page_vpn(space, address) {
                 let secondary = old.0 & PTE_SECONDARY != 0;
                 let ptex = recorded_ptex(hpt::hash(vpn, hpt::PAGE_SHIFT, SegmentSize::T1), old.0);
-                let v = hpt::encode_v(vpn, SegmentSize::T1) | if secondary { hpt::v::SECONDARY } else { 0 };
+                let v = hpt::encode_v(vpn, SegmentSize::T1) | secondary_bit(secondary);
                 let prot = new.prot();
                 let r = hpt::encode_r(
                     new.physical(),
@@ -555,7 +561,7 @@ impl MmuBackend for Hash {
                     prot.contains(pagetable::Prot::USER),
                     prot.contains(pagetable::Prot::EXECUTE),
                 );
-                if table().protect(ptex, v, r).is_ok() {
+                if table().protect(ptex, v, r, crate::mmu::flush_scope(space)).is_ok() {
                     // The HPTE lives on: the PTE says so again, unless it changed.
                     let _ = slot.compare_exchange(new, Entry(new.0 | (old.0 & pagetable::entry::HASH_SLOT_BITS)));
                     return;

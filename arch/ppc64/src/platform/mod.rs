@@ -15,6 +15,7 @@ pub mod pseries;
 
 use boot::BootInfo;
 use kernel::cmdline::MmuMode;
+pub use kernel::mm::mmu::Scope;
 
 /// An HPTE as the table holds it: dword 0 (`v`: AVPN, valid, bolted,
 /// secondary) and dword 1 (`r`: real page, rights).
@@ -42,14 +43,17 @@ pub enum HpteError {
 /// The hashed page table's entries (Linux's `mmu_hash_ops`). `ptex` is a
 /// slot index (group * 8 + slot); `v` names the entry an operation expects
 /// there, compared by AVPN, so a slot reused by another page is left alone.
+/// `scope` says which CPUs may hold the translation an operation drops:
+/// `Local` lets a table the kernel owns invalidate with `tlbiel` (Linux's
+/// `local` argument); a hypervisor's table decides for itself.
 pub trait HpteOps: Sync {
     /// Inserts `(v, r)` into a free slot of the group starting at
     /// `group_ptex`; returns the slot's ptex.
     fn insert(&self, group_ptex: u64, v: u64, r: u64) -> Result<u64, HpteError>;
     /// Removes the entry at `ptex` if it is still `v`'s; returns what it held.
-    fn remove(&self, ptex: u64, v: u64) -> Result<Hpte, HpteError>;
+    fn remove(&self, ptex: u64, v: u64, scope: Scope) -> Result<Hpte, HpteError>;
     /// Gives the entry at `ptex` (if still `v`'s) the PP and N bits of `r`.
-    fn protect(&self, ptex: u64, v: u64, r: u64) -> Result<(), HpteError>;
+    fn protect(&self, ptex: u64, v: u64, r: u64, scope: Scope) -> Result<(), HpteError>;
     /// Reads the entry at `ptex`.
     fn read(&self, ptex: u64) -> Result<Hpte, HpteError>;
     /// Reads the four entries at `ptex & !3`.
@@ -68,8 +72,8 @@ pub trait HpteOps: Sync {
     }
     /// Removes up to four entries; `Err` for the first that was not there
     /// (the others may or may not be gone: callers fall back to `remove`).
-    fn remove_four(&self, entries: &[(u64, u64)]) -> Result<(), HpteError> {
-        entries.iter().try_for_each(|&(ptex, v)| self.remove(ptex, v).map(drop))
+    fn remove_four(&self, entries: &[(u64, u64)], scope: Scope) -> Result<(), HpteError> {
+        entries.iter().try_for_each(|&(ptex, v)| self.remove(ptex, v, scope).map(drop))
     }
 }
 

@@ -254,7 +254,7 @@ fn flush_hash_table_pmd_range_removes_all(_: &Env<'_>) -> TestResult {
         old_ptes.push(old);
         unhooked.extend_from_slice(&tables);
     }
-    HASH_MMU.flush_hash_table_pmd_range(KERNEL_SPACE, start, &old_ptes);
+    HASH_MMU.flush_hash_table_pmd_range(KERNEL_SPACE, start, &old_ptes, Scope::Global);
     release(&unhooked);
     mm::free_frame(frame);
     kassert_eq!(slots.iter().map(|&(i, _)| i).collect::<alloc::vec::Vec<_>>(), touched);

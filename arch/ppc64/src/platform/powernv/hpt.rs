@@ -13,7 +13,7 @@ use core::sync::atomic::AtomicU64;
 
 use kernel::mm::hpt_native::{Format, Hardware, NativeError, NativeTable, Step};
 
-use crate::platform::{Hpte, HpteError, HpteOps};
+use crate::platform::{Hpte, HpteError, HpteOps, Scope};
 
 /// The smallest and largest table the partition table can describe:
 /// HTABSIZE 0 to 28 gives 2^(18 + HTABSIZE) bytes (Power ISA 3.0).
@@ -52,6 +52,14 @@ impl Hardware for Power {
             },
             // SAFETY: barriers only (tlbsync waits for the broadcasts).
             Step::EndBroadcast => unsafe { asm!("eieio", "tlbsync", "ptesync", options(nostack, preserves_flags)) },
+            // SAFETY: drops the translation from this CPU's TLB only, for a
+            // space no other CPU used. The assembler takes only the
+            // one-operand tlbiel, so it is encoded by hand as in radix.rs:
+            // 0x7c000224 | RS << 21 | RB << 11 with RB = r3, RS = r4 = 0
+            // (RIC = PRS = R = 0: a hash translation).
+            Step::TlbielHash { rb } => unsafe {
+                asm!(".long 0x7c801a24", in("r3") rb, in("r4") 0u64, options(nostack, preserves_flags))
+            },
         }
     }
 }
@@ -118,12 +126,12 @@ impl HpteOps for NativeHpt {
         self.table().insert(group_ptex, v, r).map_err(error)
     }
 
-    fn remove(&self, ptex: u64, v: u64) -> Result<Hpte, HpteError> {
-        self.table().remove(ptex, v).map(|(v, r)| Hpte { v, r }).map_err(error)
+    fn remove(&self, ptex: u64, v: u64, scope: Scope) -> Result<Hpte, HpteError> {
+        self.table().remove(ptex, v, scope).map(|(v, r)| Hpte { v, r }).map_err(error)
     }
 
-    fn protect(&self, ptex: u64, v: u64, r: u64) -> Result<(), HpteError> {
-        self.table().protect(ptex, v, r).map_err(error)
+    fn protect(&self, ptex: u64, v: u64, r: u64, scope: Scope) -> Result<(), HpteError> {
+        self.table().protect(ptex, v, r, scope).map_err(error)
     }
 
     fn read(&self, ptex: u64) -> Result<Hpte, HpteError> {
@@ -132,7 +140,7 @@ impl HpteOps for NativeHpt {
 
     /// All of them, with one invalidation sequence (as Linux's
     /// native_flush_hash_range): `Err` if any was missing, the rest gone.
-    fn remove_four(&self, entries: &[(u64, u64)]) -> Result<(), HpteError> {
-        self.table().remove_batch(entries).map_err(error)
+    fn remove_four(&self, entries: &[(u64, u64)], scope: Scope) -> Result<(), HpteError> {
+        self.table().remove_batch(entries, scope).map_err(error)
     }
 }

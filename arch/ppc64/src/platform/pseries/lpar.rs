@@ -9,7 +9,7 @@ use super::hcall::{
     self, hcall8, hcall_ret, H_BULK_REMOVE, H_DROPPED, H_ENTER, H_HARDWARE, H_NOT_FOUND, H_NO_MEM, H_PARAMETER,
     H_PROTECT, H_PTEG_FULL, H_READ, H_REMOVE,
 };
-use crate::platform::{Hpte, HpteError, HpteOps};
+use crate::platform::{Hpte, HpteError, HpteOps, Scope};
 
 /// Flags (r4): match the AVPN given; H_READ four entries at once.
 const H_AVPN: u64 = 1 << 31;
@@ -35,7 +35,8 @@ fn status(code: i64) -> Result<(), HpteError> {
     }
 }
 
-/// The HPT through hcalls.
+/// The HPT through hcalls. The hypervisor does each removal's `tlbie` and
+/// chooses its reach, so the callers' scope goes unused.
 pub struct Lpar;
 pub static LPAR: Lpar = Lpar;
 
@@ -46,7 +47,7 @@ impl HpteOps for Lpar {
         status(code).map(|()| out[0])
     }
 
-    fn remove(&self, ptex: u64, v: u64) -> Result<Hpte, HpteError> {
+    fn remove(&self, ptex: u64, v: u64, _scope: Scope) -> Result<Hpte, HpteError> {
         let (code, out) = hcall_ret(H_REMOVE, [H_AVPN, ptex, v & AVPN_COMPARE, 0]);
         status(code).map(|()| Hpte { v: out[0], r: out[1] })
     }
@@ -54,7 +55,7 @@ impl HpteOps for Lpar {
     /// H_PROTECT's flags carry the rights as QEMU's h_protect and Linux's
     /// pSeries_lpar_hpte_updatepp do: PP1/PP2 in bits 1:0, N in 0x4, PP0 in
     /// 0x100.
-    fn protect(&self, ptex: u64, v: u64, r: u64) -> Result<(), HpteError> {
+    fn protect(&self, ptex: u64, v: u64, r: u64, _scope: Scope) -> Result<(), HpteError> {
         const FLAG_PP0: u64 = 0x100;
         let mut flags = H_AVPN | (r & (hpt::r::N | hpt::r::PP_MASK));
         if r & hpt::r::PP0 != 0 {
@@ -77,7 +78,7 @@ impl HpteOps for Lpar {
     }
 
     /// One H_BULK_REMOVE of up to four entries.
-    fn remove_four(&self, entries: &[(u64, u64)]) -> Result<(), HpteError> {
+    fn remove_four(&self, entries: &[(u64, u64)], _scope: Scope) -> Result<(), HpteError> {
         debug_assert!(entries.len() <= 4);
         let mut words = [BULK_END; 8];
         for (i, &(ptex, v)) in entries.iter().enumerate() {
