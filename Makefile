@@ -8,10 +8,11 @@
 #
 #   make run     build, install what is missing, boot one configuration in QEMU
 #   make test    make lint, host unit and property tests, the QEMU boot matrix
-#                (tests/matrix.cfg), the loom models (make loom), a quick bench boot
+#                (tests/matrix.cfg), the loom models (make loom), quick bench boots
 #   make loom    model-check GUP-fast/hash fault/RCU vs collapse (kernel/tests/loom_*.rs)
-#   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's (bench/results.md);
-#                QUICK=1: one short boot, checked, output in build/bench-quick/
+#   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's, and powernv beside
+#                pseries (bench/results.md); QUICK=1: two short boots (pseries,
+#                powernv), checked, output in build/bench-quick/
 #   make kernel  build build/kernel.elf only
 #   make lint    rustfmt --check, clippy -D warnings for the host crates and the kernel
 #   make deps    install the toolchain and QEMU only
@@ -112,7 +113,7 @@ loom:
 litmus:
 	@scripts/litmus.sh
 
-# Timings never decide a test: `make bench` writes them down (bench/README.md).
+# Timings never decide a test: `make bench` writes them down (README, "Benchmarks").
 bench: kernel
 	@scripts/deps.sh qemu
 	$(HOST_CARGO) run --quiet -p harness --bin bench -- $(if $(QUICK),--quick)

@@ -1,16 +1,23 @@
 //! Benchmark results: the kernel's `# BENCH {json}` lines, Linux's anchor
 //! (bench/linux), and what `make bench` makes of them: bench/results.json,
-//! a Markdown table (ours, Linux, ratio) and two SVG plots. Pure functions,
-//! so the formats are unit-tested; `src/bin/bench.rs` does the boots.
+//! a Markdown report (ours vs Linux and every result on pseries, then
+//! powernv beside pseries) and two SVG plots (pseries). Pure functions, so
+//! the formats are unit-tested; `src/bin/bench.rs` does the boots.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::{json, Value};
 
+/// The machine of a record that names none: results.json from before
+/// records had one, when every boot was a pseries boot.
+pub const DEFAULT_MACHINE: &str = "pseries";
+
 /// One result of one boot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// The platform QEMU emulated: `pseries` or `powernv`.
+    pub machine: String,
     pub mmu: String,
     pub cpus: u32,
     pub name: String,
@@ -23,12 +30,53 @@ pub struct Record {
 
 impl Record {
     pub fn to_json(&self) -> Value {
-        json!({"mmu": self.mmu, "cpus": self.cpus, "name": self.name, "unit": self.unit,
+        json!({"machine": self.machine, "mmu": self.mmu, "cpus": self.cpus, "name": self.name, "unit": self.unit,
                "min": self.min, "median": self.median, "max": self.max, "reps": self.reps})
+    }
+
+    /// A record as [`Record::to_json`] writes it or as a `# BENCH` line has
+    /// it (`cpus` a string there, and no `machine`: the kernel does not say
+    /// which platform it runs on). `machine` is for a value that names none.
+    /// Checked: finite min <= median <= max, reps > 0.
+    pub fn from_json(value: &Value, machine: &str) -> Result<Record, String> {
+        let text = |key: &str| {
+            value.get(key).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("without \"{key}\""))
+        };
+        let number = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_f64)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("without a finite \"{key}\""))
+        };
+        let cpus = match value.get("cpus") {
+            Some(Value::String(text)) => text.parse().ok(),
+            Some(number) => number.as_u64().and_then(|n| u32::try_from(n).ok()),
+            None => None,
+        }
+        .ok_or("with a bad cpus")?;
+        let record = Record {
+            machine: value.get("machine").and_then(Value::as_str).unwrap_or(machine).to_string(),
+            mmu: text("mmu")?,
+            cpus,
+            name: text("name")?,
+            unit: text("unit")?,
+            min: number("min")?,
+            median: number("median")?,
+            max: number("max")?,
+            reps: value.get("reps").and_then(Value::as_u64).ok_or("without reps")?,
+        };
+        if !(record.min <= record.median && record.median <= record.max) || record.reps == 0 {
+            return Err("out of order (min <= median <= max, reps > 0)".into());
+        }
+        Ok(record)
     }
 }
 
-/// The results a boot with `bench=all` must print, by MMU.
+/// The results a boot with `bench=all` must print, by MMU. The same on
+/// both machines: on powernv the hash rows time the kernel's own HPT
+/// (`h_bulk_remove_per_hpte` and `h_remove_per_hpte` then time HPTE
+/// stores and `tlbie`, not hcalls).
 pub fn expected(mmu: &str, cpus: u32, selftests: bool) -> Vec<String> {
     let mut names: Vec<String> = [
         "boot_to_first_selftest",
@@ -71,42 +119,17 @@ pub fn expected(mmu: &str, cpus: u32, selftests: bool) -> Vec<String> {
     names
 }
 
-/// The `# BENCH` lines of a console, checked: each a JSON object with a
-/// name, a unit, finite min <= median <= max, reps, mmu and cpus.
-pub fn parse(console: &str) -> Result<Vec<Record>, String> {
+/// The `# BENCH` lines of a console of a boot on `machine`, checked: each
+/// a JSON object with a name, a unit, finite min <= median <= max, reps,
+/// mmu and cpus, and no other machine than the boot's.
+pub fn parse(console: &str, machine: &str) -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
     for line in console.lines() {
         let Some(json) = line.trim_end_matches('\r').strip_prefix("# BENCH ") else { continue };
         let value: Value = serde_json::from_str(json).map_err(|e| format!("malformed BENCH line ({e}): {line}"))?;
-        let text = |key: &str| {
-            value
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| format!("BENCH line without \"{key}\": {line}"))
-        };
-        let number = |key: &str| {
-            value
-                .get(key)
-                .and_then(Value::as_f64)
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("BENCH line without a finite \"{key}\": {line}"))
-        };
-        let record = Record {
-            mmu: text("mmu")?,
-            cpus: text("cpus")?.parse().map_err(|_| format!("BENCH line with a bad cpus: {line}"))?,
-            name: text("name")?,
-            unit: text("unit")?,
-            min: number("min")?,
-            median: number("median")?,
-            max: number("max")?,
-            reps: value
-                .get("reps")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| format!("BENCH line without reps: {line}"))?,
-        };
-        if !(record.min <= record.median && record.median <= record.max) || record.reps == 0 {
-            return Err(format!("BENCH line out of order (min <= median <= max, reps > 0): {line}"));
+        let record = Record::from_json(&value, machine).map_err(|e| format!("BENCH line {e}: {line}"))?;
+        if record.machine != machine {
+            return Err(format!("BENCH line of machine {} in a {machine} boot: {line}", record.machine));
         }
         records.push(record);
     }
@@ -142,8 +165,8 @@ pub fn linux_medians(linux: &Value) -> BTreeMap<(String, u64, String), (f64, Str
         .collect()
 }
 
-fn ours<'a>(records: &'a [Record], mmu: &str, cpus: u32, name: &str) -> Option<&'a Record> {
-    records.iter().find(|r| r.mmu == mmu && r.cpus == cpus && r.name == name)
+fn ours<'a>(records: &'a [Record], machine: &str, mmu: &str, cpus: u32, name: &str) -> Option<&'a Record> {
+    records.iter().find(|r| r.machine == machine && r.mmu == mmu && r.cpus == cpus && r.name == name)
 }
 
 fn number(value: f64) -> String {
@@ -250,22 +273,118 @@ const PAIRS: &[Pair] = &[
     },
 ];
 
-/// Our median for a comparison row; `collapse_default_per_page` is the
-/// collapse Linux does by default on this MMU (no IPI on radix, IPI on
-/// hash), per 64 KiB page.
+/// Our median (on pseries, where Linux ran) for a comparison row;
+/// `collapse_default_per_page` is the collapse Linux does by default on
+/// this MMU (no IPI on radix, IPI on hash), per 64 KiB page.
 fn ours_median(records: &[Record], mmu: &str, cpus: u32, name: &str) -> Option<f64> {
     if name == "collapse_default_per_page" {
         let which = if mmu == "radix" { "collapse_noipi" } else { "collapse_ipi" };
-        return ours(records, mmu, cpus, which).map(|r| r.median / 32.0);
+        return ours(records, "pseries", mmu, cpus, which).map(|r| r.median / 32.0);
     }
-    ours(records, mmu, cpus, name).map(|r| r.median)
+    ours(records, "pseries", mmu, cpus, name).map(|r| r.median)
 }
 
-/// The Markdown report: the comparison with Linux (where the anchor ran),
-/// then every result of ours, by configuration.
-pub fn markdown(records: &[Record], linux: Option<&Value>, machine: &str) -> String {
+/// The results the powernv section puts beside pseries's, with what each
+/// is; a result only one MMU prints appears under that MMU only.
+const BESIDE: &[(&str, &str)] = &[
+    ("boot: reset to first self-test", "boot_to_first_selftest"),
+    ("boot: reset to kernel entry (the firmware: skiboot vs VOF)", "boot_to_kernel_entry"),
+    ("collapse of one 2 MiB region, no IPI", "collapse_noipi"),
+    ("collapse of one 2 MiB region, IPI", "collapse_ipi"),
+    ("hash collapse flush of 32 HPTEs (powernv: HPTE stores + tlbie; pseries: hcalls)", "hash_collapse_flush_32"),
+    ("HPTE removal four at a time, per HPTE (pseries: H_BULK_REMOVE)", "h_bulk_remove_per_hpte"),
+    ("HPTE removal one at a time, per HPTE (pseries: H_REMOVE)", "h_remove_per_hpte"),
+    ("radix tlbie, per page", "tlbie_page"),
+    ("radix tlbiel, per page", "tlbiel_page"),
+    ("anonymous fault, per 64 KiB page", "fault_base_page"),
+    ("THP fault, 2 MiB", "fault_thp"),
+    ("GUP-fast, 32 pages", "gup_fast_small_32"),
+    ("GUP-slow, 32 pages", "gup_slow_small_32"),
+];
+
+/// The section on powernv: each [`BESIDE`] result of every (MMU, CPUs)
+/// powernv ran that pseries ran too, both medians and their ratio, then
+/// every powernv result. Empty without powernv records.
+fn powernv_section(out: &mut String, records: &[Record]) {
+    let configs = configs_of(records, "powernv");
+    if configs.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n## Bare metal (powernv) beside pseries\n");
+    let _ = writeln!(
+        out,
+        "The same kernel and command line on QEMU's `-M powernv9` under skiboot (OPAL), where the kernel \
+         is the hypervisor, and on `-M pseries` under VOF, in this run. Under hash the kernel keeps its own \
+         hashed page table on powernv and invalidates each entry with a store and a `tlbie`; on pseries it \
+         asks the hypervisor (`H_BULK_REMOVE`, `H_REMOVE`). Boot times count from QEMU's reset, firmware \
+         included: skiboot takes far longer than VOF to reach the kernel. powernv/pseries is the ratio of \
+         the medians: above 1, powernv takes longer (us) or does more (pages/s).\n"
+    );
+    let _ = writeln!(out, "| operation | MMU | CPUs | powernv | pseries | unit | powernv/pseries |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for mmu in ["radix", "hash"] {
+        for (what, name) in BESIDE {
+            for &(_, cpus) in configs.iter().filter(|(m, _)| m == mmu) {
+                let (Some(bare), Some(guest)) =
+                    (ours(records, "powernv", mmu, cpus, name), ours(records, "pseries", mmu, cpus, name))
+                else {
+                    continue;
+                };
+                let ratio = if guest.median == 0.0 { "".into() } else { number(bare.median / guest.median) };
+                let _ = writeln!(
+                    out,
+                    "| {what} | {mmu} | {cpus} | {} | {} | {} | {ratio} |",
+                    number(bare.median),
+                    number(guest.median),
+                    bare.unit
+                );
+            }
+        }
+    }
+    out.push('\n');
+    all_results(out, records, "powernv", "###");
+}
+
+/// The (MMU, CPUs) configurations `machine` ran, sorted.
+fn configs_of(records: &[Record], machine: &str) -> Vec<(String, u32)> {
+    let mut configs: Vec<(String, u32)> =
+        records.iter().filter(|r| r.machine == machine).map(|r| (r.mmu.clone(), r.cpus)).collect();
+    configs.sort();
+    configs.dedup();
+    configs
+}
+
+/// Every result of `machine`, a row each, a column per configuration.
+fn all_results(out: &mut String, records: &[Record], machine: &str, heading: &str) {
+    let configs = configs_of(records, machine);
+    let _ = writeln!(out, "{heading} All {machine} results (median [min..max])\n");
+    let header: Vec<String> = configs.iter().map(|(m, c)| format!("{m} {c} CPU")).collect();
+    let _ = writeln!(out, "| result | unit | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---|".repeat(configs.len()));
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for r in records.iter().filter(|r| r.machine == machine) {
+        if !names.iter().any(|(n, _)| *n == r.name) {
+            names.push((&r.name, &r.unit));
+        }
+    }
+    for (name, unit) in names {
+        let cells: Vec<String> = configs
+            .iter()
+            .map(|(m, c)| {
+                ours(records, machine, m, *c, name)
+                    .map_or("".into(), |r| format!("{} [{}..{}]", number(r.median), number(r.min), number(r.max)))
+            })
+            .collect();
+        let _ = writeln!(out, "| {name} | {unit} | {} |", cells.join(" | "));
+    }
+}
+
+/// The Markdown report: on pseries the comparison with Linux (where the
+/// anchor ran) and every result of ours, by configuration; then powernv
+/// beside pseries (where powernv ran). `host`: where the numbers came from.
+pub fn markdown(records: &[Record], linux: Option<&Value>, host: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Benchmarks\n\n{machine}\n");
+    let _ = writeln!(out, "# Benchmarks\n\n{host}\n");
     let _ = writeln!(out, "Times are TCG-emulated (QEMU on the host above), medians over repetitions; ratios compare numbers from the same run of `make bench`.\n");
     if let Some(linux) = linux {
         let medians = linux_medians(linux);
@@ -301,105 +420,132 @@ pub fn markdown(records: &[Record], linux: Option<&Value>, machine: &str) -> Str
         }
         out.push('\n');
     }
-    let mut configs: Vec<(String, u32)> = records.iter().map(|r| (r.mmu.clone(), r.cpus)).collect();
-    configs.sort();
-    configs.dedup();
-    let _ = writeln!(out, "## All results (median [min..max])\n");
-    let header: Vec<String> = configs.iter().map(|(m, c)| format!("{m} {c} CPU")).collect();
-    let _ = writeln!(out, "| result | unit | {} |", header.join(" | "));
-    let _ = writeln!(out, "|---|---|{}", "---|".repeat(configs.len()));
-    let mut names: Vec<(&str, &str)> = Vec::new();
-    for r in records {
-        if !names.iter().any(|(n, _)| *n == r.name) {
-            names.push((&r.name, &r.unit));
-        }
-    }
-    for (name, unit) in names {
-        let cells: Vec<String> = configs
-            .iter()
-            .map(|(m, c)| {
-                ours(records, m, *c, name)
-                    .map_or("".into(), |r| format!("{} [{}..{}]", number(r.median), number(r.min), number(r.max)))
-            })
-            .collect();
-        let _ = writeln!(out, "| {name} | {unit} | {} |", cells.join(" | "));
-    }
+    all_results(&mut out, records, "pseries", "##");
+    powernv_section(&mut out, records);
     out
+}
+
+/// The colours of a chart's series, in order.
+const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+
+fn colour(index: usize) -> &'static str {
+    COLOURS[index % COLOURS.len()]
+}
+
+/// A chart's canvas: its size, the plot area's margins (the legend goes in
+/// the right one) and the top of the y axis. What both charts share.
+struct Frame {
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    y_max: f64,
+}
+
+impl Frame {
+    /// A 640 x 400 canvas whose y axis runs from 0 to 10 % above `y_max`.
+    fn new(margins: [f64; 4], y_max: f64) -> Frame {
+        let [left, right, top, bottom] = margins;
+        Frame { width: 640.0, height: 400.0, left, right, top, bottom, y_max: y_max.max(1e-9) * 1.1 }
+    }
+
+    fn x_end(&self) -> f64 {
+        self.width - self.right
+    }
+
+    fn y_zero(&self) -> f64 {
+        self.height - self.bottom
+    }
+
+    /// Where value `y` goes.
+    fn py(&self, y: f64) -> f64 {
+        self.y_zero() - y / self.y_max * (self.height - self.top - self.bottom)
+    }
+
+    /// The SVG up to the data: background, title, both axes, five y ticks
+    /// with grid lines, and the y axis's label.
+    fn start(&self, title: &str, y_label: &str) -> String {
+        let (left, top, x_end, y_zero) = (self.left, self.top, self.x_end(), self.y_zero());
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"22\" font-size=\"15\">{title}</text>\n",
+            self.width, self.height
+        );
+        let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{y_zero}\" x2=\"{x_end}\" y2=\"{y_zero}\" stroke=\"black\"/>");
+        let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{y_zero}\" stroke=\"black\"/>");
+        for i in 0..=4 {
+            let y = self.y_max * i as f64 / 4.0;
+            let (tick, label) = (self.py(y), number(y));
+            let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>", left - 6.0, tick + 4.0);
+            let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{tick}\" x2=\"{x_end}\" y2=\"{tick}\" stroke=\"#ddd\"/>");
+        }
+        let middle = (top + y_zero) / 2.0;
+        let _ = writeln!(
+            svg,
+            "<text x=\"16\" y=\"{middle}\" transform=\"rotate(-90 16 {middle})\" text-anchor=\"middle\">{y_label}</text>"
+        );
+        svg
+    }
+
+    /// Series `index`'s legend entry, right of the plot: a line key, or a
+    /// box for bars, and the label.
+    fn legend(&self, svg: &mut String, index: usize, label: &str, bars: bool) {
+        let (x, y, colour) = (self.x_end() + 10.0, self.top + 10.0 + index as f64 * 18.0, colour(index));
+        if bars {
+            let _ = writeln!(svg, "<rect x=\"{x}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{colour}\"/>", y - 5.0);
+        } else {
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+                x + 20.0
+            );
+        }
+        let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\">{label}</text>", x + 26.0, y + 4.0);
+    }
 }
 
 /// A line chart: `series` of (label, [(x, y)]) on a log2 x axis of CPU counts.
 pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
-    let (width, height, left, right, top, bottom) = (640.0, 400.0, 70.0, 180.0, 40.0, 50.0);
     let xs: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).collect();
-    let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+    let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0f64, f64::max);
+    let frame = Frame::new([70.0, 180.0, 40.0, 50.0], y_max);
     let (x_min, x_max) =
         (xs.iter().cloned().fold(f64::INFINITY, f64::min).max(1.0), xs.iter().cloned().fold(1.0f64, f64::max));
     let span = (x_max.log2() - x_min.log2()).max(1.0);
-    let px = |x: f64| left + (x.log2() - x_min.log2()) / span * (width - left - right);
-    let py = |y: f64| height - bottom - y / y_max * (height - top - bottom);
-    let colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" font-size=\"15\">{title}</text>\n",
-        left
-    );
-    let _ = writeln!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
-        height - bottom,
-        width - right,
-        height - bottom
-    );
-    let _ =
-        writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>", height - bottom);
-    for i in 0..=4 {
-        let y = y_max * i as f64 / 4.0;
-        let _ =
-            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, py(y) + 4.0, number(y));
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>",
-            py(y),
-            width - right
-        );
-    }
+    let px = |x: f64| frame.left + (x.log2() - x_min.log2()) / span * (frame.x_end() - frame.left);
+    let mut svg = frame.start(title, y_label);
     let mut ticks = xs.clone();
     ticks.sort_by(f64::total_cmp);
     ticks.dedup();
     for x in ticks {
         let _ =
-            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", px(x), height - bottom + 16.0, x);
+            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{x}</text>", px(x), frame.y_zero() + 16.0);
     }
     let _ = writeln!(
         svg,
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">CPUs</text>",
-        (left + width - right) / 2.0,
-        height - 12.0
-    );
-    let _ = writeln!(
-        svg,
-        "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>",
-        (top + height - bottom) / 2.0,
-        (top + height - bottom) / 2.0
+        (frame.left + frame.x_end()) / 2.0,
+        frame.height - 12.0
     );
     for (i, (label, points)) in series.iter().enumerate() {
-        let colour = colours[i % colours.len()];
-        let path: Vec<String> = points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
+        let path: Vec<String> = points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), frame.py(*y))).collect();
         let _ = writeln!(
             svg,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
+            colour(i),
             path.join(" ")
         );
         for (x, y) in points {
-            let _ = writeln!(svg, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>", px(*x), py(*y));
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>",
+                px(*x),
+                frame.py(*y),
+                colour(i)
+            );
         }
-        let ly = top + 10.0 + i as f64 * 18.0;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\"/>",
-            width - right + 10.0,
-            width - right + 30.0
-        );
-        let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\">{label}</text>", width - right + 36.0, ly + 4.0);
+        frame.legend(&mut svg, i, label, false);
     }
     svg.push_str("</svg>\n");
     svg
@@ -407,77 +553,40 @@ pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>
 
 /// A grouped bar chart: categories, each with one bar per series.
 pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> String {
-    let (width, height, left, right, top, bottom) = (640.0, 400.0, 80.0, 150.0, 40.0, 60.0);
-    let y_max = series.iter().flat_map(|(_, v)| v.iter().cloned()).fold(0.0f64, f64::max).max(1e-9) * 1.1;
-    let group = (width - left - right) / categories.len().max(1) as f64;
+    let y_max = series.iter().flat_map(|(_, v)| v.iter().cloned()).fold(0.0f64, f64::max);
+    let frame = Frame::new([80.0, 150.0, 40.0, 60.0], y_max);
+    let group = (frame.x_end() - frame.left) / categories.len().max(1) as f64;
     let bar = group * 0.8 / series.len().max(1) as f64;
-    let py = |y: f64| height - bottom - y / y_max * (height - top - bottom);
-    let colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"];
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"22\" font-size=\"15\">{title}</text>\n"
-    );
-    let _ = writeln!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
-        height - bottom,
-        width - right,
-        height - bottom
-    );
-    for i in 0..=4 {
-        let y = y_max * i as f64 / 4.0;
-        let _ =
-            writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, py(y) + 4.0, number(y));
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#ddd\"/>",
-            py(y),
-            width - right
-        );
-    }
-    let _ = writeln!(
-        svg,
-        "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>",
-        (top + height - bottom) / 2.0,
-        (top + height - bottom) / 2.0
-    );
+    let mut svg = frame.start(title, y_label);
     for (c, category) in categories.iter().enumerate() {
-        let x0 = left + c as f64 * group + group * 0.1;
+        let x0 = frame.left + c as f64 * group + group * 0.1;
         for (s, (_, values)) in series.iter().enumerate() {
-            let value = values.get(c).copied().unwrap_or(0.0);
+            let top = frame.py(values.get(c).copied().unwrap_or(0.0));
             let _ = writeln!(
                 svg,
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
+                "<rect x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
                 x0 + s as f64 * bar,
-                py(value),
                 bar * 0.95,
-                (height - bottom - py(value)).max(0.0),
-                colours[s % colours.len()]
+                (frame.y_zero() - top).max(0.0),
+                colour(s)
             );
         }
         let _ = writeln!(
             svg,
             "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{category}</text>",
             x0 + group * 0.4,
-            height - bottom + 16.0
+            frame.y_zero() + 16.0
         );
     }
     for (s, (label, _)) in series.iter().enumerate() {
-        let ly = top + 10.0 + s as f64 * 18.0;
-        let _ = writeln!(
-            svg,
-            "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{}\"/>",
-            width - right + 10.0,
-            ly - 8.0,
-            colours[s % colours.len()]
-        );
-        let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\">{label}</text>", width - right + 30.0, ly + 1.0);
+        frame.legend(&mut svg, s, label, true);
     }
     svg.push_str("</svg>\n");
     svg
 }
 
-/// Collapse latency vs CPU count: radix without/with the IPI, idle and
-/// against a CPU with interrupts off, and hash with its IPI.
+/// Collapse latency vs CPU count on pseries: radix without/with the IPI,
+/// idle and against a CPU with interrupts off, and hash with its IPI.
 pub fn collapse_chart(records: &[Record]) -> String {
     let mut series = Vec::new();
     for (mmu, name, label) in [
@@ -490,7 +599,7 @@ pub fn collapse_chart(records: &[Record]) -> String {
     ] {
         let mut points: Vec<(f64, f64)> = records
             .iter()
-            .filter(|r| r.mmu == mmu && r.name == name)
+            .filter(|r| r.machine == "pseries" && r.mmu == mmu && r.name == name)
             .map(|r| (r.cpus as f64, r.median / 1000.0))
             .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -501,7 +610,7 @@ pub fn collapse_chart(records: &[Record]) -> String {
     line_chart("Collapse of one 2 MiB region (median)", "ms", &series)
 }
 
-/// GUP-fast vs GUP-slow, pages per second, on `mmu` with `cpus` CPUs.
+/// GUP-fast vs GUP-slow, pages per second, on pseries, `mmu`, `cpus` CPUs.
 pub fn gup_chart(records: &[Record], mmu: &str, cpus: u32) -> String {
     let categories: Vec<String> =
         ["small_1", "small_32", "small_512", "huge_1", "huge_32", "huge_512"].map(String::from).to_vec();
@@ -510,7 +619,9 @@ pub fn gup_chart(records: &[Record], mmu: &str, cpus: u32) -> String {
         .map(|path| {
             let values = categories
                 .iter()
-                .map(|c| ours(records, mmu, cpus, &format!("gup_{path}_{c}")).map_or(0.0, |r| r.median / 1e6))
+                .map(|c| {
+                    ours(records, "pseries", mmu, cpus, &format!("gup_{path}_{c}")).map_or(0.0, |r| r.median / 1e6)
+                })
                 .collect();
             (format!("GUP-{path}"), values)
         })
@@ -526,18 +637,18 @@ mod tests {
 
     #[test]
     fn parses_bench_lines_and_rejects_bad_ones() {
-        let records = parse(CONSOLE).unwrap();
+        let records = parse(CONSOLE, "pseries").unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!((records[0].name.as_str(), records[0].cpus, records[0].median), ("fault_thp", 4, 1200.0));
-        assert!(parse("# BENCH {\"name\":\"x\"").unwrap_err().contains("malformed"));
-        assert!(parse("# BENCH {\"name\":\"x\",\"unit\":\"us\",\"min\":3,\"median\":2,\"max\":4,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\"}").unwrap_err().contains("out of order"));
-        assert!(parse("# BENCH {\"name\":\"x\",\"unit\":\"us\",\"min\":null,\"median\":2,\"max\":4,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\"}").unwrap_err().contains("finite"));
+        assert!(parse("# BENCH {\"name\":\"x\"", "pseries").unwrap_err().contains("malformed"));
+        assert!(parse("# BENCH {\"name\":\"x\",\"unit\":\"us\",\"min\":3,\"median\":2,\"max\":4,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\"}", "pseries").unwrap_err().contains("out of order"));
+        assert!(parse("# BENCH {\"name\":\"x\",\"unit\":\"us\",\"min\":null,\"median\":2,\"max\":4,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\"}", "pseries").unwrap_err().contains("finite"));
         assert_eq!(missing(&records, &["fault_thp".into(), "tlbie_page".into()]), ["tlbie_page"]);
     }
 
     #[test]
     fn compares_with_linux_in_one_unit() {
-        let records = parse("# BENCH {\"name\":\"fault_base_page\",\"unit\":\"us\",\"min\":9,\"median\":10,\"max\":11,\"reps\":3,\"mmu\":\"radix\",\"cpus\":\"1\"}\n# BENCH {\"name\":\"boot_to_first_selftest\",\"unit\":\"us\",\"min\":50000,\"median\":50000,\"max\":50000,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\"}").unwrap();
+        let records = parse("# BENCH {\"name\":\"fault_base_page\",\"unit\":\"us\",\"min\":9,\"median\":10,\"max\":11,\"reps\":3,\"mmu\":\"radix\",\"cpus\":\"1\"}\n# BENCH {\"name\":\"boot_to_first_selftest\",\"unit\":\"us\",\"min\":50000,\"median\":50000,\"max\":50000,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\"}", "pseries").unwrap();
         let linux = json!({"results": [
             {"config": "radix", "smp": 1, "boot": 0, "name": "fault_base_page", "unit": "us", "median": 20.0},
             {"config": "radix", "smp": 1, "boot": 1, "name": "fault_base_page", "unit": "us", "median": 30.0},
@@ -560,7 +671,7 @@ mod tests {
 
     #[test]
     fn charts_are_svg_with_every_series() {
-        let records = parse(CONSOLE).unwrap();
+        let records = parse(CONSOLE, "pseries").unwrap();
         let chart = collapse_chart(&records);
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
         assert!(chart.contains("radix, IPI") && !chart.contains("hash, IPI"));
@@ -568,5 +679,114 @@ mod tests {
         assert_eq!(bars.matches("<rect").count(), 1 + 12 + 2, "background, 6 x 2 bars, 2 legend keys");
         let names = expected("hash", 1, true);
         assert!(names.contains(&"h_remove_per_hpte".to_string()) && !names.contains(&"collapse_ipi_busy".to_string()));
+    }
+
+    fn record(machine: &str, mmu: &str, cpus: u32, name: &str, unit: &str, median: f64) -> Record {
+        Record {
+            machine: machine.into(),
+            mmu: mmu.into(),
+            cpus,
+            name: name.into(),
+            unit: unit.into(),
+            min: median / 2.0,
+            median,
+            max: median * 2.0,
+            reps: 20,
+        }
+    }
+
+    #[test]
+    fn record_json_names_the_machine_and_reads_back() {
+        let bare = record("powernv", "hash", 4, "hash_collapse_flush_32", "us", 40.0);
+        let value = bare.to_json();
+        assert_eq!(value["machine"], "powernv");
+        assert_eq!(value["cpus"], 4, "a number in results.json, as before");
+        assert_eq!(Record::from_json(&value, DEFAULT_MACHINE), Ok(bare.clone()));
+        // results.json from before the machine field: every record a pseries one.
+        let mut old = value.clone();
+        old.as_object_mut().unwrap().remove("machine");
+        let read = Record::from_json(&old, DEFAULT_MACHINE).unwrap();
+        assert_eq!((read.machine.as_str(), read.name.as_str(), read.cpus), ("pseries", "hash_collapse_flush_32", 4));
+        let mut bad = value;
+        bad["cpus"] = json!(-1);
+        assert_eq!(Record::from_json(&bad, DEFAULT_MACHINE), Err("with a bad cpus".into()));
+    }
+
+    #[test]
+    fn bench_lines_take_the_boots_machine() {
+        let records = parse(CONSOLE, "powernv").unwrap();
+        assert!(records.iter().all(|r| r.machine == "powernv"), "{records:?}");
+        let other = "# BENCH {\"name\":\"x\",\"unit\":\"us\",\"min\":1,\"median\":2,\"max\":4,\"reps\":1,\"mmu\":\"radix\",\"cpus\":\"1\",\"machine\":\"pseries\"}";
+        assert!(parse(other, "powernv").unwrap_err().contains("of machine pseries in a powernv boot"));
+        assert_eq!(parse(other, "pseries").unwrap()[0].machine, "pseries");
+    }
+
+    /// Both machines at 1 and 4 CPUs on both MMUs, pseries also at 2.
+    fn both_machines() -> Vec<Record> {
+        let mut records = Vec::new();
+        for (machine, scale) in [("pseries", 1.0), ("powernv", 2.0)] {
+            for mmu in ["radix", "hash"] {
+                for cpus in [1, 2, 4] {
+                    if machine == "powernv" && cpus == 2 {
+                        continue;
+                    }
+                    let entry = if machine == "powernv" { 1_000_000.0 } else { 1000.0 };
+                    records.push(record(machine, mmu, cpus, "boot_to_kernel_entry", "us", entry));
+                    records.push(record(machine, mmu, cpus, "collapse_ipi", "us", 700.0 * scale));
+                    records.push(record(machine, mmu, cpus, "gup_fast_small_32", "pages/s", 8e6 / scale));
+                    let flush = if mmu == "radix" { "tlbie_page" } else { "hash_collapse_flush_32" };
+                    records.push(record(machine, mmu, cpus, flush, "us", 30.0 * scale * cpus as f64));
+                }
+            }
+        }
+        records
+    }
+
+    #[test]
+    fn powernv_stands_beside_pseries_with_ratios() {
+        let table = markdown(&both_machines(), None, "host: test");
+        let section = table.split("## Bare metal (powernv) beside pseries").nth(1).expect("the section");
+        for row in [
+            "| boot: reset to kernel entry (the firmware: skiboot vs VOF) | radix | 1 | 1.000e6 | 1000 | us | 1000 |",
+            "| collapse of one 2 MiB region, IPI | hash | 4 | 1400 | 700 | us | 2.00 |",
+            "| hash collapse flush of 32 HPTEs (powernv: HPTE stores + tlbie; pseries: hcalls) | hash | 4 | 240 | 120 | us | 2.00 |",
+            "| radix tlbie, per page | radix | 1 | 60.00 | 30.00 | us | 2.00 |",
+            "| GUP-fast, 32 pages | radix | 4 | 4.000e6 | 8.000e6 | pages/s | 0.500 |",
+        ] {
+            assert!(section.contains(row), "no `{row}` in\n{section}");
+        }
+        // Only what both machines ran: pseries's 2-CPU boots have no partner, and a
+        // result appears only under the MMU that prints it.
+        assert!(!section.contains("| radix | 2 |") && !section.contains("tlbie, per page | hash"), "{section}");
+        assert!(!section
+            .contains("hash collapse flush of 32 HPTEs (powernv: HPTE stores + tlbie; pseries: hcalls) | radix"));
+        // radix rows first, each result at 1 then 4 CPUs.
+        let (radix, hash) = (section.find("| radix | 1 |").unwrap(), section.find("| hash | 1 |").unwrap());
+        assert!(radix < hash && section.find("IPI | radix | 1 |") < section.find("IPI | radix | 4 |"));
+        assert!(section.contains(
+            "### All powernv results (median [min..max])\n\n| result | unit | hash 1 CPU | hash 4 CPU | radix 1 CPU | radix 4 CPU |"
+        ));
+        // pseries's table keeps its shape: pseries's configurations only.
+        let pseries = table.split("## All pseries results").nth(1).unwrap().split("\n\n").nth(1).unwrap();
+        assert!(
+            pseries.starts_with(
+                "| result | unit | hash 1 CPU | hash 2 CPU | hash 4 CPU | radix 1 CPU | radix 2 CPU | radix 4 CPU |"
+            ),
+            "{pseries}"
+        );
+        assert!(
+            pseries.contains("| collapse_ipi | us | 700 [350..1400] |") && !pseries.contains("1.000e6"),
+            "{pseries}"
+        );
+    }
+
+    #[test]
+    fn without_powernv_there_is_no_powernv_section_and_charts_stay_pseries() {
+        let pseries: Vec<Record> = both_machines().into_iter().filter(|r| r.machine == "pseries").collect();
+        let table = markdown(&pseries, None, "host: test");
+        assert!(!table.contains("powernv") && table.ends_with("|\n"), "{table}");
+        let both = both_machines();
+        assert_eq!(collapse_chart(&both), collapse_chart(&pseries));
+        assert_eq!(gup_chart(&both, "radix", 1), gup_chart(&pseries, "radix", 1));
     }
 }

@@ -103,11 +103,15 @@ printf 'ppc64-kernel 0.1.0: firmware=%s cpus=%s online=%s memory=%sMiB mmu=%s tl
 case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
+# On skiboot the OPAL suite runs too, last.
+total=21; [ "$firmware" = skiboot ] && total=24
 echo "KTAP version 1"
-echo "1..21"
+echo "1..$total"
 echo "ok 1 mm_alloc"
+# A fatal report: the FATAL line, then what the exception saved ($2), if any.
 fatal() {
     echo "FATAL: $1"
+    [ -z "$2" ] || echo "$2"
     echo " r0  = 0000000000000000 r1  = 0000000000ffe000 r31 = 0000000000000000"
     echo "Call trace:"
     echo " [0] 0x0000000000412345 kernel::selftest::run+0x24"
@@ -119,7 +123,8 @@ case "$append" in
     *inject=hang*) exec sleep 1000 ;;
     *inject=yield_irqs_off*) fatal "panic at arch/ppc64/src/inject.rs:79:5: sched: yield_now called with interrupts off (inside a sched-RCU read-side section) from arch/ppc64/src/inject.rs:79:5" ;;
     *inject=panic*) fatal "panic at kernel/src/inject.rs:10:5: injected panic" ;;
-    *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <ppc64_kernel::inject::raise_program_check+0x8>" ;;
+    *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <ppc64_kernel::inject::raise_program_check+0x8>" \
+                            "  SRR0: 0000000000401234  SRR1: 9000000000029033  MSR-at-fault: SF|HV|EE|ME|IR|DR|RI|LE" ;;
     *inject=oom*) echo "[error] heap: out of memory: request of 134217728 bytes (align 1) failed; heap 67108864 bytes, 0 used, 67108864 free"
                   fatal "panic at library/alloc/src/alloc.rs:573:9: memory allocation of 134217728 bytes failed" ;;
     *inject=align*) echo "  DAR:  00000000005a0002  DSISR: 00000000"
@@ -167,7 +172,12 @@ case "$append" in *inject=guest_error*)
         echo "Unimplemented SPAPR hcall 0x0000000000000002" >> "$log"
     fi ;;
 esac
-echo "selftests: 20 passed, 0 failed, 1 skipped"
+if [ "$firmware" = skiboot ]; then
+    echo "ok 22 opal.partition_table_holds_the_mmu_in_use"
+    echo "ok 23 opal.calls_survive_ticks_at_any_point"
+    echo "ok 24 opal.every_cpu_runs_the_boot_cpus_mmu_state"
+fi
+echo "selftests: $((total - 1)) passed, 0 failed, 1 skipped"
 power_off
 "##;
 

@@ -1,11 +1,13 @@
 //! `bench`: what `make bench` runs. Boots the kernel with `bench=all` on
-//! both MMUs at 1, 2, 4 and 8 CPUs (one boot at a time: the host is the
-//! clock's noise), runs the Linux anchor (bench/linux/run.sh), and writes
-//! bench/results.json, bench/results.md and two SVG plots.
+//! both MMUs, on pseries at 1, 2, 4 and 8 CPUs and on powernv (bare metal
+//! under skiboot) at 1 and 4 (one boot at a time: the host is the clock's
+//! noise), runs the Linux anchor (bench/linux/run.sh), and writes
+//! bench/results.json, bench/results.md and two SVG plots (pseries).
 //!
-//! `--quick`: one boot (radix, 2 CPUs, 3 repetitions), no Linux, output in
-//! build/bench-quick/; fails unless every expected result is there and
-//! well-formed (what `make test` checks).
+//! `--quick`: two boots (radix, 2 CPUs, 3 repetitions: pseries, then
+//! powernv, about a second more), no Linux, output in build/bench-quick/;
+//! fails unless every expected result is there and well-formed (what
+//! `make test` checks).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,11 +16,12 @@ use std::time::Duration;
 use harness::bench::{self, Record};
 use harness::image;
 use harness::judge;
-use harness::qemu::{self, BootConfig};
+use harness::qemu::{self, BootConfig, MachineType};
 use serde_json::{json, Value};
 
 struct Run {
-    configs: Vec<(&'static str, u32)>,
+    /// Machine, MMU, CPUs; in this order, pseries first.
+    configs: Vec<(MachineType, &'static str, u32)>,
     reps: u32,
     linux: bool,
     out: PathBuf,
@@ -33,9 +36,13 @@ fn main() -> ExitCode {
     }
     let root = image::workspace_root();
     let run = if quick {
-        Run { configs: vec![("radix", 2)], reps: 3, linux: false, out: root.join("build/bench-quick") }
+        let configs = vec![(MachineType::Pseries, "radix", 2), (MachineType::Powernv, "radix", 2)];
+        Run { configs, reps: 3, linux: false, out: root.join("build/bench-quick") }
     } else {
-        let configs = ["radix", "hash"].into_iter().flat_map(|m| [1, 2, 4, 8].map(|c| (m, c))).collect();
+        let on = |machine: MachineType, cpus: &'static [u32]| {
+            ["radix", "hash"].into_iter().flat_map(move |mmu| cpus.iter().map(move |&c| (machine, mmu, c)))
+        };
+        let configs = on(MachineType::Pseries, &[1, 2, 4, 8]).chain(on(MachineType::Powernv, &[1, 4])).collect();
         Run { configs, reps: 20, linux: !args.iter().any(|a| a == "--no-linux"), out: root.join("bench") }
     };
     match bench_all(&run, &root) {
@@ -52,46 +59,51 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
     let qemu = qemu::binary_from_env();
     let qemu_version = qemu::version(&qemu)?;
     let mut records: Vec<Record> = Vec::new();
-    for &(mmu, cpus) in &run.configs {
+    for &(machine, mmu, cpus) in &run.configs {
         // The 1-CPU boots also run the self-tests, for boot and run times.
         let selftests = cpus == 1;
         let mut config = BootConfig::new(&qemu, &kernel);
+        config.machine_type = machine;
+        config.firmware = machine.default_firmware();
         config.cpus = cpus;
+        // The same on both machines (skiboot needs 1 GiB or more).
         config.memory_mib = 2048;
         config.timeout = Some(Duration::from_secs(600));
         config.append =
             format!("mmu={mmu} bench=all bench_reps={} selftest={}", run.reps, if selftests { "all" } else { "none" });
-        eprintln!("bench: {mmu}, {cpus} CPU: {}", config.display_command());
+        config.check()?;
+        let what = format!("{machine} {mmu} {cpus}-CPU");
+        eprintln!("bench: {what}: {}", config.display_command());
         let output = qemu::run(&config, &mut |_, _| {}).map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
         let verdict = judge::judge(&output, config.machine());
         if !verdict.passed() {
-            return Err(format!("the {mmu} {cpus}-CPU boot failed: {}\n{}", verdict.reason(), output.transcript));
+            return Err(format!("the {what} boot failed: {}\n{}", verdict.reason(), output.transcript));
         }
-        let found = bench::parse(&output.console)?;
+        let found = bench::parse(&output.console, machine.name())?;
         let missing = bench::missing(&found, &bench::expected(mmu, cpus, selftests));
         if !missing.is_empty() {
-            return Err(format!("the {mmu} {cpus}-CPU boot printed no {}\n{}", missing.join(", "), output.console));
+            return Err(format!("the {what} boot printed no {}\n{}", missing.join(", "), output.console));
         }
-        eprintln!("bench: {mmu}, {cpus} CPU: {} results in {:.1} s", found.len(), output.elapsed.as_secs_f64());
+        eprintln!("bench: {what}: {} results in {:.1} s", found.len(), output.elapsed.as_secs_f64());
         records.extend(found);
     }
     let linux = if run.linux { Some(run_linux(root)?) } else { None };
-    let machine = machine_description(&qemu_version);
+    let host = host_description(&qemu_version);
     std::fs::create_dir_all(&run.out).map_err(|e| format!("{}: {e}", run.out.display()))?;
     let write = |name: &str, text: &str| {
         std::fs::write(run.out.join(name), text).map_err(|e| format!("{}: {e}", run.out.join(name).display()))
     };
     let results = json!({
-        "machine": machine,
+        "host": host,
         "qemu": qemu_version,
         "reps": run.reps,
         "ours": records.iter().map(Record::to_json).collect::<Vec<_>>(),
         "linux": linux.clone().unwrap_or(Value::Null),
     });
     write("results.json", &serde_json::to_string_pretty(&results).expect("JSON values serialise"))?;
-    write("results.md", &bench::markdown(&records, linux.as_ref(), &machine))?;
+    write("results.md", &bench::markdown(&records, linux.as_ref(), &host))?;
     write("collapse.svg", &bench::collapse_chart(&records))?;
-    let (gup_mmu, gup_cpus) = run.configs[0];
+    let (_, gup_mmu, gup_cpus) = run.configs[0];
     write("gup.svg", &bench::gup_chart(&records, gup_mmu, gup_cpus))?;
     eprintln!("bench: wrote {}/results.json, results.md, collapse.svg, gup.svg", run.out.display());
     Ok(())
@@ -117,7 +129,7 @@ fn run_linux(root: &Path) -> Result<Value, String> {
 }
 
 /// The host and QEMU the numbers came from.
-fn machine_description(qemu_version: &str) -> String {
+fn host_description(qemu_version: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {

@@ -5,7 +5,8 @@
 //! timebase, printed as `# BENCH {json}` (kernel::bench, `report`).
 //! They never fail on a timing; they fail only if they could not run.
 //! `make bench` boots the kernel with `bench=all` on both MMUs at 1, 2, 4
-//! and 8 CPUs and puts the results beside Linux's (bench/linux).
+//! and 8 CPUs on pseries and puts the results beside Linux's (bench/linux),
+//! and at 1 and 4 CPUs on powernv beside pseries's.
 
 // Unsafe code only in the items that say so (each block with its SAFETY).
 #![deny(unsafe_code)]
