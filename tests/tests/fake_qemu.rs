@@ -98,7 +98,10 @@ case "$cpu" in
     POWER10) pvr=0x00801200 ;;
     *) pvr=0x004e1202 ;;
 esac
+# POWER9's fix-ups apply to the kernel's own tlbies: radix's, and hash's on
+# bare metal (on pseries the hypervisor invalidates HPTEs).
 fixups=none; [ "$cpu" = POWER9 ] && [ "$mmu" = radix ] && fixups=erat+stq
+[ "$cpu" = POWER9 ] && [ "$mmu" = hash ] && [ "$firmware" = skiboot ] && fixups=erat+stq
 printf 'ppc64-kernel 0.1.0: firmware=%s cpus=%s online=%s memory=%sMiB mmu=%s tlbie_fixups=%s cmdline="%s"\r\n' "$firmware" "$smp" "$smp" "${mem%M}" "$mmu" "$fixups" "$append"
 case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
