@@ -20,6 +20,10 @@ pub enum Inject {
     NotOk,
     /// Execute a trap instruction with no fix-up: an unexpected 0x700.
     Program,
+    /// Execute an illegal instruction: a program interrupt (0x700) in a
+    /// partition, a hypervisor emulation assistance interrupt (0xe40, state
+    /// in HSRR0/1) in hypervisor state.
+    Illegal,
     /// Allocate more than the heap holds.
     OutOfMemory,
     /// A misaligned `lwarx`: an unexpected alignment interrupt (0x600).
@@ -38,11 +42,12 @@ pub enum Inject {
 }
 
 impl Inject {
-    const ALL: [(&'static str, Inject); 9] = [
+    const ALL: [(&'static str, Inject); 10] = [
         ("panic", Inject::Panic),
         ("hang", Inject::Hang),
         ("notok", Inject::NotOk),
         ("program", Inject::Program),
+        ("illegal", Inject::Illegal),
         ("oom", Inject::OutOfMemory),
         ("align", Inject::Alignment),
         ("unmapped", Inject::Unmapped),
@@ -323,6 +328,7 @@ mod tests {
         assert_eq!(o.expect_cpus, Some(4));
         assert_eq!(o.expect_mem, Some(2 << 30));
         assert_eq!((o.bench, o.bench_reps), ("none", DEFAULT_BENCH_REPS));
+        assert_eq!(parse_all("inject=illegal").0.inject, Some(Inject::Illegal));
         let (o, p) = parse_all("bench=gup*,collapse bench_reps=5");
         assert!(p.is_empty());
         assert_eq!((o.bench, o.bench_reps), ("gup*,collapse", 5));

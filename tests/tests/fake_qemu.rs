@@ -128,6 +128,14 @@ case "$append" in
     *inject=panic*) fatal "panic at kernel/src/inject.rs:10:5: injected panic" ;;
     *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <ppc64_kernel::inject::raise_program_check+0x8>" \
                             "  SRR0: 0000000000401234  SRR1: 9000000000029033  MSR-at-fault: SF|HV|EE|ME|IR|DR|RI|LE" ;;
+    *inject=illegal*)
+        if [ "$firmware" = skiboot ]; then
+            fatal "exception 0xe40 (hypervisor emulation assistance) at 0x0000000000401240 <ppc64_kernel::inject::execute_illegal_instruction+0xc>" \
+                  "  HSRR0: 0000000000401240  HSRR1: 9000000000009033  MSR-at-fault: SF|HV|EE|ME|IR|DR|RI|LE"
+        else
+            fatal "exception 0x700 (program) at 0x0000000000401240 <ppc64_kernel::inject::execute_illegal_instruction+0xc>" \
+                  "  SRR0: 0000000000401240  SRR1: 8000000000089033  MSR-at-fault: SF|EE|ME|IR|DR|RI|LE"
+        fi ;;
     *inject=oom*) echo "[error] heap: out of memory: request of 134217728 bytes (align 1) failed; heap 67108864 bytes, 0 used, 67108864 free"
                   fatal "panic at library/alloc/src/alloc.rs:573:9: memory allocation of 134217728 bytes failed" ;;
     *inject=align*) echo "  DAR:  00000000005a0002  DSISR: 00000000"

@@ -82,6 +82,40 @@ pub fn disable_fp_and_vector() {
     unsafe { asm!("mtmsrd {0}", "isync", in(reg) value, options(nomem, nostack)) };
 }
 
+/// Turns on MSR[ME], so that a machine check reaches the kernel's vector
+/// (skiboot hands over with ME off, where one stops the machine). Only in
+/// hypervisor state, where the kernel owns ME (a partition's is the
+/// hypervisor's business): `mtmsrd` cannot change ME (Book III, 4.4.4), so
+/// this returns to the next instruction with `hrfid` and HSRR1 = the MSR
+/// with ME set.
+pub fn enable_machine_checks() {
+    let value = msr() | msr::ME;
+    if value & msr::HV == 0 {
+        return;
+    }
+    // SAFETY: EE and RI go off first, so no interrupt overwrites HSRR0/1
+    // before the hrfid, which restores the MSR as it was plus ME and
+    // continues at label 2; the machine-check vector is the kernel's from
+    // exceptions::install on (before, skiboot's).
+    unsafe {
+        asm!(
+            "li {pc}, 0",
+            "mtmsrd {pc}, 1",
+            "bcl 20, 31, 1f",
+            "1: mflr {pc}",
+            "addi {pc}, {pc}, 2f - 1b",
+            "mtspr 314, {pc}",
+            "mtspr 315, {msr}",
+            "hrfid",
+            "2:",
+            pc = out(reg) _,
+            msr = in(reg) value,
+            out("lr") _,
+            options(nostack)
+        )
+    };
+}
+
 /// Turns on instruction and data translation (MSR[IR,DR]). The MMU must map
 /// everything the kernel uses at the addresses it uses them.
 pub fn enable_translation() {

@@ -20,6 +20,7 @@ pub fn fail(inject: Inject) {
         Inject::Panic => panic!("inject=panic: deliberate panic"),
         Inject::Hang => hang_with_interrupts_off(),
         Inject::Program => raise_program_check(),
+        Inject::Illegal => execute_illegal_instruction(),
         Inject::OutOfMemory => exhaust_heap(),
         Inject::Alignment => misaligned_atomic_load(),
         Inject::Unmapped => load_unmapped_kernel_address(),
@@ -39,6 +40,15 @@ fn hang_with_interrupts_off() -> ! {
 fn raise_program_check() {
     // SAFETY: `trap` raises a program interrupt, which the fatal path reports.
     unsafe { asm!("trap", options(nomem, nostack)) };
+}
+
+/// Primary opcode 0 is no instruction (Power ISA Book I, appendix
+/// "illegal instructions"): in hypervisor state the hypervisor emulation
+/// assistance interrupt takes it, with HSRR0/1.
+#[inline(never)]
+fn execute_illegal_instruction() {
+    // SAFETY: raises an interrupt the fatal path reports.
+    unsafe { asm!(".long 0", options(nomem, nostack)) };
 }
 
 #[inline(never)]

@@ -561,7 +561,7 @@ impl MmuBackend for Hash {
                     prot.contains(pagetable::Prot::USER),
                     prot.contains(pagetable::Prot::EXECUTE),
                 );
-                if table().protect(ptex, v, r, crate::mmu::flush_scope(space)).is_ok() {
+                if table().protect(ptex, v, r, super::space::flush_scope(space)).is_ok() {
                     // The HPTE lives on: the PTE says so again, unless it changed.
                     let _ = slot.compare_exchange(new, Entry(new.0 | (old.0 & pagetable::entry::HASH_SLOT_BITS)));
                     return;

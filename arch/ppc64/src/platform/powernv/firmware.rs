@@ -24,7 +24,7 @@ static MMU: AtomicU8 = AtomicU8::new(MmuMode::Off as u8);
 /// `fdt`, `opal_base` and `opal_entry` must be what skiboot passed in r3,
 /// r8 and r9, and this must run once, in real mode, on the boot CPU.
 pub unsafe fn take_over(fdt: u64, opal_base: u64, opal_entry: u64) -> BootInfo {
-    super::enable_machine_checks();
+    cpu::enable_machine_checks();
     // SAFETY: skiboot passed the device tree's real address in r3, and real
     // mode reaches it at that address (the caller's contract).
     let tree = unsafe { boot::fdt::Fdt::from_raw(fdt as *const u8) }

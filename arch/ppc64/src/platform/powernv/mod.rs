@@ -21,7 +21,7 @@ use kernel::cmdline::MmuMode;
 use kernel::info;
 use kernel::mm::{self, FRAME_SIZE};
 
-use crate::cpu::{self, msr};
+use crate::cpu;
 use crate::platform::{HpteOps, IrqController, Machine, ProcessTable, StartError};
 
 /// SPRs the hypervisor owns (Power ISA v3.0B, Book III; Linux reg.h).
@@ -143,33 +143,6 @@ pub fn partition_entry() -> Option<[u64; 2]> {
 pub struct PowerNv;
 pub static POWERNV: PowerNv = PowerNv;
 
-/// skiboot hands over with MSR[ME] off, where a machine check stops the
-/// machine instead of reaching the kernel's vector.
-/// `mtmsrd` cannot change ME (Book III, 4.4.4), so this returns to the next
-/// instruction with `hrfid` and HSRR1 = the MSR with ME set.
-pub(super) fn enable_machine_checks() {
-    let value = cpu::msr() | msr::ME;
-    // SAFETY: interrupts are off here (boot, or a secondary's first code),
-    // so nothing overwrites HSRR0/1 before the hrfid, which changes only
-    // MSR[ME] and continues at label 2; the machine-check vector is the
-    // kernel's from exceptions::install on (before, skiboot's).
-    unsafe {
-        asm!(
-            "bcl 20, 31, 1f",
-            "1: mflr {pc}",
-            "addi {pc}, {pc}, 2f - 1b",
-            "mtspr 314, {pc}",
-            "mtspr 315, {msr}",
-            "hrfid",
-            "2:",
-            pc = out(reg) _,
-            msr = in(reg) value,
-            out("lr") _,
-            options(nostack)
-        )
-    };
-}
-
 /// Sizes the hashed page table for `memory` bytes as QEMU sizes a pseries
 /// guest's (`ibm,pft-size`: RAM / 128, at least 2^18), so that the hash
 /// MMU runs with the same table on both platforms.
@@ -279,7 +252,7 @@ impl Machine for PowerNv {
     }
 
     fn init_secondary(&self) {
-        enable_machine_checks();
+        cpu::enable_machine_checks();
         let ptcr = PTCR.load(Ordering::Relaxed);
         if ptcr != 0 {
             set_ptcr(ptcr);
