@@ -1,4 +1,5 @@
-# ppc64-kernel: a Rust bare-metal POWER pseries kernel (POWER8, POWER9, POWER10).
+# ppc64-kernel: a Rust bare-metal POWER kernel: pseries guests (POWER8, POWER9, POWER10)
+# and bare-metal POWER9 under skiboot (powernv).
 #
 # On a fresh Debian 12 machine (git, make, ca-certificates; root for apt-get) every
 # target installs what it lacks through scripts/deps.sh: Debian's Rust from
