@@ -105,6 +105,20 @@ fn online_cpus_are_started_and_not_restarted(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// The boot CPU is whichever thread skiboot ran on, not necessarily PIR 0:
+/// the device tree's header names it, and it is the CPU these tests run on
+/// (PerCpu area 0).
+#[ktest]
+fn device_tree_names_the_boot_cpu(env: &Env<'_>) -> TestResult {
+    powernv_only!();
+    let boot_pir = percpu::PERCPU[0].server.load(Ordering::Relaxed);
+    kassert_eq!(percpu::index(), 0);
+    kassert_eq!(crate::cpu::pir(), boot_pir);
+    kassert_eq!(env.boot.boot_cpu, Some(boot_pir));
+    kassert!(env.boot.cpus.iter().any(|cpu| cpu.server == boot_pir), "PIR {boot_pir} is not in /cpus");
+    Ok(())
+}
+
 fn read_lpcr(_: u64) -> u64 {
     powernv::mfspr_lpcr()
 }
