@@ -743,43 +743,6 @@ mod tests {
         cells(bytes).collect()
     }
 
-    /// The blob as text, one line per node and property (the way to see what
-    /// skiboot passes: `cargo test -p boot dump_skiboot -- --ignored --nocapture`).
-    /// A property value as dtc would write it: strings, cells or bytes.
-    fn show(value: &[u8]) -> String {
-        let text = value.last() == Some(&0)
-            && value.first() != Some(&0)
-            && !value.windows(2).any(|w| w == [0, 0])
-            && value.iter().all(|&b| b == 0 || (0x20..0x7f).contains(&b));
-        if text {
-            let strings: Vec<_> = value[..value.len() - 1].split(|&b| b == 0).map(String::from_utf8_lossy).collect();
-            std::format!("{strings:?}")
-        } else if value.len().is_multiple_of(4) {
-            let cells: Vec<_> = cells(value).map(|c| std::format!("{c:#x}")).collect();
-            std::format!("<{}>", cells.join(" "))
-        } else {
-            std::format!("[{value:02x?}]")
-        }
-    }
-
-    #[test]
-    #[ignore]
-    fn dump_skiboot_trees() {
-        for blob in [SMP1, SMP4] {
-            let fdt = Fdt::new(blob).unwrap();
-            std::println!("{:x?}", fdt.header());
-            for (address, size) in fdt.memreserve() {
-                std::println!("/memreserve/ {address:#x} {size:#x};");
-            }
-            for node in all_nodes(&fdt) {
-                std::println!("{}", path_of(&fdt, node));
-                for p in fdt.properties(node) {
-                    std::println!("    {} = {}", String::from_utf8_lossy(p.name), show(p.value));
-                }
-            }
-        }
-    }
-
     #[test]
     fn skiboot_header_and_reservations() {
         let fdt = Fdt::new(SMP1).unwrap();

@@ -148,8 +148,6 @@ pub struct BootInfo {
     /// The blob header's `boot_cpuid_phys`: the PIR of the thread the
     /// firmware entered the kernel on (`read_fdt` only).
     pub boot_cpu: Option<u32>,
-    /// `ibm,dec-bits`: width of the decrementer when it is larger than 32 bits.
-    pub dec_bits: Option<u32>,
 }
 
 /// A required property the device tree lacks, or one it has in a form the
@@ -457,7 +455,6 @@ fn read_cpus<T: DeviceTree + ?Sized>(r: &Reader<'_, T>, info: &mut BootInfo) -> 
             if let Some(bytes) = r.optional(node, "ibm,segment-page-sizes", &mut buf) {
                 info.hash_page_sizes = tree::cells(bytes).take(64).collect();
             }
-            info.dec_bits = r.optional_u32(node, "ibm,dec-bits");
             info.dcache_block_size = r.optional_u32(node, "d-cache-block-size").unwrap_or(128);
             info.icache_block_size = r.optional_u32(node, "i-cache-block-size").unwrap_or(128);
         }
@@ -745,7 +742,6 @@ mod tests {
         assert_eq!(info.cpus_beyond_limit, 0);
         assert_eq!(info.boot_cpu, Some(0));
         assert_eq!(info.timebase_frequency, 512_000_000);
-        assert_eq!(info.dec_bits, Some(56));
         // No ibm,pft-size: on bare metal the kernel sizes its own HPT.
         assert_eq!(info.hpt_size_log2, None);
         assert_eq!(info.slb_size, Some(32));
@@ -787,7 +783,6 @@ mod tests {
         assert_eq!(info.boot_cpu, Some(8));
         assert_eq!(info.memory_size(), 1 << 30);
         assert_eq!(info.timebase_frequency, 512_000_000);
-        assert_eq!(info.dec_bits, Some(56));
         assert_eq!(info.bootargs(), "mmu=hash loglevel=debug");
         assert_eq!(info.opal, Some(Opal { base: 0x3000_0000, entry: 0x3000_3770 }));
         // More CPUs, more stacks and allocations.
@@ -841,7 +836,6 @@ mod tests {
         assert_eq!(info.firmware, Some(Firmware::Skiboot));
         assert_eq!(info.opal, Some(Opal { base: 0x3000_0000, entry: 0x3000_3770 }));
         assert_eq!(info.console_termno, None, "stdout-path is not an hvc terminal on skiboot");
-        assert_eq!(info.dec_bits, None);
 
         let mut t = skiboot_like_tree();
         t.nodes.iter_mut().find(|n| n.path == "/ibm,opal").unwrap().props.retain(|(n, _)| n != "opal-entry-address");

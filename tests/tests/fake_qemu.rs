@@ -107,7 +107,7 @@ case " $append " in
     *" frobnicate=1 "*) echo "cmdline: ignoring unknown option frobnicate=1" ;;
 esac
 # On skiboot the OPAL suite runs too, last.
-total=21; [ "$firmware" = skiboot ] && total=24
+total=21; [ "$firmware" = skiboot ] && total=25
 echo "KTAP version 1"
 echo "1..$total"
 echo "ok 1 mm_alloc"
@@ -185,8 +185,9 @@ case "$append" in *inject=guest_error*)
 esac
 if [ "$firmware" = skiboot ]; then
     echo "ok 22 opal.partition_table_holds_the_mmu_in_use"
-    echo "ok 23 opal.calls_survive_ticks_at_any_point"
+    echo "ok 23 opal.calls_survive_doorbells_at_any_point"
     echo "ok 24 opal.every_cpu_runs_the_boot_cpus_mmu_state"
+    echo "ok 25 opal.device_tree_names_the_boot_cpu"
 fi
 echo "selftests: $((total - 1)) passed, 0 failed, 1 skipped"
 power_off

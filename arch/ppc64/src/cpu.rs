@@ -108,7 +108,8 @@ pub fn enable_machine_checks() {
             "mtspr 315, {msr}",
             "hrfid",
             "2:",
-            pc = out(reg) _,
+            // Not r0: as addi's RA it would read as 0, not the address.
+            pc = out(reg_nonzero) _,
             msr = in(reg) value,
             out("lr") _,
             options(nostack)

@@ -14,6 +14,7 @@ use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 
 use crate::mmu;
+use crate::platform::machine;
 use crate::trap::{self, vector, CaughtFault, FaultAction, TrapFrame, RELOCATED_VECTOR_OFFSET, VECTORS};
 use crate::{cpu, fatal, percpu, sched, smp, timer};
 
@@ -131,9 +132,11 @@ fn search_exception_table(address: u64) -> Option<u64> {
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         // IPIs: an external interrupt (an interrupt controller's) or, on
-        // bare metal, a hypervisor doorbell; the platform's IrqController
-        // knows which it sends.
-        vector::EXTERNAL | vector::DIRECTED_HYPERVISOR_DOORBELL => return smp::external_interrupt(),
+        // bare metal, a hypervisor doorbell, whichever the platform's
+        // IrqController sends; the other is unexpected (below).
+        v @ (vector::EXTERNAL | vector::DIRECTED_HYPERVISOR_DOORBELL) if v == machine().irq().ipi_vector() => {
+            return smp::external_interrupt()
+        }
         vector::DECREMENTER => return decrementer_interrupt(),
         _ => {}
     }

@@ -67,8 +67,9 @@ extern "C" fn boot_cpu_entry(
     // pseries partition's firmware (SLOF or VOF).
     let bare_metal = entry_msr & cpu::msr::HV != 0;
     if bare_metal {
+        // OPAL is recorded from the device tree (firmware::take_over); the
+        // console works from then on.
         platform::install(&platform::powernv::POWERNV);
-        platform::powernv::opal::init(opal_base, opal_entry);
     } else {
         platform::install(&platform::pseries::PSERIES);
     }

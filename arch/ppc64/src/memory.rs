@@ -15,6 +15,18 @@ const HEAP_MAX: u64 = 64 << 20;
 /// Builds the frame allocator and the heap.
 pub fn init(info: &BootInfo, load_base: u64) {
     let reserved = reserved_ranges(info, load_base);
+    // The image was placed without the firmware's map (at its load address,
+    // or moved by entry.s): it must not sit on memory the firmware keeps.
+    let image = (mm::virt_to_phys(load_base), mm::virt_to_phys(ksyms::image_end()));
+    if let Some(kept) = info.reserved.iter().find(|r| r.start < image.1 && image.0 < r.end()) {
+        panic!(
+            "memory: the kernel image {:#x}-{:#x} overlaps {:#x}-{:#x}, which the firmware keeps",
+            image.0,
+            image.1,
+            kept.start,
+            kept.end()
+        );
+    }
     if info.available.is_empty() {
         info!("memory: firmware publishes no \"available\" ranges; it is quiesced, so its memory is reused");
     }

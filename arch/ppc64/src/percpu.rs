@@ -150,6 +150,14 @@ impl PerCpu {
         unsafe { self.last_fault.get().read_volatile() }
     }
 
+    /// Takes back an area prepared for a CPU that was not started: neither
+    /// entry finds it any more (secondary_start_pir skips an area without
+    /// an entry point), so its stack can be freed.
+    pub fn abandon(&self) {
+        self.entry.store(0, Ordering::Release);
+        self.server.store(u32::MAX, Ordering::Release);
+    }
+
     /// Prepares the area of a CPU that secondary_start will bring up.
     pub fn prepare(&self, index: usize, server: u32, stack_top: u64, entry: u64) {
         self.index.store(index as u64, Ordering::Relaxed);

@@ -47,12 +47,14 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
         match machine().start_cpu(info, target.server, index) {
             Ok(()) => {}
             Err(StartError::Unsupported) => {
+                PERCPU[index].abandon();
                 mm::free_contiguous(stack, STACK_FRAMES);
                 warn!("smp: {} cannot start CPUs; running on the boot CPU only", machine().name());
                 break;
             }
             Err(error) => {
                 warn!("smp: CPU {} not started ({error:?}); skipped", target.server);
+                PERCPU[index].abandon();
                 mm::free_contiguous(stack, STACK_FRAMES);
                 continue;
             }
@@ -62,7 +64,10 @@ pub fn start_secondaries(info: &BootInfo) -> usize {
             core::hint::spin_loop();
         }
         if !percpu::is_online(index) {
-            warn!("smp: CPU {} did not come online", target.server);
+            // It may still arrive: the area and its stack stay its own, and
+            // the next CPU gets the next area.
+            warn!("smp: CPU {} did not come online; its per-CPU area stays reserved", target.server);
+            index += 1;
             continue;
         }
         index += 1;

@@ -70,15 +70,22 @@
     .type   _start, @function
 _start:
     FIXUP_ENDIAN
-
+    b       8f
+    # kexec's purgatory (kexec-tools' and Linux's) stores a word at offset
+    # 0x5c of a ppc64 kernel it starts (Linux keeps __run_at_load there):
+    # data, not code. `.org` fails the build if the code above grows into it.
+    .org    0x5c
+    .long   0
+8:
     ENABLE_64BIT
 
     # skiboot enters the image where it loaded it (0x20000000 + the file
     # offset of the segment), 512 MiB above the exception vectors, beyond the
-    # 32 MiB reach of their stubs' branches (exceptions.rs). So in hypervisor
-    # state the image first moves itself, still unrelocated, to RUN_BASE (free
-    # below skiboot's memory; the address pseries firmware loads it at, so the
-    # kernel's addresses are the same on both platforms) and starts again there.
+    # 32 MiB reach of their stubs' branches (exceptions.rs); a kexec enters it
+    # at its physical address, 0. So in hypervisor state the image first moves
+    # itself, still unrelocated, to RUN_BASE (free below skiboot's memory; the
+    # address pseries firmware loads it at, so the kernel's addresses are the
+    # same on both platforms) and starts again there.
     mfmsr   %r11
     rldicl. %r11, %r11, 4, 63     # MSR[HV]
     beq     9f
@@ -92,26 +99,53 @@ _start:
     LOAD_PCREL %r16, %r12, __load_end
     clrldi  %r16, %r16, 4
     subf    %r16, %r14, %r16      # bytes the file holds (doubleword aligned)
-    li      %r17, 0
-1:  ldx     %r18, %r14, %r17
+    LOAD_PCREL %r19, %r12, __kernel_end
+    clrldi  %r19, %r19, 4
+    subf    %r19, %r14, %r19
+    add     %r19, %r15, %r19      # the end of the image at RUN_BASE, BSS included
+    # Nothing the firmware passed may be where the image goes: the device
+    # tree (r3) would be overwritten. Nor may the image start inside its own
+    # destination (the copy would overwrite the code doing it). There is no
+    # console yet to say so: stop here (a debugger finds this loop).
+    clrldi  %r18, %r3, 4
+    cmpld   %r18, %r15
+    blt     4f
+    cmpld   %r18, %r19
+    blt     5f
+4:  cmpld   %r14, %r15
+    blt     6f                    # below: copy from the top down
+    cmpld   %r14, %r19
+    bge     1f                    # above and clear of it: copy upwards
+5:  b       5b
+    # Image below RUN_BASE: last doubleword first, so an overlap only ever
+    # overwrites bytes already copied (the code running here is below RUN_BASE).
+6:  mr      %r17, %r16
+7:  addi    %r17, %r17, -8
+    ldx     %r18, %r14, %r17
+    stdx    %r18, %r15, %r17
+    cmpldi  %r17, 0
+    bne     7b
+    b       2f
+1:  li      %r17, 0
+3:  ldx     %r18, %r14, %r17
     stdx    %r18, %r15, %r17
     addi    %r17, %r17, 8
     cmpld   %r17, %r16
-    blt     1b
+    blt     3b
     # The copy is code: write it back from the data cache and drop stale
     # instruction-cache blocks before running it (Book II, 1.8 "instruction
     # storage"), in 128-byte blocks, the POWER7-POWER10 block size.
-    li      %r17, 0
-2:  dcbst   %r15, %r17
+2:  li      %r17, 0
+10: dcbst   %r15, %r17
     addi    %r17, %r17, 128
     cmpld   %r17, %r16
-    blt     2b
+    blt     10b
     sync
     li      %r17, 0
-3:  icbi    %r15, %r17
+11: icbi    %r15, %r17
     addi    %r17, %r17, 128
     cmpld   %r17, %r16
-    blt     3b
+    blt     11b
     sync
     isync
     mtctr   %r15                  # r3-r9 are untouched: _start again, there
@@ -123,7 +157,7 @@ _start:
     mr      %r29, %r5             # client-interface entry
     mr      %r24, %r8             # OPAL base (powernv)
     mr      %r23, %r9             # OPAL entry (powernv)
-    mfmsr   %r22                  # the MSR the firmware entered with
+    mfmsr   %r22                  # MSR: HV as the firmware entered (LE, SF, EE, RI are ours now)
 
     bcl     20, 31, 0f
 0:  mflr    %r12
@@ -397,9 +431,11 @@ opal_call_be:
 
     ld      %r12, 16(%r3)         # entry
     mtspr   HSRR0_SPR, %r12
-    # OPAL's MSR: ours without IR, DR, LE, EE, RI (0x8033).
+    # OPAL's MSR: ours without IR, DR, LE, EE (0x8031). RI stays on, as
+    # Linux's __opal_call leaves it: a machine check or system reset inside
+    # OPAL is recoverable there.
     li      %r12, 0
-    ori     %r12, %r12, 0x8033
+    ori     %r12, %r12, 0x8031
     andc    %r11, %r11, %r12
     mtspr   HSRR1_SPR, %r11
 

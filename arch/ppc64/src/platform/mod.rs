@@ -84,6 +84,10 @@ pub trait IrqController: Sync {
     fn init_cpu(&self) -> Result<(), &'static str>;
     /// Interrupts the CPU with interrupt server `server`.
     fn send_ipi(&self, server: u32);
+    /// The vector the IPIs `send_ipi` sends arrive at; `handle_external`
+    /// runs for it, and an interrupt at the other IPI-like vector is
+    /// unexpected (nothing asked for it).
+    fn ipi_vector(&self) -> u64;
     /// Handles this CPU's pending external interrupts, calling `on_ipi` for
     /// each IPI; returns how many other sources it saw and ended.
     fn handle_external(&self, my_server: u32, on_ipi: &dyn Fn()) -> u32;

@@ -7,6 +7,7 @@
 //! device interrupts, which this kernel has none of).
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::platform::IrqController;
 
@@ -23,6 +24,14 @@ fn msgclr() {
     unsafe { asm!(".long 0x7c0021dc", in("r4") DOORBELL_HYPERVISOR, options(nomem, nostack)) };
 }
 
+/// Doorbell interrupts taken, on all CPUs (a doorbell stands for every
+/// IPI sent since the last one, so this counts arrivals, not IPIs).
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+pub fn taken() -> u64 {
+    TAKEN.load(Ordering::Relaxed)
+}
+
 /// Hypervisor doorbells.
 pub struct Doorbells;
 pub static DOORBELLS: Doorbells = Doorbells;
@@ -34,6 +43,12 @@ impl IrqController for Doorbells {
     fn init_cpu(&self) -> Result<(), &'static str> {
         msgclr();
         Ok(())
+    }
+
+    /// 0xe80; an external interrupt (0x500) is then no IPI but a device
+    /// interrupt the kernel never enabled, reported as unexpected.
+    fn ipi_vector(&self) -> u64 {
+        crate::trap::vector::DIRECTED_HYPERVISOR_DOORBELL
     }
 
     /// `sync` first: the work the IPI announces (a mailbox) is visible to
@@ -53,8 +68,9 @@ impl IrqController for Doorbells {
     /// loads (POWER9 hypervisor doorbells; Linux ppc_msgsync).
     fn handle_external(&self, _my_server: u32, on_ipi: &dyn Fn()) -> u32 {
         msgclr();
-        // SAFETY: barriers only.
-        // msgsync (opcode 31, XO 886), by hand as well.
+        TAKEN.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: barriers only: msgsync (opcode 31, XO 886, by hand as
+        // well), then lwsync.
         unsafe { asm!(".long 0x7c0006ec", "lwsync", options(nostack)) };
         on_ipi();
         0

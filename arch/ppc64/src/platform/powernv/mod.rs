@@ -40,6 +40,9 @@ pub mod lpcr {
     pub const HR: u64 = 0x0010_0000;
     /// Hypervisor decrementer interrupts (unused: off).
     pub const HDICE: u64 = 0x1;
+    /// Logical partitioning environment selectors: 0 sends external
+    /// interrupts to the hypervisor, saving HSRR0/1 (`trap::uses_hsrr`).
+    pub const LPES: u64 = 0xc;
 }
 
 /// Partition-table entry bits (big-endian in memory, as the process table).
@@ -176,8 +179,10 @@ impl Machine for PowerNv {
     /// thread, which is why it runs before any secondary leaves OPAL.
     fn take_interrupts_little_endian(&self) -> Result<(), &'static str> {
         reinit_cpus(opal::REINIT_HILE_LE, "OPAL_REINIT_CPUS refused little-endian interrupts")?;
-        // No hypervisor decrementer: the kernel ticks with DEC.
-        set_lpcr(mfspr_lpcr() & !lpcr::HDICE);
+        // No hypervisor decrementer (the kernel ticks with DEC), and
+        // external interrupts to the hypervisor, as the vector stubs expect,
+        // whatever the firmware (or a kexec'd kernel before) left.
+        set_lpcr(mfspr_lpcr() & !(lpcr::HDICE | lpcr::LPES));
         Ok(())
     }
 
@@ -240,8 +245,8 @@ impl Machine for PowerNv {
         match opal::cpu_status(server) {
             Ok(opal::THREAD_INACTIVE) => {}
             Ok(_) => return Err(StartError::NotStopped),
-            Err(opal::PARAMETER) => return Err(StartError::Failed(opal::PARAMETER)),
-            Err(_) => return Err(StartError::Unsupported),
+            Err(opal::UNSUPPORTED) => return Err(StartError::Unsupported),
+            Err(status) => return Err(StartError::Failed(status)),
         }
         let entry = mm::virt_to_phys(crate::secondary::secondary_start_pir as *const () as u64);
         match opal::call(opal::START_CPU, &[server as u64, entry]) {

@@ -108,8 +108,10 @@ pub fn poll_events() {
     call(POLL_EVENTS, &[0]);
 }
 
-/// Attempts at one console chunk before it is dropped: the console must
-/// never hang the kernel.
+/// How long one console chunk may take before it is dropped (and at most
+/// this many attempts): the console must never hang the kernel, not even
+/// behind a BMC that stopped answering OPAL's pollers.
+const CONSOLE_CHUNK_US: u64 = 100_000;
 const CONSOLE_RETRIES: u32 = 100_000;
 
 /// Writes bytes to OPAL console 0, turning "\n" into "\r\n" for terminals.
@@ -133,7 +135,9 @@ pub fn console_write(bytes: &[u8]) {
 }
 
 fn console_write_raw(bytes: &[u8]) {
-    let written = write_all(bytes, CONSOLE_RETRIES, |chunk| {
+    let deadline = kernel::time::deadline_us(CONSOLE_CHUNK_US);
+    let expired = || kernel::time::now() >= deadline;
+    let written = write_all(bytes, CONSOLE_RETRIES, expired, |chunk| {
         // In: the bytes offered; out: the bytes taken (big-endian, as OPAL
         // reads and writes memory).
         let length = AtomicU64::new((chunk.len() as u64).to_be());
@@ -145,20 +149,28 @@ fn console_write_raw(bytes: &[u8]) {
 }
 
 /// Offers `bytes` to `write` until all are taken, at most `attempts`
-/// times: `write` answers (status, bytes taken), which may be part of what
-/// it was offered, and a busy status asks for OPAL's pollers to run before
-/// the next attempt. Any other failure ends the write. Returns the bytes
+/// times and until `expired`: `write` answers (status, bytes taken), which
+/// may be part of what it was offered. A busy status, or an attempt that
+/// took nothing, lets OPAL's pollers run (they drain the console) before
+/// the next one; any other failure ends the write. Returns the bytes
 /// written, all of them unless the console failed or stayed busy.
-pub fn write_all(mut bytes: &[u8], attempts: u32, mut write: impl FnMut(&[u8]) -> (i64, usize)) -> usize {
+pub fn write_all(
+    mut bytes: &[u8],
+    attempts: u32,
+    expired: impl Fn() -> bool,
+    mut write: impl FnMut(&[u8]) -> (i64, usize),
+) -> usize {
     let total = bytes.len();
     for _ in 0..attempts {
-        if bytes.is_empty() {
+        if bytes.is_empty() || expired() {
             break;
         }
         let (status, taken) = write(bytes);
-        bytes = &bytes[taken.min(bytes.len())..];
+        let taken = taken.min(bytes.len());
+        bytes = &bytes[taken..];
         match status {
-            SUCCESS => {}
+            SUCCESS if taken > 0 => {}
+            SUCCESS => poll_events(),
             status if is_busy(status) => poll_events(),
             _ => break,
         }

@@ -28,6 +28,11 @@ impl IrqController for Xics {
         }
     }
 
+    /// XICS presents IPIs as external interrupts.
+    fn ipi_vector(&self) -> u64 {
+        crate::trap::vector::EXTERNAL
+    }
+
     /// A write of the IPI priority to the target's MFRR.
     fn send_ipi(&self, server: u32) {
         hcall4(H_IPI, server as u64, IPI_PRIORITY, 0, 0);

@@ -1,9 +1,10 @@
 //! OPAL and the hypervisor state the kernel keeps on bare metal: the calls
 //! it relies on exist, the console loop survives partial and busy writes,
 //! CPUs are where OPAL says, LPCR/PTCR/the partition table hold what the
-//! MMU in use needs on every CPU, and the OPAL trampoline survives ticks.
+//! MMU in use needs on every CPU, and the OPAL trampoline survives
+//! doorbells.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::ktest::{fail, ktest, Env, TestResult};
 use kernel::{kassert, kassert_eq, kskip};
@@ -55,7 +56,8 @@ fn console_write_resumes_partial_and_busy_writes(_: &Env<'_>) -> TestResult {
     let text = b"a line that needs several partial writes\r\n";
     let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
     let mut calls = 0;
-    let written = opal::write_all(text, 100, |chunk| {
+    let never = || false;
+    let written = opal::write_all(text, 100, never, |chunk| {
         calls += 1;
         // Every other call is busy; the others take at most 5 bytes.
         if calls % 2 == 0 {
@@ -69,7 +71,7 @@ fn console_write_resumes_partial_and_busy_writes(_: &Env<'_>) -> TestResult {
     kassert!(out.as_slice() == text, "console got {:?}", core::str::from_utf8(&out));
     // A busy answer may still have taken bytes.
     let mut taken_while_busy = 0;
-    let written = opal::write_all(b"0123456789", 100, |chunk| {
+    let written = opal::write_all(b"0123456789", 100, never, |chunk| {
         taken_while_busy += 2.min(chunk.len());
         (opal::BUSY, 2.min(chunk.len()))
     });
@@ -77,13 +79,30 @@ fn console_write_resumes_partial_and_busy_writes(_: &Env<'_>) -> TestResult {
     kassert_eq!(taken_while_busy, 10);
     // A console that stays busy: bounded, nothing written.
     let mut attempts = 0;
-    let written = opal::write_all(b"stuck", 50, |_| {
+    let written = opal::write_all(b"stuck", 50, never, |_| {
         attempts += 1;
         (opal::BUSY, 0)
     });
     kassert_eq!((written, attempts), (0, 50));
+    // A console that takes nothing and says success is stuck too; the
+    // time limit ends it before the attempts run out.
+    let clock = core::cell::Cell::new(0);
+    let mut attempts = 0;
+    let written = opal::write_all(
+        b"stuck",
+        1000,
+        || {
+            clock.set(clock.get() + 1);
+            clock.get() > 7
+        },
+        |_| {
+            attempts += 1;
+            (opal::SUCCESS, 0)
+        },
+    );
+    kassert_eq!((written, attempts), (0, 7));
     // A failing console ends the write where it failed.
-    let written = opal::write_all(b"0123456789", 100, |chunk| (opal::PARAMETER, 3.min(chunk.len())));
+    let written = opal::write_all(b"0123456789", 100, never, |chunk| (opal::PARAMETER, 3.min(chunk.len())));
     kassert_eq!(written, 3);
     Ok(())
 }
@@ -186,34 +205,67 @@ fn partition_table_holds_the_mmu_in_use(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-/// OPAL calls back to back while the decrementer fires after different
-/// delays, so that over the ticks one lands anywhere in opal_call_be's way
-/// in and out: it must turn interrupts off before loading HSRR0/1 (an
-/// interrupt in between would overwrite them) and come back with the
-/// caller's MSR.
+/// Tells `ring` to stop.
+static RINGING: AtomicBool = AtomicBool::new(false);
+
+/// Runs on another CPU: rings CPU `target`'s doorbell again and again, each
+/// time after a different delay (up to ~8 us), until told to stop; returns
+/// how many it sent.
+fn ring(target: u64) -> u64 {
+    let mut sent = 0u64;
+    while RINGING.load(Ordering::Acquire) {
+        machine().irq().send_ipi(target as u32);
+        sent += 1;
+        let until = crate::cpu::timebase() + (sent * 7919) % 4096;
+        while crate::cpu::timebase() < until {
+            core::hint::spin_loop();
+        }
+    }
+    sent
+}
+
+/// OPAL calls back to back while another CPU rings this one's doorbell at
+/// odd intervals, so that over thousands of doorbells one arrives anywhere
+/// in opal_call_be's way in and out. A doorbell saves state in HSRR0/1,
+/// which the trampoline loads for its hrfid into OPAL: it must turn
+/// interrupts off first (one taken in between would send the hrfid back
+/// into the kernel big-endian, a fatal interrupt), and come back with the
+/// caller's MSR, interrupts on again.
 #[ktest]
-#[allow(unsafe_code)]
-fn calls_survive_ticks_at_any_point(_: &Env<'_>) -> TestResult {
+fn calls_survive_doorbells_at_any_point(_: &Env<'_>) -> TestResult {
     powernv_only!();
     if !crate::cpu::interrupts_enabled() {
         kskip!("interrupts are off");
     }
-    const TICKS: u64 = 3000;
-    const SPR_DEC: u32 = 22;
-    let ticks = &percpu::this().ticks;
-    let mut calls = 0u64;
-    for i in 0..TICKS {
-        let before = ticks.load(Ordering::Acquire);
-        let delay = (i * 7919) % 20_000;
-        // SAFETY: schedules the next decrementer interrupt; its handler
-        // re-arms the tick as usual.
-        unsafe { core::arch::asm!("mtspr {spr}, {0}", in(reg) delay, spr = const SPR_DEC, options(nomem, nostack)) };
-        while ticks.load(Ordering::Acquire) == before {
-            kassert!(opal::has(opal::CONSOLE_WRITE), "call {calls} failed");
-            kassert!(crate::cpu::interrupts_enabled(), "call {calls} came back with interrupts off");
-            calls += 1;
-        }
+    let Some(ringer) = (1..percpu::MAX_CPUS).find(|&i| percpu::is_online(i)) else {
+        kskip!("needs a second CPU to ring the doorbell");
+    };
+    const DOORBELLS: u64 = 3000;
+    // A bound for a CPU that stops ringing, not a duration the test needs.
+    const GIVE_UP_US: u64 = 60_000_000;
+    let me = percpu::this().server.load(Ordering::Relaxed);
+    let before = powernv::doorbell::taken();
+    RINGING.store(true, Ordering::Release);
+    if !smp::post(ringer, ring, me as u64) {
+        RINGING.store(false, Ordering::Release);
+        kassert!(false, "CPU {ringer} would not take the work");
     }
-    kernel::println!("# {calls} OPAL calls across {TICKS} ticks");
+    let deadline = kernel::time::deadline_us(GIVE_UP_US);
+    let mut calls = 0u64;
+    while powernv::doorbell::taken() - before < DOORBELLS && kernel::time::now() < deadline {
+        let ok = opal::has(opal::CONSOLE_WRITE);
+        let on = crate::cpu::interrupts_enabled();
+        if !ok || !on {
+            RINGING.store(false, Ordering::Release);
+        }
+        kassert!(ok, "call {calls} failed");
+        kassert!(on, "call {calls} came back with interrupts off");
+        calls += 1;
+    }
+    RINGING.store(false, Ordering::Release);
+    let sent = smp::wait_for(ringer).ok_or_else(|| fail("the ringing CPU did not finish"))?;
+    let taken = powernv::doorbell::taken() - before;
+    kassert!(taken >= DOORBELLS, "{taken} doorbells taken of {sent} sent before giving up");
+    kernel::println!("# {calls} OPAL calls while CPU {ringer} rang {sent} doorbells ({taken} taken)");
     Ok(())
 }
