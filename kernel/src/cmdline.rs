@@ -129,6 +129,16 @@ pub struct Options<'a> {
     pub bench: &'a str,
     /// `bench_reps=`: repetitions per benchmark result.
     pub bench_reps: u32,
+    /// `race_jitter=`: the longest delay, in microseconds, the stress
+    /// suite's race points spin (`kernel::mm::jitter`); 0 turns it off;
+    /// `None`: the suite's default.
+    pub race_jitter_us: Option<u32>,
+    /// `race_seed=`: the seed of those delays; `None`: one taken from the
+    /// clock, printed so that a run can be replayed.
+    pub race_seed: Option<u64>,
+    /// `stress_rounds=`: collapse/split rounds per stress configuration;
+    /// `None`: the suite's default.
+    pub stress_rounds: Option<u32>,
 }
 
 /// Repetitions per benchmark result unless `bench_reps=` says otherwise.
@@ -147,6 +157,9 @@ impl Default for Options<'_> {
             expect_mem: None,
             bench: "none",
             bench_reps: DEFAULT_BENCH_REPS,
+            race_jitter_us: None,
+            race_seed: None,
+            stress_rounds: None,
         }
     }
 }
@@ -198,11 +211,26 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
                 .map(|n| options.bench_reps = n)
                 .ok_or("a repetition count 1-10000"),
             ("bench_reps", None) => Err("name=value"),
+            ("race_jitter", Some(v)) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|&us| us <= 10_000)
+                .map(|us| options.race_jitter_us = Some(us))
+                .ok_or("a delay in microseconds, 0-10000"),
+            ("race_seed", Some(v)) => {
+                parse_u64(v).map(|s| options.race_seed = Some(s)).ok_or("a number (decimal or 0x hex)")
+            }
+            ("stress_rounds", Some(v)) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .map(|n| options.stress_rounds = Some(n))
+                .ok_or("a round count 1-100000"),
             ("inject", Some(v)) => Inject::ALL
                 .iter()
                 .find(|(n, _)| *n == v)
                 .map(|&(_, i)| options.inject = Some(i))
-                .ok_or("inject=panic|hang|notok|program|oom|align|unmapped"),
+                .ok_or("inject=panic|hang|notok|program|illegal|oom|align|unmapped|guest_error|yield_irqs_off"),
             ("expect_cpus", Some(v)) => {
                 v.parse::<u32>().ok().filter(|&n| n > 0).map(|n| options.expect_cpus = Some(n)).ok_or("a CPU count")
             }
@@ -240,7 +268,10 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
             ("expect_mem", Some(v)) => {
                 parse_size(v).map(|s| options.expect_mem = Some(s)).ok_or("a size such as 1024M or 2G")
             }
-            ("loglevel" | "inject" | "expect_cpus" | "expect_mem", None) => Err("name=value"),
+            (
+                "loglevel" | "inject" | "expect_cpus" | "expect_mem" | "race_jitter" | "race_seed" | "stress_rounds",
+                None,
+            ) => Err("name=value"),
             _ => {
                 report(Problem::Unknown { word });
                 continue;
@@ -251,6 +282,14 @@ pub fn parse<'a>(cmdline: &'a str, mut report: impl FnMut(Problem<'a>)) -> Optio
         }
     }
     options
+}
+
+/// A decimal or `0x` hexadecimal number.
+fn parse_u64(value: &str) -> Option<u64> {
+    match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => value.parse().ok(),
+    }
 }
 
 /// `loglevel=` accepts Linux's numbers or names: `loglevel=debug` shows
@@ -329,6 +368,12 @@ mod tests {
         assert_eq!(o.expect_mem, Some(2 << 30));
         assert_eq!((o.bench, o.bench_reps), ("none", DEFAULT_BENCH_REPS));
         assert_eq!(parse_all("inject=illegal").0.inject, Some(Inject::Illegal));
+        let (o, p) = parse_all("race_jitter=40 race_seed=0x2a stress_rounds=10000");
+        assert!(p.is_empty());
+        assert_eq!((o.race_jitter_us, o.race_seed, o.stress_rounds), (Some(40), Some(42), Some(10_000)));
+        let (o, p) = parse_all("race_jitter=20000 race_seed=x stress_rounds=0 race_seed=7");
+        assert_eq!(p.len(), 3);
+        assert_eq!((o.race_jitter_us, o.race_seed, o.stress_rounds), (None, Some(7), None));
         let (o, p) = parse_all("bench=gup*,collapse bench_reps=5");
         assert!(p.is_empty());
         assert_eq!((o.bench, o.bench_reps), ("gup*,collapse", 5));

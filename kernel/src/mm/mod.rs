@@ -18,6 +18,8 @@ pub mod heap;
 #[deny(unsafe_code)]
 pub mod hpt_native;
 #[deny(unsafe_code)]
+pub mod jitter;
+#[deny(unsafe_code)]
 pub mod khugepaged;
 #[deny(unsafe_code)]
 pub mod knobs;

@@ -164,6 +164,14 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     }
 
     /// Runs `f` on the backend, under the page-table lock.
+    /// Runs `f` with the mmap lock held for reading (Linux's
+    /// mmap_read_lock): no collapse, split, unmap or mprotect meanwhile, so
+    /// the tree and every translation the MMU makes from it stay put.
+    pub fn with_mmap_read<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _regions = self.regions.read();
+        f()
+    }
+
     pub fn with_arch<R>(&self, f: impl FnOnce(&mut A) -> R) -> R {
         f(&mut self.arch.lock())
     }

@@ -6,13 +6,25 @@
 //! - a stale pin: GUP-fast returned a page that, by the time its pin is
 //!   dropped, is mapped nowhere (collapse discarded it under the pin);
 //! - a lost write: a value written through a pin is not what the mapping
-//!   shows afterwards.
+//!   shows afterwards, or the mapping shows another value than the page
+//!   the tree maps (the MMU translates through a stale HPTE).
 //!
 //! Only collapse can discard a page here (split keeps the same page), so
 //! both must be zero whenever the configuration protects this MMU: radix
 //! with the PMD recheck or the IPI; hash with the IPI (its fault path walks
-//! locklessly too). Otherwise the counts are reported, not required: they
-//! depend on timing. The table is printed by the last test.
+//! locklessly too).
+//!
+//! The race windows are a few instructions wide, so the race points are
+//! widened on purpose (`kernel::mm::jitter`): each worker's GUP-fast, and
+//! under hash its run of the hash fault path before reading back, and the
+//! test's own collapses spin a seeded random time of up to `race_jitter=`
+//! microseconds at each point. With that, an unprotected configuration
+//! must show the race (stale pins or lost writes) and a protected one must
+//! not; `race_jitter=0` turns the widening off, and then an unprotected
+//! configuration that did not hit the race skips. `race_seed=` replays a
+//! run's delays; `stress_rounds=` sets the rounds (10,000 for the long
+//! mode). khugepaged collapses the region too, unwidened, as in production.
+//! The table is printed by the last test.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,15 +32,18 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::cmdline::CollapseIpi;
 use kernel::cpuset::CpuSet;
 use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
-use kernel::mm::pagetable::Prot;
-use kernel::mm::vm::MmArch;
-use kernel::mm::{self, FRAME_SIZE};
+use kernel::mm::collapse::Outcome;
+use kernel::mm::jitter::Jitter;
+use kernel::mm::pagetable::{Prot, ReadSide};
+use kernel::mm::vm::{MmArch, RaceSettings};
+use kernel::mm::{self, Frame, FRAME_SIZE};
 use kernel::{kassert, kassert_eq, kskip, time};
 use spin::Mutex;
 
+use crate::percpu::IrqsOff;
 use crate::smp;
 use crate::vm::{self, UserMm};
-use crate::{khugepaged, mmu};
+use crate::{cpu, khugepaged, mmu};
 
 use super::online_secondaries;
 
@@ -46,11 +61,15 @@ const CONFIGS: [Config; 5] = [
     Config { name: "recheck off, ipi off", recheck: false, ipi: CollapseIpi::Off },
 ];
 
-/// Collapse/split rounds per configuration, and the time they may take.
-const ROUNDS: u64 = 24;
-const BUDGET_US: u64 = 3_000_000;
-/// How long one round may wait for khugepaged.
-const ROUND_WAIT_US: u64 = 500_000;
+/// Collapse/split rounds per configuration unless `stress_rounds=` says,
+/// and the time each round may take at most (a guard against a hang, not
+/// a duration the test needs).
+const DEFAULT_ROUNDS: u64 = 24;
+const ROUND_GUARD_US: u64 = 2_000_000;
+/// The longest delay at a race point unless `race_jitter=` says (us).
+const DEFAULT_JITTER_US: u32 = 200;
+/// khugepaged's scan interval during the stress.
+const KHUGEPAGED_SLEEP_US: u64 = 1000;
 const BASE: u64 = 0x4000_0000;
 const PAGES: u64 = 32;
 
@@ -83,6 +102,9 @@ static ROWS: Mutex<[Row; CONFIGS.len()]> = Mutex::new(
 /// run), the recheck setting, and the stop flag.
 static MM: AtomicUsize = AtomicUsize::new(0);
 static RECHECK: AtomicBool = AtomicBool::new(true);
+/// The widening: the longest delay in timebase ticks and the run's seed.
+static JITTER_TICKS: AtomicU64 = AtomicU64::new(0);
+static SEED: spin::Once<u64> = spin::Once::new();
 static STOP: AtomicBool = AtomicBool::new(false);
 static PINS: AtomicU64 = AtomicU64::new(0);
 static FAILED_PINS: AtomicU64 = AtomicU64::new(0);
@@ -93,6 +115,10 @@ static UNREADABLE: AtomicU64 = AtomicU64::new(0);
 /// once all have (an event, so that a worker CPU the host has not run yet
 /// cannot make a configuration's row empty).
 static STARTED: AtomicU64 = AtomicU64::new(0);
+/// Turns the workers have finished: each round waits for two per worker,
+/// so that every collapse meets workers in the middle of their turns
+/// instead of a burst of rounds passing between two of their delays.
+static TURNS: AtomicU64 = AtomicU64::new(0);
 /// How long the workers may take to start: a guard against a hang only.
 const START_GUARD_US: u64 = 10_000_000;
 static FIRST_LOST: Mutex<[u64; 6]> = Mutex::new([0; 6]);
@@ -109,70 +135,138 @@ fn protects(config: &Config) -> bool {
 }
 
 /// One worker CPU: pin, write through the pin, check the page is still
-/// mapped, unpin, read back through the mapping. Each CPU writes only its
-/// own doubleword of each page, so nothing else changes what it checks.
+/// mapped, unpin, read back through the mapping (under hash, after running
+/// the hash fault path for it, widened). Each CPU writes only its own
+/// doubleword of each page, so nothing else changes what it checks.
 #[allow(unsafe_code)]
 fn worker(cpu: u64) -> u64 {
     // SAFETY: MM holds a leaked Arc<UserMm> until every worker has returned.
     let mm = unsafe { &*(MM.load(Ordering::Acquire) as *const UserMm) };
     let recheck = RECHECK.load(Ordering::Acquire);
+    let jitter = Jitter::new(seed(), cpu, JITTER_TICKS.load(Ordering::Acquire), cpu::timebase);
+    let hash = mmu::mode() == mmu::Mode::Hash;
     vm::activate(mm);
     let slot = 256 + 8 * cpu;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ cpu;
+    let mut pick = 0x9e37_79b9_7f4a_7c15u64 ^ cpu;
     let mut sequence = 0u64;
     let mut first = true;
     while !STOP.load(Ordering::Acquire) {
         if core::mem::take(&mut first) {
             STARTED.fetch_add(1, Ordering::AcqRel);
         }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let address = BASE + (seed % PAGES) * FRAME_SIZE;
-        let frame = match mm.pin_page_fast_with(
-            address,
-            true,
-            kernel::mm::vm::RaceSettings::recheck(recheck),
-            &kernel::mm::gup::NoHooks,
-        ) {
-            Ok(frame) => frame,
+        pick ^= pick << 13;
+        pick ^= pick >> 7;
+        pick ^= pick << 17;
+        let address = BASE + (pick % PAGES) * FRAME_SIZE;
+        // The value this CPU last wrote through a pin, if this turn pinned.
+        let written = match mm.pin_page_fast_with(address, true, RaceSettings::recheck(recheck), &jitter) {
+            Ok(frame) => {
+                PINS.fetch_add(1, Ordering::Relaxed);
+                sequence += 1;
+                let value = cpu << 48 | sequence;
+                // SAFETY: the pinned frame, through the linear map; this CPU's slot.
+                unsafe { (mm::phys_to_virt(frame.address() + slot) as *mut u64).write_volatile(value) };
+                // Hold one pin in four a while, as a GUP user doing I/O
+                // would: long enough, at times, for a collapse that took the
+                // page to finish with it. (Holding every pin would make
+                // almost every collapse find one and give up.)
+                if jitter.next_delay() % 4 == 0 {
+                    jitter.pause();
+                }
+                // Stale: the page is mapped nowhere, or the address maps
+                // another page while this pin holds it (with the pin held, a
+                // collapse that checked for pins could not have replaced it;
+                // a split keeps it).
+                let head = mm::pages().head(frame).expect("pinned frames have descriptors");
+                let mapped = mm.with_arch(|arch| arch.tree().translate(address)).map(|t| t.physical);
+                if head.mapcount() == 0 || mapped.is_some_and(|now| now != frame.address()) {
+                    STALE_PINS.fetch_add(1, Ordering::Relaxed);
+                }
+                mm.unpin(frame);
+                Some((value, frame))
+            }
             Err(_) => {
                 FAILED_PINS.fetch_add(1, Ordering::Relaxed);
-                continue;
+                None
             }
         };
-        PINS.fetch_add(1, Ordering::Relaxed);
-        sequence += 1;
-        let value = cpu << 48 | sequence;
-        // SAFETY: the pinned frame, through the linear map; this CPU's slot.
-        unsafe { (mm::phys_to_virt(frame.address() + slot) as *mut u64).write_volatile(value) };
-        let head = mm::pages().head(frame).expect("pinned frames have descriptors");
-        if head.mapcount() == 0 {
-            STALE_PINS.fetch_add(1, Ordering::Relaxed);
+        // The page just pinned, then (under hash, whose fault path races
+        // collapse too) a few more: most turns are spent in the delays, and
+        // each fault-path run is a chance at its window.
+        let checks = if hash { 4 } else { 1 };
+        for check in 0..checks {
+            let (address, written) = if check == 0 {
+                (address, written)
+            } else {
+                pick ^= pick << 13;
+                pick ^= pick >> 7;
+                pick ^= pick << 17;
+                (BASE + (pick % PAGES) * FRAME_SIZE, None)
+            };
+            check_mapping(mm, &jitter, hash, address, slot, written);
         }
-        mm.unpin(frame);
-        match crate::exceptions::try_load(address + slot) {
-            Ok(seen) if seen == value => {}
-            Ok(seen) => {
-                if LOST_WRITES.fetch_add(1, Ordering::Relaxed) == 0 {
-                    let now = mm.with_arch(|arch| arch.tree().translate(address)).map_or(0, |t| t.physical);
-                    *FIRST_LOST.lock() = [
-                        address + slot,
-                        value,
-                        seen,
-                        frame.address(),
-                        now,
-                        crate::exceptions::try_load(address + slot).unwrap_or(1),
-                    ];
-                }
-            }
-            Err(_) => {
-                UNREADABLE.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        TURNS.fetch_add(1, Ordering::Release);
     }
     mmu::deactivate();
     0
+}
+
+/// Checks the mapping of `address + slot` (under hash after running the
+/// hash fault path for it, widened) and counts a lost write if:
+/// - what this CPU wrote there through a pin (`written`) is not what the
+///   mapping shows (the pin was of a page collapse had copied already); or
+/// - with the mmap lock held (nothing changes the tree meanwhile), a value
+///   written to the page the tree maps does not show through the MMU: the
+///   MMU translates to another page, through a stale HPTE the fault path
+///   inserted while collapse replaced the table, and every write through
+///   the mapping goes there.
+#[allow(unsafe_code)]
+fn check_mapping(mm: &UserMm, jitter: &Jitter, hash: bool, address: u64, slot: u64, written: Option<(u64, Frame)>) {
+    if hash {
+        let section = ReadSide::enter::<IrqsOff>();
+        let _ = mmu::hash::hash_page_with(address + slot, jitter, section.read_side());
+    }
+    let mut lost = match (written, crate::exceptions::try_load(address + slot)) {
+        (Some((value, _)), Ok(seen)) if seen != value => Some(seen),
+        (_, Ok(_)) => None,
+        (_, Err(_)) => {
+            UNREADABLE.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    };
+    if lost.is_none() {
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let probe = 1 << 63 | PROBES.fetch_add(1, Ordering::Relaxed);
+        lost = mm.with_mmap_read(|| {
+            let page = mm.with_arch(|arch| arch.tree().translate(address)).map(|t| t.physical)?;
+            // SAFETY: the page the tree maps, kept by the mmap lock; this
+            // CPU's doubleword of it.
+            unsafe { (mm::phys_to_virt(page + slot) as *mut u64).write_volatile(probe) };
+            // The address is mapped, so the hash fault path (if the MMU
+            // misses) inserts without the mmap lock: no self-deadlock.
+            match crate::exceptions::try_load(address + slot) {
+                Ok(seen) if seen != probe => Some(seen),
+                Ok(_) => None,
+                Err(_) => {
+                    UNREADABLE.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        });
+    }
+    if let Some(seen) = lost {
+        if LOST_WRITES.fetch_add(1, Ordering::Relaxed) == 0 {
+            let now = mm.with_arch(|arch| arch.tree().translate(address)).map_or(0, |t| t.physical);
+            let (value, frame) = written.map_or((0, 0), |(value, frame)| (value, frame.address()));
+            *FIRST_LOST.lock() =
+                [address + slot, value, seen, frame, now, crate::exceptions::try_load(address + slot).unwrap_or(1)];
+        }
+    }
+}
+
+/// The run's seed: `race_seed=`, or the timebase when first asked.
+fn seed() -> u64 {
+    *SEED.get().expect("the seed is set before the workers start")
 }
 
 #[allow(unsafe_code)]
@@ -190,10 +284,16 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     // khugepaged collapses with the configured IPI: this round's.
     let saved_policy = kernel::mm::knobs::collapse_ipi();
     kernel::mm::knobs::set_collapse_ipi(config.ipi);
-    for counter in [&PINS, &FAILED_PINS, &STALE_PINS, &LOST_WRITES, &UNREADABLE, &STARTED] {
+    for counter in [&PINS, &FAILED_PINS, &STALE_PINS, &LOST_WRITES, &UNREADABLE, &STARTED, &TURNS] {
         counter.store(0, Ordering::Relaxed);
     }
     RECHECK.store(config.recheck, Ordering::Release);
+    let rounds_wanted = env.options.stress_rounds.map_or(DEFAULT_ROUNDS, u64::from);
+    let jitter_us = env.options.race_jitter_us.unwrap_or(DEFAULT_JITTER_US);
+    JITTER_TICKS.store(time::us_to_ticks(jitter_us as u64), Ordering::Release);
+    let seed = *SEED.call_once(|| env.options.race_seed.unwrap_or_else(cpu::timebase));
+    // The test CPU's own collapses: a stream of its own.
+    let collapse_jitter = Jitter::new(seed, u64::MAX, JITTER_TICKS.load(Ordering::Relaxed), cpu::timebase);
     STOP.store(false, Ordering::Release);
     MM.store(Arc::into_raw(mm.clone()) as usize, Ordering::Release);
     let posted = CpuSet::new();
@@ -208,18 +308,31 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     }
     let workers_started = STARTED.load(Ordering::Acquire);
     khugepaged::register(&mm);
-    let started = khugepaged::start(daemon_cpu, 0);
+    // Scanning every millisecond: a busy khugepaged, not one that retries
+    // a pinned range back to back (each try is a flush).
+    let started = khugepaged::start(daemon_cpu, KHUGEPAGED_SLEEP_US);
 
-    // The rounds: split whatever khugepaged has collapsed.
-    let deadline = time::deadline_us(BUDGET_US);
+    // The rounds: collapse (this CPU, widened, unless khugepaged was
+    // first), then split again.
+    let settings = RaceSettings::new(config.recheck, config.ipi);
+    let deadline = time::deadline_us(rounds_wanted * ROUND_GUARD_US);
     let mut rounds = 0;
-    while started && rounds < ROUNDS && time::now() < deadline {
-        let round_end = time::deadline_us(ROUND_WAIT_US);
-        while !mm.with_arch(|arch| arch.tree().pmd(BASE).is_leaf()) && time::now() < round_end {
-            crate::sched::run_ready();
+    let turns_per_round = 2 * posted.len(Ordering::Relaxed) as u64;
+    while started && rounds < rounds_wanted && time::now() < deadline {
+        let turns = TURNS.load(Ordering::Acquire);
+        while TURNS.load(Ordering::Acquire) < turns + turns_per_round && time::now() < deadline {
             core::hint::spin_loop();
         }
-        if mm.split(BASE).map_err(|e| fail(alloc::format!("split: {e:?}")))? {
+        // A round is one collapse that met the workers: it collapsed (and
+        // is split again), or, with the IPI, gave up on a pin (often: it
+        // waits for the walkers, then finds the pins they just took, which
+        // is the IPI's protection at work; without it, only collapses count,
+        // so that an unprotected configuration gets its chances).
+        let gave_up = !mm.with_arch(|arch| arch.tree().pmd(BASE).is_leaf())
+            && matches!(mm.collapse_with(BASE, settings, &collapse_jitter), Outcome::AbortedPinned(_))
+            && config.ipi.enabled(mmu::mode() == mmu::Mode::Hash);
+        crate::sched::run_ready();
+        if mm.split(BASE).map_err(|e| fail(alloc::format!("split: {e:?}")))? || gave_up {
             rounds += 1;
         }
     }
@@ -249,7 +362,7 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     };
     ROWS.lock()[index] = row;
     kernel::println!(
-        "# {} ({}): {} rounds, {} collapsed, {} aborted (pinned), {} pins, {} not pinned, {} stale pins, {} lost writes",
+        "# {} ({}, race_jitter={jitter_us} race_seed={seed:#x}): {} rounds, {} collapsed, {} aborted (pinned), {} pins, {} not pinned, {} stale pins, {} lost writes",
         config.name,
         mmu::backend().name(),
         row.rounds,
@@ -281,10 +394,18 @@ fn stress(env: &Env<'_>, index: usize) -> TestResult {
     );
     kassert_eq!(UNREADABLE.load(Ordering::Relaxed), 0);
     kassert!(row.rounds > 0 && row.pins > 0, "no race was run: {} rounds, {} pins", row.rounds, row.pins);
+    kassert!(rounds == rounds_wanted, "{rounds} of {rounds_wanted} rounds within the guard");
     if protects(config) {
         kassert_eq!((row.stale_pins, row.lost_writes), (0, 0));
     } else if row.stale_pins + row.lost_writes == 0 {
-        kskip!("unprotected on {}, and this run happened not to hit the race (timing)", mmu::backend().name());
+        // Widened, an unprotected configuration must show the race: that is
+        // what makes this suite catch a broken fix.
+        kassert!(
+            jitter_us == 0,
+            "unprotected on {} with race_jitter={jitter_us}, yet no stale pin and no lost write (race_seed={seed:#x})",
+            mmu::backend().name()
+        );
+        kskip!("unprotected on {}, race_jitter=0, and this run happened not to hit the race", mmu::backend().name());
     }
     Ok(())
 }
@@ -327,10 +448,12 @@ fn table(env: &Env<'_>) -> TestResult {
         kskip!("no stress configuration ran");
     }
     kernel::println!(
-        "# stress table ({}, {} CPUs, {} rounds each at most):",
+        "# stress table ({}, {} CPUs, {} rounds each, race_jitter={} us, race_seed={:#x}):",
         mmu::backend().name(),
         env.online_cpus,
-        ROUNDS
+        env.options.stress_rounds.map_or(DEFAULT_ROUNDS, u64::from),
+        env.options.race_jitter_us.unwrap_or(DEFAULT_JITTER_US),
+        SEED.get().copied().unwrap_or(0)
     );
     kernel::println!(
         "# | configuration | protects | rounds | collapsed | aborted (pinned) | pins | stale pins | lost writes |"
