@@ -8,8 +8,9 @@
 # Debian source), and says so as it goes ("deps: ...", "kernel: ...").
 #
 #   make run     build, install what is missing, boot one configuration in QEMU
-#   make test    make lint, host unit and property tests, the QEMU boot matrix
-#                (tests/matrix.cfg), the loom models (make loom), quick bench boots
+#   make test    make lint, host unit and property tests (all `cargo test` runs: it
+#                never boots QEMU), the QEMU boot matrix (tests/matrix.cfg; results in
+#                build/results/), the loom models (make loom), quick bench boots
 #   make loom    model-check GUP-fast/hash fault/RCU vs collapse (kernel/tests/loom_*.rs)
 #   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's, and powernv beside
 #                pseries (bench/results.md); QUICK=1: two short boots (pseries,
@@ -83,6 +84,7 @@ test: kernel lint
 	@scripts/deps.sh qemu objdump
 	scripts/test-apt-sources.sh
 	$(HOST_CARGO) test --workspace
+	HARNESS_MATRIX=1 $(HOST_CARGO) test -p harness --test matrix
 	@$(MAKE) --no-print-directory loom
 	$(HOST_CARGO) run --quiet -p harness --bin bench -- --quick
 

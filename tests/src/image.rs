@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 /// Where `make kernel` leaves the image, relative to the workspace root.
 pub const IMAGE_PATH: &str = "build/kernel.elf";
 
+/// Where the Makefile's cargo links the kernel, per profile, before `tools/ksyms` copies it
+/// to `build/kernel.elf` with its symbol table written in: the same code and DWARF.
+const LINKED_DIR: &str = "target/cross/powerpc64le-kernel";
+
 /// The cargo workspace (and Makefile) root: the harness crate's parent directory.
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -21,6 +25,18 @@ pub fn default_image() -> PathBuf {
         Some(path) => PathBuf::from(path),
         None => workspace_root().join(IMAGE_PATH),
     }
+}
+
+/// The linked kernels (release, then dev), where an image without debug information may
+/// find its DWARF (see [`crate::backtrace::Symbolizer::load`]).
+pub fn linked_images() -> Vec<PathBuf> {
+    let dir = workspace_root().join(LINKED_DIR);
+    ["release", "debug"].iter().map(|profile| dir.join(profile).join("ppc64-kernel")).collect()
+}
+
+/// `image`'s debug information for decoding its fatal reports, read when first needed.
+pub fn debug_info(image: &Path) -> crate::backtrace::KernelImage {
+    crate::backtrace::KernelImage::new(image, linked_images())
 }
 
 /// The image to boot: `KERNEL_IMAGE` as is, or the result of `make kernel` (run once per

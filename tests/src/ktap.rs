@@ -21,6 +21,28 @@ pub fn normalise(console: &str) -> String {
     lines(console).collect::<Vec<_>>().join("\n")
 }
 
+/// The console's KTAP lines alone, as a KTAP reader takes them: from the first header on,
+/// headers, plans, results (nested ones too) and `#` diagnostics, each ending in `\n`;
+/// firmware output, kernel log lines, `FATAL:` reports and the summary line are left out.
+pub fn ktap_only(console: &str) -> String {
+    let mut text = String::new();
+    let mut started = false;
+    for line in lines(console) {
+        let body = line.trim_start();
+        started |= body == HEADER;
+        let is_ktap = body == HEADER
+            || body.starts_with('#')
+            || body.starts_with("ok ")
+            || body.starts_with("not ok ")
+            || parse_plan(body).is_some();
+        if started && is_ktap {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
@@ -243,6 +265,19 @@ mod tests {
         let report = parse("KTAP version 1\n1..2\n1..3 # again\nKTAP version 1\n");
         assert_eq!(report.headers, 2);
         assert_eq!(report.plans, [2, 3]);
+    }
+
+    #[test]
+    fn ktap_lines_alone() {
+        let console = "SLOF noise\r\r\n# boot: kernel entry\r\nKTAP version 1\r\n1..3\r\n# diagnostic\r\n\
+            ok 1 a\r\n[info] log line\nnot ok 2 b # why\n    ok 1 nested\nFATAL: panic at x.rs:1:1: boom\n\
+            Call trace:\n [0] 0xc000000000096e20 <f+0x40>\nok 3 c # SKIP later\n\
+            selftests: 1 passed, 1 failed, 1 skipped\nPowering off.\n";
+        assert_eq!(
+            ktap_only(console),
+            "KTAP version 1\n1..3\n# diagnostic\nok 1 a\nnot ok 2 b # why\n    ok 1 nested\nok 3 c # SKIP later\n"
+        );
+        assert_eq!(ktap_only("no KTAP at all\nok 1 a\n"), "");
     }
 
     #[test]

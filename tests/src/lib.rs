@@ -5,19 +5,23 @@
 //! - [`qemu`]: the one QEMU command-line builder, and running a boot with a deadline.
 //! - [`ktap`], [`banner`]: reading the console.
 //! - [`judge`]: pass/fail of one boot, as a pure function of its output.
-//! - [`matrix`]: the boots `cargo test -p harness` runs (`tests/matrix.cfg`).
+//! - [`backtrace`]: source lines for the addresses of the kernel's fatal reports (DWARF).
+//! - [`results`]: the files each boot leaves under `build/results/`.
+//! - [`matrix`]: the boots of `tests/matrix.cfg` (`HARNESS_MATRIX=1 cargo test -p harness --test
+//!   matrix`; plain `cargo test` lists them as ignored).
 //! - [`image`]: the kernel image (`KERNEL_IMAGE`, or `make kernel` once per process).
 //! - [`bench`]: benchmark results: parsing, the Markdown table, the plots (`make bench`).
 //! - [`disasm`]: the built kernel's barriers, checked in its disassembly.
 //! - [`modules`]: import cycles among a crate's modules.
 //!
 //! Environment: `QEMU` (binary), `BOOT_TIMEOUT` (seconds), `KERNEL_IMAGE` (skip the build),
-//! `HARNESS_ONLY` (run only matrix rows whose name contains it), `HARNESS_JOBS` (parallel
-//! boots; default: the number of host CPUs).
+//! `HARNESS_MATRIX` (boot the matrix), `HARNESS_ONLY` (boot only matrix rows whose name
+//! contains it), `HARNESS_JOBS` (parallel boots; default: the number of host CPUs).
 
 // Only process handling (signals, the parent-death signal) needs unsafe code.
 #![deny(unsafe_code)]
 
+pub mod backtrace;
 pub mod banner;
 pub mod bench;
 pub mod disasm;
@@ -29,3 +33,4 @@ pub mod modules;
 #[allow(unsafe_code)]
 mod process;
 pub mod qemu;
+pub mod results;

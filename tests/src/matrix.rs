@@ -70,6 +70,14 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
                 .map(str::trim)
                 .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace))
                 .ok_or_else(|| format!("{number}: bad section header `{line}`"))?;
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+                return Err(format!(
+                    "{number}: row name `{name}` must be letters, digits, `-`, `_` and `.` (it names its results directory)"
+                ));
+            }
+            if name == crate::results::KBOOT_NAME {
+                return Err(format!("{number}: row name `{name}` is kept for kboot's results (build/results/{name}/)"));
+            }
             if sections.iter().any(|section| section.name == name) {
                 return Err(format!("{number}: row `{name}` defined twice"));
             }
@@ -243,9 +251,14 @@ impl Row {
         }
     }
 
-    /// Where this row's QEMU guest log goes: `build/qemu-logs/<row>.log`.
+    /// Where this row's result files go: `build/results/<row>/` (see [`crate::results`]).
+    pub fn results_dir(&self) -> PathBuf {
+        crate::results::boot_dir(&self.name)
+    }
+
+    /// Where this row's QEMU guest log goes: `build/results/<row>/qemu.log`.
     pub fn qemu_log_path(&self) -> PathBuf {
-        crate::image::workspace_root().join("build/qemu-logs").join(format!("{}.log", self.name))
+        self.results_dir().join(crate::results::QEMU_LOG_FILE)
     }
 
     /// Judges this row's boot, allowing the guest-log messages the row lists (and those the
@@ -378,7 +391,7 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         assert!(p8.qemu_log_allow[0].pattern.is_match("Unimplemented SPAPR hcall 0x2"));
         let config = p8.boot_config(Path::new("q"), Path::new("k"), None);
         assert_eq!((config.cpu.as_str(), config.smp_arg()), ("POWER8", "8,threads=4".to_string()));
-        assert!(config.qemu_log.ends_with("build/qemu-logs/p8.log"));
+        assert!(config.qemu_log.ends_with("build/results/p8/qemu.log"));
         assert_eq!(p8.skip_reason(), None);
         let kvm = &rows[1];
         assert_eq!((kvm.accel, kvm.cpu.as_str()), (Accel::Kvm, "POWER9"));
@@ -461,6 +474,9 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
         assert!(error("[a]\nfirmware = vof\nexpect_reason = boom\n").starts_with("3: unknown reason `boom`"));
         assert!(error("[a]\nfirmware = vof\nexpect_output = (\n").starts_with("3: bad expect_output pattern"));
         assert!(error("[a b]\n").starts_with("1: bad section header"));
+        assert!(error("[a/b]\nfirmware = vof\n").starts_with("1: row name `a/b` must be letters"));
+        assert!(error("[..]\nfirmware = vof\n").starts_with("1: row name `..` must be"));
+        assert!(error("[run]\nfirmware = vof\n").contains("kept for kboot's results"));
     }
 
     #[test]

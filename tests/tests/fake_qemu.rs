@@ -241,8 +241,15 @@ impl FakeQemu {
         text.trim().parse().expect("pid")
     }
 
+    /// Where [`FakeQemu::kboot`] has kboot leave its result files.
+    fn results(&self) -> PathBuf {
+        self.dir.join("results")
+    }
+
     fn kboot(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kboot"))
+            .arg("--results")
+            .arg(self.results())
             .args(args)
             .env("QEMU", &self.script)
             .env("KERNEL_IMAGE", self.kernel())
@@ -485,8 +492,8 @@ fn powernv_boot_through_skiboot() {
     assert!(verdict.failures.iter().all(|failure| failure.kind() == "qemu-log"));
 }
 
-/// A skiboot console that passes for `-smp 1 -m 1024M`; the fake logs nothing, so that it
-/// does not race other kboot tests for build/qemu-logs/run.log.
+/// A skiboot console that passes for `-smp 1 -m 1024M`; the fake logs nothing to the guest
+/// log (kboot's, like its other result files, is in the fake's directory).
 const SKIBOOT_CONSOLE: &str = r#"cat <<'EOF'
 [    0.018194177,5] OPAL v7.1-106-g785a5e30 starting...
 [    0.422434841,5] INIT: Starting kernel at 0x20010000, fdt at 0x30760958 25521 bytes
@@ -615,7 +622,11 @@ fn a_guest_error_in_the_qemu_log_fails_the_boot() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("kboot:   QEMU guest log: helper_tlbie_isa300"), "{stderr}");
-    assert!(stderr.contains("build/qemu-logs/run.log"), "{stderr}");
+    assert!(stderr.contains(&format!("kboot: QEMU guest log: {}/qemu.log", fake.results().display())), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(fake.results().join("qemu.log")).unwrap(),
+        "helper_tlbie_isa300: attempt to invalidate a translation outside of quadrant 0\n"
+    );
 }
 
 #[test]
@@ -649,4 +660,67 @@ fn kboot_says_why_kvm_cannot_run_here() {
             assert!(args.windows(2).any(|pair| pair == ["-cpu", "host"]), "{args:?}");
         }
     }
+}
+
+#[test]
+fn kboot_leaves_its_results() {
+    let fake = FakeQemu::new(PASSING_CONSOLE);
+    fs::create_dir_all(fake.results()).unwrap();
+    fs::write(fake.results().join("verdict.json"), "an earlier boot's").unwrap();
+    fs::write(fake.results().join("notes.txt"), "not a result file").unwrap();
+    let output = fake.kboot(&["--smp", "2", "--mem", "512M", "--append", "a b"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("kboot: results in {}", fake.results().display())), "{stderr}");
+    let read = |name: &str| fs::read_to_string(fake.results().join(name)).unwrap_or_else(|_| panic!("{name}"));
+    assert_eq!(read("notes.txt"), "not a result file");
+    assert!(read("console.txt").starts_with("VOF firmware\nppc64-kernel 0.1.0"), "{}", read("console.txt"));
+    assert_eq!(read("ktap.txt"), "KTAP version 1\n1..2\nok 1 mm_alloc\n# note\nok 2 dt_cpus # SKIP not today\n");
+    assert_eq!(read("qemu.log"), "");
+    let verdict: serde_json::Value = serde_json::from_str(&read("verdict.json")).expect("verdict.json is JSON");
+    assert_eq!(verdict["name"], "run");
+    assert_eq!(verdict["status"], "pass");
+    assert_eq!(verdict["judge"]["passed"], true);
+    assert_eq!(verdict["tests"]["planned"], 2);
+    assert_eq!(verdict["tests"]["counted"], serde_json::json!({ "passed": 1, "failed": 0, "skipped": 1 }));
+    let command = verdict["command"].as_str().expect("command");
+    assert!(command.contains(&format!(" -D {}/qemu.log ", fake.results().display())), "{command}");
+}
+
+/// A console with a fatal report, as the kernel prints one.
+const PANICKING_CONSOLE: &str = r#"cat <<'EOF'
+VOF firmware
+ppc64-kernel 0.1.0 firmware=vof cpus=2 memory=512MiB mmu=radix cmdline="a b"
+KTAP version 1
+1..2
+ok 1 mm_alloc
+
+FATAL: panic at arch/ppc64/src/inject.rs:20:26: inject=panic: deliberate panic
+  on CPU 0 (PIR 0)
+Call trace:
+ [0] 0xc000000000096e20 <core::panicking::panic_fmt+0x40>
+ [1] 0xc000000000471340 <boot_cpu_entry+0x2720>
+selftests: 1 passed, 1 failed, 0 skipped
+EOF
+"#;
+
+#[test]
+fn kboot_says_once_that_an_image_without_debug_information_cannot_decode() {
+    let fake = FakeQemu::new(PANICKING_CONSOLE);
+    let output = fake.kboot(&["--smp", "2", "--mem", "512M"]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The report as the kernel printed it.
+    assert!(
+        stdout.contains("Call trace:\n [0] 0xc000000000096e20 <core::panicking::panic_fmt+0x40>\n [1] "),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" [1] 0xc000000000471340 <boot_cpu_entry+0x2720>\nselftests:"), "{stdout}");
+    let notes: Vec<&str> = stderr.lines().filter(|line| line.starts_with("kboot: note: ")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(notes[0].contains("is not an ELF file"), "{stderr}");
+    assert!(notes[0].ends_with("the fatal report's addresses are shown as the kernel printed them"), "{stderr}");
+    let verdict = fs::read_to_string(fake.results().join("verdict.json")).unwrap();
+    let verdict: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!((&verdict["status"], &verdict["decoded"]), (&"fail".into(), &serde_json::json!([])));
 }

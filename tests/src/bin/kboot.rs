@@ -1,19 +1,23 @@
 //! `kboot`: boots the kernel once in QEMU, streaming its console, and judges the result
-//! (exit status 0 pass, 1 fail, 2 could not boot). `make run` calls it.
+//! (exit status 0 pass, 1 fail, 2 could not boot). `make run` calls it. The addresses of a
+//! fatal report get their source lines appended as they stream by (the kernel's console
+//! is otherwise shown as it is), and the boot's files go to `build/results/run/`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use harness::backtrace::{self, StreamDecoder};
 use harness::image;
 use harness::judge;
 use harness::qemu::{self, Accel, BootConfig, Firmware, MachineType, ProcessGroup, Stream};
+use harness::results::{self, BootRecord, Status};
 
 const USAGE: &str = "\
 usage: kboot [--machine pseries|powernv] [--fw vof|slof|skiboot] [--cpu MODEL]
              [--accel tcg|kvm] [--smp N[,threads=T]] [--mem SIZE] [--append CMDLINE]
-             [--kernel PATH] [--qemu PATH] [--timeout SECONDS] [--gdb]
+             [--kernel PATH] [--qemu PATH] [--timeout SECONDS] [--results DIR] [--gdb]
 
   --machine  pseries (default: -M pseries, a PAPR guest) or powernv (bare metal:
              -M powernv9, or powernv10 with --cpu POWER10; TCG only, 1G or more)
@@ -29,14 +33,28 @@ usage: kboot [--machine pseries|powernv] [--fw vof|slof|skiboot] [--cpu MODEL]
   --qemu     QEMU binary (default: $QEMU, else qemu-system-ppc64)
   --timeout  seconds before QEMU is killed
              (default: $BOOT_TIMEOUT, else 30 vof / 60 slof / 30 skiboot)
+  --results  where the boot's files go (default: build/results/run): console.txt,
+             ktap.txt, qemu.log, verdict.json (an earlier boot's removed first)
   --gdb      start halted with QEMU's gdb stub on localhost:1234 (-s -S), no timeout
 
-QEMU's guest-error log (-d guest_errors,unimp) goes to build/qemu-logs/run.log; any line
-in it fails the boot, except those skiboot causes on every powernv boot (each shown).";
+QEMU's guest-error log (-d guest_errors,unimp) goes to qemu.log there; any line in it
+fails the boot, except those skiboot causes on every powernv boot (each shown). The
+addresses of a fatal report are shown with their source lines, from the image's DWARF.";
 
 /// The options that take a value (`--gdb` and `--help` take none).
-const VALUE_OPTIONS: &[&str] =
-    &["--machine", "--fw", "--cpu", "--accel", "--smp", "--mem", "--append", "--kernel", "--qemu", "--timeout"];
+const VALUE_OPTIONS: &[&str] = &[
+    "--machine",
+    "--fw",
+    "--cpu",
+    "--accel",
+    "--smp",
+    "--mem",
+    "--append",
+    "--kernel",
+    "--qemu",
+    "--timeout",
+    "--results",
+];
 
 struct Options {
     machine_type: MachineType,
@@ -50,6 +68,7 @@ struct Options {
     kernel: Option<PathBuf>,
     qemu: Option<PathBuf>,
     timeout: Option<Duration>,
+    results: Option<PathBuf>,
     gdb: bool,
 }
 
@@ -68,6 +87,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         kernel: None,
         qemu: None,
         timeout: None,
+        results: None,
         gdb: false,
     };
     while let Some(arg) = args.next() {
@@ -109,6 +129,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             "--kernel" => options.kernel = Some(value.into()),
             "--qemu" => options.qemu = Some(value.into()),
             "--timeout" => options.timeout = Some(qemu::parse_seconds(&value)?),
+            "--results" => options.results = Some(value.into()),
             _ => unreachable!("VALUE_OPTIONS lists every option taking a value"),
         }
     }
@@ -157,7 +178,11 @@ fn boot(options: Options) -> Result<bool, String> {
     config.accel = options.accel;
     config.cpus = options.cpus;
     config.threads = options.threads;
-    config.qemu_log = image::workspace_root().join("build/qemu-logs/run.log");
+    let results_dir = options.results.unwrap_or_else(|| results::boot_dir(results::KBOOT_NAME));
+    if let Err(error) = results::clear(&results_dir) {
+        return Err(format!("cannot prepare {}: {error}", results_dir.display()));
+    }
+    config.qemu_log = results_dir.join(results::QEMU_LOG_FILE);
     config.memory_mib = options.memory_mib;
     config.append = options.append;
     config.gdb = options.gdb;
@@ -180,17 +205,25 @@ fn boot(options: Options) -> Result<bool, String> {
         eprintln!("kboot: QEMU is halted; attach with `target remote localhost:1234` in gdb");
     }
 
+    let debug_info = image::debug_info(&config.kernel);
+    let mut decoder = StreamDecoder::new(&debug_info);
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     let mut stream = |stream: Stream, bytes: &[u8]| {
         // A closed stdout (`kboot | head`) must not stop the boot, so errors are ignored.
-        let sink: &mut dyn Write = match stream {
-            Stream::Stdout => &mut stdout,
-            Stream::Stderr => &mut stderr,
+        let _ = match stream {
+            Stream::Stdout => {
+                let (shown, unavailable) = decoder.push(bytes);
+                if let Some(why) = unavailable {
+                    let _ = writeln!(stderr, "kboot: note: {why}");
+                }
+                stdout.write_all(&shown).and_then(|()| stdout.flush())
+            }
+            Stream::Stderr => stderr.write_all(bytes).and_then(|()| stderr.flush()),
         };
-        let _ = sink.write_all(bytes).and_then(|()| sink.flush());
     };
     let output = qemu::run(&config, &mut stream).map_err(|error| error.to_string())?;
+    let _ = std::io::stdout().write_all(&decoder.finish());
 
     let verdict = judge::judge(&output, config.machine());
     let seconds = output.elapsed.as_secs_f64();
@@ -207,6 +240,22 @@ fn boot(options: Options) -> Result<bool, String> {
         if !output.qemu_log.is_empty() {
             eprintln!("kboot: QEMU guest log: {}", config.qemu_log.display());
         }
+    }
+
+    let decoded = backtrace::decode(&debug_info, &output.transcript);
+    let record = BootRecord {
+        name: results::KBOOT_NAME,
+        status: if verdict.passed() { Status::Pass } else { Status::Fail },
+        reason: verdict.reason(),
+        expect_failure: false,
+        expect_reasons: &[],
+        command: Some(config.display_command()),
+        boot: Some((&output, &verdict)),
+        decoded: &decoded.lines,
+    };
+    match results::write_boot(&results_dir, &record) {
+        Ok(()) => eprintln!("kboot: results in {}", results_dir.display()),
+        Err(error) => eprintln!("kboot: cannot write the results to {}: {error}", results_dir.display()),
     }
     Ok(verdict.passed())
 }
