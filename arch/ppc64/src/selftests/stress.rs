@@ -170,7 +170,7 @@ fn worker(cpu: u64) -> u64 {
                 // would: long enough, at times, for a collapse that took the
                 // page to finish with it. (Holding every pin would make
                 // almost every collapse find one and give up.)
-                if jitter.next_delay() % 4 == 0 {
+                if jitter.next_delay().is_multiple_of(4) {
                     jitter.pause();
                 }
                 // Stale: the page is mapped nowhere, or the address maps
