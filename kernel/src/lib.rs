@@ -23,6 +23,7 @@ pub mod ktest;
 pub mod mm;
 #[allow(unsafe_code)]
 pub mod rcu;
+pub mod rollcall;
 #[deny(unsafe_code)]
 pub mod sched;
 pub mod symbols;

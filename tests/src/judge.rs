@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::banner::Banner;
 use crate::ktap::{self, Counts, Outcome};
-use crate::qemu::BootOutput;
+use crate::qemu::{BootOutput, Nmi};
 
 pub use crate::qemu::Machine;
 
@@ -16,6 +16,10 @@ pub use crate::qemu::Machine;
 pub enum Failure {
     TimedOut {
         after: Duration,
+        /// What the NMI at the deadline came to, and how many CPUs the kernel then
+        /// reported (`NMI: CPU <n> (PIR <p>) at ...` lines on the console).
+        nmi: Option<Nmi>,
+        cpus_reported: usize,
     },
     QemuExit {
         code: Option<i32>,
@@ -126,8 +130,24 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::TimedOut { after } => {
-                write!(formatter, "timed out after {:.1} s; QEMU killed", after.as_secs_f64())
+            Failure::TimedOut { after, nmi, cpus_reported } => {
+                write!(formatter, "timed out after {:.1} s", after.as_secs_f64())?;
+                let Some(nmi) = nmi else { return write!(formatter, "; QEMU killed") };
+                let waited = nmi.waited.as_secs_f64();
+                match &nmi.sent {
+                    Err(why) => write!(formatter, "; no NMI ({why}); QEMU killed"),
+                    Ok(()) => {
+                        let cpus = if *cpus_reported == 1 { "CPU" } else { "CPUs" };
+                        write!(
+                            formatter,
+                            "; NMI sent through QMP: {cpus_reported} {cpus} reported (`NMI: CPU` blocks)"
+                        )?;
+                        match nmi.qemu_exited {
+                            true => write!(formatter, ", QEMU exited {waited:.1} s later"),
+                            false => write!(formatter, ", QEMU killed {waited:.1} s later"),
+                        }
+                    }
+                }
             }
             Failure::QemuExit { code: Some(code) } => {
                 write!(formatter, "QEMU exited with status {code}")
@@ -267,7 +287,11 @@ pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllow
         .collect();
 
     if output.timed_out {
-        failures.push(Failure::TimedOut { after: output.elapsed });
+        failures.push(Failure::TimedOut {
+            after: output.nmi.as_ref().map_or(output.elapsed, |nmi| nmi.at),
+            nmi: output.nmi.clone(),
+            cpus_reported: nmi_reports(&output.console),
+        });
     } else if output.exit_code != Some(0) {
         failures.push(Failure::QemuExit { code: output.exit_code });
     }
@@ -301,6 +325,17 @@ pub fn judge_allowing(output: &BootOutput, machine: Machine, allowed: &[LogAllow
     }
 
     Verdict { failures, counted, allowed }
+}
+
+/// How many CPUs reported after an NMI: the kernel starts each CPU's report with
+/// `NMI: CPU <index> (PIR <pir>) at <address> <symbol>`.
+fn nmi_reports(console: &str) -> usize {
+    ktap::lines(console)
+        .filter_map(|line| line.strip_prefix("NMI: CPU "))
+        .filter(|rest| {
+            rest.split_once(' ').is_some_and(|(index, pir)| index.parse::<u32>().is_ok() && pir.starts_with("(PIR "))
+        })
+        .count()
 }
 
 /// One failure per distinct guest-log line no allowance matches, in first-seen order, with
@@ -594,6 +629,50 @@ mod tests {
         assert_eq!(verdict.failures[0].to_string(), "timed out after 10.0 s; QEMU killed");
     }
 
+    /// What the kernel prints after the NMI, cut short (the real one has all registers).
+    const NMI_REPORT: &str = "\nNMI: CPU 0 (PIR 0) at 0xc000000000426738 \
+        <ppc64_kernel::inject::hang_with_interrupts_off+0x18>\n  system reset: not recoverable (SRR1[RI]=0)\n\
+        Call trace:\n [0] 0xc000000000426738 <ppc64_kernel::inject::hang_with_interrupts_off+0x18>\n\
+        \nNMI: CPU 1 (PIR 4) at 0xc000000000004900 <decrementer vector 0x900+0x0>\nCall trace:\n\
+        NMI: CPU 2 did not report within 1 s; going on without it\n\
+        NMI: 2 of 3 online CPUs reported\nselftests: 1 passed, 1 failed, 0 skipped\n";
+
+    #[test]
+    fn timeout_with_an_nmi_counts_the_cpus_that_reported() {
+        let mut output = boot(&format!("{BANNER}\nKTAP version 1\n1..1\nok 1 a\n{NMI_REPORT}"));
+        output.timed_out = true;
+        output.exit_code = None;
+        output.elapsed = Duration::from_millis(10_400);
+        let nmi =
+            Nmi { at: Duration::from_secs(10), sent: Ok(()), waited: Duration::from_millis(400), qemu_exited: true };
+        output.nmi = Some(nmi.clone());
+        let verdict = judge(&output, MACHINE);
+        // The kernel's summary after the report counts the hang as a failure.
+        assert_eq!(kinds(&verdict), ["timeout", "summary", "summary-failed"]);
+        assert_eq!(
+            verdict.failures[0].to_string(),
+            "timed out after 10.0 s; NMI sent through QMP: 2 CPUs reported (`NMI: CPU` blocks), QEMU exited 0.4 s later"
+        );
+
+        output.console = format!("{BANNER}\nKTAP version 1\n1..1\nok 1 a\n");
+        output.nmi = Some(Nmi { waited: Duration::from_secs(5), qemu_exited: false, ..nmi });
+        assert_eq!(
+            judge(&output, MACHINE).failures[0].to_string(),
+            "timed out after 10.0 s; NMI sent through QMP: 0 CPUs reported (`NMI: CPU` blocks), QEMU killed 5.0 s later"
+        );
+
+        output.nmi = Some(Nmi {
+            at: Duration::from_secs(10),
+            sent: Err("cannot connect to the QMP socket /x: No such file or directory".into()),
+            waited: Duration::ZERO,
+            qemu_exited: false,
+        });
+        assert_eq!(
+            judge(&output, MACHINE).failures[0].to_string(),
+            "timed out after 10.0 s; no NMI (cannot connect to the QMP socket /x: No such file or directory); QEMU killed"
+        );
+    }
+
     #[test]
     fn qemu_exit_status() {
         let mut output = boot(&passing_console());
@@ -742,7 +821,7 @@ mod tests {
     #[test]
     fn every_kind_is_listed() {
         let failures = [
-            Failure::TimedOut { after: Duration::ZERO },
+            Failure::TimedOut { after: Duration::ZERO, nmi: None, cpus_reported: 0 },
             Failure::QemuExit { code: None },
             Failure::QemuError { line: String::new() },
             Failure::GuestLog { line: String::new(), count: 1 },

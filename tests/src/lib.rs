@@ -3,6 +3,7 @@
 //! console's KTAP output and QEMU's guest-error log.
 //!
 //! - [`qemu`]: the one QEMU command-line builder, and running a boot with a deadline.
+//! - [`qmp`]: asking a running QEMU for an NMI (QMP), when a boot's deadline passes.
 //! - [`ktap`], [`banner`]: reading the console.
 //! - [`judge`]: pass/fail of one boot, as a pure function of its output.
 //! - [`backtrace`]: source lines for the addresses of the kernel's fatal reports (DWARF).
@@ -33,4 +34,5 @@ pub mod modules;
 #[allow(unsafe_code)]
 mod process;
 pub mod qemu;
+pub mod qmp;
 pub mod results;

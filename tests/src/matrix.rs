@@ -523,8 +523,10 @@ expect_output = ^selftests: \\d+ passed, [1-9]\\d* failed
     #[test]
     fn expected_failure_that_also_hung() {
         let row = &rows()[1];
-        let failures =
-            vec![Failure::TimedOut { after: Duration::from_secs(5) }, Failure::Fatal { line: "FATAL: panic".into() }];
+        let failures = vec![
+            Failure::TimedOut { after: Duration::from_secs(5), nmi: None, cpus_reported: 0 },
+            Failure::Fatal { line: "FATAL: panic".into() },
+        ];
         let error = row.assess(&output(PANIC_CONSOLE), &verdict(failures)).unwrap_err();
         assert!(error.starts_with("boot also failed with unexpected timeout: "), "{error}");
     }

@@ -1,5 +1,7 @@
 //! Building QEMU's command line (the only place that does) and running one boot: console
-//! captured and optionally streamed, a deadline after which QEMU's process group is killed.
+//! captured and optionally streamed, and a deadline: when it passes, the harness asks QEMU
+//! for an NMI through QMP (the kernel then reports every CPU's state), reads the console a
+//! few seconds more, and kills QEMU's process group.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -12,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::process;
+use crate::{process, qmp};
 
 /// QEMU binary used when `QEMU` is not set.
 pub const DEFAULT_QEMU: &str = "qemu-system-ppc64";
@@ -45,6 +47,14 @@ pub const POWERNV_MIN_MEMORY_MIB: u64 = 1024;
 /// also drops the BMC, and skiboot powers the machine off through one (IPMI): without
 /// these two devices, a simulated BMC on the LPC bus's IPMI BT interface, power-off hangs.
 const POWERNV_DEVICES: &[&str] = &["ipmi-bmc-sim,id=bmc0", "isa-ipmi-bt,bmc=bmc0,irq=10"];
+
+/// After the NMI at the deadline, how long the console is read for the kernel's report
+/// before QEMU is killed (the kernel powers off sooner, having reported: well under a
+/// second at 4 CPUs, a little more when a CPU does not answer and the others wait for it).
+pub const NMI_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the QMP exchange that asks for the NMI may take in all.
+const QMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the run loop looks at QEMU's exit status and the deadline while no output comes.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -398,6 +408,35 @@ fn is_fresh_log_path(path: &Path) -> bool {
         && path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(FRESH_LOG_PREFIX))
 }
 
+const QMP_DIR_PREFIX: &str = "ppc64-kernel-qmp-";
+const QMP_SOCKET_NAME: &str = "qmp.sock";
+/// A socket's path must fit in `sun_path` (108 bytes on Linux): a temporary directory
+/// longer than this leaves the socket in /tmp instead.
+const QMP_BASE_MAX: usize = 64;
+
+/// A fresh path for a boot's QMP socket, in a directory of its own that [`run`] creates
+/// (only the user may enter it) and removes.
+fn fresh_qmp_path() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = std::env::temp_dir();
+    let base = if temp.as_os_str().len() <= QMP_BASE_MAX { temp } else { PathBuf::from("/tmp") };
+    base.join(format!("{QMP_DIR_PREFIX}{}-{n}", std::process::id())).join(QMP_SOCKET_NAME)
+}
+
+/// The directory [`fresh_qmp_path`] made `socket`'s, if it is one.
+fn fresh_qmp_dir(socket: &Path) -> Option<&Path> {
+    let dir = socket.parent()?;
+    let fresh = socket.file_name()? == QMP_SOCKET_NAME
+        && dir.file_name().is_some_and(|name| name.to_string_lossy().starts_with(QMP_DIR_PREFIX));
+    fresh.then_some(dir)
+}
+
+/// `-qmp` as QEMU takes it; a comma in the path is doubled, as QEMU's option syntax wants.
+fn qmp_arg(socket: &Path) -> String {
+    format!("unix:{},server=on,wait=off", socket.to_string_lossy().replace(',', ",,"))
+}
+
 /// The machine QEMU was given, which the banner must describe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Machine {
@@ -443,6 +482,12 @@ pub struct BootConfig {
     /// Where QEMU writes its guest-error log (`-d guest_errors,unimp -D`); every boot has
     /// one, emptied before QEMU starts and read into [`BootOutput::qemu_log`].
     pub qemu_log: PathBuf,
+    /// Where QEMU listens for QMP (`-qmp unix:PATH,server=on,wait=off`), which the harness
+    /// uses once: for the NMI at the deadline. Fresh for each config, in a directory of its
+    /// own that [`run`] creates before QEMU starts and removes after.
+    pub qmp_socket: PathBuf,
+    /// How long the console is read after that NMI before QEMU is killed.
+    pub nmi_grace: Duration,
 }
 
 impl BootConfig {
@@ -463,6 +508,8 @@ impl BootConfig {
             gdb: false,
             process_group: ProcessGroup::Own,
             qemu_log: fresh_log_path(),
+            qmp_socket: fresh_qmp_path(),
+            nmi_grace: NMI_GRACE,
         }
     }
 
@@ -536,7 +583,8 @@ impl BootConfig {
 
     /// QEMU's arguments. The console (spapr-vty on pseries, the LPC UART on powernv) goes to
     /// stdout with no monitor multiplexed onto it; stdin is /dev/null (see [`run`]), so QEMU
-    /// never touches a terminal. Only [`BootConfig::check`]ed configurations make sense.
+    /// never touches a terminal; the only way in is QMP, on a socket of the harness's. Only
+    /// [`BootConfig::check`]ed configurations make sense.
     pub fn args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |arg: &str| args.push(arg.into());
@@ -570,6 +618,8 @@ impl BootConfig {
         push("stdio");
         push("-monitor");
         push("none");
+        push("-qmp");
+        push(&qmp_arg(&self.qmp_socket));
         push("-no-reboot");
         push("-d");
         push(GUEST_LOG_ITEMS);
@@ -623,12 +673,29 @@ pub struct BootOutput {
     pub qemu_log: String,
     /// Both streams interleaved in arrival order: what a human wants to read on failure.
     pub transcript: String,
-    /// QEMU's exit code; `None` if a signal ended it.
+    /// QEMU's exit code; `None` if a signal ended it, or the deadline passed.
     pub exit_code: Option<i32>,
-    /// The deadline passed and the harness killed QEMU.
+    /// The deadline passed (the harness then asked for an NMI: see `nmi`).
     pub timed_out: bool,
+    /// What came of the NMI at the deadline; `None` if the deadline did not pass.
+    pub nmi: Option<Nmi>,
     /// From spawn to exit.
     pub elapsed: Duration,
+}
+
+/// What the harness did when a boot's deadline passed: asked QEMU for an NMI through QMP,
+/// so that the kernel reports every CPU, and read the console a while longer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nmi {
+    /// From spawn to the deadline.
+    pub at: Duration,
+    /// `Ok` when QEMU took `inject-nmi`; otherwise why not (QEMU was then killed at once).
+    pub sent: Result<(), String>,
+    /// From the request to QEMU's end.
+    pub waited: Duration,
+    /// QEMU exited by itself in that time (the kernel powers off after its report) rather
+    /// than being killed.
+    pub qemu_exited: bool,
 }
 
 enum Event {
@@ -636,9 +703,12 @@ enum Event {
     Closed,
 }
 
-/// Boots `config` and returns its output once QEMU has exited (or been killed at the
-/// deadline). `observer` sees every chunk of output as it arrives, for live streaming.
-/// Errors are the harness's own (QEMU cannot be started), not the boot's.
+/// Boots `config` and returns its output once QEMU has exited, or been killed after the
+/// deadline: there the harness first asks QEMU for an NMI over QMP and reads the console
+/// for up to `nmi_grace` more (or until QEMU exits), so that the kernel's report of every
+/// CPU is in the output; if QMP fails, QEMU is killed at once. `observer` sees every chunk
+/// of output as it arrives, for live streaming. Errors are the harness's own (QEMU cannot
+/// be started), not the boot's.
 pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::Result<BootOutput> {
     // A log left by an earlier boot must not be judged as this one's; QEMU appends to it.
     match std::fs::remove_file(&config.qemu_log) {
@@ -653,6 +723,34 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
     if let Some(parent) = config.qemu_log.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    prepare_qmp_socket(&config.qmp_socket)?;
+    let result = run_qemu(config, observer);
+    let _ = std::fs::remove_file(&config.qmp_socket);
+    if let Some(dir) = fresh_qmp_dir(&config.qmp_socket) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+/// Makes room for QEMU's QMP socket: a socket left at the path by an earlier boot goes,
+/// then its directory is made (owner only, so no other user can reach this QEMU).
+fn prepare_qmp_socket(socket: &Path) -> io::Result<()> {
+    let cannot = |error: io::Error| {
+        io::Error::new(error.kind(), format!("cannot prepare the QMP socket {}: {error}", socket.display()))
+    };
+    match std::fs::remove_file(socket) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(cannot(error)),
+        _ => {}
+    }
+    if let Some(dir) = socket.parent().filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(cannot)?;
+    }
+    Ok(())
+}
+
+/// [`run`] once the files QEMU writes have their places.
+fn run_qemu(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::Result<BootOutput> {
     let mut command = Command::new(&config.qemu);
     command.args(config.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if config.process_group == ProcessGroup::Own {
@@ -678,17 +776,35 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
     let mut timed_out = false;
     let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut stragglers_killed = false;
+    // The NMI at the deadline: when it was asked for, what came of it, and until when the
+    // console is read for the kernel's report.
+    let mut nmi: Option<(Instant, Nmi)> = None;
+    let mut grace_end: Option<Instant> = None;
 
     // Until QEMU has exited and its output is drained (or abandoned, see DRAIN_GRACE).
     loop {
         let now = Instant::now();
         if exited.is_none() {
             if let Some(status) = qemu.child.try_wait()? {
+                if let Some((_, nmi)) = nmi.as_mut() {
+                    nmi.qemu_exited = true;
+                }
                 exited = Some((status, now));
-            } else if deadline.is_some_and(|deadline| now >= deadline) {
+            } else if grace_end.is_some_and(|end| now >= end) {
                 qemu.kill();
-                timed_out = true;
                 exited = Some((qemu.child.wait()?, now));
+            } else if !timed_out && deadline.is_some_and(|deadline| now >= deadline) {
+                timed_out = true;
+                let sent = qmp::inject_nmi(&config.qmp_socket, QMP_TIMEOUT);
+                let asked = Instant::now();
+                if sent.is_ok() {
+                    grace_end = Some(asked + config.nmi_grace);
+                } else {
+                    qemu.kill();
+                    exited = Some((qemu.child.wait()?, asked));
+                }
+                let at = now - started;
+                nmi = Some((asked, Nmi { at, sent, waited: Duration::ZERO, qemu_exited: false }));
             }
         }
         if let Some((_, exit_time)) = exited {
@@ -725,8 +841,9 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
         }
     }
 
-    let (status, _) = exited.expect("the loop ends only after QEMU has exited");
+    let (status, exit_time) = exited.expect("the loop ends only after QEMU has exited");
     qemu.reaped = true;
+    let nmi = nmi.map(|(asked, nmi)| Nmi { waited: exit_time.saturating_duration_since(asked), ..nmi });
     let elapsed = started.elapsed();
     // Both streams are closed, so nothing QEMU started can still be writing; make sure
     // nothing of it is left running all the same.
@@ -756,6 +873,7 @@ pub fn run(config: &BootConfig, observer: &mut dyn FnMut(Stream, &[u8])) -> io::
         transcript: String::from_utf8_lossy(&transcript).into_owned(),
         exit_code: if timed_out { None } else { status.code() },
         timed_out,
+        nmi,
         elapsed,
     })
 }
@@ -835,6 +953,7 @@ mod tests {
     fn config() -> BootConfig {
         let mut config = BootConfig::new("qemu-system-ppc64", "build/kernel.elf");
         config.qemu_log = "build/q.log".into();
+        config.qmp_socket = "build/qmp.sock".into();
         config
     }
 
@@ -867,6 +986,8 @@ mod tests {
                 "stdio",
                 "-monitor",
                 "none",
+                "-qmp",
+                "unix:build/qmp.sock,server=on,wait=off",
                 "-no-reboot",
                 "-d",
                 "guest_errors,unimp",
@@ -910,6 +1031,8 @@ mod tests {
                 "stdio",
                 "-monitor",
                 "none",
+                "-qmp",
+                "unix:build/qmp.sock,server=on,wait=off",
                 "-no-reboot",
                 "-d",
                 "guest_errors,unimp",
@@ -1088,6 +1211,24 @@ mod tests {
         let args = args(&a);
         let at = args.iter().position(|arg| arg == "-D").expect("-D");
         assert_eq!(Path::new(&args[at + 1]), a.qemu_log);
+    }
+
+    #[test]
+    fn every_boot_gets_its_own_qmp_socket() {
+        let (a, b) = (BootConfig::new("q", "k"), BootConfig::new("q", "k"));
+        assert_ne!(a.qmp_socket, b.qmp_socket);
+        assert_ne!(a.qmp_socket.parent(), b.qmp_socket.parent(), "a directory per boot");
+        assert!(fresh_qmp_dir(&a.qmp_socket).is_some());
+        assert!(a.qmp_socket.as_os_str().len() < 108, "{}", a.qmp_socket.display());
+        let args = args(&a);
+        let at = args.iter().position(|arg| arg == "-qmp").expect("-qmp");
+        assert_eq!(args[at + 1], format!("unix:{},server=on,wait=off", a.qmp_socket.display()));
+        assert_eq!(args[at - 2..at], ["-monitor", "none"]);
+        // Only a directory the harness made is removed after the boot.
+        assert_eq!(fresh_qmp_dir(Path::new("build/qmp.sock")), None);
+        assert_eq!(fresh_qmp_dir(Path::new("/tmp/ppc64-kernel-qmp-1-2/other")), None);
+        // QEMU's option syntax: a comma in a value is written twice.
+        assert_eq!(qmp_arg(Path::new("/tmp/a,b/qmp.sock")), "unix:/tmp/a,,b/qmp.sock,server=on,wait=off");
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! The harness's process handling and judging, end to end, against fake QEMUs: shell
 //! scripts given to the runner exactly as `QEMU` would be, printing canned consoles,
-//! hanging, leaving children behind or failing like QEMU does.
+//! hanging, leaving children behind or failing like QEMU does. A shell script cannot listen
+//! on a socket, so where a fake hangs until the harness's NMI, a QMP server in the test
+//! ([`FakeQmp`]) stands in for QEMU's and tells the script through a file.
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use harness::judge::AllowedBy;
@@ -122,8 +127,41 @@ fatal() {
     power_off
 }
 echo "[info] cpu: PVR $pvr, PIR 0, timebase 512000000 Hz, MSR 0x8000000000001033"
+# After the harness's NMI (the test's QMP server leaves $dir/nmi): every CPU's report, in
+# order, as the kernel prints it, then the failing summary and power-off.
+nmi_report() {
+    msr="SF|ME|IR|DR|LE"; srr1=8000000000001031; reason=""
+    if [ "$firmware" = skiboot ]; then
+        msr="SF|HV|ME|IR|DR|LE"; srr1=9000000000081031; reason=", sent over SCOM (SRR1[42:45]=0b0010)"
+    fi
+    cpu=0
+    while [ "$cpu" -lt "$smp" ]; do
+        where="ppc64_kernel::secondary::idle+0x7c"
+        [ "$cpu" = 0 ] && where="ppc64_kernel::inject::hang_with_interrupts_off+0x18"
+        printf '\nNMI: CPU %s (PIR %s) at 0xc000000000426738 <%s>\n' "$cpu" "$((cpu * 4))" "$where"
+        echo "  system reset: not recoverable (SRR1[RI]=0), interrupts were off$reason; not resumed: the boot is over"
+        echo "  SRR0: c000000000426738  SRR1: $srr1  MSR-at-fault: $msr"
+        echo "  DAR:  0000000000000000  DSISR: 00000000"
+        echo "  LR:   c000000000467578  CTR: 0000000000000000  CR: 22000a42  XER: 0000000020040000"
+        for row in 0 4 8 12 16 20 24 28; do
+            printf '  r%-2s 0000000000000000 r%-2s 0000000000000000 r%-2s 0000000000000000 r%-2s 0000000000000000\n' \
+                "$row" "$((row + 1))" "$((row + 2))" "$((row + 3))"
+        done
+        echo "  LR <boot_cpu_entry+0x3798>"
+        echo "Call trace:"
+        echo " [0] 0xc000000000426738 <$where>"
+        echo " [1] 0xc000000000467478 <boot_cpu_entry+0x3698>"
+        cpu=$((cpu + 1))
+    done
+    echo "NMI: $smp of $smp online CPUs reported"
+    echo "selftests: 1 passed, 1 failed, 0 skipped"
+    power_off
+}
 case "$append" in
-    *inject=hang*) exec sleep 1000 ;;
+    *inject=hang*) echo "# inject=hang: failing on purpose"
+                   while [ ! -e "$dir/nmi" ]; do sleep 0.02; done
+                   rm -f "$dir/nmi"
+                   nmi_report ;;
     *inject=yield_irqs_off*) fatal "panic at arch/ppc64/src/inject.rs:79:5: sched: yield_now called with interrupts off (inside a sched-RCU read-side section) from arch/ppc64/src/inject.rs:79:5" ;;
     *inject=panic*) fatal "panic at kernel/src/inject.rs:10:5: injected panic" ;;
     *inject=program*) fatal "exception 0x700 (program) at 0x0000000000401234 <ppc64_kernel::inject::raise_program_check+0x8>" \
@@ -266,6 +304,71 @@ impl Drop for FakeQemu {
     }
 }
 
+/// A QMP server standing in for QEMU's at a boot's socket: it answers the handshake and
+/// `inject-nmi` as QEMU 10.0.2 does, and on `inject-nmi` creates `flag`, which a fake's hang
+/// loop waits for. [`FakeQmp::commands`] gives back what the harness sent.
+struct FakeQmp {
+    server: thread::JoinHandle<Vec<String>>,
+}
+
+impl FakeQmp {
+    /// Listens at `socket` once the harness has made its directory (it does so before it
+    /// starts QEMU), answering `inject-nmi` with `nmi_answer`; gives up after ten seconds.
+    fn serve(socket: &Path, flag: &Path, nmi_answer: &'static str) -> FakeQmp {
+        let (socket, flag) = (socket.to_path_buf(), flag.to_path_buf());
+        let server = thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let dir = socket.parent().expect("socket in a directory");
+            while !dir.exists() {
+                if Instant::now() >= deadline {
+                    return Vec::new();
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            let listener = UnixListener::bind(&socket).expect("bind the QMP socket");
+            listener.set_nonblocking(true).expect("non-blocking listener");
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                    Err(_) => return Vec::new(),
+                }
+            };
+            stream.set_nonblocking(false).expect("blocking stream");
+            let mut writer = stream.try_clone().expect("clone the stream");
+            let greeting = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, \
+                            \"package\": \"fake\"}, \"capabilities\": [\"oob\"]}}\r\n";
+            writer.write_all(greeting.as_bytes()).expect("greet");
+            let mut commands = Vec::new();
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let request: serde_json::Value = serde_json::from_str(&line).expect("QMP request is JSON");
+                let command = request["execute"].as_str().unwrap_or("?").to_string();
+                let answer = match command.as_str() {
+                    "inject-nmi" => {
+                        fs::write(&flag, "").expect("leave the NMI flag");
+                        nmi_answer
+                    }
+                    _ => "{\"return\": {}}\r\n",
+                };
+                commands.push(command);
+                if writer.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+            commands
+        });
+        FakeQmp { server }
+    }
+
+    /// The commands the harness sent, once it has closed the connection.
+    fn commands(self) -> Vec<String> {
+        self.server.join().expect("the fake QMP server did not panic")
+    }
+}
+
+const NMI_TAKEN: &str = "{\"return\": {}}\r\n";
+
 fn boot(config: &BootConfig) -> (BootOutput, Verdict) {
     let output = qemu::run(config, &mut |_, _| {}).expect("fake QEMU starts");
     let verdict = judge::judge(&output, config.machine());
@@ -338,6 +441,77 @@ fn hang_is_killed_at_the_deadline_with_its_process_group() {
     assert_eq!(verdict.failures[0].kind(), "timeout");
     assert!(output.console.contains("KTAP version 1"), "output before the hang is kept");
     assert!(process_is_dead(fake.recorded_pid("sleeper")), "the fake's child survived");
+    // Nothing listens on the QMP socket: no NMI, and QEMU is killed at once, as it says.
+    let nmi = output.nmi.as_ref().expect("the deadline passed");
+    assert!(nmi.sent.as_ref().is_err_and(|why| why.starts_with("cannot connect to the QMP socket")), "{nmi:?}");
+    assert!(!nmi.qemu_exited && nmi.waited < Duration::from_millis(500), "{nmi:?}");
+    assert!(
+        verdict.failures[0].to_string().contains("; no NMI (cannot connect to the QMP socket "),
+        "{}",
+        verdict.reason()
+    );
+    assert!(!config.qmp_socket.parent().unwrap().exists(), "the socket's directory was left behind");
+}
+
+/// At the deadline the harness asks for an NMI and reads the console until QEMU exits:
+/// what the kernel prints then is in the console, and the boot is still a timeout.
+#[test]
+fn hang_gets_an_nmi_and_its_report_is_kept() {
+    let fake = FakeQemu::new(CONTRACT_KERNEL);
+    let mut config = fake.config();
+    config.append = "inject=hang".into();
+    config.timeout = Some(Duration::from_millis(500));
+    let qmp = FakeQmp::serve(&config.qmp_socket, &fake.dir.join("nmi"), NMI_TAKEN);
+    let (output, verdict) = boot(&config);
+    assert_eq!(qmp.commands(), ["qmp_capabilities", "inject-nmi"]);
+    assert!(output.timed_out);
+    let nmi = output.nmi.clone().expect("the deadline passed");
+    assert_eq!(nmi.sent, Ok(()));
+    assert!(nmi.qemu_exited, "the fake powers off after its report: {nmi:?}");
+    assert!(nmi.at >= Duration::from_millis(500) && nmi.at < Duration::from_secs(2), "{nmi:?}");
+    assert!(output
+        .console
+        .contains("\nNMI: CPU 1 (PIR 4) at 0xc000000000426738 <ppc64_kernel::secondary::idle+0x7c>\n"));
+    assert!(output.console.contains("NMI: 2 of 2 online CPUs reported\n"));
+    assert_eq!(verdict.failures[0].kind(), "timeout");
+    let reason = verdict.failures[0].to_string();
+    assert!(reason.starts_with("timed out after 0.5 s; NMI sent through QMP: 2 CPUs reported"), "{reason}");
+    assert!(reason.contains(", QEMU exited "), "{reason}");
+    assert!(!config.qmp_socket.parent().unwrap().exists(), "the socket's directory was left behind");
+}
+
+/// A QEMU that takes the NMI but never ends is killed when the grace period runs out.
+#[test]
+fn nmi_grace_is_bounded() {
+    let fake = FakeQemu::new("echo 'KTAP version 1'\nexec sleep 1000\n");
+    let mut config = fake.config();
+    config.timeout = Some(Duration::from_millis(300));
+    config.nmi_grace = Duration::from_millis(700);
+    let qmp = FakeQmp::serve(&config.qmp_socket, &fake.dir.join("nmi"), NMI_TAKEN);
+    let started = Instant::now();
+    let (output, verdict) = boot(&config);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(qmp.commands(), ["qmp_capabilities", "inject-nmi"]);
+    let nmi = output.nmi.expect("the deadline passed");
+    assert!(!nmi.qemu_exited && nmi.waited >= Duration::from_millis(700), "{nmi:?}");
+    assert!(verdict.failures[0].to_string().contains("0 CPUs reported (`NMI: CPU` blocks), QEMU killed 0.7 s later"));
+}
+
+/// A QEMU that refuses the NMI: the judge says why, and QEMU is killed at once.
+#[test]
+fn a_refused_nmi_is_reported() {
+    const REFUSED: &str = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no NMI here\"}}\r\n";
+    let fake = FakeQemu::new("exec sleep 1000\n");
+    let mut config = fake.config();
+    config.timeout = Some(Duration::from_millis(300));
+    let qmp = FakeQmp::serve(&config.qmp_socket, &fake.dir.join("nmi"), REFUSED);
+    let (output, verdict) = boot(&config);
+    assert_eq!(qmp.commands(), ["qmp_capabilities", "inject-nmi"]);
+    assert!(output.elapsed < Duration::from_secs(2), "{:?}", output.elapsed);
+    assert_eq!(
+        verdict.failures[0].to_string(),
+        "timed out after 0.3 s; no NMI (QMP `inject-nmi` failed: no NMI here (GenericError)); QEMU killed"
+    );
 }
 
 #[test]
@@ -448,7 +622,16 @@ fn shipped_matrix_against_a_contract_kernel() {
         let mut config = row.boot_config(&fake.script, &fake.kernel(), None);
         // Not the real matrix's log under build/.
         config.qemu_log = fake.dir.join(format!("{}.log", row.name));
+        // A fake hang is over at the NMI, and reports at once.
+        let qmp = row.append.contains("inject=hang").then(|| {
+            config.nmi_grace = Duration::from_secs(2);
+            FakeQmp::serve(&config.qmp_socket, &fake.dir.join("nmi"), NMI_TAKEN)
+        });
         let output = qemu::run(&config, &mut |_, _| {}).expect("fake QEMU starts");
+        if let Some(qmp) = qmp {
+            assert_eq!(qmp.commands(), ["qmp_capabilities", "inject-nmi"], "{}", row.name);
+            assert!(output.nmi.as_ref().is_some_and(|nmi| nmi.qemu_exited), "{}: {:?}", row.name, output.nmi);
+        }
         let verdict = row.judge(&output);
         if let Err(error) = row.assess(&output, &verdict) {
             failures.push(format!("{}: {error}\n{}", row.name, output.transcript));
@@ -571,7 +754,8 @@ fn kboot_timeout() {
     let started = Instant::now();
     let output = fake.kboot(&["--timeout", "0.5"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("timed out after"), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("timed out after 0.5 s; no NMI (cannot connect to the QMP socket "), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 

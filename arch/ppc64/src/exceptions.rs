@@ -9,6 +9,8 @@
 //! the `probe_*` helpers) resumes at its fix-up; anything else is unexpected
 //! and fatal: the report shows the vector, SRR0/SRR1, DAR/DSISR, all GPRs and a
 //! symbolised backtrace, then the run fails and the machine powers off.
+//! The system reset (0x100) is the one other exception: nmi.rs makes it a
+//! report of every CPU.
 
 use core::arch::global_asm;
 use core::sync::atomic::Ordering;
@@ -16,7 +18,7 @@ use core::sync::atomic::Ordering;
 use crate::mmu;
 use crate::platform::machine;
 use crate::trap::{self, vector, CaughtFault, FaultAction, TrapFrame, RELOCATED_VECTOR_OFFSET, VECTORS};
-use crate::{cpu, fatal, percpu, sched, smp, timer};
+use crate::{cpu, fatal, nmi, percpu, sched, smp, timer};
 
 global_asm!(include_str!("asm/exceptions.s"));
 
@@ -138,6 +140,9 @@ extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
             return smp::external_interrupt()
         }
         vector::DECREMENTER => return decrementer_interrupt(),
+        // Sent from outside (the harness's NMI): every CPU reports, then
+        // the machine powers off.
+        vector::SYSTEM_RESET => return nmi::system_reset(frame),
         _ => {}
     }
     // A fault the active address space can resolve is retried, as Linux's

@@ -111,10 +111,17 @@ pub fn walk_stack(sp: u64, mut visit: impl FnMut(u64)) {
 }
 
 fn backtrace(sp: u64, faulting_pc: Option<u64>) {
-    report!("Call trace:\n");
+    write_backtrace(&mut Unlocked, sp, faulting_pc);
+}
+
+/// Writes `Call trace:` and one symbolised line per frame to `out`: the
+/// interrupted instruction first, if there is one, then the return
+/// addresses of the back chain from `sp`.
+pub fn write_backtrace(out: &mut dyn Write, sp: u64, faulting_pc: Option<u64>) {
+    let _ = writeln!(out, "Call trace:");
     let mut depth = 0;
     let mut line = |address: u64| {
-        report!(" [{depth}] {address:#018x} {}\n", Sym(address));
+        let _ = writeln!(out, " [{depth}] {address:#018x} {}", Sym(address));
         depth += 1;
     };
     if let Some(pc) = faulting_pc {

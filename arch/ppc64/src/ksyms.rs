@@ -6,6 +6,8 @@ use core::fmt;
 use kernel::mm::LINEAR_MAP_BASE;
 use kernel::symbols::{Symbol, SymbolTable};
 
+use crate::trap;
+
 /// Room for the table: tools/ksyms fails the build if it does not fit.
 const KSYMS_SPACE: usize = 1 << 20;
 
@@ -59,13 +61,17 @@ pub fn lookup(address: u64) -> Option<Symbol<'static>> {
     table()?.lookup(link)
 }
 
-/// Shows `<symbol+0xoffset>` for a run-time address, or `<?>`.
+/// Shows `<symbol+0xoffset>` for a run-time address, `<name vector
+/// 0xNNN+0xoffset>` for an interrupt vector's stub, or `<?>`.
 pub struct Sym(pub u64);
 
 impl fmt::Display for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match lookup(self.0) {
-            Some(symbol) => write!(f, "<{symbol}>"),
+        if let Some(symbol) = lookup(self.0) {
+            return write!(f, "<{symbol}>");
+        }
+        match trap::stub_at(self.0 & !LINEAR_MAP_BASE) {
+            Some((vector, offset)) => write!(f, "<{} vector {vector:#x}+{offset:#x}>", trap::vector_name(vector)),
             None => write!(f, "<?>"),
         }
     }

@@ -20,6 +20,7 @@ mod khugepaged;
 mod ksyms;
 mod memory;
 mod mmu;
+mod nmi;
 mod percpu;
 mod platform;
 mod sched;

@@ -93,6 +93,20 @@ pub const VECTOR_AREA_END: u64 = 0x10000;
 /// Where interrupts land with relocation on (AIL 3): 0xc000000000004000 + vector.
 pub const RELOCATED_VECTOR_OFFSET: u64 = 0x4000;
 
+/// Bytes of each vector's stub (exceptions.rs writes four instructions).
+pub const STUB_BYTES: u64 = 16;
+
+/// The vector whose stub, at its real or its relocated (AIL 3) place,
+/// holds physical address `physical`, and the offset into the stub: where
+/// an interrupt that came on top of another one finds the first.
+pub fn stub_at(physical: u64) -> Option<(u64, u64)> {
+    let place = if physical >= RELOCATED_VECTOR_OFFSET { physical - RELOCATED_VECTOR_OFFSET } else { physical };
+    VECTORS
+        .iter()
+        .find(|&&(vector, _)| (vector..vector + STUB_BYTES).contains(&place))
+        .map(|&(vector, _)| (vector, place - vector))
+}
+
 pub fn vector_name(vector: u64) -> &'static str {
     VECTORS.iter().find(|(v, _)| *v == vector).map_or("unknown", |(_, name)| name)
 }
