@@ -67,7 +67,7 @@ const CONFIGS: [Config; 5] = [
 const DEFAULT_ROUNDS: u64 = 24;
 const ROUND_GUARD_US: u64 = 2_000_000;
 /// The longest delay at a race point unless `race_jitter=` says (us).
-const DEFAULT_JITTER_US: u32 = 200;
+const DEFAULT_JITTER_US: u32 = 1000;
 /// khugepaged's scan interval during the stress.
 const KHUGEPAGED_SLEEP_US: u64 = 1000;
 const BASE: u64 = 0x4000_0000;
