@@ -12,6 +12,8 @@
 #                never boots QEMU), the QEMU boot matrix (tests/matrix.cfg; results in
 #                build/results/), the loom models (make loom), quick bench boots
 #   make loom    model-check GUP-fast/hash fault/RCU vs collapse (kernel/tests/loom_*.rs)
+#   make race    the race lab: both MMUs, pseries and powernv, every knob combination,
+#                loom; one verdict table (build/race/verdicts.md)
 #   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's, and powernv beside
 #                pseries (bench/results.md); QUICK=1: two short boots (pseries,
 #                powernv), checked, output in build/bench-quick/
@@ -56,7 +58,7 @@ IMAGE       := build/kernel.elf
 HOST_CARGO  ?= $(shell command -v cargo || echo /usr/bin/cargo)
 export QEMU
 
-.PHONY: all kernel run test lint loom bench gdb deps clean
+.PHONY: all kernel run test lint loom bench race gdb deps clean
 all: kernel
 
 deps:
@@ -115,6 +117,13 @@ loom:
 .PHONY: litmus
 litmus:
 	@scripts/litmus.sh
+
+# The race lab: both MMUs at 4 CPUs on pseries and powernv, every knob
+# combination, the loom models, one verdict table (build/race/verdicts.md).
+# RACE_ARGS= passes kernel options, e.g. RACE_ARGS="race_seed=0x2a".
+race: kernel
+	@scripts/deps.sh qemu
+	@$(HOST_CARGO) run --quiet -p harness --bin race -- $(RACE_ARGS)
 
 # Timings never decide a test: `make bench` writes them down (README, "Benchmarks").
 bench: kernel

@@ -11,6 +11,7 @@
 //! - [`matrix`]: the boots of `tests/matrix.cfg` (`HARNESS_MATRIX=1 cargo test -p harness --test
 //!   matrix`; plain `cargo test` lists them as ignored).
 //! - [`image`]: the kernel image (`KERNEL_IMAGE`, or `make kernel` once per process).
+//! - [`race`]: the race lab's verdicts, read from boots and loom (`make race`).
 //! - [`bench`]: benchmark results: parsing, the Markdown table, the plots (`make bench`).
 //! - [`disasm`]: the built kernel's barriers, checked in its disassembly.
 //! - [`modules`]: import cycles among a crate's modules.
@@ -35,4 +36,5 @@ pub mod modules;
 mod process;
 pub mod qemu;
 pub mod qmp;
+pub mod race;
 pub mod results;

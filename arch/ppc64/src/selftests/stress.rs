@@ -193,7 +193,7 @@ fn worker(cpu: u64) -> u64 {
         // The page just pinned, then (under hash, whose fault path races
         // collapse too) a few more: most turns are spent in the delays, and
         // each fault-path run is a chance at its window.
-        let checks = if hash { 4 } else { 1 };
+        let checks = if hash { 8 } else { 1 };
         for check in 0..checks {
             let (address, written) = if check == 0 {
                 (address, written)
