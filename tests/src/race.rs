@@ -120,7 +120,7 @@ pub fn parse_loom(output: &str) -> Vec<Loom> {
     let verdict = Regex::new(r"^(ok|FAILED)\s*$").unwrap();
     let mut models: Vec<Loom> = Vec::new();
     let mut open: Option<Loom> = None;
-    let mut close = |open: &mut Option<Loom>, passed: bool, models: &mut Vec<Loom>| {
+    let close = |open: &mut Option<Loom>, passed: bool, models: &mut Vec<Loom>| {
         if let Some(mut model) = open.take() {
             model.passed = passed;
             models.push(model);
