@@ -162,10 +162,12 @@ pub fn markdown(boots: &[(String, BootVerdicts)], loom: &[Loom]) -> String {
                 .find(|d| d.recheck == recheck && d.ipi.eq_ignore_ascii_case(ipi))
                 .map_or("-".to_string(), |d| format!("{}; {}", d.gup, d.collapse));
             let raced = stress.stale_pins + stress.lost_writes > 0;
-            let verdict = match (stress.passed, raced) {
-                (Some(false), _) => "FAIL",
-                (_, true) => "race shown",
-                (_, false) => "protected",
+            let verdict = match (stress.passed, raced, protects(&stress.mmu, recheck, ipi)) {
+                (Some(false), _, _) => "FAIL",
+                (_, true, false) => "race shown",
+                (_, false, true) => "protected",
+                (_, true, true) => "FAIL: race in a protected configuration",
+                (_, false, false) => "missed: unprotected, no race this run",
             };
             out.push_str(&format!(
                 "| {name} | {} | {det} | {} / {} / {} / {} ({}) | {verdict} |\n",
@@ -194,6 +196,14 @@ pub fn markdown(boots: &[(String, BootVerdicts)], loom: &[Loom]) -> String {
         }
     }
     out
+}
+
+/// Whether the fixes protect `mmu`: radix by either, hash only by the IPI
+/// (its fault path walks locklessly too). `auto` means the IPI on hash only.
+fn protects(mmu: &str, recheck: bool, ipi: &str) -> bool {
+    let hash = mmu == "hash";
+    let ipi = ipi == "on" || (ipi == "auto" && hash);
+    ipi || (!hash && recheck)
 }
 
 /// The knobs a stress configuration's name states.
