@@ -74,6 +74,14 @@ pub enum MmuMode {
 }
 
 impl MmuMode {
+    const ALL: [MmuMode; 3] = [MmuMode::Radix, MmuMode::Hash, MmuMode::Off];
+
+    /// The mode stored as `mode as u8` (in an atomic, by a platform's
+    /// firmware phase); anything else reads as `Off`.
+    pub fn from_u8(value: u8) -> MmuMode {
+        MmuMode::ALL.into_iter().find(|&mode| mode as u8 == value).unwrap_or(MmuMode::Off)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             MmuMode::Radix => "radix",
@@ -368,6 +376,10 @@ mod tests {
         assert_eq!(o.expect_mem, Some(2 << 30));
         assert_eq!((o.bench, o.bench_reps), ("none", DEFAULT_BENCH_REPS));
         assert_eq!(parse_all("inject=illegal").0.inject, Some(Inject::Illegal));
+        for mode in [MmuMode::Radix, MmuMode::Hash, MmuMode::Off] {
+            assert_eq!(MmuMode::from_u8(mode as u8), mode);
+        }
+        assert_eq!(MmuMode::from_u8(200), MmuMode::Off);
         let (o, p) = parse_all("race_jitter=40 race_seed=0x2a stress_rounds=10000");
         assert!(p.is_empty());
         assert_eq!((o.race_jitter_us, o.race_seed, o.stress_rounds), (Some(40), Some(42), Some(10_000)));

@@ -41,11 +41,9 @@ impl Jitter {
             return 0;
         }
         let mut x = self.state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let next = xorshift(&mut x);
         self.state.set(x);
-        x % (self.max_ticks + 1)
+        next % (self.max_ticks + 1)
     }
 
     /// Spins for the next delay.
@@ -81,6 +79,15 @@ impl RaceHooks for Jitter {
             Point::GupRead | Point::HashWalked | Point::CollapseIsolated => self.pause(),
         }
     }
+}
+
+/// One step of the xorshift64 generator (13, 7, 17) on `state` (never 0):
+/// the next pseudo-random value, cheap enough for a race point.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// splitmix64's finaliser: turns nearby seeds (CPU 0, 1, 2...) into

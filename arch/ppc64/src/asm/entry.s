@@ -58,6 +58,23 @@
     sldi    \rd, \rd, 60
 .endm
 
+# The way back from firmware (after FIXUP_ENDIAN, in real mode): rfid to the
+# label `3:` that follows, at its KERNEL_BASE address (r10 = KERNEL_BASE),
+# with the caller's MSR saved at `msr_slot`(r1). `clear` high bits of the PC
+# go first: 32 where the firmware ran in 32-bit mode, 4 (the real-mode
+# nibble) otherwise. Clobbers r11, r12, LR.
+.macro RFID_TO_3F_AT_KERNEL_BASE clear, msr_slot
+    bcl     20, 31, 2f
+2:  mflr    %r12
+    addi    %r12, %r12, (3f - 2b)
+    clrldi  %r12, %r12, \clear
+    or      %r12, %r12, %r10
+    ld      %r11, \msr_slot(%r1)
+    mtsrr0  %r12
+    mtsrr1  %r11
+    rfid
+.endm
+
 # Load the run-time address of `sym` into `rd`, PC-relative to label 0 whose
 # run-time address is in `rbase` (no absolute relocation: we run before relocating).
 .macro LOAD_PCREL rd, rbase, sym
@@ -362,15 +379,7 @@ firmware_call_be32:
     LOAD_KERNEL_BASE %r10
     clrldi  %r1, %r1, 32
     or      %r1, %r1, %r10
-    bcl     20, 31, 2f
-2:  mflr    %r12
-    addi    %r12, %r12, (3f - 2b)
-    clrldi  %r12, %r12, 32
-    or      %r12, %r12, %r10
-    ld      %r11, 200(%r1)
-    mtsrr0  %r12
-    mtsrr1  %r11
-    rfid
+    RFID_TO_3F_AT_KERNEL_BASE 32, 200
 3:  ld      %r2, 32(%r1)
     ld      %r13, 40(%r1)
     ld      %r14, 48(%r1)
@@ -462,15 +471,7 @@ opal_call_be:
     # Little-endian, real mode: back to the caller's MSR at the KERNEL_BASE
     # address of 3 (r1 was kept, at its KERNEL_BASE address).
     LOAD_KERNEL_BASE %r10
-    bcl     20, 31, 2f
-2:  mflr    %r12
-    addi    %r12, %r12, (3f - 2b)
-    clrldi  %r12, %r12, 4
-    or      %r12, %r12, %r10
-    ld      %r11, 48(%r1)
-    mtsrr0  %r12
-    mtsrr1  %r11
-    rfid
+    RFID_TO_3F_AT_KERNEL_BASE 4, 48
 3:  ld      %r2, 32(%r1)
     ld      %r12, 40(%r1)
     mtcr    %r12

@@ -33,7 +33,7 @@ use kernel::cmdline::CollapseIpi;
 use kernel::cpuset::CpuSet;
 use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::mm::collapse::Outcome;
-use kernel::mm::jitter::Jitter;
+use kernel::mm::jitter::{self, Jitter};
 use kernel::mm::pagetable::{Prot, ReadSide};
 use kernel::mm::vm::{MmArch, RaceSettings};
 use kernel::mm::{self, Frame, FRAME_SIZE};
@@ -154,10 +154,7 @@ fn worker(cpu: u64) -> u64 {
         if core::mem::take(&mut first) {
             STARTED.fetch_add(1, Ordering::AcqRel);
         }
-        pick ^= pick << 13;
-        pick ^= pick >> 7;
-        pick ^= pick << 17;
-        let address = BASE + (pick % PAGES) * FRAME_SIZE;
+        let address = BASE + (jitter::xorshift(&mut pick) % PAGES) * FRAME_SIZE;
         // The value this CPU last wrote through a pin, if this turn pinned.
         let written = match mm.pin_page_fast_with(address, true, RaceSettings::recheck(recheck), &jitter) {
             Ok(frame) => {
@@ -198,10 +195,7 @@ fn worker(cpu: u64) -> u64 {
             let (address, written) = if check == 0 {
                 (address, written)
             } else {
-                pick ^= pick << 13;
-                pick ^= pick >> 7;
-                pick ^= pick << 17;
-                (BASE + (pick % PAGES) * FRAME_SIZE, None)
+                (BASE + (jitter::xorshift(&mut pick) % PAGES) * FRAME_SIZE, None)
             };
             check_mapping(mm, &jitter, hash, address, slot, written);
         }

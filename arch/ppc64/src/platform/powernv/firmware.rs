@@ -80,9 +80,5 @@ fn choose_mmu(bootargs: &str) -> MmuMode {
 
 /// The MMU `take_over` chose.
 pub fn chosen_mmu() -> MmuMode {
-    match MMU.load(Ordering::Relaxed) {
-        x if x == MmuMode::Radix as u8 => MmuMode::Radix,
-        x if x == MmuMode::Hash as u8 => MmuMode::Hash,
-        _ => MmuMode::Off,
-    }
+    MmuMode::from_u8(MMU.load(Ordering::Relaxed))
 }

@@ -79,11 +79,7 @@ static NEGOTIATED_MMU: AtomicU8 = AtomicU8::new(MmuMode::Off as u8);
 
 /// The MMU to turn on, as negotiated with the platform in the firmware phase.
 pub fn negotiated_mmu() -> MmuMode {
-    match NEGOTIATED_MMU.load(Ordering::Relaxed) {
-        x if x == MmuMode::Radix as u8 => MmuMode::Radix,
-        x if x == MmuMode::Hash as u8 => MmuMode::Hash,
-        _ => MmuMode::Off,
-    }
+    MmuMode::from_u8(NEGOTIATED_MMU.load(Ordering::Relaxed))
 }
 
 /// Asks for radix with GTSE and XICS through `ibm,client-architecture-support`;
