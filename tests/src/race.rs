@@ -29,6 +29,8 @@ pub struct Stress {
     pub pins: u64,
     pub stale_pins: u64,
     pub lost_writes: u64,
+    /// Hash only: HPTEs found translating to a page the tree no longer maps.
+    pub stale_hptes: Option<u64>,
     pub passed: Option<bool>,
 }
 
@@ -52,7 +54,7 @@ pub fn parse_boot(console: &str) -> BootVerdicts {
     let deterministic = Regex::new(r"^# recheck=(true|false) ipi=(\w+): (GUP [^,]+), (collapse [^,]+),").unwrap();
     let hash = Regex::new(r"^# hash, collapse_ipi=(\w+): .*; the write (.+)$").unwrap();
     let stress = Regex::new(
-        r"^# (.+?) \((radix|hash), race_jitter=(\d+) race_seed=(0x[0-9a-f]+)\): (\d+) rounds, (\d+) collapsed, (\d+) aborted \(pinned\), (\d+) pins, \d+ not pinned, (\d+) stale pins, (\d+) lost writes$",
+        r"^# (.+?) \((radix|hash), race_jitter=(\d+) race_seed=(0x[0-9a-f]+)\): (\d+) rounds, (\d+) collapsed, (\d+) aborted \(pinned\), (\d+) pins, \d+ not pinned, (\d+) stale pins, (\d+) lost writes(?:, (\d+) stale HPTEs)?$",
     )
     .unwrap();
     let result = Regex::new(r"^(ok|not ok) \d+ stress\.(\w+)").unwrap();
@@ -80,6 +82,7 @@ pub fn parse_boot(console: &str) -> BootVerdicts {
                 pins: number(&c[8]),
                 stale_pins: number(&c[9]),
                 lost_writes: number(&c[10]),
+                stale_hptes: c.get(11).map(|m| number(m.as_str())),
                 passed: None,
             });
         } else if let Some(c) = result.captures(line) {
@@ -151,7 +154,7 @@ pub fn parse_loom(output: &str) -> Vec<Loom> {
 /// The table for the README and `build/race/verdicts.md`.
 pub fn markdown(boots: &[(String, BootVerdicts)], loom: &[Loom]) -> String {
     let mut out = String::new();
-    out.push_str("| machine, MMU | configuration | deterministic race | stress: rounds / pins / stale / lost (seed) | verdict |\n");
+    out.push_str("| machine, MMU | configuration | deterministic race | stress: rounds / pins / stale pins / lost writes / stale HPTEs (seed) | verdict |\n");
     out.push_str("|---|---|---|---|---|\n");
     for (name, boot) in boots {
         for stress in &boot.stress {
@@ -161,7 +164,7 @@ pub fn markdown(boots: &[(String, BootVerdicts)], loom: &[Loom]) -> String {
                 .iter()
                 .find(|d| d.recheck == recheck && d.ipi.eq_ignore_ascii_case(ipi))
                 .map_or("-".to_string(), |d| format!("{}; {}", d.gup, d.collapse));
-            let raced = stress.stale_pins + stress.lost_writes > 0;
+            let raced = stress.stale_pins + stress.lost_writes + stress.stale_hptes.unwrap_or(0) > 0;
             let verdict = match (stress.passed, raced, protects(&stress.mmu, recheck, ipi)) {
                 (Some(false), _, _) => "FAIL",
                 (_, true, false) => "race shown",
@@ -170,8 +173,14 @@ pub fn markdown(boots: &[(String, BootVerdicts)], loom: &[Loom]) -> String {
                 (_, false, false) => "missed: unprotected, no race this run",
             };
             out.push_str(&format!(
-                "| {name} | {} | {det} | {} / {} / {} / {} ({}) | {verdict} |\n",
-                stress.config, stress.rounds, stress.pins, stress.stale_pins, stress.lost_writes, stress.seed
+                "| {name} | {} | {det} | {} / {} / {} / {} / {} ({}) | {verdict} |\n",
+                stress.config,
+                stress.rounds,
+                stress.pins,
+                stress.stale_pins,
+                stress.lost_writes,
+                stress.stale_hptes.map_or("-".to_string(), |n| n.to_string()),
+                stress.seed
             ));
         }
         for (ipi, went) in &boot.hash_fault {
@@ -227,7 +236,7 @@ pub fn to_json(boots: &[(String, BootVerdicts)], loom: &[Loom]) -> Value {
             "hash_fault": b.hash_fault.iter().map(|(ipi, went)| json!({"collapse_ipi": ipi, "write": went})).collect::<Vec<_>>(),
             "stress": b.stress.iter().map(|s| json!({"config": s.config, "mmu": s.mmu, "race_jitter_us": s.jitter_us, "race_seed": s.seed,
                 "rounds": s.rounds, "collapsed": s.collapsed, "aborted_pinned": s.aborted_pinned, "pins": s.pins,
-                "stale_pins": s.stale_pins, "lost_writes": s.lost_writes, "passed": s.passed})).collect::<Vec<_>>(),
+                "stale_pins": s.stale_pins, "lost_writes": s.lost_writes, "stale_hptes": s.stale_hptes, "passed": s.passed})).collect::<Vec<_>>(),
             "recheck_cost": b.recheck_cost, "collapse_noipi_us": b.collapse_noipi_us, "collapse_ipi_us": b.collapse_ipi_us,
         })).collect::<Vec<_>>(),
         "loom": loom.iter().map(|m| json!({"test": m.test, "passed": m.passed, "explored": m.explored})).collect::<Vec<_>>(),
@@ -246,6 +255,8 @@ mod tests {
 ok 5 stress.no_fixes\r
 # recheck on, ipi off (radix, race_jitter=1000 race_seed=0x2a): 24 rounds, 23 collapsed, 23 aborted (pinned), 319 pins, 67 not pinned, 0 stale pins, 0 lost writes\r
 not ok 2 stress.recheck_only # something\r
+# recheck on, ipi off (hash, race_jitter=1000 race_seed=0x2a): 48 rounds, 48 collapsed, 3 aborted (pinned), 90 pins, 9 not pinned, 0 stale pins, 0 lost writes, 2 stale HPTEs\r
+ok 3 stress.recheck_only\r
 ";
 
     #[test]
@@ -255,7 +266,9 @@ not ok 2 stress.recheck_only # something\r
         assert!(!v.deterministic[0].recheck && v.deterministic[0].gup == "GUP pinned a page");
         assert_eq!(v.deterministic[1].collapse, "collapse went ahead");
         assert_eq!(v.hash_fault, [("Off".to_string(), "went to the discarded small page (stale HPTE)".to_string())]);
-        assert_eq!(v.stress.len(), 2);
+        assert_eq!(v.stress.len(), 3);
+        assert_eq!((v.stress[2].mmu.as_str(), v.stress[2].rounds, v.stress[2].stale_hptes), ("hash", 48, Some(2)));
+        assert_eq!(v.stress[0].stale_hptes, None);
         assert_eq!((v.stress[0].stale_pins, v.stress[0].lost_writes, v.stress[0].passed), (13, 1, Some(true)));
         assert_eq!((v.stress[1].rounds, v.stress[1].seed.as_str(), v.stress[1].passed), (24, "0x2a", Some(false)));
     }
@@ -270,13 +283,14 @@ not ok 2 stress.recheck_only # something\r
         assert_eq!(loom[0].explored.as_deref(), Some("1234 (recheck_pmd=false ipi=false)"));
         assert!(!loom[1].passed && loom[1].explored.is_none());
         let table = markdown(&boots, &loom);
-        assert!(table.contains("| recheck off, ipi off | GUP pinned a page; collapse went ahead | 24 / 1331 / 13 / 1 (0x2a) | race shown |"), "{table}");
+        assert!(table.contains("| recheck off, ipi off | GUP pinned a page; collapse went ahead | 24 / 1331 / 13 / 1 / - (0x2a) | race shown |"), "{table}");
         assert!(
             table.contains(
-                "| recheck on, ipi off | GUP backed off; collapse went ahead | 24 / 319 / 0 / 0 (0x2a) | FAIL |"
+                "| recheck on, ipi off | GUP backed off; collapse went ahead | 24 / 319 / 0 / 0 / - (0x2a) | FAIL |"
             ),
             "{table}"
         );
+        assert!(table.contains("| 48 / 90 / 0 / 0 / 2 (0x2a) | race shown |"), "{table}");
         assert!(table.contains("| recheck_on_ipi_off_is_safe | FAILED | - |"));
         let json = to_json(&boots, &loom);
         assert_eq!(json["boots"][0]["stress"][0]["stale_pins"], 13);

@@ -494,6 +494,38 @@ pub fn is_hashed(entry: Entry) -> bool {
 
 // --- Inspection -------------------------------------------------------------------
 
+/// Every valid HPTE in the hash table translating the 64 KiB page at `ea`
+/// of address space `space`, as (ptex, entry): both its groups searched, as
+/// the MMU would, but without stopping at the first. More than one, or one
+/// whose RPN is not the tree's page, is an HPTE that outlived the PTE it
+/// came from (the MMU may use any of them).
+pub fn hptes_of(space: SpaceId, ea: u64) -> heapless::Vec<(u64, Hpte), 16> {
+    let mut found = heapless::Vec::new();
+    let Some(vpn) = page_vpn(space, ea) else { return found };
+    let hash = hpt::hash(vpn, hpt::PAGE_SHIFT, SegmentSize::T1);
+    let g = geometry();
+    let ops = table();
+    for secondary in [false, true] {
+        let group = g.group_slot(hash, secondary);
+        for four in (group..group + hpt::HPTES_PER_GROUP).step_by(4) {
+            let Ok(hptes) = ops.read4(four) else { continue };
+            for (ptex, hpte) in (four..).zip(hptes) {
+                let in_this_group = (hpte.v & hpt::v::SECONDARY != 0) == secondary;
+                if in_this_group && hpt::v_matches(hpte.v, vpn, SegmentSize::T1) {
+                    // 16 slots searched, 16 places: the push cannot fail.
+                    let _ = found.push((ptex, hpte));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The physical 64 KiB page an HPTE's doubleword 1 translates to.
+pub fn hpte_page(r: u64) -> u64 {
+    r & hpt::r::RPN_MASK & !(FRAME_SIZE - 1)
+}
+
 /// The HPTE a base PTE records, as (ptex, v), if any.
 pub fn recorded_slot(space: SpaceId, address: u64, entry: Entry) -> Option<(u64, u64)> {
     let mut found = None;
