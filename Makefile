@@ -7,7 +7,8 @@
 # (qemu-system-ppc from bookworm-backports, a source derived from the machine's own
 # Debian source), and says so as it goes ("deps: ...", "kernel: ...").
 #
-#   make run     build, install what is missing, boot one configuration in QEMU
+#   make run     build, install what is missing, boot at 4 CPUs in QEMU (every self-test),
+#                then print what the boot showed of the race
 #   make test    make lint, host unit and property tests (all `cargo test` runs: it
 #                never boots QEMU), the QEMU boot matrix (tests/matrix.cfg; results in
 #                build/results/), the loom models (make loom), quick bench boots
@@ -26,7 +27,8 @@
 # Knobs (make VAR=value):
 #   MACHINE=pseries  pseries (-M pseries, a PAPR guest), or powernv (bare metal:
 #                  -M powernv9, powernv10 with CPU=POWER10; firmware skiboot, TCG, MEM>=1G)
-#   SMP=1          CPUs (-smp), or SMT cores: SMP=8,threads=4
+#   SMP=4          CPUs (-smp; the race and stress tests need 3 or more), or SMT cores:
+#                  SMP=8,threads=4
 #   CPU=POWER9     processor model under TCG: POWER8 (hash only), POWER9, POWER10
 #   ACCEL=tcg      tcg, or kvm (-accel kvm -cpu host: a POWER host with /dev/kvm; pseries)
 #   MEM=1G         memory (-m)
@@ -34,19 +36,19 @@
 #                  boots QEMU's skiboot (FW defaults to skiboot there; vof/slof are refused)
 #   APPEND=        kernel command line, e.g. APPEND="loglevel=debug selftest=frames"
 #   QEMU=          QEMU binary (default: qemu-system-ppc64 on PATH, installed if missing)
-#   TIMEOUT=60     seconds before `make run` gives up on a boot
+#   TIMEOUT=120    seconds before `make run` gives up on a boot
 #   RUSTC=, CARGO= the Rust used for the kernel (needs library source for build-std
 #                  and Cargo.toml's rust-version; default: found by scripts/deps.sh)
 #   PROFILE=release  cargo profile for the kernel (release or dev)
 
 MACHINE ?= pseries
-SMP     ?= 1
+SMP     ?= 4
 CPU     ?= POWER9
 ACCEL   ?= tcg
 MEM     ?= 1G
 FW      ?= $(if $(filter powernv,$(MACHINE)),skiboot,vof)
 APPEND  ?=
-TIMEOUT ?= 60
+TIMEOUT ?= 120
 PROFILE ?= release
 
 TARGET_SPEC := arch/ppc64/powerpc64le-kernel.json

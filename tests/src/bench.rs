@@ -442,13 +442,33 @@ struct Frame {
     top: f64,
     bottom: f64,
     y_max: f64,
+    /// The distance between two y ticks: a round number (1, 2 or 5 times a
+    /// power of ten).
+    y_step: f64,
+}
+
+/// A round step (1, 2 or 5 times a power of ten) that cuts `span` into
+/// about four intervals.
+fn round_step(span: f64) -> f64 {
+    let rough = span.max(1e-9) / 4.0;
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|&step| step >= rough).unwrap_or(10.0 * power)
+}
+
+/// A tick's label: as many decimals as its step needs, no more.
+fn tick_label(value: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
+    format!("{value:.decimals$}")
 }
 
 impl Frame {
-    /// A 640 x 400 canvas whose y axis runs from 0 to 10 % above `y_max`.
+    /// A 640 x 400 canvas whose y axis runs from 0 to the first round tick
+    /// at or above `y_max` (with 5 % of headroom).
     fn new(margins: [f64; 4], y_max: f64) -> Frame {
         let [left, right, top, bottom] = margins;
-        Frame { width: 640.0, height: 400.0, left, right, top, bottom, y_max: y_max.max(1e-9) * 1.1 }
+        let y_step = round_step(y_max * 1.05);
+        let y_max = ((y_max * 1.05 / y_step).ceil() * y_step).max(y_step);
+        Frame { width: 640.0, height: 400.0, left, right, top, bottom, y_max, y_step }
     }
 
     fn x_end(&self) -> f64 {
@@ -464,8 +484,8 @@ impl Frame {
         self.y_zero() - y / self.y_max * (self.height - self.top - self.bottom)
     }
 
-    /// The SVG up to the data: background, title, both axes, five y ticks
-    /// with grid lines, and the y axis's label.
+    /// The SVG up to the data: background, title, both axes, y ticks at
+    /// round numbers with grid lines, and the y axis's label.
     fn start(&self, title: &str, y_label: &str) -> String {
         let (left, top, x_end, y_zero) = (self.left, self.top, self.x_end(), self.y_zero());
         let mut svg = format!(
@@ -474,9 +494,10 @@ impl Frame {
         );
         let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{y_zero}\" x2=\"{x_end}\" y2=\"{y_zero}\" stroke=\"black\"/>");
         let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{y_zero}\" stroke=\"black\"/>");
-        for i in 0..=4 {
-            let y = self.y_max * i as f64 / 4.0;
-            let (tick, label) = (self.py(y), number(y));
+        let ticks = (self.y_max / self.y_step).round() as usize;
+        for i in 0..=ticks {
+            let y = self.y_step * i as f64;
+            let (tick, label) = (self.py(y), tick_label(y, self.y_step));
             let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>", left - 6.0, tick + 4.0);
             let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{tick}\" x2=\"{x_end}\" y2=\"{tick}\" stroke=\"#ddd\"/>");
         }
@@ -553,6 +574,22 @@ pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>
 
 /// A grouped bar chart: categories, each with one bar per series.
 pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> String {
+    bars(title, y_label, categories, series, false)
+}
+
+/// A grouped bar chart with each bar's value written above it (so that a
+/// zero, which draws no bar, still shows).
+pub fn labelled_bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> String {
+    bars(title, y_label, categories, series, true)
+}
+
+fn bars(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+    label_values: bool,
+) -> String {
     let y_max = series.iter().flat_map(|(_, v)| v.iter().cloned()).fold(0.0f64, f64::max);
     let frame = Frame::new([80.0, 150.0, 40.0, 60.0], y_max);
     let group = (frame.x_end() - frame.left) / categories.len().max(1) as f64;
@@ -561,7 +598,8 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
     for (c, category) in categories.iter().enumerate() {
         let x0 = frame.left + c as f64 * group + group * 0.1;
         for (s, (_, values)) in series.iter().enumerate() {
-            let top = frame.py(values.get(c).copied().unwrap_or(0.0));
+            let value = values.get(c).copied().unwrap_or(0.0);
+            let top = frame.py(value);
             let _ = writeln!(
                 svg,
                 "<rect x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
@@ -570,6 +608,15 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
                 (frame.y_zero() - top).max(0.0),
                 colour(s)
             );
+            if label_values {
+                let _ = writeln!(
+                    svg,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
+                    x0 + s as f64 * bar + bar * 0.475,
+                    top - 3.0,
+                    number(value)
+                );
+            }
         }
         let _ = writeln!(
             svg,
@@ -667,6 +714,21 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| fault_base_page | us | 10.00 [9.00..11.00] |"), "{table}");
+    }
+
+    #[test]
+    fn y_ticks_fall_on_round_numbers() {
+        assert_eq!(round_step(105.88), 50.0);
+        assert_eq!(round_step(4.0), 1.0);
+        assert_eq!(round_step(0.3), 0.1);
+        assert_eq!(tick_label(0.30000000000000004, 0.1), "0.3");
+        assert_eq!(tick_label(150.0, 50.0), "150");
+        // The old axis's ticks at 26.47, 52.94...: now 0, 50, 100, 150.
+        let chart = line_chart("t", "ms", &[("a".to_string(), vec![(1.0, 96.25), (2.0, 10.0)])]);
+        for tick in [">0<", ">50<", ">100<"] {
+            assert!(chart.contains(tick), "{tick} in {chart}");
+        }
+        assert!(!chart.contains(">26.47<"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use harness::backtrace::{self, StreamDecoder};
 use harness::image;
 use harness::judge;
 use harness::qemu::{self, Accel, BootConfig, Firmware, MachineType, ProcessGroup, Stream};
+use harness::race;
 use harness::results::{self, BootRecord, Status};
 
 const USAGE: &str = "\
@@ -227,6 +228,15 @@ fn boot(options: Options) -> Result<bool, String> {
 
     let verdict = judge::judge(&output, config.machine());
     let seconds = output.elapsed.as_secs_f64();
+    // The point of the kernel, after its console: what this boot showed of
+    // the race, configuration by configuration.
+    match race::boot_summary(config.machine_type.name(), &race::parse_boot(&output.console)) {
+        Some(table) => println!("\nThe race on this boot ({} CPUs):\n\n{table}", options.cpus),
+        None if options.cpus < 3 => {
+            eprintln!("kboot: the race and stress tests need 3 or more CPUs (--smp 4 runs them)")
+        }
+        None => {}
+    }
     for allowed in &verdict.allowed {
         eprintln!("kboot: {allowed}");
     }

@@ -3,7 +3,8 @@
 //! self-tests (deterministic `race.*`, widened `stress.*` over every knob
 //! combination, `collapse.*`) and the benchmarks of the fixes' costs, runs
 //! the loom models, and prints one verdict table, also written to
-//! build/race/verdicts.{md,json}.
+//! build/race/verdicts.{md,json}, with a plot of the stress counts
+//! (verdicts.svg).
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -75,12 +76,13 @@ fn run(extra: &str) -> Result<bool, String> {
     let out: PathBuf = root.join("build/race");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let json = serde_json::to_string_pretty(&race::to_json(&boots, &loom)).expect("JSON values serialise");
-    for (name, text) in [("verdicts.md", &table), ("verdicts.json", &json)] {
+    let svg = race::chart(&boots);
+    for (name, text) in [("verdicts.md", &table), ("verdicts.json", &json), ("verdicts.svg", &svg)] {
         std::fs::write(out.join(name), text).map_err(|e| format!("{}: {e}", out.join(name).display()))?;
     }
     println!("{table}");
     println!(
-        "race: {} in {:.0} s; written to {}/verdicts.md and verdicts.json",
+        "race: {} in {:.0} s; written to {}/verdicts.md, .json and .svg",
         if all_passed { "every verdict as expected" } else { "SOMETHING FAILED (see above)" },
         started.elapsed().as_secs_f64(),
         out.display()
