@@ -42,6 +42,19 @@ pub fn functions(disassembly: &str) -> Vec<(String, Vec<Instruction>)> {
     functions
 }
 
+/// A store to the function's own stack frame (base register r1, or r31 as the frame
+/// pointer): a prologue's saves, invisible to other CPUs' pairings.
+fn stack_store(instruction: &Instruction) -> bool {
+    instruction.mnemonic.starts_with("st")
+        && !instruction.mnemonic.ends_with("cx.")
+        && (instruction.operands.ends_with("(1)") || instruction.operands.ends_with("(31)"))
+}
+
+/// A plain store (`std`, `stw`, `stdx`...: not a store-conditional) other than to the stack.
+fn shared_store(instruction: &Instruction) -> bool {
+    instruction.mnemonic.starts_with("st") && !instruction.mnemonic.ends_with("cx.") && !stack_store(instruction)
+}
+
 /// Whether an instruction reads or writes memory, or leaves the function (a call may).
 pub fn touches_memory(instruction: &Instruction) -> bool {
     let m = instruction.mnemonic.as_str();
@@ -66,12 +79,37 @@ pub enum Anchor {
     /// 1024`, a huge page's `count + n * 1024`, both inlined), but not the `sub` of an
     /// unpin when it backs off.
     Every { mnemonic: &'static str, unless_after: &'static str },
+    /// The function's entry: the barrier must come before its first access other than
+    /// the prologue's saves to its own stack frame (e.g. a `fence(SeqCst)` that opens
+    /// the function, ordering the caller's stores before the function's loads).
+    Entry,
+    /// Every Release store: a plain store (not to the stack) with an `lwsync` before
+    /// it and no access between the two (e.g. the PMD clear that unhooks a PTE table,
+    /// which must then be followed by `ptesync`). At least one must exist.
+    ReleaseStore,
+    /// The first instruction with this mnemonic, which the barrier must come *before*:
+    /// walking back from it in address order, the barrier comes before any access
+    /// (e.g. the `lwsync` that makes a compare-exchange's `stdcx.` a Release store).
+    Before(&'static str),
+}
+
+impl Anchor {
+    pub fn describe(&self) -> String {
+        match *self {
+            Anchor::First(mnemonic) => format!("`{mnemonic}`"),
+            Anchor::CallTo(callees) => format!("call to {}", callees.join(" or ")),
+            Anchor::Every { mnemonic, unless_after } => format!("`{mnemonic}` (not after a `{unless_after}`)"),
+            Anchor::Entry => "function's entry".to_string(),
+            Anchor::ReleaseStore => "Release store (`lwsync` then a store)".to_string(),
+            Anchor::Before(mnemonic) => format!("first `{mnemonic}`"),
+        }
+    }
 }
 
 /// What the functions whose names contain `function` must contain (at least one must
 /// exist): after each `after`, `barrier` comes before the next instruction that touches
 /// memory, on the straight-line path (unconditional branches within the function
-/// followed).
+/// followed); for `Anchor::Before`, before the anchor and after the last access.
 #[derive(Clone, Debug)]
 pub struct Expectation {
     pub function: &'static str,
@@ -107,6 +145,48 @@ pub const EXPECTATIONS: &[Expectation] = &[
         after: Anchor::CallTo(&["flush_collapsed_pmd", "flush_hash_table_pmd_range"]),
         barrier: "sync",
         why: "collapse's cleared PMD and flush (radix or hash) must be ordered before the isolation check's refcount reads: litmus/gup-pin-vs-pmd-clear",
+    },
+    Expectation {
+        function: "kernel::mm::collapse::pmdp_collapse_flush::<",
+        after: Anchor::ReleaseStore,
+        barrier: "ptesync",
+        why: "the PMD clear that unhooks the PTE table (clear_pmd_table: lwsync; std; ptesync) must be ordered before the grace-period reads that let the table be freed, and before the MMU's next walk: litmus/table-free-after-report",
+    },
+    Expectation {
+        function: "<kernel::mm::cpumask::SpaceCpus>::note_user",
+        after: Anchor::First("stdcx."),
+        barrier: "sync",
+        why: "a walker's CPU bit in the space's mask must be ordered before its walk's table loads, against collapse's PMD clear and mask read (store buffering): litmus/gup-cpumask-vs-pmd-clear",
+    },
+    Expectation {
+        function: "ppc64_kernel::mmu::serialize_against_pte_lookup",
+        after: Anchor::Entry,
+        barrier: "sync",
+        why: "collapse's cleared PMD must be ordered before its read of the CPU mask that decides whom the IPI reaches: litmus/gup-cpumask-vs-pmd-clear",
+    },
+    Expectation {
+        function: "<kernel::mm::cpumask::SpaceCpus>::flush_scope",
+        after: Anchor::Entry,
+        barrier: "sync",
+        why: "a table change must be ordered before the mask read that decides whether its flush may stay on this CPU (the same store buffering as litmus/gup-cpumask-vs-pmd-clear, against note_user)",
+    },
+    Expectation {
+        function: "kernel::mm::hash_fault::record_base_slot::<",
+        after: Anchor::Before("stdcx."),
+        barrier: "lwsync",
+        why: "the hash fault's HPTE insert (an hcall or a store to the HPT) must be ordered before the slot record that tells a flush where it is (compare_exchange AcqRel): litmus/hash-hpte-insert-vs-remove",
+    },
+    Expectation {
+        function: "KernelFrames>>>::map",
+        after: Anchor::CallTo(&["alloc_table"]),
+        barrier: "lwsync",
+        why: "a new table's zeroing must be ordered before the store of the entry that links it (Slot::store Release), against a lockless walker's Acquire load: litmus/pte-publish",
+    },
+    Expectation {
+        function: "KernelFrames>>>::map",
+        after: Anchor::CallTo(&["Entry>::leaf"]),
+        barrier: "lwsync",
+        why: "a new leaf is published with a Release store, like a new table: litmus/pte-publish",
     },
 ];
 
@@ -144,9 +224,12 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
     if matching.is_empty() {
         return Err(format!("{pattern}: no such function in the image (renamed or inlined everywhere?)"));
     }
+    let what = expectation.after.describe();
     for (name, instructions) in matching {
         let anchors: Vec<usize> = match expectation.after {
-            Anchor::First(mnemonic) => instructions.iter().position(|i| i.mnemonic == mnemonic).into_iter().collect(),
+            Anchor::First(mnemonic) | Anchor::Before(mnemonic) => {
+                instructions.iter().position(|i| i.mnemonic == mnemonic).into_iter().collect()
+            }
             Anchor::CallTo(callees) => instructions
                 .iter()
                 .enumerate()
@@ -159,35 +242,72 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
                         && !instructions[at.saturating_sub(4)..at].iter().any(|i| i.mnemonic == unless_after)
                 })
                 .collect(),
-        };
-        let what = match expectation.after {
-            Anchor::First(mnemonic) => format!("`{mnemonic}`"),
-            Anchor::CallTo(callees) => format!("call to {}", callees.join(" or ")),
-            Anchor::Every { mnemonic, unless_after } => format!("`{mnemonic}` (not after a `{unless_after}`)"),
+            Anchor::Entry => vec![0].into_iter().filter(|_| !instructions.is_empty()).collect(),
+            Anchor::ReleaseStore => (0..instructions.len())
+                .filter(|&at| {
+                    shared_store(&instructions[at])
+                        && instructions[..at]
+                            .iter()
+                            .rev()
+                            .find(|i| i.mnemonic == "lwsync" || touches_memory(i))
+                            .is_some_and(|i| i.mnemonic == "lwsync")
+                })
+                .collect(),
         };
         if anchors.is_empty() {
             return Err(format!("{name}: no {what}"));
         }
         for at in anchors {
-            check_after(name, &what, &straight_line(instructions, at + 1), expectation)?;
+            match expectation.after {
+                Anchor::Before(_) => {
+                    let back: Vec<&Instruction> = instructions[..at].iter().rev().collect();
+                    check_path(name, &what, "before", &back, expectation, touches_memory)?
+                }
+                // The entry's own instruction is on the path; the prologue's saves are not accesses.
+                Anchor::Entry => check_path(
+                    name,
+                    &what,
+                    "after",
+                    &straight_line(instructions, 0),
+                    expectation,
+                    |i: &Instruction| touches_memory(i) && !stack_store(i),
+                )?,
+                _ => check_path(
+                    name,
+                    &what,
+                    "after",
+                    &straight_line(instructions, at + 1),
+                    expectation,
+                    touches_memory,
+                )?,
+            }
         }
     }
     Ok(())
 }
 
-fn check_after(name: &str, what: &str, path: &[&Instruction], expectation: &Expectation) -> Result<(), String> {
+/// Walks `path` (forwards after the anchor, or backwards before it): the barrier must
+/// come before the first instruction that `access` says touches memory.
+fn check_path(
+    name: &str,
+    what: &str,
+    side: &str,
+    path: &[&Instruction],
+    expectation: &Expectation,
+    access: impl Fn(&Instruction) -> bool,
+) -> Result<(), String> {
     for instruction in path {
         if instruction.mnemonic == expectation.barrier {
             return Ok(());
         }
-        if touches_memory(instruction) {
+        if access(instruction) {
             return Err(format!(
-                "{name}: after the {what}, `{} {}` touches memory before any `{}`: {}",
+                "{name}: {side} the {what}, `{} {}` touches memory before any `{}`: {}",
                 instruction.mnemonic, instruction.operands, expectation.barrier, expectation.why
             ));
         }
     }
-    Err(format!("{name}: no `{}` after the {what}: {}", expectation.barrier, expectation.why))
+    Err(format!("{name}: no `{}` {side} the {what}: {}", expectation.barrier, expectation.why))
 }
 
 /// The llvm-objdump to use: `LLVM_OBJDUMP`, else llvm-objdump-22 or llvm-objdump on PATH.
@@ -293,6 +413,67 @@ mod tests {
         assert!(error.contains("`bl 0x7b4c8 <memcpy+0x8>` touches memory"), "{error}");
         let not_called = Expectation { after: Anchor::CallTo(&["nothing_like_it"]), ..expectation };
         assert!(check(&functions(FLUSH), &not_called).unwrap_err().contains("no call to nothing_like_it"));
+    }
+
+    const SHAPES: &str = "\
+0000000000001000 <serialize>:
+    1000:      \tmflr 0
+    1004:      \tstd 31, -8(1)
+    1008:      \tstdu 1, -160(1)
+    100c:      \tstd 28, 128(31)
+    1010:      \tsync
+    1014:      \tlbz 4, -19389(6)
+    1018:      \tblr
+
+0000000000002000 <unhook>:
+    2000:      \tld 9, 0(3)
+    2004:      \tlwsync
+    2008:      \tstd 6, 0(4)
+    200c:      \tptesync
+    2010:      \tldx 4, 27, 29
+    2014:      \tstd 6, 8(4)
+
+0000000000003000 <record>:
+    3000:      \tldarx 9, 0, 3
+    3004:      \tcmpld 9, 8
+    3008:      \tlwsync
+    300c:      \tori 9, 9, 32766
+    3010:      \tstdcx. 9, 0, 3
+";
+
+    fn shape(function: &'static str, after: Anchor, barrier: &'static str) -> Expectation {
+        Expectation { function, after, barrier, why: "test" }
+    }
+
+    #[test]
+    fn entry_anchors_skip_the_prologue_saves() {
+        let entry = shape("serialize", Anchor::Entry, "sync");
+        assert_eq!(check(&functions(SHAPES), &entry), Ok(()));
+        let without = SHAPES.replace("\tsync\n", "\tnop\n");
+        let error = check(&functions(&without), &entry).unwrap_err();
+        assert!(error.contains("after the function's entry, `lbz 4, -19389(6)` touches memory"), "{error}");
+    }
+
+    #[test]
+    fn release_stores_need_the_barrier_after_them() {
+        let unhook = shape("unhook", Anchor::ReleaseStore, "ptesync");
+        // The std at 2014 is not a Release store (an ldx, no lwsync, before it).
+        assert_eq!(check(&functions(SHAPES), &unhook), Ok(()));
+        let no_ptesync = SHAPES.replace("\tptesync\n", "\tnop\n");
+        let error = check(&functions(&no_ptesync), &unhook).unwrap_err();
+        assert!(error.contains("`ldx 4, 27, 29` touches memory before any `ptesync`"), "{error}");
+        // A Relaxed store (no lwsync) is no Release store at all.
+        let relaxed = SHAPES.replace("\tlwsync\n    2008", "\tnop\n    2008");
+        assert!(check(&functions(&relaxed), &unhook).unwrap_err().contains("no Release store"));
+    }
+
+    #[test]
+    fn before_anchors_look_back_to_the_last_access() {
+        let record = shape("record", Anchor::Before("stdcx."), "lwsync");
+        assert_eq!(check(&functions(SHAPES), &record), Ok(()));
+        let acquire_only = SHAPES.replace("\tlwsync\n    300c", "\tnop\n    300c");
+        let error = check(&functions(&acquire_only), &record).unwrap_err();
+        assert!(error.contains("before the first `stdcx.`, `ldarx 9, 0, 3` touches memory before any `lwsync`"), "{error}");
     }
 
     #[test]
