@@ -272,14 +272,9 @@ pub fn check(functions: &[(String, Vec<Instruction>)], expectation: &Expectation
                     expectation,
                     |i: &Instruction| touches_memory(i) && !stack_store(i),
                 )?,
-                _ => check_path(
-                    name,
-                    &what,
-                    "after",
-                    &straight_line(instructions, at + 1),
-                    expectation,
-                    touches_memory,
-                )?,
+                _ => {
+                    check_path(name, &what, "after", &straight_line(instructions, at + 1), expectation, touches_memory)?
+                }
             }
         }
     }
@@ -473,7 +468,10 @@ mod tests {
         assert_eq!(check(&functions(SHAPES), &record), Ok(()));
         let acquire_only = SHAPES.replace("\tlwsync\n    300c", "\tnop\n    300c");
         let error = check(&functions(&acquire_only), &record).unwrap_err();
-        assert!(error.contains("before the first `stdcx.`, `ldarx 9, 0, 3` touches memory before any `lwsync`"), "{error}");
+        assert!(
+            error.contains("before the first `stdcx.`, `ldarx 9, 0, 3` touches memory before any `lwsync`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -13,7 +13,12 @@ fn the_kernel_has_its_barriers() {
     let failures: Vec<String> =
         disasm::EXPECTATIONS.iter().filter_map(|expectation| disasm::check(&functions, expectation).err()).collect();
     for expectation in disasm::EXPECTATIONS {
-        eprintln!("barrier: {}: `{}` at the {}", expectation.function, expectation.barrier, expectation.after.describe());
+        eprintln!(
+            "barrier: {}: `{}` at the {}",
+            expectation.function,
+            expectation.barrier,
+            expectation.after.describe()
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -132,6 +132,13 @@ fn search_exception_table(address: u64) -> Option<u64> {
 
 #[no_mangle]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
+    dispatch(frame);
+    if frame.came_from_user() {
+        crate::process::returning_to_user(frame);
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         // IPIs: an external interrupt (an interrupt controller's) or, on
         // bare metal, a hypervisor doorbell, whichever the platform's
@@ -144,6 +151,10 @@ extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
         // the machine powers off.
         vector::SYSTEM_RESET => return nmi::system_reset(frame),
         _ => {}
+    }
+    // From a process: its system calls and faults, or its end.
+    if frame.came_from_user() {
+        return crate::process::interrupt_from_user(frame);
     }
     // A fault the active address space can resolve is retried, as Linux's
     // do_page_fault runs before the exception-table fix-up.

@@ -23,6 +23,7 @@ mod mmu;
 mod nmi;
 mod percpu;
 mod platform;
+mod process;
 mod sched;
 mod secondary;
 mod selftests;

@@ -67,7 +67,8 @@ impl<T: Copy> Mailbox<T> {
 /// Each area is 256 bytes, so secondary_start finds area `i` at `i << 8`.
 #[repr(C, align(256))]
 pub struct PerCpu {
-    /// Scratch for exception_common (the vector number while registers are saved).
+    /// Scratch for exception_common while registers are saved: the vector,
+    /// r11 and the interrupted CR.
     scratch: [u64; 4],
     /// The kernel TOC, reloaded into r2 on interrupt entry and by
     /// secondary_start.
@@ -100,6 +101,11 @@ pub struct PerCpu {
     pub callers_waiting: AtomicU64,
     /// Last fault a probe caught; written only by this CPU's interrupt path.
     last_fault: UnsafeCell<CaughtFault>,
+    /// Where exception_common puts the frame of an interrupt from problem
+    /// state: the kernel stack pointer of the running user thread at its
+    /// entry to user mode (sched.rs sets it on every switch; 0 while a
+    /// thread that never entered user mode runs).
+    pub user_entry_sp: AtomicU64,
 }
 
 // The offsets asm/exceptions.s and asm/entry.s use.
@@ -110,6 +116,7 @@ const _: () = {
     assert!(offset_of!(PerCpu, entry) == 48);
     // secondary_start_pir matches the PIR against `server` over PERCPU_COUNT areas.
     assert!(offset_of!(PerCpu, server) == 64);
+    assert!(offset_of!(PerCpu, user_entry_sp) == 224);
     assert!(MAX_CPUS == 256);
     assert!(core::mem::size_of::<PerCpu>() == 256);
 };
@@ -136,6 +143,7 @@ impl PerCpu {
             irq_off_since: AtomicU64::new(0),
             callers_waiting: AtomicU64::new(0),
             last_fault: UnsafeCell::new(CaughtFault { vector: 0, srr0: 0, srr1: 0, dar: 0, dsisr: 0 }),
+            user_entry_sp: AtomicU64::new(0),
         }
     }
 

@@ -57,6 +57,13 @@ pub struct Thread {
     /// Set once the thread is dead and its CPU has switched away from it for
     /// good: its stack may go.
     off_cpu: AtomicBool,
+    /// For a process's thread (process.rs): its kernel stack pointer at its
+    /// entry to user mode, where interrupts from problem state put their
+    /// frames (user_run sets it; each switch to the thread hands it to
+    /// exception_common through PerCpu), and what the thread runs for
+    /// (a `*const process::UserThread`); 0 for kernel threads.
+    pub user_entry_sp: AtomicU64,
+    user: AtomicU64,
 }
 
 // SAFETY: `context` is only touched by context_switch on the thread's own
@@ -70,6 +77,8 @@ static RUN_QUEUES: [RunQueue<Arc<Thread>>; MAX_CPUS] = [const { RunQueue::new() 
 /// The thread a CPU just switched away from, for the new context to finish with.
 static PREVIOUS: [Mutex<Option<Arc<Thread>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The running thread, per CPU (kept alive by its run queue while it runs).
+static CURRENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Context switches, per CPU.
 pub static SWITCHES: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
@@ -86,7 +95,10 @@ pub fn init_cpu() {
         context: UnsafeCell::new(Context::default()),
         state: AtomicU8::new(RUNNING),
         off_cpu: AtomicBool::new(false),
+        user_entry_sp: AtomicU64::new(0),
+        user: AtomicU64::new(0),
     });
+    CURRENT[cpu].store(Arc::as_ptr(&own) as u64, Ordering::Relaxed);
     with_interrupts_off(|| RUN_QUEUES[cpu].set_current(own));
 }
 
@@ -108,6 +120,19 @@ pub fn spawn(
     argument: u64,
     space: Option<SpaceId>,
 ) -> Option<Arc<Thread>> {
+    spawn_for(cpu, name, entry, argument, space, 0)
+}
+
+/// `spawn`, for a thread that runs for `user` (a process's thread: see
+/// `current_user`), set before the thread can first run.
+pub fn spawn_for(
+    cpu: usize,
+    name: &'static str,
+    entry: fn(u64),
+    argument: u64,
+    space: Option<SpaceId>,
+    user: u64,
+) -> Option<Arc<Thread>> {
     if !percpu::is_online(cpu) {
         return None;
     }
@@ -125,6 +150,8 @@ pub fn spawn(
         context: UnsafeCell::new(Context::default()),
         state: AtomicU8::new(READY),
         off_cpu: AtomicBool::new(false),
+        user_entry_sp: AtomicU64::new(0),
+        user: AtomicU64::new(user),
     });
     {
         // SAFETY: nobody runs this thread yet; its context is ours to set.
@@ -171,6 +198,9 @@ pub fn schedule() {
             return;
         };
         next.state.store(RUNNING, Ordering::Release);
+        // Where interrupts from the next thread's user mode put their frames.
+        percpu::this().user_entry_sp.store(next.user_entry_sp.load(Ordering::Relaxed), Ordering::Relaxed);
+        CURRENT[cpu].store(Arc::as_ptr(&next) as u64, Ordering::Relaxed);
         let space_change = (prev.space != next.space).then_some(next.space);
         let from = prev.context.get();
         let to = next.context.get() as *const Context;
@@ -212,6 +242,24 @@ pub fn yield_now() {
         panic!("sched: yield_now called with interrupts off (inside a sched-RCU read-side section) from {caller}");
     }
     with_interrupts_off(schedule);
+}
+
+/// What the thread running on this CPU runs for (`Thread::set_user`), 0
+/// for a kernel thread. Only meaningful with interrupts off, or from the
+/// thread itself.
+pub fn current_user() -> u64 {
+    with_current(|thread| thread.user.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+/// Runs `f` on the thread running on this CPU (the caller is that thread,
+/// so it stays alive meanwhile).
+#[allow(unsafe_code)]
+pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> Option<R> {
+    let thread = CURRENT[percpu::index() as usize].load(Ordering::Relaxed) as *const Thread;
+    // SAFETY: CURRENT is the Arc the run queue holds as current, which it
+    // drops only after switching to another thread, and this code runs on
+    // the current thread.
+    (!thread.is_null()).then(|| f(unsafe { &*thread }))
 }
 
 /// The tick: round-robin preemption.

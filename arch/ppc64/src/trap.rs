@@ -118,6 +118,7 @@ pub mod program_srr1 {
 
 /// The interrupted state, as exception_common saves it.
 #[repr(C)]
+#[derive(Default)]
 pub struct TrapFrame {
     pub gpr: [u64; 32],
     pub srr0: u64,
@@ -152,6 +153,11 @@ const _: () = {
 };
 
 impl TrapFrame {
+    /// Whether the interrupt came from problem state (a process).
+    pub fn came_from_user(&self) -> bool {
+        self.srr1 & cpu::msr::PR != 0
+    }
+
     /// The address the fault is about: DAR for data storage and alignment
     /// interrupts, the instruction otherwise.
     pub fn fault_address(&self) -> u64 {

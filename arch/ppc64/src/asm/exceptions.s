@@ -6,11 +6,15 @@
 #     mtspr  SPRG2, r12        save r12
 #     li     r12, <vector> | <1 if the vector saves state in HSRR0/1>
 #     b      exception_common
-# exception_common saves the interrupted state as a TrapFrame on the current
-# stack (kernel only, for now), calls exception_dispatch(&mut TrapFrame) and
-# returns with rfid, or hrfid for the interrupts that used HSRR0/1 (the
-# hypervisor vectors; on bare metal also 0x500). Vectors are multiples of
-# 0x20, so bit 0 is free for the flag.
+# exception_common saves the interrupted state as a TrapFrame, calls
+# exception_dispatch(&mut TrapFrame) and returns with rfid, or hrfid for the
+# interrupts that used HSRR0/1 (the hypervisor vectors; on bare metal also
+# 0x500). Vectors are multiples of 0x20, so bit 0 is free for the flag. The
+# frame goes below the interrupted r1 when the kernel was interrupted; from
+# problem state (MSR[PR] in the saved SRR1/HSRR1) r1 is the user's, so it
+# goes below the running thread's kernel entry stack (PerCpu, set by
+# user_run and on every context switch), with no back chain: a backtrace
+# ends at the user boundary.
 #
 # SPRG0 always holds this CPU's PerCpu pointer (percpu.rs).
 
@@ -22,7 +26,12 @@
 
     # PerCpu offsets (checked against the Rust struct in percpu.rs).
     .set PCPU_SCRATCH0, 0
+    .set PCPU_SCRATCH1, 8
+    .set PCPU_SCRATCH2, 16
     .set PCPU_TOC, 32
+    .set PCPU_USER_ENTRY_SP, 224
+
+    .set MSR_PR, 0x4000
 
     # TrapFrame offsets (checked against the Rust struct in exceptions.rs).
     .set TF_GPR, 0
@@ -116,10 +125,27 @@ vector_stub_template_end:
 exception_common:
     mfspr   %r13, SPRG0
     std     %r12, PCPU_SCRATCH0(%r13)       # vector
+    std     %r11, PCPU_SCRATCH1(%r13)
+    # CR before anything here compares (the interrupted code's CR0 may be live).
+    mfcr    %r11
+    std     %r11, PCPU_SCRATCH2(%r13)
+    # Whose r1: MSR[PR] of the interrupted state, in HSRR1 or SRR1.
+    andi.   %r11, %r12, 1
+    beq     1f
+    mfspr   %r11, HSRR1
+    b       2f
+1:  mfsrr1  %r11
+2:  andi.   %r11, %r11, MSR_PR
     mr      %r12, %r1
+    bne     3f
     subi    %r1, %r1, PROTECTED_ZONE + FRAME_SIZE
-    clrrdi  %r1, %r1, 4
-    std     %r12, 0(%r1)                    # back chain to the interrupted frame
+    mr      %r11, %r12                      # back chain to the interrupted frame
+    b       4f
+3:  ld      %r1, PCPU_USER_ENTRY_SP(%r13)
+    subi    %r1, %r1, FRAME_SIZE
+    li      %r11, 0                         # no back chain into user memory
+4:  clrrdi  %r1, %r1, 4
+    std     %r11, 0(%r1)
     std     %r12, TF + TF_GPR + 8*1(%r1)
     std     %r0, TF + TF_GPR + 8*0(%r1)
     std     %r2, TF + TF_GPR + 8*2(%r1)
@@ -131,7 +157,8 @@ exception_common:
     std     %r8, TF + TF_GPR + 8*8(%r1)
     std     %r9, TF + TF_GPR + 8*9(%r1)
     std     %r10, TF + TF_GPR + 8*10(%r1)
-    std     %r11, TF + TF_GPR + 8*11(%r1)
+    ld      %r0, PCPU_SCRATCH1(%r13)
+    std     %r0, TF + TF_GPR + 8*11(%r1)
     mfspr   %r0, SPRG2
     std     %r0, TF + TF_GPR + 8*12(%r1)
     mfspr   %r0, SPRG1
@@ -155,8 +182,7 @@ exception_common:
     std     %r30, TF + TF_GPR + 8*30(%r1)
     std     %r31, TF + TF_GPR + 8*31(%r1)
 
-    # CR before anything here compares (the interrupted code's CR0 may be live).
-    mfcr    %r3
+    ld      %r3, PCPU_SCRATCH2(%r13)
     std     %r3, TF + TF_CR(%r1)
     ld      %r12, PCPU_SCRATCH0(%r13)
     clrrdi  %r3, %r12, 1
@@ -202,6 +228,21 @@ exception_common:
     RESTORE_AND_RETURN HSRR0, HSRR1, hrfid
 3:  RESTORE_AND_RETURN SRR0_SPR, SRR1_SPR, rfid
     .size   exception_common, . - exception_common
+
+# void user_enter(const TrapFrame *frame) -> !: enters the state `frame`
+# holds (problem state, for a process's first instruction) the way an
+# interrupt returns: SRR0/1 from the frame, every register, rfid. On bare
+# metal the user MSR keeps HV set, so rfid stays in the hypervisor's
+# partition (Linux's MSR_USER64).
+    .globl  user_enter
+    .type   user_enter, @function
+user_enter:
+    subi    %r1, %r3, TF
+    # Interrupts and MSR[RI] off: SRR0/1 are about to be loaded.
+    li      %r0, 0
+    mtmsrd  %r0, 1
+    RESTORE_AND_RETURN SRR0_SPR, SRR1_SPR, rfid
+    .size   user_enter, . - user_enter
 
 # Probes whose faults are expected: each faulting instruction has an entry in
 # __ex_table (two 32-bit offsets, relative to each field: instruction, fix-up).

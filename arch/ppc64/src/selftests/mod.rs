@@ -27,6 +27,7 @@ mod sched;
 mod smp;
 mod stress;
 mod symbols;
+mod user;
 mod vm;
 
 /// The order suites run in, by name. A suite is a module whose functions are
@@ -50,6 +51,7 @@ pub const ORDER: &[&str] = &[
     "collapse",
     "race",
     "vm",
+    "user",
     "stress",
     // kernel::mm::selftests
     "frames",

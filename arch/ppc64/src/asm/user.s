@@ -1,0 +1,346 @@
+# User mode: the kernel's copy routine for user memory, and the user
+# programs (process.rs copies one to its text page and enters it there in
+# problem state).
+#
+# u64 copy_user_bytes(u8 *to, const u8 *from, u64 len): copies byte by
+# byte; returns how many bytes were left when a fault the address space
+# could not resolve stopped it (0: all copied). Both accesses have
+# exception-table entries: the fix-up returns CTR, the count left.
+
+    .section .text, "ax"
+    .globl  copy_user_bytes
+    .type   copy_user_bytes, @function
+copy_user_bytes:
+    cmpldi  %r5, 0
+    beq     2f
+    mtctr   %r5
+1:
+copy_user_load:
+    lbz     %r6, 0(%r4)
+copy_user_store:
+    stb     %r6, 0(%r3)
+    addi    %r3, %r3, 1
+    addi    %r4, %r4, 1
+    bdnz    1b
+2:  li      %r3, 0
+    blr
+9:  mfctr   %r3
+    blr
+    .pushsection __ex_table, "a"
+    .balign 4
+    .long   copy_user_load - .
+    .long   9b - .
+    .long   copy_user_store - .
+    .long   9b - .
+    .popsection
+    .size   copy_user_bytes, . - copy_user_bytes
+
+# --- The programs ------------------------------------------------------------
+#
+# Each is position-independent (branches are relative; data is found from
+# the address `bcl 20, 31` leaves in LR) and starts at its first byte, with
+# r1 a user stack, r3..r5 the spawn's arguments. The runtime is a macro:
+# SYS n makes system call n (Linux's ppc64 numbers, sc: an error comes back
+# as a positive errno in r3 with CR0[SO] set). A program that finds a
+# result it did not expect exits with a code saying which.
+
+    .set SYS_exit, 1
+    .set SYS_write, 4
+    .set SYS_getpid, 20
+    .set SYS_mmap, 90
+    .set SYS_munmap, 91
+    .set SYS_mprotect, 125
+    .set SYS_sched_yield, 158
+    .set SYS_madvise, 205
+
+    .set PROT_READ, 1
+    .set PROT_WRITE, 2
+    .set MAP_PRIVATE, 0x02
+    .set MAP_FIXED, 0x10
+    .set MAP_ANONYMOUS, 0x20
+    .set MADV_HUGEPAGE, 14
+    .set MADV_COLLAPSE, 25
+
+    .set EBADF, 9
+    .set ENOMEM, 12
+    .set EFAULT, 14
+    .set EINVAL, 22
+    .set ENOSYS, 38
+
+.macro SYS number
+    li      %r0, \number
+    sc
+.endm
+
+# Exits with `code` unless the last system call failed with `errno`.
+.macro EXPECT_ERRNO errno, code
+    bns     8f
+    cmpdi   %r3, \errno
+    beq     9f
+8:  li      %r3, \code
+    SYS     SYS_exit
+9:
+.endm
+
+# Exits with `code` if the last system call failed.
+.macro EXPECT_OK code
+    bns     9f
+    li      %r3, \code
+    SYS     SYS_exit
+9:
+.endm
+
+    .section .rodata.user_programs, "a"
+    .balign 4
+
+# hello: writes a line, yields, and exits with its pid.
+    .globl  user_hello
+user_hello:
+    bcl     20, 31, 1f
+1:  mflr    %r30
+    li      %r3, 1
+    addi    %r4, %r30, 2f - 1b
+    li      %r5, 3f - 2f
+    SYS     SYS_write
+    EXPECT_OK 201
+    cmpdi   %r3, 3f - 2f
+    beq     4f
+    li      %r3, 202
+    SYS     SYS_exit
+4:  SYS     SYS_sched_yield
+    EXPECT_OK 203
+    SYS     SYS_getpid
+    SYS     SYS_exit
+2:  .ascii  "hello from user mode\n"
+3:
+    .balign 4
+user_hello_end:
+
+# load: loads the doubleword at r3, then exits 0 (when the load did not kill it).
+    .globl  user_load
+user_load:
+    ld      %r4, 0(%r3)
+    li      %r3, 0
+    SYS     SYS_exit
+user_load_end:
+
+# store: stores r4 at r3, then exits 0.
+    .globl  user_store
+user_store:
+    std     %r4, 0(%r3)
+    li      %r3, 0
+    SYS     SYS_exit
+user_store_end:
+
+# jump: branches to r3 (an address it may not execute).
+    .globl  user_jump
+user_jump:
+    mtctr   %r3
+    bctr
+user_jump_end:
+
+# privileged: executes mtmsrd, a privileged instruction.
+    .globl  user_privileged
+user_privileged:
+    li      %r3, 0
+    mtmsrd  %r3, 1
+    li      %r3, 0
+    SYS     SYS_exit
+user_privileged_end:
+
+# spin: loops until it is killed.
+    .globl  user_spin
+user_spin:
+1:  b       1b
+user_spin_end:
+
+# bad_syscalls: makes calls that must fail, each with its errno; exits 0
+# when every one did, else the number of the first that did not.
+# r3 = a kernel address to pass as a buffer.
+    .globl  user_bad_syscalls
+user_bad_syscalls:
+    bcl     20, 31, 1f
+1:  mflr    %r30
+    mr      %r31, %r3
+    # 1: no such system call
+    li      %r0, 9999
+    sc
+    EXPECT_ERRNO ENOSYS, 1
+    # 2: write from a kernel address
+    li      %r3, 1
+    mr      %r4, %r31
+    li      %r5, 8
+    SYS     SYS_write
+    EXPECT_ERRNO EFAULT, 2
+    # 3: write from an unmapped user address
+    li      %r3, 1
+    li      %r4, 0x100
+    li      %r5, 8
+    SYS     SYS_write
+    EXPECT_ERRNO EFAULT, 3
+    # 4: write to a file descriptor that does not exist
+    li      %r3, 7
+    addi    %r4, %r30, 2f - 1b
+    li      %r5, 1
+    SYS     SYS_write
+    EXPECT_ERRNO EBADF, 4
+    # 5: write of a huge length
+    li      %r3, 1
+    addi    %r4, %r30, 2f - 1b
+    li      %r5, -1
+    SYS     SYS_write
+    EXPECT_ERRNO EFAULT, 5
+    # 6: munmap of an unaligned address
+    lis     %r3, 0x1000
+    ori     %r3, %r3, 1
+    lis     %r4, 1
+    SYS     SYS_munmap
+    EXPECT_ERRNO EINVAL, 6
+    # 7: munmap of kernel addresses
+    mr      %r3, %r31
+    lis     %r4, 1
+    SYS     SYS_munmap
+    EXPECT_ERRNO EINVAL, 7
+    # 8: mmap of 2^62 bytes
+    li      %r3, 0
+    li      %r4, 1
+    rldicr  %r4, %r4, 62, 1
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
+    EXPECT_ERRNO ENOMEM, 8
+    # 9: mmap that is not anonymous
+    li      %r3, 0
+    lis     %r4, 1
+    li      %r5, PROT_READ
+    li      %r6, MAP_PRIVATE
+    li      %r7, 3
+    li      %r8, 0
+    SYS     SYS_mmap
+    EXPECT_ERRNO EINVAL, 9
+    # 10: mprotect of a range nothing maps
+    lis     %r3, 0x3000
+    lis     %r4, 1
+    li      %r5, PROT_READ
+    SYS     SYS_mprotect
+    EXPECT_ERRNO ENOMEM, 10
+    # 11: mprotect with bits that are no protection
+    lis     %r3, 0x1000
+    lis     %r4, 1
+    li      %r5, 0x100
+    SYS     SYS_mprotect
+    EXPECT_ERRNO EINVAL, 11
+    # 12: madvise with advice that does not exist
+    lis     %r3, 0x1000
+    lis     %r4, 1
+    li      %r5, 9999
+    SYS     SYS_madvise
+    EXPECT_ERRNO EINVAL, 12
+    li      %r3, 0
+    SYS     SYS_exit
+2:  .ascii  "x"
+    .balign 4
+user_bad_syscalls_end:
+
+# thp: maps 4 MiB, writes a pattern into the 2 MiB-aligned 2 MiB inside it,
+# asks for huge pages and a collapse, checks the pattern survived, makes it
+# read-only, unmaps everything and exits 0; or exits with the step that failed.
+    .globl  user_thp
+user_thp:
+    li      %r3, 0
+    lis     %r4, 0x40                   # 4 MiB
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
+    EXPECT_OK 1
+    mr      %r31, %r3                   # the mapping
+    # The 2 MiB-aligned 2 MiB inside it.
+    lis     %r29, 0x20
+    addi    %r29, %r29, -1
+    add     %r30, %r31, %r29
+    andc    %r30, %r30, %r29            # r30 = huge base
+    # Write page i's first doubleword: base + i, for the 32 pages.
+    li      %r28, 0
+1:  sldi    %r27, %r28, 16
+    add     %r26, %r30, %r28
+    stdx    %r26, %r30, %r27
+    addi    %r28, %r28, 1
+    cmpdi   %r28, 32
+    blt     1b
+    mr      %r3, %r30
+    lis     %r4, 0x20
+    li      %r5, MADV_HUGEPAGE
+    SYS     SYS_madvise
+    EXPECT_OK 2
+    mr      %r3, %r30
+    lis     %r4, 0x20
+    li      %r5, MADV_COLLAPSE
+    SYS     SYS_madvise
+    EXPECT_OK 3
+    li      %r28, 0
+2:  sldi    %r27, %r28, 16
+    add     %r26, %r30, %r28
+    ldx     %r25, %r30, %r27
+    cmpd    %r25, %r26
+    beq     3f
+    li      %r3, 4
+    SYS     SYS_exit
+3:  addi    %r28, %r28, 1
+    cmpdi   %r28, 32
+    blt     2b
+    mr      %r3, %r30
+    lis     %r4, 0x20
+    li      %r5, PROT_READ
+    SYS     SYS_mprotect
+    EXPECT_OK 5
+    ld      %r25, 0(%r30)
+    cmpd    %r25, %r30
+    beq     4f
+    li      %r3, 6
+    SYS     SYS_exit
+4:  mr      %r3, %r31
+    lis     %r4, 0x40
+    SYS     SYS_munmap
+    EXPECT_OK 7
+    li      %r3, 0
+    SYS     SYS_exit
+user_thp_end:
+
+# holder: maps 64 KiB at the fixed address r3, stores r4 there, then
+# yields until it is killed.
+    .globl  user_holder
+user_holder:
+    mr      %r31, %r3
+    mr      %r30, %r4
+    lis     %r4, 1
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
+    EXPECT_OK 1
+    std     %r30, 0(%r31)
+1:  SYS     SYS_sched_yield
+    b       1b
+user_holder_end:
+
+# The programs by name: (name, start, end) addresses, for process::program.
+    .section .data.rel.ro.user_programs, "aw"
+    .balign 8
+    .globl  user_programs_table
+    .globl  user_programs_table_end
+user_programs_table:
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder
+    .quad   user_name_\name, user_\name, user_\name\()_end
+.endr
+user_programs_table_end:
+
+    .section .rodata.user_program_names, "a"
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder
+user_name_\name:
+    .asciz  "\name"
+.endr

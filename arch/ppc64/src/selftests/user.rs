@@ -1,0 +1,174 @@
+//! Processes in problem state (process.rs): programs start on another CPU,
+//! make system calls, fault their pages in, are killed for accesses their
+//! regions or the MMU do not allow, and exit; nothing they do brings the
+//! kernel down, and every frame comes back (the accounting suite checks
+//! after these).
+
+use alloc::sync::Arc;
+
+use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
+use kernel::{kassert, kassert_eq};
+
+use crate::process::{self, Exit, Kill, Process};
+use crate::trap::vector;
+
+use super::online_secondaries;
+
+/// How long a process may take: a guard against a hang, not a duration
+/// any test needs (each waits for the process's exit, an event).
+const GUARD_US: u64 = 20_000_000;
+
+/// A kernel address every test may pass to a program to touch: the
+/// kernel's first page.
+const KERNEL_ADDRESS: u64 = 0xc000_0000_0040_0000;
+
+fn start(name: &str, arguments: [u64; 3]) -> Result<Arc<Process>, kernel::ktest::Failure> {
+    super::require_translation()?;
+    let program = process::program(name).ok_or_else(|| fail(alloc::format!("no user program '{name}'")))?;
+    let cpu = online_secondaries().next().unwrap_or(0);
+    process::spawn(&program, cpu, arguments).map_err(|e| fail(alloc::format!("spawn {name}: {e:?}")))
+}
+
+fn run(name: &str, arguments: [u64; 3]) -> Result<(Arc<Process>, Exit), kernel::ktest::Failure> {
+    let process = start(name, arguments)?;
+    let exit = process.wait(GUARD_US).ok_or_else(|| fail(alloc::format!("{name} did not end")))?;
+    Ok((process, exit))
+}
+
+fn killed(exit: Exit) -> Result<Kill, kernel::ktest::Failure> {
+    match exit {
+        Exit::Killed(kill) => Ok(kill),
+        other => Err(fail(alloc::format!("expected a kill, got {other:?}"))),
+    }
+}
+
+#[ktest]
+fn hello_writes_yields_and_exits(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let (process, exit) = run("hello", [0; 3])?;
+    kassert_eq!(exit, Exit::Code(process.pid));
+    kassert_eq!(process.output().as_str(), "hello from user mode\n");
+    // write, sched_yield, getpid, exit.
+    kassert_eq!(process.syscalls.load(core::sync::atomic::Ordering::Relaxed), 4);
+    Ok(())
+}
+
+#[ktest]
+fn bad_system_calls_return_errors(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let (_, exit) = run("bad_syscalls", [KERNEL_ADDRESS, 0, 0])?;
+    // The program exits with the number of the first call whose error was not the expected one.
+    kassert_eq!(exit, Exit::Code(0));
+    Ok(())
+}
+
+#[ktest]
+fn reading_kernel_memory_kills(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let (_, exit) = run("load", [KERNEL_ADDRESS, 0, 0])?;
+    let kill = killed(exit)?;
+    kassert!(
+        kill.vector == vector::DATA_STORAGE || kill.vector == vector::DATA_SEGMENT,
+        "killed by {:#x}",
+        kill.vector
+    );
+    kassert_eq!(kill.address, KERNEL_ADDRESS);
+    kassert_eq!(kill.pc, process::USER_TEXT);
+    Ok(())
+}
+
+#[ktest]
+fn writing_kernel_memory_kills(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let before = unsafe_read(KERNEL_ADDRESS);
+    let (_, exit) = run("store", [KERNEL_ADDRESS, 0x5a5a_5a5a_5a5a_5a5a, 0])?;
+    let kill = killed(exit)?;
+    kassert_eq!(kill.address, KERNEL_ADDRESS);
+    kassert_eq!(unsafe_read(KERNEL_ADDRESS), before);
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn unsafe_read(address: u64) -> u64 {
+    // SAFETY: a kernel address of the image, mapped and readable.
+    unsafe { (address as *const u64).read_volatile() }
+}
+
+#[ktest]
+fn unmapped_and_read_only_user_memory_kills(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    // Nothing mapped at 0x100 (no region): a segmentation fault.
+    let kill = killed(run("load", [0x100, 0, 0])?.1)?;
+    kassert_eq!((kill.vector, kill.address), (vector::DATA_STORAGE, 0x100));
+    // The program's own text is read-only and executable.
+    let kill = killed(run("store", [process::USER_TEXT, 1, 0])?.1)?;
+    kassert_eq!((kill.vector, kill.address), (vector::DATA_STORAGE, process::USER_TEXT));
+    kassert!(kill.dsisr & crate::trap::dsisr::STORE != 0, "DSISR {:#x}", kill.dsisr);
+    Ok(())
+}
+
+#[ktest]
+fn executing_kernel_code_or_privileged_instructions_kills(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let kill = killed(run("jump", [KERNEL_ADDRESS, 0, 0])?.1)?;
+    kassert!(
+        kill.vector == vector::INSTRUCTION_STORAGE || kill.vector == vector::INSTRUCTION_SEGMENT,
+        "killed by {:#x}",
+        kill.vector
+    );
+    kassert_eq!(kill.address, KERNEL_ADDRESS);
+    let kill = killed(run("privileged", [0; 3])?.1)?;
+    kassert_eq!(kill.vector, vector::PROGRAM);
+    kassert_eq!(kill.pc, process::USER_TEXT + 4);
+    Ok(())
+}
+
+#[ktest]
+fn a_spinning_process_is_preempted_and_killed(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let process = start("spin", [0; 3])?;
+    // It runs: its CPU keeps taking ticks from user mode.
+    let guard = kernel::time::deadline_us(GUARD_US);
+    while process.user_interrupts.load(core::sync::atomic::Ordering::Relaxed) < 3 && kernel::time::now() < guard {
+        core::hint::spin_loop();
+    }
+    kassert!(process.user_interrupts.load(core::sync::atomic::Ordering::Relaxed) >= 3, "the process never ran");
+    process.kill();
+    let exit = process.wait(GUARD_US).ok_or_else(|| fail("the spinning process was not killed"))?;
+    // Killed on request: no interrupt of its own.
+    kassert_eq!(killed(exit)?.vector, 0);
+    Ok(())
+}
+
+#[ktest]
+fn processes_do_not_see_each_other(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    const SECRET_AT: u64 = 0x3000_0000;
+    let holder = start("holder", [SECRET_AT, 0x5ec2e7, 0])?;
+    // Once the holder has mapped its page (its mmap is its first call)...
+    let guard = kernel::time::deadline_us(GUARD_US);
+    while holder.syscalls.load(core::sync::atomic::Ordering::Relaxed) < 2 && kernel::time::now() < guard {
+        core::hint::spin_loop();
+    }
+    kassert!(holder.mm.region(SECRET_AT).is_some(), "the holder did not map its page");
+    // ...another process has nothing there.
+    let kill = killed(run("load", [SECRET_AT, 0, 0])?.1)?;
+    kassert_eq!(kill.address, SECRET_AT);
+    holder.kill();
+    kassert!(holder.wait(GUARD_US).is_some(), "the holder was not killed");
+    Ok(())
+}
+
+#[ktest]
+fn anonymous_memory_and_thp_from_user_mode(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let (process, exit) = run("thp", [0; 3])?;
+    // Otherwise the exit code is the step that failed.
+    kassert_eq!(exit, Exit::Code(0));
+    let collapsed = process.mm.stats.collapse.collapsed.load(core::sync::atomic::Ordering::Relaxed);
+    kassert_eq!(collapsed, 1);
+    // munmap took the region and its pages: only the program's text is left.
+    kassert!(process.mm.region(process::FIRST_MMAP).is_none(), "the mapping is still there");
+    kassert_eq!(process.mm.mapped_pages(), 1);
+    Ok(())
+}
