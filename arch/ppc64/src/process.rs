@@ -23,9 +23,10 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::mm::collapse::Outcome;
+use kernel::mm::jitter::Jitter;
 use kernel::mm::pagetable::Prot;
-use kernel::mm::vm::{MmArch, VmError};
-use kernel::mm::{self, FRAME_SIZE};
+use kernel::mm::vm::{MmArch, RaceSettings, VmError};
+use kernel::mm::{self, Frame, FRAME_SIZE};
 use spin::Mutex;
 
 use crate::sched::{self, Thread};
@@ -71,6 +72,16 @@ pub mod nr {
     pub const SCHED_YIELD: u64 = 158;
     pub const MADVISE: u64 = 205;
     pub const EXIT_GROUP: u64 = 234;
+    /// This kernel's own calls, above Linux's range. pin(addr, pages,
+    /// write): pins a user range as vmsplice or O_DIRECT would (GUP-fast,
+    /// falling back to GUP-slow) and holds it; returns a handle.
+    pub const PIN: u64 = 0x1001;
+    /// unpin(handle): drops a held pin.
+    pub const UNPIN: u64 = 0x1002;
+    /// pin_read(handle, page, offset): the doubleword at `offset` of the
+    /// `page`th pinned page, read through the kernel's own mapping (what a
+    /// device doing DMA to the pinned page would see).
+    pub const PIN_READ: u64 = 0x1003;
 }
 
 /// Linux's errno values (include/uapi/asm-generic/errno-base.h, errno.h).
@@ -188,7 +199,23 @@ pub struct Process {
     pub syscalls: AtomicU64,
     pub user_interrupts: AtomicU64,
     thread: Mutex<Option<Arc<Thread>>>,
+    /// Pins the process holds (`nr::PIN`), by handle.
+    pins: Mutex<Vec<Option<Vec<Frame>>>>,
+    /// Test-only: the knobs and the widening the process's pin calls use.
+    pin_race: Option<PinRace>,
 }
+
+/// How a process's pin calls run GUP-fast in a race test: with these
+/// knobs, and each call's race points widened (`kernel::mm::jitter`).
+#[derive(Clone, Copy, Debug)]
+pub struct PinRace {
+    pub settings: RaceSettings,
+    pub seed: u64,
+    pub jitter_ticks: u64,
+}
+
+/// The most pages one pin call takes (one PMD's worth).
+const MAX_PIN_PAGES: u64 = 32;
 
 /// A process's thread as its kernel side sees it: what `current_user`
 /// points at while it runs.
@@ -219,6 +246,16 @@ pub enum SpawnError {
 /// Starts `program` as a new process whose thread runs on CPU `cpu`, with
 /// `arguments` in r3..r5.
 pub fn spawn(program: &Program, cpu: usize, arguments: [u64; 3]) -> Result<Arc<Process>, SpawnError> {
+    spawn_racing(program, cpu, arguments, None)
+}
+
+/// `spawn`, with the process's pin calls set up for a race test.
+pub fn spawn_racing(
+    program: &Program,
+    cpu: usize,
+    arguments: [u64; 3],
+    pin_race: Option<PinRace>,
+) -> Result<Arc<Process>, SpawnError> {
     let mm = vm::new_mm().map_err(|e| SpawnError::Vm(map_error(e)))?;
     load(&mm, program).map_err(SpawnError::Vm)?;
     mm.map(USER_STACK_TOP - USER_STACK_BYTES, USER_STACK_BYTES, Prot::READ | Prot::WRITE, false)
@@ -234,6 +271,8 @@ pub fn spawn(program: &Program, cpu: usize, arguments: [u64; 3]) -> Result<Arc<P
         syscalls: AtomicU64::new(0),
         user_interrupts: AtomicU64::new(0),
         thread: Mutex::new(None),
+        pins: Mutex::new(Vec::new()),
+        pin_race,
     });
     let user =
         Arc::new(UserThread { process: process.clone(), kernel: UnsafeCell::new(KernelContext([0; 22])), arguments });
@@ -308,6 +347,12 @@ fn user_main(raw: u64) {
     cpu::enable_interrupts();
     // Whoever ended the process recorded how (exit or kill).
     let process = &user.process;
+    // A process's pins end with it.
+    for frames in core::mem::take(&mut *process.pins.lock()).into_iter().flatten() {
+        for frame in frames {
+            process.mm.unpin(frame);
+        }
+    }
     if process.exit.get().is_none() {
         process.exit.call_once(|| Exit::Killed(Kill { vector: 0, address: 0, dsisr: 0, pc: 0 }));
     }
@@ -438,6 +483,9 @@ fn syscall(user: &UserThread, frame: &mut TrapFrame) {
             .and_then(|prot| process.mm.protect(a0, a1, prot).map_err(vm_errno))
             .map(|()| 0),
         nr::MADVISE => madvise(process, a0, a1, a2),
+        nr::PIN => pin(process, a0, a1, a2 != 0),
+        nr::UNPIN => unpin(process, a0),
+        nr::PIN_READ => pin_read(process, a0, a1, a2),
         _ => Err(errno::ENOSYS),
     };
     match result {
@@ -575,4 +623,75 @@ fn madvise(process: &Process, start: u64, len: u64, advice: u64) -> Result<u64, 
         _ => return Err(errno::EINVAL),
     }
     Ok(0)
+}
+
+/// pin(addr, pages, write): GUP-fast for each page (as pin_user_pages_fast),
+/// GUP-slow where it cannot; the pins are held until unpin or the end of
+/// the process.
+fn pin(process: &Process, start: u64, pages: u64, write: bool) -> Result<u64, u64> {
+    if pages == 0 || pages > MAX_PIN_PAGES {
+        return Err(errno::EINVAL);
+    }
+    user_range(start, pages * FRAME_SIZE)?;
+    let mut frames = Vec::new();
+    // GUP-slow waits for the mmap lock: interrupts on, as the process had them.
+    cpu::enable_interrupts();
+    let pinned = match process.pin_race {
+        Some(race) => {
+            let calls = process.syscalls.load(Ordering::Relaxed);
+            let jitter = Jitter::new(race.seed, calls, race.jitter_ticks, cpu::timebase);
+            (0..pages).try_for_each(|i| {
+                let address = start + i * FRAME_SIZE;
+                match process.mm.pin_page_fast_with(address, write, race.settings, &jitter) {
+                    Ok(frame) => {
+                        frames.push(frame);
+                        Ok(())
+                    }
+                    Err(_) => process.mm.pin_pages(address, 1, write, &mut frames).map_err(drop),
+                }
+            })
+        }
+        None => process.mm.pin_pages_fast(start, pages as usize, write, &mut frames).map(drop).map_err(drop),
+    };
+    crate::percpu::disable_interrupts();
+    if pinned.is_err() {
+        for frame in frames {
+            process.mm.unpin(frame);
+        }
+        return Err(errno::EFAULT);
+    }
+    let mut pins = process.pins.lock();
+    let handle = match pins.iter().position(Option::is_none) {
+        Some(free) => free,
+        None => {
+            pins.push(None);
+            pins.len() - 1
+        }
+    };
+    pins[handle] = Some(frames);
+    Ok(handle as u64)
+}
+
+fn unpin(process: &Process, handle: u64) -> Result<u64, u64> {
+    let frames = process.pins.lock().get_mut(handle as usize).and_then(Option::take).ok_or(errno::EINVAL)?;
+    for frame in frames {
+        process.mm.unpin(frame);
+    }
+    Ok(0)
+}
+
+/// pin_read(handle, page, offset): what the pinned page holds at `offset`.
+#[allow(unsafe_code)]
+fn pin_read(process: &Process, handle: u64, page: u64, offset: u64) -> Result<u64, u64> {
+    if !offset.is_multiple_of(8) || offset > FRAME_SIZE - 8 {
+        return Err(errno::EINVAL);
+    }
+    let pins = process.pins.lock();
+    let frame = pins
+        .get(handle as usize)
+        .and_then(Option::as_ref)
+        .and_then(|frames| frames.get(page as usize))
+        .ok_or(errno::EINVAL)?;
+    // SAFETY: a frame this process holds pinned, through the linear map.
+    Ok(unsafe { (mm::phys_to_virt(frame.address() + offset) as *const u64).read_volatile() })
 }

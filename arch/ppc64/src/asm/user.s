@@ -328,19 +328,84 @@ user_holder:
     b       1b
 user_holder_end:
 
+# pinwriter: the seed thread's race from user mode. Maps 2 MiB at the
+# fixed, 2 MiB-aligned address r3 with small pages (writes each), allows
+# huge pages there (so that collapse may take it), then r4 times: pins one
+# of its pages (the vmsplice-like call: GUP-fast in the kernel), writes a
+# new value to it through its own mapping, reads the pinned page through
+# the kernel, and unpins. Exits with the number of writes the pinned page
+# did not see (the pin was of a page collapse had replaced), or 900 + the
+# step that failed.
+    .set SYS_pin, 0x1001
+    .set SYS_unpin, 0x1002
+    .set SYS_pin_read, 0x1003
+    .globl  user_pinwriter
+user_pinwriter:
+    mr      %r31, %r3
+    mr      %r28, %r4
+    lis     %r4, 0x20
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
+    EXPECT_OK 901
+    li      %r27, 0
+1:  sldi    %r26, %r27, 16
+    stdx    %r27, %r31, %r26
+    addi    %r27, %r27, 1
+    cmpdi   %r27, 32
+    blt     1b
+    mr      %r3, %r31
+    lis     %r4, 0x20
+    li      %r5, MADV_HUGEPAGE
+    SYS     SYS_madvise
+    EXPECT_OK 902
+    li      %r29, 0                     # writes the pin did not see
+    li      %r27, 0                     # round
+2:  andi.   %r26, %r27, 31
+    sldi    %r26, %r26, 16
+    add     %r25, %r31, %r26            # this round's page
+    mr      %r3, %r25
+    li      %r4, 1
+    li      %r5, 1
+    SYS     SYS_pin
+    bso     4f                          # not pinned this round
+    mr      %r24, %r3                   # the handle
+    sldi    %r23, %r27, 8
+    ori     %r23, %r23, 0x5a            # this round's value
+    std     %r23, 256(%r25)
+    mr      %r3, %r24
+    li      %r4, 0
+    li      %r5, 256
+    SYS     SYS_pin_read
+    EXPECT_OK 903
+    cmpd    %r3, %r23
+    beq     3f
+    addi    %r29, %r29, 1
+3:  mr      %r3, %r24
+    SYS     SYS_unpin
+    EXPECT_OK 904
+4:  addi    %r27, %r27, 1
+    cmpd    %r27, %r28
+    blt     2b
+    mr      %r3, %r29
+    SYS     SYS_exit
+user_pinwriter_end:
+
 # The programs by name: (name, start, end) addresses, for process::program.
     .section .data.rel.ro.user_programs, "aw"
     .balign 8
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter
 user_name_\name:
     .asciz  "\name"
 .endr

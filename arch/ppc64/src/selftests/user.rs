@@ -5,11 +5,16 @@
 //! after these).
 
 use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
 
+use kernel::cmdline::CollapseIpi;
 use kernel::ktest::{fail, ktest, require_cpus, Env, TestResult};
 use kernel::{kassert, kassert_eq};
 
-use crate::process::{self, Exit, Kill, Process};
+use kernel::mm::jitter::Jitter;
+use kernel::mm::vm::{MmArch, RaceSettings};
+
+use crate::process::{self, Exit, Kill, PinRace, Process};
 use crate::trap::vector;
 
 use super::online_secondaries;
@@ -49,7 +54,7 @@ fn hello_writes_yields_and_exits(env: &Env<'_>) -> TestResult {
     kassert_eq!(exit, Exit::Code(process.pid));
     kassert_eq!(process.output().as_str(), "hello from user mode\n");
     // write, sched_yield, getpid, exit.
-    kassert_eq!(process.syscalls.load(core::sync::atomic::Ordering::Relaxed), 4);
+    kassert_eq!(process.syscalls.load(Ordering::Relaxed), 4);
     Ok(())
 }
 
@@ -129,10 +134,10 @@ fn a_spinning_process_is_preempted_and_killed(env: &Env<'_>) -> TestResult {
     let process = start("spin", [0; 3])?;
     // It runs: its CPU keeps taking ticks from user mode.
     let guard = kernel::time::deadline_us(GUARD_US);
-    while process.user_interrupts.load(core::sync::atomic::Ordering::Relaxed) < 3 && kernel::time::now() < guard {
+    while process.user_interrupts.load(Ordering::Relaxed) < 3 && kernel::time::now() < guard {
         core::hint::spin_loop();
     }
-    kassert!(process.user_interrupts.load(core::sync::atomic::Ordering::Relaxed) >= 3, "the process never ran");
+    kassert!(process.user_interrupts.load(Ordering::Relaxed) >= 3, "the process never ran");
     process.kill();
     let exit = process.wait(GUARD_US).ok_or_else(|| fail("the spinning process was not killed"))?;
     // Killed on request: no interrupt of its own.
@@ -147,7 +152,7 @@ fn processes_do_not_see_each_other(env: &Env<'_>) -> TestResult {
     let holder = start("holder", [SECRET_AT, 0x5ec2e7, 0])?;
     // Once the holder has mapped its page (its mmap is its first call)...
     let guard = kernel::time::deadline_us(GUARD_US);
-    while holder.syscalls.load(core::sync::atomic::Ordering::Relaxed) < 2 && kernel::time::now() < guard {
+    while holder.syscalls.load(Ordering::Relaxed) < 2 && kernel::time::now() < guard {
         core::hint::spin_loop();
     }
     kassert!(holder.mm.region(SECRET_AT).is_some(), "the holder did not map its page");
@@ -165,10 +170,87 @@ fn anonymous_memory_and_thp_from_user_mode(env: &Env<'_>) -> TestResult {
     let (process, exit) = run("thp", [0; 3])?;
     // Otherwise the exit code is the step that failed.
     kassert_eq!(exit, Exit::Code(0));
-    let collapsed = process.mm.stats.collapse.collapsed.load(core::sync::atomic::Ordering::Relaxed);
+    let collapsed = process.mm.stats.collapse.collapsed.load(Ordering::Relaxed);
     kassert_eq!(collapsed, 1);
     // munmap took the region and its pages: only the program's text is left.
     kassert!(process.mm.region(process::FIRST_MMAP).is_none(), "the mapping is still there");
     kassert_eq!(process.mm.mapped_pages(), 1);
     Ok(())
+}
+
+// --- The race from user mode ---------------------------------------------------
+
+/// Where the race program maps its 2 MiB, and how many pins it makes.
+const RACE_BASE: u64 = 0x4000_0000;
+const RACE_ROUNDS: u64 = 400;
+/// How many runs an unprotected configuration may take to show the race.
+const RACE_RUNS: u32 = 4;
+
+/// One run of the seed thread's race as Linux has it: a process pins one of
+/// its pages at a time (GUP-fast in the pin call, its window widened) and
+/// writes to it from user mode on a secondary CPU, while this CPU collapses
+/// and splits its region over and over (collapse widened too), with the
+/// knobs `recheck` and `ipi`. Returns the writes the pinned page did not see.
+fn user_race(env: &Env<'_>, recheck: bool, ipi: CollapseIpi) -> Result<u64, kernel::ktest::Failure> {
+    let settings = RaceSettings::new(recheck, ipi);
+    let jitter_us = env.options.race_jitter_us.unwrap_or(1000) as u64;
+    let seed = env.options.race_seed.unwrap_or_else(crate::cpu::timebase);
+    let ticks = kernel::time::us_to_ticks(jitter_us);
+    let race = PinRace { settings, seed, jitter_ticks: ticks };
+    super::require_translation()?;
+    let program = process::program("pinwriter").ok_or_else(|| fail("no pinwriter program"))?;
+    let cpu = online_secondaries().next().ok_or_else(|| fail("no secondary CPU"))?;
+    let process = process::spawn_racing(&program, cpu, [RACE_BASE, RACE_ROUNDS, 0], Some(race))
+        .map_err(|e| fail(alloc::format!("spawn: {e:?}")))?;
+    // Its mmap and madvise: the region exists and takes huge pages.
+    let guard = kernel::time::deadline_us(GUARD_US);
+    while process.syscalls.load(Ordering::Relaxed) < 2 && process.exit().is_none() && kernel::time::now() < guard {
+        core::hint::spin_loop();
+    }
+    let collapse_jitter = Jitter::new(seed, u64::MAX, ticks, crate::cpu::timebase);
+    while process.exit().is_none() && kernel::time::now() < guard {
+        let huge = process.mm.with_arch(|arch| arch.tree().pmd(RACE_BASE).is_leaf());
+        if !huge {
+            let _ = process.mm.collapse_with(RACE_BASE, settings, &collapse_jitter);
+        }
+        crate::sched::run_ready();
+        let _ = process.mm.split(RACE_BASE);
+    }
+    let exit = process.wait(GUARD_US).ok_or_else(|| fail("the race program did not end"))?;
+    let collapsed = process.mm.stats.collapse.collapsed.load(Ordering::Relaxed);
+    let aborted = process.mm.stats.collapse.aborted_pinned.load(Ordering::Relaxed);
+    let Exit::Code(lost) = exit else { return Err(fail(alloc::format!("the race program was killed: {exit:?}"))) };
+    kassert!(lost < 900, "the race program failed at step {}", lost - 900);
+    kernel::println!(
+        "# user race ({}, recheck={recheck} ipi={ipi:?}, race_jitter={jitter_us} race_seed={seed:#x}): {RACE_ROUNDS} pins written from user mode, {lost} writes the pinned page did not see; {collapsed} collapses, {aborted} gave up on a pin",
+        crate::mmu::backend().name()
+    );
+    Ok(lost)
+}
+
+/// With the kernel's defaults, the pinned page sees every write the process
+/// makes (a collapse that would replace it sees the pin and gives up, or
+/// GUP-fast sees the collapse and backs off).
+#[ktest]
+fn race_with_the_defaults_keeps_every_write(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let lost = user_race(env, true, CollapseIpi::Auto)?;
+    kassert_eq!(lost, 0);
+    Ok(())
+}
+
+/// With neither fix, GUP-fast pins a page collapse then replaces: the
+/// process's writes go to the huge page, the pinned page never sees them.
+#[ktest]
+fn race_without_the_fixes_loses_writes(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    for _ in 0..RACE_RUNS {
+        if user_race(env, false, CollapseIpi::Off)? > 0 {
+            return Ok(());
+        }
+    }
+    if env.options.race_jitter_us == Some(0) {
+        kernel::kskip!("race_jitter=0, and no run showed the race");
+    }
+    Err(fail(alloc::format!("{RACE_RUNS} widened runs without either fix lost no write")))
 }
