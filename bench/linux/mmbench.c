@@ -36,6 +36,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -289,6 +290,23 @@ static void bench_fault_base(void)
     emit("fault_base_page", v, reps, ",\"per\":\"page\"");
 }
 
+/* A system call's round trip: getpid through syscall(2), so that no C
+ * library cache answers it, 1000 calls per repetition. */
+static void bench_syscall(void)
+{
+    double v[MAX_REPS];
+    const int calls = 1000;
+    for (int r = -WARMUP; r < reps; r++) {
+        uint64_t t0 = mftb();
+        for (int i = 0; i < calls; i++)
+            syscall(SYS_getpid);
+        uint64_t t1 = mftb();
+        if (r >= 0)
+            v[r] = tb_us(t1 - t0) / (double)calls;
+    }
+    emit("syscall_getpid", v, reps, ",\"per\":\"call\"");
+}
+
 /* One write fault on a fresh MADV_HUGEPAGE region: allocates, zeroes and
  * maps one THP (when the MMU has THP). */
 static void bench_fault_thp(void)
@@ -540,6 +558,7 @@ int main(void)
 
     bench_fault_base();
     bench_fault_thp();
+    bench_syscall();
     bench_collapse("collapse", 0);
     bench_mprotect("mprotect_pair", 0);
 

@@ -86,6 +86,8 @@ pub fn expected(mmu: &str, cpus: u32, selftests: bool) -> Vec<String> {
         "zero_64k",
         "zero_2m",
         "copy_64k",
+        "syscall_getpid",
+        "user_fault_base_page",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -229,6 +231,24 @@ const PAIRS: &[Pair] = &[
     Pair {
         what: "anonymous fault, per 64 KiB page",
         ours: "fault_base_page",
+        linux: "fault_base_page",
+        linux_config: same,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        what: "system call round trip (getpid, from user mode)",
+        ours: "syscall_getpid",
+        linux: "syscall_getpid",
+        linux_config: same,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        what: "user fault-in, per 64 KiB page (a process's stores; Linux: the same)",
+        ours: "user_fault_base_page",
         linux: "fault_base_page",
         linux_config: same,
         unit: "us",

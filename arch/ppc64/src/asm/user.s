@@ -393,19 +393,62 @@ user_pinwriter:
     SYS     SYS_exit
 user_pinwriter_end:
 
+# bench_syscalls: r3 getpid calls; exits with the timebase ticks they took.
+    .globl  user_bench_syscalls
+user_bench_syscalls:
+    mr      %r31, %r3
+    mftb    %r30
+1:  SYS     SYS_getpid
+    addi    %r31, %r31, -1
+    cmpdi   %r31, 0
+    bgt     1b
+    mftb    %r3
+    sub     %r3, %r3, %r30
+    SYS     SYS_exit
+user_bench_syscalls_end:
+
+# bench_faults: maps r3 pages of 64 KiB, then stores to each (a fault
+# apiece); exits with the timebase ticks the stores took, or with -1 if
+# the mmap failed.
+    .globl  user_bench_faults
+user_bench_faults:
+    mr      %r31, %r3
+    sldi    %r4, %r3, 16
+    li      %r3, 0
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
+    bns     1f
+    li      %r3, -1
+    SYS     SYS_exit
+1:  mr      %r29, %r3
+    mftb    %r30
+    li      %r28, 0
+2:  sldi    %r27, %r28, 16
+    stdx    %r28, %r29, %r27
+    addi    %r28, %r28, 1
+    cmpd    %r28, %r31
+    blt     2b
+    mftb    %r3
+    sub     %r3, %r3, %r30
+    SYS     SYS_exit
+user_bench_faults_end:
+
 # The programs by name: (name, start, end) addresses, for process::program.
     .section .data.rel.ro.user_programs, "aw"
     .balign 8
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults
 user_name_\name:
     .asciz  "\name"
 .endr

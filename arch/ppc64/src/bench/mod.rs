@@ -107,6 +107,37 @@ fn fault(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// A process's cost as Linux's mmbench measures it from user mode: a
+/// system call's round trip (getpid, 1000 per repetition) and the fault-in
+/// of anonymous memory by the process's own stores (32 pages of 64 KiB per
+/// repetition), each timed by the program with the timebase (mftb works in
+/// problem state).
+#[ktest]
+fn user(env: &Env<'_>) -> TestResult {
+    const CALLS: u64 = 1000;
+    const PAGES: u64 = 32;
+    let (mut calls, mut faults) = (Vec::new(), Vec::new());
+    for rep in 0..WARM_UP + reps(env) {
+        for (name, count, samples) in [("bench_syscalls", CALLS, &mut calls), ("bench_faults", PAGES, &mut faults)] {
+            let program = crate::process::program(name).ok_or_else(|| fail(format!("no user program {name}")))?;
+            let cpu = online_secondaries().next().unwrap_or(0);
+            let process = crate::process::spawn(&program, cpu, [count, 0, 0])
+                .map_err(|e| fail(format!("spawn {name}: {e:?}")))?;
+            match process.wait(30_000_000) {
+                Some(crate::process::Exit::Code(ticks)) if ticks != u64::MAX => {
+                    if rep >= WARM_UP {
+                        samples.push(ticks);
+                    }
+                }
+                other => return Err(fail(format!("{name} ended {other:?}"))),
+            }
+        }
+    }
+    report_us(env, "syscall_getpid", &mut calls, CALLS);
+    report_us(env, "user_fault_base_page", &mut faults, PAGES);
+    Ok(())
+}
+
 /// The floors of the fault and collapse paths, measured with the routines
 /// those paths use: zeroing a 64 KiB and a 2 MiB page as a fault does
 /// (`PageMemory::zero`: dcbz per cache block), and copying 64 KiB as
