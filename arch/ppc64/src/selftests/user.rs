@@ -1,4 +1,5 @@
-//! Processes in problem state (process.rs): programs start on another CPU,
+//! Processes in problem state (process.rs): programs start on another CPU
+//! (or, with one CPU, on this one, running whenever the test yields),
 //! make system calls, fault their pages in, are killed for accesses their
 //! regions or the MMU do not allow, and exit; nothing they do brings the
 //! kernel down, and every frame comes back (the accounting suite checks
@@ -48,8 +49,7 @@ fn killed(exit: Exit) -> Result<Kill, kernel::ktest::Failure> {
 }
 
 #[ktest]
-fn hello_writes_yields_and_exits(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn hello_writes_yields_and_exits(_: &Env<'_>) -> TestResult {
     let (process, exit) = run("hello", [0; 3])?;
     kassert_eq!(exit, Exit::Code(process.pid));
     kassert_eq!(process.output().as_str(), "hello from user mode\n");
@@ -59,8 +59,7 @@ fn hello_writes_yields_and_exits(env: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn bad_system_calls_return_errors(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn bad_system_calls_return_errors(_: &Env<'_>) -> TestResult {
     let (_, exit) = run("bad_syscalls", [KERNEL_ADDRESS, 0, 0])?;
     // The program exits with the number of the first call whose error was not the expected one.
     kassert_eq!(exit, Exit::Code(0));
@@ -68,8 +67,7 @@ fn bad_system_calls_return_errors(env: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn reading_kernel_memory_kills(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn reading_kernel_memory_kills(_: &Env<'_>) -> TestResult {
     let (_, exit) = run("load", [KERNEL_ADDRESS, 0, 0])?;
     let kill = killed(exit)?;
     kassert!(
@@ -83,8 +81,7 @@ fn reading_kernel_memory_kills(env: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn writing_kernel_memory_kills(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn writing_kernel_memory_kills(_: &Env<'_>) -> TestResult {
     let before = unsafe_read(KERNEL_ADDRESS);
     let (_, exit) = run("store", [KERNEL_ADDRESS, 0x5a5a_5a5a_5a5a_5a5a, 0])?;
     let kill = killed(exit)?;
@@ -100,8 +97,7 @@ fn unsafe_read(address: u64) -> u64 {
 }
 
 #[ktest]
-fn unmapped_and_read_only_user_memory_kills(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn unmapped_and_read_only_user_memory_kills(_: &Env<'_>) -> TestResult {
     // Nothing mapped at 0x100 (no region): a segmentation fault.
     let kill = killed(run("load", [0x100, 0, 0])?.1)?;
     kassert_eq!((kill.vector, kill.address), (vector::DATA_STORAGE, 0x100));
@@ -113,8 +109,7 @@ fn unmapped_and_read_only_user_memory_kills(env: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn executing_kernel_code_or_privileged_instructions_kills(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn executing_kernel_code_or_privileged_instructions_kills(_: &Env<'_>) -> TestResult {
     let kill = killed(run("jump", [KERNEL_ADDRESS, 0, 0])?.1)?;
     kassert!(
         kill.vector == vector::INSTRUCTION_STORAGE || kill.vector == vector::INSTRUCTION_SEGMENT,
@@ -129,12 +124,13 @@ fn executing_kernel_code_or_privileged_instructions_kills(env: &Env<'_>) -> Test
 }
 
 #[ktest]
-fn a_spinning_process_is_preempted_and_killed(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn a_spinning_process_is_preempted_and_killed(_: &Env<'_>) -> TestResult {
     let process = start("spin", [0; 3])?;
     // It runs: its CPU keeps taking ticks from user mode.
     let guard = kernel::time::deadline_us(GUARD_US);
     while process.user_interrupts.load(Ordering::Relaxed) < 3 && kernel::time::now() < guard {
+        // With one CPU, the process runs when this thread yields.
+        crate::sched::run_ready();
         core::hint::spin_loop();
     }
     kassert!(process.user_interrupts.load(Ordering::Relaxed) >= 3, "the process never ran");
@@ -146,13 +142,13 @@ fn a_spinning_process_is_preempted_and_killed(env: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn processes_do_not_see_each_other(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn processes_do_not_see_each_other(_: &Env<'_>) -> TestResult {
     const SECRET_AT: u64 = 0x3000_0000;
     let holder = start("holder", [SECRET_AT, 0x5ec2e7, 0])?;
     // Once the holder has mapped its page (its mmap is its first call)...
     let guard = kernel::time::deadline_us(GUARD_US);
     while holder.syscalls.load(Ordering::Relaxed) < 2 && kernel::time::now() < guard {
+        crate::sched::run_ready();
         core::hint::spin_loop();
     }
     kassert!(holder.mm.region(SECRET_AT).is_some(), "the holder did not map its page");
@@ -165,8 +161,7 @@ fn processes_do_not_see_each_other(env: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn anonymous_memory_and_thp_from_user_mode(env: &Env<'_>) -> TestResult {
-    require_cpus(env, 2)?;
+fn anonymous_memory_and_thp_from_user_mode(_: &Env<'_>) -> TestResult {
     let (process, exit) = run("thp", [0; 3])?;
     // Otherwise the exit code is the step that failed.
     kassert_eq!(exit, Exit::Code(0));
