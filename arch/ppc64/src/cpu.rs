@@ -11,7 +11,12 @@ pub mod spr {
     pub const SPRG0: u32 = 272;
     pub const PVR: u32 = 287;
     pub const PIR: u32 = 1023;
+    /// Facility Status and Control Register (ISA 3.0: bit SCV enables `scv`).
+    pub const FSCR: u32 = 153;
 }
+
+/// FSCR[SCV] (Power ISA v3.0B, Book III, 9.2.2: bit 51).
+pub const FSCR_SCV: u64 = 1 << 12;
 
 /// Machine State Register bits (Power ISA v3.0B, Book III, 4.2.1).
 pub mod msr {
@@ -37,6 +42,19 @@ macro_rules! read_spr {
         unsafe { asm!("mfspr {0}, {1}", out(reg) value, const $spr, options(nomem, nostack, preserves_flags)) };
         value
     }};
+}
+
+/// Lets problem state use `scv` (ISA 3.0 and later; on POWER8 `scv` stays
+/// an illegal instruction). Each CPU sets its own FSCR. Whether it took:
+/// a hypervisor may keep the facility from its partition.
+pub fn enable_scv() -> bool {
+    if processor().isa < boot::processor::IsaLevel::V3_00 {
+        return false;
+    }
+    let fscr = read_spr!(spr::FSCR) | FSCR_SCV;
+    // SAFETY: FSCR only controls facilities of problem state; SCV is the one set.
+    unsafe { asm!("mtspr {0}, {1}", const spr::FSCR, in(reg) fscr, options(nomem, nostack, preserves_flags)) };
+    read_spr!(spr::FSCR) & FSCR_SCV != 0
 }
 
 pub fn pir() -> u32 {

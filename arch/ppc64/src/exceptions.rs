@@ -26,6 +26,9 @@ extern "C" {
     static vector_stub_template: u32;
     static vector_stub_template_end: u32;
     static exception_common: u32;
+    static scv_stub_template: u32;
+    static scv_stub_template_end: u32;
+    static scv_entry: u32;
     static __ex_table_start: u32;
     static __ex_table_end: u32;
     pub fn probe_trap() -> u64;
@@ -81,6 +84,45 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
         unsafe {
             let li = stub.add(STUB_LI_WORD);
             li.write_volatile(li.read() | vector as u32 | flag);
+            let branch = stub.add(STUB_BRANCH_WORD);
+            branch.write_volatile(
+                (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),
+            );
+        }
+        cpu::sync_icache(stub as usize, STUB_WORDS * 4, dcache_block, icache_block);
+    }
+    // SAFETY: as above (the scv vectors lie in the same area).
+    unsafe { install_scv(dcache_block, icache_block) };
+}
+
+/// The `scv` vectors: one stub per level (0..128) at 0x3000 + 0x20 * LEV,
+/// where `scv` lands with relocation on (AIL 3; a process runs only with
+/// translation on, so the AIL 0 vectors at 0x17000 are never used). Each
+/// passes its level to `scv_entry`, which makes it vector
+/// `trap::SYSTEM_CALL_VECTORED + 0x20 * LEV`.
+///
+/// # Safety
+/// As `install`.
+unsafe fn install_scv(dcache_block: usize, icache_block: usize) {
+    // SAFETY: linker/asm symbols; only their addresses are used.
+    let (template, template_end, entry) = unsafe {
+        (&scv_stub_template as *const u32, &scv_stub_template_end as *const u32, &scv_entry as *const u32 as u64)
+    };
+    assert_eq!(template_end as usize - template as usize, STUB_WORDS * 4);
+    for level in 0..trap::SCV_LEVELS {
+        let place = trap::vector::SYSTEM_CALL_VECTORED + 0x20 * level;
+        let stub = kernel::mm::phys_to_virt(place) as *mut u32;
+        for word in 0..STUB_WORDS {
+            // SAFETY: the vector area is ours; the template is kernel text.
+            unsafe { stub.add(word).write_volatile(template.add(word).read()) };
+        }
+        let branch_at = stub as u64 + 4 * STUB_BRANCH_WORD as u64;
+        let displacement = entry.wrapping_sub(branch_at) as i64;
+        assert!((-(1 << 25)..(1 << 25)).contains(&displacement), "scv_entry out of branch range");
+        // SAFETY: patching the words just written: the level, the branch.
+        unsafe {
+            let li = stub.add(STUB_LI_WORD);
+            li.write_volatile(li.read() | level as u32);
             let branch = stub.add(STUB_BRANCH_WORD);
             branch.write_volatile(
                 (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),

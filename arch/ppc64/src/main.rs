@@ -133,6 +133,7 @@ extern "C" fn boot_cpu_entry(
         warn!("irq: {why}; no IPIs");
     }
     smp::init_rcu();
+    process::note_scv(cpu::enable_scv());
     let online = secondary::start_secondaries(info);
     print_banner(info, online);
 

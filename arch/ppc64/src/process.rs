@@ -12,9 +12,10 @@
 //! stack and lets `user_main` return, so the thread ends as kernel threads
 //! do and its stack, its address space and every frame go back.
 //!
-//! System calls follow Linux's convention for `sc` on ppc64 (r0 the
-//! number, r3..r8 the arguments, r3 the result, an error as a positive
-//! errno in r3 with CR0[SO] set) and Linux's numbers.
+//! System calls follow Linux's conventions on ppc64 and Linux's numbers:
+//! r0 the number, r3..r8 the arguments, r3 the result; an error as a
+//! positive errno in r3 with CR0[SO] set after `sc`, as -errno after
+//! `scv 0` (ISA 3.0 and later). Other `scv` levels kill the process.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -109,6 +110,21 @@ mod flags {
 
 /// CR0[SO] in the 32-bit CR image: how `sc` reports an error.
 const CR0_SO: u64 = 0x1000_0000;
+
+/// Whether every CPU lets problem state use `scv` (FSCR[SCV]; ISA 3.0 on).
+static SCV: AtomicBool = AtomicBool::new(true);
+
+/// Each CPU reports whether it enabled `scv` (cpu::enable_scv) at bring-up.
+pub fn note_scv(enabled: bool) {
+    if !enabled {
+        SCV.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Whether processes may make system calls with `scv`.
+pub fn scv_available() -> bool {
+    SCV.load(Ordering::Relaxed)
+}
 
 /// A user program: position-independent code (asm/user.s) copied to
 /// `USER_TEXT` and entered at its first byte.
@@ -415,7 +431,7 @@ pub fn interrupt_from_user(frame: &mut TrapFrame) {
     let Some(user) = current() else {
         crate::fatal::unexpected_exception(frame);
     };
-    if frame.vector == vector::SYSTEM_CALL {
+    if frame.vector == vector::SYSTEM_CALL || frame.vector == vector::SYSTEM_CALL_VECTORED {
         user.process.syscalls.fetch_add(1, Ordering::Relaxed);
         return syscall(user, frame);
     }
@@ -489,6 +505,9 @@ fn syscall(user: &UserThread, frame: &mut TrapFrame) {
         _ => Err(errno::ENOSYS),
     };
     match result {
+        // scv: the value, or -errno (Linux's scv convention: no CR0[SO]).
+        Ok(value) if frame.vector == vector::SYSTEM_CALL_VECTORED => frame.gpr[3] = value,
+        Err(errno) if frame.vector == vector::SYSTEM_CALL_VECTORED => frame.gpr[3] = errno.wrapping_neg(),
         Ok(value) => {
             frame.gpr[3] = value;
             frame.cr &= !CR0_SO;

@@ -87,6 +87,7 @@ extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
         warn!("smp: CPU {}: {why}; no IPIs", area.server.load(Ordering::Relaxed));
     }
     sched::init_cpu();
+    crate::process::note_scv(cpu::enable_scv());
     timer::arm();
     percpu::set_online(area.index.load(Ordering::Relaxed) as usize);
     idle(area)

@@ -37,7 +37,13 @@ pub mod vector {
     pub const VSX_UNAVAILABLE: u64 = 0xf40;
     pub const FACILITY_UNAVAILABLE: u64 = 0xf60;
     pub const HYPERVISOR_FACILITY_UNAVAILABLE: u64 = 0xf80;
+    /// `scv 0` (ISA 3.0), with relocation on; level LEV is 0x20 * LEV above.
+    /// Not a vector of VECTORS: scv_entry makes a frame of it.
+    pub const SYSTEM_CALL_VECTORED: u64 = 0x3000;
 }
+
+/// `scv` levels (LEV is 7 bits).
+pub const SCV_LEVELS: u64 = 128;
 
 /// Every vector that gets a stub, with its name for reports.
 pub const VECTORS: [(u64, &str); 26] = [
@@ -108,6 +114,9 @@ pub fn stub_at(physical: u64) -> Option<(u64, u64)> {
 }
 
 pub fn vector_name(vector: u64) -> &'static str {
+    if (vector::SYSTEM_CALL_VECTORED..vector::SYSTEM_CALL_VECTORED + 0x20 * SCV_LEVELS).contains(&vector) {
+        return "system call vectored";
+    }
     VECTORS.iter().find(|(v, _)| *v == vector).map_or("unknown", |(_, name)| name)
 }
 

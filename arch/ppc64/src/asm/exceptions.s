@@ -119,6 +119,39 @@ vector_stub_template:
     b       .
 vector_stub_template_end:
 
+# The stub at each `scv` level's vector (0xc000000000003000 + 0x20 * LEV
+# with AIL 3): scv leaves MSR[EE] as it was (on, from problem state), so
+# the first thing is to turn interrupts off, using only registers the scv
+# ABI makes volatile (r9-r12: an interrupt before the mtmsrd preserves
+# them anyway). LEV goes in r10 (patched into the li), then scv_entry.
+    .globl  scv_stub_template
+    .globl  scv_stub_template_end
+    .balign 4
+scv_stub_template:
+    li      %r11, 2                         # MSR[RI] only: EE off
+    mtmsrd  %r11, 1
+    li      %r10, 0
+    b       .
+scv_stub_template_end:
+
+# scv saved the return address in LR and the MSR in CTR, not in SRR0/1:
+# put them there, so that exception_common saves the frame as for any
+# interrupt and the return path (rfid) goes back after the scv. Vector
+# 0x3000 + 0x20 * LEV names it in the frame.
+    .globl  scv_entry
+    .type   scv_entry, @function
+scv_entry:
+    mflr    %r11
+    mtsrr0  %r11
+    mfctr   %r11
+    mtsrr1  %r11
+    mtspr   SPRG1, %r13
+    mtspr   SPRG2, %r12
+    sldi    %r12, %r10, 5
+    addi    %r12, %r12, 0x3000
+    b       exception_common
+    .size   scv_entry, . - scv_entry
+
     .globl  exception_common
     .type   exception_common, @function
     .balign 16

@@ -436,19 +436,60 @@ user_bench_faults:
     SYS     SYS_exit
 user_bench_faults_end:
 
+# scv_calls: the same calls as hello through `scv 0` (ISA 3.0: errors as
+# -errno in r3), then an unknown call, which must give -ENOSYS; exits with
+# its pid, or 900 + the step that failed.
+.macro SCV number
+    li      %r0, \number
+    .long   0x44000001                  # scv 0 (Power ISA v3.0, Book I, 3.3.1)
+.endm
+    .globl  user_scv_calls
+user_scv_calls:
+    bcl     20, 31, 1f
+1:  mflr    %r30
+    li      %r3, 1
+    addi    %r4, %r30, 2f - 1b
+    li      %r5, 3f - 2f
+    SCV     SYS_write
+    cmpdi   %r3, 3f - 2f
+    beq     4f
+    li      %r3, 901
+    .long   0x44000001 | (0 << 5)
+4:  li      %r0, 9999
+    .long   0x44000001
+    cmpdi   %r3, -ENOSYS
+    beq     5f
+    li      %r3, 902
+    SYS     SYS_exit
+5:  SCV     SYS_getpid
+    SCV     SYS_exit
+2:  .ascii  "hello through scv\n"
+3:
+    .balign 4
+user_scv_calls_end:
+
+# scv_level1: `scv 1`, a level this kernel does not offer: killed.
+    .globl  user_scv_level1
+user_scv_level1:
+    li      %r0, SYS_getpid
+    .long   0x44000021                  # scv 1
+    li      %r3, 0
+    SYS     SYS_exit
+user_scv_level1_end:
+
 # The programs by name: (name, start, end) addresses, for process::program.
     .section .data.rel.ro.user_programs, "aw"
     .balign 8
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1
 user_name_\name:
     .asciz  "\name"
 .endr

@@ -58,6 +58,22 @@ fn hello_writes_yields_and_exits(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// `scv 0` where the CPU has it (POWER9, POWER10): the same calls, errors
+/// as -errno; another level kills the process.
+#[ktest]
+fn system_calls_through_scv(_: &Env<'_>) -> TestResult {
+    super::require_translation()?;
+    if !process::scv_available() {
+        kernel::kskip!("no scv on this CPU (ISA 3.0 and later), or the hypervisor keeps it");
+    }
+    let (process, exit) = run("scv_calls", [0; 3])?;
+    kassert_eq!(exit, Exit::Code(process.pid));
+    kassert_eq!(process.output().as_str(), "hello through scv\n");
+    let kill = killed(run("scv_level1", [0; 3])?.1)?;
+    kassert_eq!(kill.vector, vector::SYSTEM_CALL_VECTORED + 0x20);
+    Ok(())
+}
+
 #[ktest]
 fn bad_system_calls_return_errors(_: &Env<'_>) -> TestResult {
     let (_, exit) = run("bad_syscalls", [KERNEL_ADDRESS, 0, 0])?;
