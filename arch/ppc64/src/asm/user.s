@@ -148,6 +148,23 @@ user_privileged:
     SYS     SYS_exit
 user_privileged_end:
 
+# fp: a floating-point instruction (the kernel keeps MSR[FP] off for
+# processes): killed by the floating-point unavailable interrupt.
+    .globl  user_fp
+user_fp:
+    .long   0xfc000090                  # fmr f0, f0
+    li      %r3, 0
+    SYS     SYS_exit
+user_fp_end:
+
+# trap: a trap instruction: killed by the program interrupt.
+    .globl  user_trap
+user_trap:
+    trap
+    li      %r3, 0
+    SYS     SYS_exit
+user_trap_end:
+
 # spin: loops until it is killed.
     .globl  user_spin
 user_spin:
@@ -238,6 +255,33 @@ user_bad_syscalls:
     li      %r5, 9999
     SYS     SYS_madvise
     EXPECT_ERRNO EINVAL, 12
+    # 13: pin of kernel memory
+    mr      %r3, %r31
+    li      %r4, 1
+    li      %r5, 1
+    SYS     0x1001
+    EXPECT_ERRNO EINVAL, 13
+    # 14: pin of user memory nothing maps
+    lis     %r3, 0x3000
+    li      %r4, 1
+    li      %r5, 1
+    SYS     0x1001
+    EXPECT_ERRNO EFAULT, 14
+    # 15: pin of more pages than one call takes
+    lis     %r3, 0x1000
+    li      %r4, 1000
+    li      %r5, 0
+    SYS     0x1001
+    EXPECT_ERRNO EINVAL, 15
+    # 16, 17: unpin and pin_read of a handle that does not exist
+    li      %r3, 99
+    SYS     0x1002
+    EXPECT_ERRNO EINVAL, 16
+    li      %r3, 99
+    li      %r4, 0
+    li      %r5, 0
+    SYS     0x1003
+    EXPECT_ERRNO EINVAL, 17
     li      %r3, 0
     SYS     SYS_exit
 2:  .ascii  "x"
@@ -483,13 +527,13 @@ user_scv_level1_end:
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap
 user_name_\name:
     .asciz  "\name"
 .endr

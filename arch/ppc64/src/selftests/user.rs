@@ -125,7 +125,7 @@ fn unmapped_and_read_only_user_memory_kills(_: &Env<'_>) -> TestResult {
 }
 
 #[ktest]
-fn executing_kernel_code_or_privileged_instructions_kills(_: &Env<'_>) -> TestResult {
+fn kernel_code_privileged_trap_and_fp_instructions_kill(_: &Env<'_>) -> TestResult {
     let kill = killed(run("jump", [KERNEL_ADDRESS, 0, 0])?.1)?;
     kassert!(
         kill.vector == vector::INSTRUCTION_STORAGE || kill.vector == vector::INSTRUCTION_SEGMENT,
@@ -136,6 +136,10 @@ fn executing_kernel_code_or_privileged_instructions_kills(_: &Env<'_>) -> TestRe
     let kill = killed(run("privileged", [0; 3])?.1)?;
     kassert_eq!(kill.vector, vector::PROGRAM);
     kassert_eq!(kill.pc, process::USER_TEXT + 4);
+    let kill = killed(run("trap", [0; 3])?.1)?;
+    kassert_eq!((kill.vector, kill.pc), (vector::PROGRAM, process::USER_TEXT));
+    let kill = killed(run("fp", [0; 3])?.1)?;
+    kassert_eq!((kill.vector, kill.pc), (vector::FP_UNAVAILABLE, process::USER_TEXT));
     Ok(())
 }
 
