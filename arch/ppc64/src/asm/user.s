@@ -521,19 +521,385 @@ user_scv_level1:
     SYS     SYS_exit
 user_scv_level1_end:
 
+# regs: every register the interrupted code owns survives interrupts, and
+# the ones the ABI keeps survive system calls. Fills r2, r13 and r14-r31
+# with their numbers (n << 32 | n), CR fields 1-7 and CTR with patterns,
+# spins for r3 timebase ticks (several of the kernel's ticks: each an
+# interrupt from user mode, maybe a switch to another thread), checks them
+# all; then makes 8 sched_yield calls and checks r2, r13 and r14-r31 again.
+# Exits 0, or with the register that changed (100 + n after the calls,
+# 200 for CR, 201 for CTR).
+    .globl  user_regs
+user_regs:
+    mr      %r4, %r3                    # the ticks to spin
+    li      %r2, 2
+    rldimi  %r2, %r2, 32, 0
+    li      %r13, 13
+    rldimi  %r13, %r13, 32, 0
+    li      %r14, 14
+    rldimi  %r14, %r14, 32, 0
+    li      %r15, 15
+    rldimi  %r15, %r15, 32, 0
+    li      %r16, 16
+    rldimi  %r16, %r16, 32, 0
+    li      %r17, 17
+    rldimi  %r17, %r17, 32, 0
+    li      %r18, 18
+    rldimi  %r18, %r18, 32, 0
+    li      %r19, 19
+    rldimi  %r19, %r19, 32, 0
+    li      %r20, 20
+    rldimi  %r20, %r20, 32, 0
+    li      %r21, 21
+    rldimi  %r21, %r21, 32, 0
+    li      %r22, 22
+    rldimi  %r22, %r22, 32, 0
+    li      %r23, 23
+    rldimi  %r23, %r23, 32, 0
+    li      %r24, 24
+    rldimi  %r24, %r24, 32, 0
+    li      %r25, 25
+    rldimi  %r25, %r25, 32, 0
+    li      %r26, 26
+    rldimi  %r26, %r26, 32, 0
+    li      %r27, 27
+    rldimi  %r27, %r27, 32, 0
+    li      %r28, 28
+    rldimi  %r28, %r28, 32, 0
+    li      %r29, 29
+    rldimi  %r29, %r29, 32, 0
+    li      %r30, 30
+    rldimi  %r30, %r30, 32, 0
+    li      %r31, 31
+    rldimi  %r31, %r31, 32, 0
+    lis     %r5, 0x09ab
+    ori     %r5, %r5, 0xcdef
+    mtcrf   0x7f, %r5                   # CR fields 1-7
+    lis     %r6, 0x1234
+    ori     %r6, %r6, 0x5678
+    mtctr   %r6
+    mftb    %r7
+2:  mftb    %r8
+    sub     %r8, %r8, %r7
+    cmpld   %r8, %r4
+    blt     2b
+    li      %r3, 2
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r2, %r3
+    beq     1f
+    li      %r3, 2
+    SYS     SYS_exit
+1:
+    li      %r3, 13
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r13, %r3
+    beq     1f
+    li      %r3, 13
+    SYS     SYS_exit
+1:
+    li      %r3, 14
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r14, %r3
+    beq     1f
+    li      %r3, 14
+    SYS     SYS_exit
+1:
+    li      %r3, 15
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r15, %r3
+    beq     1f
+    li      %r3, 15
+    SYS     SYS_exit
+1:
+    li      %r3, 16
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r16, %r3
+    beq     1f
+    li      %r3, 16
+    SYS     SYS_exit
+1:
+    li      %r3, 17
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r17, %r3
+    beq     1f
+    li      %r3, 17
+    SYS     SYS_exit
+1:
+    li      %r3, 18
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r18, %r3
+    beq     1f
+    li      %r3, 18
+    SYS     SYS_exit
+1:
+    li      %r3, 19
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r19, %r3
+    beq     1f
+    li      %r3, 19
+    SYS     SYS_exit
+1:
+    li      %r3, 20
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r20, %r3
+    beq     1f
+    li      %r3, 20
+    SYS     SYS_exit
+1:
+    li      %r3, 21
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r21, %r3
+    beq     1f
+    li      %r3, 21
+    SYS     SYS_exit
+1:
+    li      %r3, 22
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r22, %r3
+    beq     1f
+    li      %r3, 22
+    SYS     SYS_exit
+1:
+    li      %r3, 23
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r23, %r3
+    beq     1f
+    li      %r3, 23
+    SYS     SYS_exit
+1:
+    li      %r3, 24
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r24, %r3
+    beq     1f
+    li      %r3, 24
+    SYS     SYS_exit
+1:
+    li      %r3, 25
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r25, %r3
+    beq     1f
+    li      %r3, 25
+    SYS     SYS_exit
+1:
+    li      %r3, 26
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r26, %r3
+    beq     1f
+    li      %r3, 26
+    SYS     SYS_exit
+1:
+    li      %r3, 27
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r27, %r3
+    beq     1f
+    li      %r3, 27
+    SYS     SYS_exit
+1:
+    li      %r3, 28
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r28, %r3
+    beq     1f
+    li      %r3, 28
+    SYS     SYS_exit
+1:
+    li      %r3, 29
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r29, %r3
+    beq     1f
+    li      %r3, 29
+    SYS     SYS_exit
+1:
+    li      %r3, 30
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r30, %r3
+    beq     1f
+    li      %r3, 30
+    SYS     SYS_exit
+1:
+    li      %r3, 31
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r31, %r3
+    beq     1f
+    li      %r3, 31
+    SYS     SYS_exit
+1:
+    mfcr    %r3
+    rlwinm  %r3, %r3, 0, 4, 31          # fields 1-7
+    lis     %r5, 0x09ab
+    ori     %r5, %r5, 0xcdef
+    cmpw    %r3, %r5
+    beq     3f
+    li      %r3, 200
+    SYS     SYS_exit
+3:  mfctr   %r3
+    lis     %r5, 0x1234
+    ori     %r5, %r5, 0x5678
+    cmpd    %r3, %r5
+    beq     4f
+    li      %r3, 201
+    SYS     SYS_exit
+4:  li      %r9, 8
+5:  SYS     SYS_sched_yield
+    addi    %r9, %r9, -1
+    cmpdi   %r9, 0
+    bgt     5b
+    li      %r3, 2
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r2, %r3
+    beq     1f
+    li      %r3, 102
+    SYS     SYS_exit
+1:
+    li      %r3, 13
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r13, %r3
+    beq     1f
+    li      %r3, 113
+    SYS     SYS_exit
+1:
+    li      %r3, 14
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r14, %r3
+    beq     1f
+    li      %r3, 114
+    SYS     SYS_exit
+1:
+    li      %r3, 15
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r15, %r3
+    beq     1f
+    li      %r3, 115
+    SYS     SYS_exit
+1:
+    li      %r3, 16
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r16, %r3
+    beq     1f
+    li      %r3, 116
+    SYS     SYS_exit
+1:
+    li      %r3, 17
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r17, %r3
+    beq     1f
+    li      %r3, 117
+    SYS     SYS_exit
+1:
+    li      %r3, 18
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r18, %r3
+    beq     1f
+    li      %r3, 118
+    SYS     SYS_exit
+1:
+    li      %r3, 19
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r19, %r3
+    beq     1f
+    li      %r3, 119
+    SYS     SYS_exit
+1:
+    li      %r3, 20
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r20, %r3
+    beq     1f
+    li      %r3, 120
+    SYS     SYS_exit
+1:
+    li      %r3, 21
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r21, %r3
+    beq     1f
+    li      %r3, 121
+    SYS     SYS_exit
+1:
+    li      %r3, 22
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r22, %r3
+    beq     1f
+    li      %r3, 122
+    SYS     SYS_exit
+1:
+    li      %r3, 23
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r23, %r3
+    beq     1f
+    li      %r3, 123
+    SYS     SYS_exit
+1:
+    li      %r3, 24
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r24, %r3
+    beq     1f
+    li      %r3, 124
+    SYS     SYS_exit
+1:
+    li      %r3, 25
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r25, %r3
+    beq     1f
+    li      %r3, 125
+    SYS     SYS_exit
+1:
+    li      %r3, 26
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r26, %r3
+    beq     1f
+    li      %r3, 126
+    SYS     SYS_exit
+1:
+    li      %r3, 27
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r27, %r3
+    beq     1f
+    li      %r3, 127
+    SYS     SYS_exit
+1:
+    li      %r3, 28
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r28, %r3
+    beq     1f
+    li      %r3, 128
+    SYS     SYS_exit
+1:
+    li      %r3, 29
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r29, %r3
+    beq     1f
+    li      %r3, 129
+    SYS     SYS_exit
+1:
+    li      %r3, 30
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r30, %r3
+    beq     1f
+    li      %r3, 130
+    SYS     SYS_exit
+1:
+    li      %r3, 31
+    rldimi  %r3, %r3, 32, 0
+    cmpd    %r31, %r3
+    beq     1f
+    li      %r3, 131
+    SYS     SYS_exit
+1:
+    li      %r3, 0
+    SYS     SYS_exit
+user_regs_end:
+
 # The programs by name: (name, start, end) addresses, for process::program.
     .section .data.rel.ro.user_programs, "aw"
     .balign 8
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs
 user_name_\name:
     .asciz  "\name"
 .endr

@@ -143,6 +143,33 @@ fn kernel_code_privileged_trap_and_fp_instructions_kill(_: &Env<'_>) -> TestResu
     Ok(())
 }
 
+/// Registers survive interrupts and system calls: the program fills them,
+/// spins through several ticks (sharing its CPU with a kernel thread, so
+/// some ticks switch away from it), checks, yields, checks again.
+#[ktest]
+fn user_registers_survive_interrupts_and_system_calls(_: &Env<'_>) -> TestResult {
+    static OTHER_RAN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    fn other(_: u64) {
+        OTHER_RAN.store(true, Ordering::Release);
+        let deadline = kernel::time::deadline_us(50_000);
+        while kernel::time::now() < deadline {
+            crate::sched::run_ready();
+        }
+    }
+    OTHER_RAN.store(false, Ordering::Release);
+    let ticks = kernel::time::us_to_ticks(100_000);
+    let process = start("regs", [ticks, 0, 0])?;
+    let cpu = online_secondaries().next().unwrap_or(0);
+    let thread = crate::sched::spawn(cpu, "beside", other, 0, None).ok_or_else(|| fail("no thread"))?;
+    let exit = process.wait(GUARD_US).ok_or_else(|| fail("regs did not end"))?;
+    kassert!(thread.join(GUARD_US), "the kernel thread beside it did not end");
+    // 0, or the register that changed (100 + n: across a system call; 200 CR, 201 CTR).
+    kassert_eq!(exit, Exit::Code(0));
+    kassert!(OTHER_RAN.load(Ordering::Acquire), "the kernel thread never ran beside the process");
+    kassert!(process.user_interrupts.load(Ordering::Relaxed) >= 5, "too few interrupts from user mode");
+    Ok(())
+}
+
 #[ktest]
 fn a_spinning_process_is_preempted_and_killed(_: &Env<'_>) -> TestResult {
     let process = start("spin", [0; 3])?;
