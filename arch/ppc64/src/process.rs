@@ -415,7 +415,8 @@ fn current() -> Option<&'static UserThread> {
 }
 
 /// Ends the current process with `exit`: back to `user_run` on its kernel
-/// stack. The caller holds no lock (nothing below is unwound).
+/// stack. Nothing between here and the interrupt is unwound: the caller
+/// holds no lock and owns nothing that must be dropped.
 #[allow(unsafe_code)]
 fn end(user: &UserThread, exit: Exit) -> ! {
     user.process.exit.call_once(|| exit);
@@ -475,6 +476,8 @@ fn kill_for(user: &UserThread, frame: &TrapFrame) -> ! {
         frame.vector,
         frame.srr0
     );
+    // end() does not return: what is still owned here must go first.
+    drop(access);
     let dsisr = if matches!(frame.vector, vector::DATA_STORAGE | vector::DATA_SEGMENT) { frame.dsisr } else { 0 };
     end(user, Exit::Killed(Kill { vector: frame.vector, address, dsisr, pc: frame.srr0 }))
 }
