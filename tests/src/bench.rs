@@ -465,6 +465,10 @@ struct Frame {
     /// The distance between two y ticks: a round number (1, 2 or 5 times a
     /// power of ten).
     y_step: f64,
+    /// A logarithmic y axis from `y_min` (a power of ten) to `y_max`, for
+    /// values that span orders of magnitude; linear from 0 otherwise.
+    log: bool,
+    y_min: f64,
 }
 
 /// A round step (1, 2 or 5 times a power of ten) that cuts `span` into
@@ -488,7 +492,36 @@ impl Frame {
         let [left, right, top, bottom] = margins;
         let y_step = round_step(y_max * 1.05);
         let y_max = ((y_max * 1.05 / y_step).ceil() * y_step).max(y_step);
-        Frame { width: 640.0, height: 400.0, left, right, top, bottom, y_max, y_step }
+        Frame { width: 640.0, height: 400.0, left, right, top, bottom, y_max, y_step, log: false, y_min: 0.0 }
+    }
+
+    /// A canvas with a logarithmic y axis spanning whole decades around
+    /// `[low, high]` (both positive).
+    fn new_log(margins: [f64; 4], low: f64, high: f64) -> Frame {
+        let [left, right, top, bottom] = margins;
+        let y_min = 10f64.powf(low.max(1e-12).log10().floor());
+        let y_max = 10f64.powf(high.max(low).log10().ceil()).max(y_min * 10.0);
+        Frame { width: 640.0, height: 400.0, left, right, top, bottom, y_max, y_step: 0.0, log: true, y_min }
+    }
+
+    /// The y ticks: round steps from 0, or 1, 2 and 5 of each decade.
+    fn y_ticks(&self) -> Vec<(f64, String)> {
+        if !self.log {
+            let ticks = (self.y_max / self.y_step).round() as usize;
+            return (0..=ticks).map(|i| self.y_step * i as f64).map(|y| (y, tick_label(y, self.y_step))).collect();
+        }
+        let mut ticks = Vec::new();
+        let mut decade = self.y_min;
+        while decade <= self.y_max * 1.000_001 {
+            for m in [1.0, 2.0, 5.0] {
+                let y = decade * m;
+                if y <= self.y_max * 1.000_001 {
+                    ticks.push((y, tick_label(y, decade.min(1.0))));
+                }
+            }
+            decade *= 10.0;
+        }
+        ticks
     }
 
     fn x_end(&self) -> f64 {
@@ -501,7 +534,12 @@ impl Frame {
 
     /// Where value `y` goes.
     fn py(&self, y: f64) -> f64 {
-        self.y_zero() - y / self.y_max * (self.height - self.top - self.bottom)
+        let fraction = if self.log {
+            (y.max(self.y_min).log10() - self.y_min.log10()) / (self.y_max.log10() - self.y_min.log10())
+        } else {
+            y / self.y_max
+        };
+        self.y_zero() - fraction * (self.height - self.top - self.bottom)
     }
 
     /// The SVG up to the data: background, title, both axes, y ticks at
@@ -514,10 +552,8 @@ impl Frame {
         );
         let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{y_zero}\" x2=\"{x_end}\" y2=\"{y_zero}\" stroke=\"black\"/>");
         let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{y_zero}\" stroke=\"black\"/>");
-        let ticks = (self.y_max / self.y_step).round() as usize;
-        for i in 0..=ticks {
-            let y = self.y_step * i as f64;
-            let (tick, label) = (self.py(y), tick_label(y, self.y_step));
+        for (y, label) in self.y_ticks() {
+            let tick = self.py(y);
             let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>", left - 6.0, tick + 4.0);
             let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{tick}\" x2=\"{x_end}\" y2=\"{tick}\" stroke=\"#ddd\"/>");
         }
@@ -546,16 +582,54 @@ impl Frame {
     }
 }
 
-/// A line chart: `series` of (label, [(x, y)]) on a log2 x axis of CPU counts.
-pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
-    let xs: Vec<f64> = series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).collect();
-    let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0f64, f64::max);
-    let frame = Frame::new([70.0, 180.0, 40.0, 50.0], y_max);
+/// A point of a line chart: x, and the median with its spread.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// A line chart of medians with their spread (min-max as a bar through each
+/// point) on a log2 x axis of CPU counts; the y axis is logarithmic when
+/// the values span more than a factor of 20. Points whose x (vCPUs) exceeds
+/// `host_cores` are hollow and their part of the axis shaded: there the
+/// vCPUs share the host's cores, and the times measure that too.
+pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<Point>)], host_cores: usize) -> String {
+    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let high = all().map(|p| p.max.max(p.median)).fold(0.0f64, f64::max);
+    let low = all().map(|p| p.min.min(p.median)).filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min);
+    let margins = [70.0, 180.0, 40.0, 50.0];
+    let frame = if low.is_finite() && high / low > 20.0 {
+        Frame::new_log(margins, low, high)
+    } else {
+        Frame::new(margins, high)
+    };
+    let xs: Vec<f64> = all().map(|p| p.x).collect();
     let (x_min, x_max) =
         (xs.iter().cloned().fold(f64::INFINITY, f64::min).max(1.0), xs.iter().cloned().fold(1.0f64, f64::max));
     let span = (x_max.log2() - x_min.log2()).max(1.0);
     let px = |x: f64| frame.left + (x.log2() - x_min.log2()) / span * (frame.x_end() - frame.left);
     let mut svg = frame.start(title, y_label);
+    let shared = |x: f64| host_cores > 0 && x > host_cores as f64;
+    if xs.iter().any(|&x| shared(x)) {
+        // From halfway between the host's core count and the next point on.
+        let from = px((host_cores as f64).max(x_min)) + 8.0;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{from:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#f2f2f2\"/>",
+            frame.top,
+            (frame.x_end() - from).max(0.0),
+            frame.y_zero() - frame.top
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\">vCPUs > {host_cores} host cores</text>",
+            from + 4.0,
+            frame.top + 12.0
+        );
+    }
     let mut ticks = xs.clone();
     ticks.sort_by(f64::total_cmp);
     ticks.dedup();
@@ -565,29 +639,40 @@ pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>
     }
     let _ = writeln!(
         svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">CPUs</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">CPUs (vCPUs)</text>",
         (frame.left + frame.x_end()) / 2.0,
         frame.height - 12.0
     );
     for (i, (label, points)) in series.iter().enumerate() {
-        let path: Vec<String> = points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), frame.py(*y))).collect();
+        let path: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", px(p.x), frame.py(p.median))).collect();
         let _ = writeln!(
             svg,
             "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
             colour(i),
             path.join(" ")
         );
-        for (x, y) in points {
+        for p in points {
+            let (x, colour) = (px(p.x), colour(i));
+            let (low, high) = (frame.py(p.min), frame.py(p.max));
             let _ = writeln!(
                 svg,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>",
-                px(*x),
-                frame.py(*y),
-                colour(i)
+                "<line x1=\"{x:.1}\" y1=\"{low:.1}\" x2=\"{x:.1}\" y2=\"{high:.1}\" stroke=\"{colour}\" stroke-opacity=\"0.6\"/>"
+            );
+            let fill = if shared(p.x) { "white" } else { colour };
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{fill}\" stroke=\"{colour}\"/>",
+                frame.py(p.median)
             );
         }
         frame.legend(&mut svg, i, label, false);
     }
+    let note_y = frame.top + 10.0 + series.len() as f64 * 18.0 + 10.0;
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{note_y}\" font-size=\"10\">dot: median; bar: min-max</text>",
+        frame.x_end() + 10.0
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -654,7 +739,7 @@ fn bars(
 
 /// Collapse latency vs CPU count on pseries: radix without/with the IPI,
 /// idle and against a CPU with interrupts off, and hash with its IPI.
-pub fn collapse_chart(records: &[Record]) -> String {
+pub fn collapse_chart(records: &[Record], host_cores: usize) -> String {
     let mut series = Vec::new();
     for (mmu, name, label) in [
         ("radix", "collapse_noipi", "radix, no IPI"),
@@ -664,17 +749,17 @@ pub fn collapse_chart(records: &[Record]) -> String {
         ("hash", "collapse_ipi", "hash, IPI"),
         ("hash", "collapse_ipi_busy", "hash, IPI, busy CPU"),
     ] {
-        let mut points: Vec<(f64, f64)> = records
+        let mut points: Vec<Point> = records
             .iter()
             .filter(|r| r.machine == "pseries" && r.mmu == mmu && r.name == name)
-            .map(|r| (r.cpus as f64, r.median / 1000.0))
+            .map(|r| Point { x: r.cpus as f64, median: r.median / 1000.0, min: r.min / 1000.0, max: r.max / 1000.0 })
             .collect();
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
         if !points.is_empty() {
             series.push((label.to_string(), points));
         }
     }
-    line_chart("Collapse of one 2 MiB region (median)", "ms", &series)
+    line_chart("Collapse of one 2 MiB region", "ms (median, min-max)", &series, host_cores)
 }
 
 /// GUP-fast vs GUP-slow, pages per second, on pseries, `mmu`, `cpus` CPUs.
@@ -744,17 +829,35 @@ mod tests {
         assert_eq!(tick_label(0.30000000000000004, 0.1), "0.3");
         assert_eq!(tick_label(150.0, 50.0), "150");
         // The old axis's ticks at 26.47, 52.94...: now 0, 50, 100, 150.
-        let chart = line_chart("t", "ms", &[("a".to_string(), vec![(1.0, 96.25), (2.0, 10.0)])]);
+        let point = |x: f64, y: f64| Point { x, median: y, min: y * 0.9, max: y * 1.05 };
+        let chart = line_chart("t", "ms", &[("a".to_string(), vec![point(1.0, 96.25), point(2.0, 10.0)])], 2);
         for tick in [">0<", ">50<", ">100<"] {
             assert!(chart.contains(tick), "{tick} in {chart}");
         }
         assert!(!chart.contains(">26.47<"));
+        assert!(!chart.contains("host cores"), "no point beyond the host's cores");
+    }
+
+    #[test]
+    fn wide_spans_go_logarithmic_and_shared_cores_are_marked() {
+        let point = |x: f64, y: f64| Point { x, median: y, min: y / 2.0, max: y * 2.0 };
+        let series = [("a".to_string(), vec![point(1.0, 0.7), point(4.0, 20.0), point(8.0, 300.0)])];
+        let chart = line_chart("t", "ms", &series, 2);
+        // Decades from 0.1 to 1000, ticked at 1, 2 and 5 of each.
+        for tick in [">0.1<", ">0.2<", ">0.5<", ">1<", ">10<", ">100<", ">1000<"] {
+            assert!(chart.contains(tick), "{tick} in {chart}");
+        }
+        assert!(chart.contains("vCPUs > 2 host cores"), "{chart}");
+        // 4 and 8 vCPUs on 2 cores: hollow; 1: filled.
+        assert_eq!(chart.matches("fill=\"white\" stroke").count(), 2, "{chart}");
+        // A spread bar per point.
+        assert_eq!(chart.matches("stroke-opacity").count(), 3);
     }
 
     #[test]
     fn charts_are_svg_with_every_series() {
         let records = parse(CONSOLE, "pseries").unwrap();
-        let chart = collapse_chart(&records);
+        let chart = collapse_chart(&records, 2);
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
         assert!(chart.contains("radix, IPI") && !chart.contains("hash, IPI"));
         let bars = gup_chart(&records, "radix", 4);
@@ -868,7 +971,7 @@ mod tests {
         let table = markdown(&pseries, None, "host: test");
         assert!(!table.contains("powernv") && table.ends_with("|\n"), "{table}");
         let both = both_machines();
-        assert_eq!(collapse_chart(&both), collapse_chart(&pseries));
+        assert_eq!(collapse_chart(&both, 2), collapse_chart(&pseries, 2));
         assert_eq!(gup_chart(&both, "radix", 1), gup_chart(&pseries, "radix", 1));
     }
 }

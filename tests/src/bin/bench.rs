@@ -102,7 +102,8 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
     });
     write("results.json", &serde_json::to_string_pretty(&results).expect("JSON values serialise"))?;
     write("results.md", &bench::markdown(&records, linux.as_ref(), &host))?;
-    write("collapse.svg", &bench::collapse_chart(&records))?;
+    let host_cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    write("collapse.svg", &bench::collapse_chart(&records, host_cores))?;
     let (_, gup_mmu, gup_cpus) = run.configs[0];
     write("gup.svg", &bench::gup_chart(&records, gup_mmu, gup_cpus))?;
     eprintln!("bench: wrote {}/results.json, results.md, collapse.svg, gup.svg", run.out.display());
