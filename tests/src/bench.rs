@@ -682,6 +682,16 @@ pub fn bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(S
     bars(title, y_label, categories, series, false)
 }
 
+/// A bar's value label, short enough for a narrow bar: whole numbers from
+/// 10 up, one decimal below.
+fn bar_label(value: f64) -> String {
+    if value.abs() >= 10.0 || value == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
 /// A grouped bar chart with each bar's value written above it (so that a
 /// zero, which draws no bar, still shows).
 pub fn labelled_bar_chart(title: &str, y_label: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> String {
@@ -719,7 +729,7 @@ fn bars(
                     "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
                     x0 + s as f64 * bar + bar * 0.475,
                     top - 3.0,
-                    number(value)
+                    bar_label(value)
                 );
             }
         }
