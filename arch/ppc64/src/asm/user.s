@@ -165,6 +165,27 @@ user_trap:
     SYS     SYS_exit
 user_trap_end:
 
+# refault: faults forever: stores to a fresh page of a 64 KiB region at
+# the fixed address r3, unmaps it, maps it again, and again, until killed.
+    .globl  user_refault
+user_refault:
+    mr      %r31, %r3
+1:  mr      %r3, %r31
+    lis     %r4, 1
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
+    EXPECT_OK 1
+    std     %r31, 0(%r31)               # a fault: a fresh page
+    mr      %r3, %r31
+    lis     %r4, 1
+    SYS     SYS_munmap
+    EXPECT_OK 2
+    b       1b
+user_refault_end:
+
 # spin: loops until it is killed.
     .globl  user_spin
 user_spin:
@@ -893,13 +914,13 @@ user_regs_end:
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs, refault
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs, refault
 user_name_\name:
     .asciz  "\name"
 .endr

@@ -188,6 +188,23 @@ fn a_spinning_process_is_preempted_and_killed(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// A process that faults forever (maps a page, faults it in, unmaps it,
+/// over and over) is killed on request, and gives everything back.
+#[ktest]
+fn a_process_that_faults_forever_is_killed(_: &Env<'_>) -> TestResult {
+    let process = start("refault", [0x5000_0000, 0, 0])?;
+    let guard = kernel::time::deadline_us(GUARD_US);
+    while process.mm.stats.faults.load(Ordering::Relaxed) < 50 && kernel::time::now() < guard {
+        crate::sched::run_ready();
+        core::hint::spin_loop();
+    }
+    kassert!(process.mm.stats.faults.load(Ordering::Relaxed) >= 50, "the process did not keep faulting");
+    process.kill();
+    let exit = process.wait(GUARD_US).ok_or_else(|| fail("the faulting process was not killed"))?;
+    kassert_eq!(killed(exit)?.vector, 0);
+    Ok(())
+}
+
 #[ktest]
 fn processes_do_not_see_each_other(_: &Env<'_>) -> TestResult {
     const SECRET_AT: u64 = 0x3000_0000;
