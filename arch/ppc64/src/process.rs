@@ -148,36 +148,38 @@ impl Program {
     }
 }
 
+/// One row of asm/user.s's table of programs.
+#[repr(C)]
+struct TableEntry {
+    name: *const core::ffi::c_char,
+    start: *const u8,
+    end: *const u8,
+}
+
+/// The table asm/user.s builds: every program of the image.
+#[allow(unsafe_code)]
+fn table() -> &'static [TableEntry] {
+    extern "C" {
+        static user_programs_table: [TableEntry; 0];
+        static user_programs_table_end: [TableEntry; 0];
+    }
+    // SAFETY: the two symbols delimit an array of TableEntry (three
+    // relocated addresses each) in the image's read-only data.
+    unsafe {
+        let start = user_programs_table.as_ptr();
+        let len = (user_programs_table_end.as_ptr() as usize - start as usize) / core::mem::size_of::<TableEntry>();
+        core::slice::from_raw_parts(start, len)
+    }
+}
+
 /// Looks a user program up by name.
 #[allow(unsafe_code)]
 pub fn program(name: &str) -> Option<Program> {
-    extern "C" {
-        static user_programs_table: [u64; 0];
-        static user_programs_table_end: [u64; 0];
-    }
-    // SAFETY: the table (asm/user.s) is triples of (name, start, end)
-    // addresses; names are NUL-terminated strings in the image.
-    unsafe {
-        let mut entry = user_programs_table.as_ptr();
-        let end = user_programs_table_end.as_ptr();
-        while entry < end {
-            let name_ptr = *entry as *const u8;
-            let mut len = 0;
-            while *name_ptr.add(len) != 0 {
-                len += 1;
-            }
-            let found = core::str::from_utf8(core::slice::from_raw_parts(name_ptr, len)).unwrap_or("");
-            if found == name {
-                return Some(Program {
-                    name: found,
-                    start: *entry.add(1) as *const u8,
-                    end: *entry.add(2) as *const u8,
-                });
-            }
-            entry = entry.add(3);
-        }
-    }
-    None
+    table().iter().find_map(|entry| {
+        // SAFETY: each name is a NUL-terminated string of the image (.asciz).
+        let found = unsafe { core::ffi::CStr::from_ptr(entry.name) }.to_str().ok()?;
+        (found == name).then_some(Program { name: found, start: entry.start, end: entry.end })
+    })
 }
 
 /// How a process ended.
