@@ -32,6 +32,9 @@
     .set PCPU_USER_ENTRY_SP, 224
 
     .set MSR_PR, 0x4000
+    # 0xc000000000003000 >> 12 = 0x000c000000000003: (SCV_PAGE_TOP << 48) | SCV_PAGE_LOW.
+    .set SCV_PAGE_TOP, 0xc
+    .set SCV_PAGE_LOW, 3
 
     # TrapFrame offsets (checked against the Rust struct in exceptions.rs).
     .set TF_GPR, 0
@@ -122,8 +125,11 @@ vector_stub_template_end:
 # The stub at each `scv` level's vector (0xc000000000003000 + 0x20 * LEV
 # with AIL 3): scv leaves MSR[EE] as it was (on, from problem state), so
 # the first thing is to turn interrupts off, using only registers the scv
-# ABI makes volatile (r9-r12: an interrupt before the mtmsrd preserves
-# them anyway). LEV goes in r10 (patched into the li), then scv_entry.
+# ABI makes volatile (r9-r12). An interrupt can still arrive before the
+# mtmsrd, in supervisor state with the user's r1: exception_common knows
+# the stubs' page and puts its frame on the kernel stack as for an
+# interrupt from user mode, and it returns here. LEV goes in r10 (patched
+# into the li), then scv_entry.
     .globl  scv_stub_template
     .globl  scv_stub_template_end
     .balign 4
@@ -166,15 +172,28 @@ exception_common:
     andi.   %r11, %r12, 1
     beq     1f
     mfspr   %r11, HSRR1
+    mfspr   %r12, HSRR0
     b       2f
 1:  mfsrr1  %r11
+    mfsrr0  %r12
 2:  andi.   %r11, %r11, MSR_PR
-    mr      %r12, %r1
     bne     3f
+    # Not problem state, but maybe an scv stub's first instructions, where
+    # scv left MSR[EE] on and r1 is still the user's: such an interrupt
+    # is treated as one from user mode (SCV_PAGE: the stubs' 4 KiB at
+    # 0xc000000000003000, as the PC's top 52 bits).
+    srdi    %r12, %r12, 12
+    li      %r11, SCV_PAGE_TOP
+    sldi    %r11, %r11, 48
+    ori     %r11, %r11, SCV_PAGE_LOW
+    cmpld   %r12, %r11
+    beq     3f
+    mr      %r12, %r1
     subi    %r1, %r1, PROTECTED_ZONE + FRAME_SIZE
     mr      %r11, %r12                      # back chain to the interrupted frame
     b       4f
-3:  ld      %r1, PCPU_USER_ENTRY_SP(%r13)
+3:  mr      %r12, %r1
+    ld      %r1, PCPU_USER_ENTRY_SP(%r13)
     subi    %r1, %r1, FRAME_SIZE
     li      %r11, 0                         # no back chain into user memory
 4:  clrrdi  %r1, %r1, 4

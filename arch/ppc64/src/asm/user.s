@@ -533,6 +533,20 @@ user_scv_calls:
     .balign 4
 user_scv_calls_end:
 
+# scv_loop: r3 getpid calls through `scv 0` back to back, then exit 0:
+# ticks keep arriving meanwhile, some right at an scv stub's first
+# instructions, where MSR[EE] is still on.
+    .globl  user_scv_loop
+user_scv_loop:
+    mr      %r31, %r3
+1:  SCV     SYS_getpid
+    addi    %r31, %r31, -1
+    cmpdi   %r31, 0
+    bgt     1b
+    li      %r3, 0
+    SYS     SYS_exit
+user_scv_loop_end:
+
 # scv_level1: `scv 1`, a level this kernel does not offer: killed.
     .globl  user_scv_level1
 user_scv_level1:
@@ -914,13 +928,13 @@ user_regs_end:
     .globl  user_programs_table
     .globl  user_programs_table_end
 user_programs_table:
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs, refault
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs, refault, scv_loop
     .quad   user_name_\name, user_\name, user_\name\()_end
 .endr
 user_programs_table_end:
 
     .section .rodata.user_program_names, "a"
-.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs, refault
+.irp name, hello, load, store, jump, privileged, spin, bad_syscalls, thp, holder, pinwriter, bench_syscalls, bench_faults, scv_calls, scv_level1, fp, trap, regs, refault, scv_loop
 user_name_\name:
     .asciz  "\name"
 .endr

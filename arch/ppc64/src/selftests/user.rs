@@ -58,6 +58,9 @@ fn hello_writes_yields_and_exits(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// System calls the scv loop makes: enough for dozens of ticks.
+const SCV_LOOP_CALLS: u64 = 300_000;
+
 /// `scv 0` where the CPU has it (POWER9, POWER10): the same calls, errors
 /// as -errno; another level kills the process.
 #[ktest]
@@ -69,6 +72,11 @@ fn system_calls_through_scv(_: &Env<'_>) -> TestResult {
     let (process, exit) = run("scv_calls", [0; 3])?;
     kassert_eq!(exit, Exit::Code(process.pid));
     kassert_eq!(process.output().as_str(), "hello through scv\n");
+    // Back-to-back calls through many ticks: some land at a stub's first
+    // instructions, before it turns interrupts off.
+    let (process, exit) = run("scv_loop", [SCV_LOOP_CALLS, 0, 0])?;
+    kassert_eq!(exit, Exit::Code(0));
+    kassert!(process.user_interrupts.load(Ordering::Relaxed) > SCV_LOOP_CALLS, "the calls did not all return");
     let kill = killed(run("scv_level1", [0; 3])?.1)?;
     kassert_eq!(kill.vector, vector::SYSTEM_CALL_VECTORED + 0x20);
     Ok(())
