@@ -71,25 +71,8 @@ pub unsafe fn install(dcache_block: usize, icache_block: usize) {
     let places = VECTORS.iter().flat_map(|&(vector, _)| [(vector, vector), (vector, vector + RELOCATED_VECTOR_OFFSET)]);
     for (vector, place) in places {
         let flag = u32::from(trap::uses_hsrr(vector, hypervisor));
-        let stub = kernel::mm::phys_to_virt(place) as *mut u32;
-        for word in 0..STUB_WORDS {
-            // SAFETY: the vector area is ours (caller contract) and real-mode
-            // addressable; the template is STUB_WORDS words of kernel text.
-            unsafe { stub.add(word).write_volatile(template.add(word).read()) };
-        }
-        let branch_at = stub as u64 + 4 * STUB_BRANCH_WORD as u64;
-        let displacement = common.wrapping_sub(branch_at) as i64;
-        assert!((-(1 << 25)..(1 << 25)).contains(&displacement), "exception_common out of branch range");
-        // SAFETY: as above; patching the words just written.
-        unsafe {
-            let li = stub.add(STUB_LI_WORD);
-            li.write_volatile(li.read() | vector as u32 | flag);
-            let branch = stub.add(STUB_BRANCH_WORD);
-            branch.write_volatile(
-                (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),
-            );
-        }
-        cpu::sync_icache(stub as usize, STUB_WORDS * 4, dcache_block, icache_block);
+        // SAFETY: the vector area is ours (caller contract).
+        unsafe { write_stub(place, template, vector as u32 | flag, common, dcache_block, icache_block) };
     }
     // SAFETY: as above (the scv vectors lie in the same area).
     unsafe { install_scv(dcache_block, icache_block) };
@@ -111,25 +94,37 @@ unsafe fn install_scv(dcache_block: usize, icache_block: usize) {
     assert_eq!(template_end as usize - template as usize, STUB_WORDS * 4);
     for level in 0..trap::SCV_LEVELS {
         let place = trap::vector::SYSTEM_CALL_VECTORED + 0x20 * level;
-        let stub = kernel::mm::phys_to_virt(place) as *mut u32;
-        for word in 0..STUB_WORDS {
-            // SAFETY: the vector area is ours; the template is kernel text.
-            unsafe { stub.add(word).write_volatile(template.add(word).read()) };
-        }
-        let branch_at = stub as u64 + 4 * STUB_BRANCH_WORD as u64;
-        let displacement = entry.wrapping_sub(branch_at) as i64;
-        assert!((-(1 << 25)..(1 << 25)).contains(&displacement), "scv_entry out of branch range");
-        // SAFETY: patching the words just written: the level, the branch.
-        unsafe {
-            let li = stub.add(STUB_LI_WORD);
-            li.write_volatile(li.read() | level as u32);
-            let branch = stub.add(STUB_BRANCH_WORD);
-            branch.write_volatile(
-                (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),
-            );
-        }
-        cpu::sync_icache(stub as usize, STUB_WORDS * 4, dcache_block, icache_block);
+        // SAFETY: the vector area is ours (caller contract).
+        unsafe { write_stub(place, template, level as u32, entry, dcache_block, icache_block) };
     }
+}
+
+/// Copies the STUB_WORDS-word `template` to physical `place`, ORs `li` into
+/// its `li` (word STUB_LI_WORD) and points its branch (word
+/// STUB_BRANCH_WORD) at `target`, then makes it visible to instruction fetch.
+///
+/// # Safety
+/// `place` must be in the vector area, which is the caller's to write and
+/// real-mode addressable; `template` is STUB_WORDS words of kernel text.
+unsafe fn write_stub(place: u64, template: *const u32, li: u32, target: u64, dcache_block: usize, icache_block: usize) {
+    let stub = kernel::mm::phys_to_virt(place) as *mut u32;
+    for word in 0..STUB_WORDS {
+        // SAFETY: as the caller promises, for both ends.
+        unsafe { stub.add(word).write_volatile(template.add(word).read()) };
+    }
+    let branch_at = stub as u64 + 4 * STUB_BRANCH_WORD as u64;
+    let displacement = target.wrapping_sub(branch_at) as i64;
+    assert!((-(1 << 25)..(1 << 25)).contains(&displacement), "a vector stub's target is out of branch range");
+    // SAFETY: patching the words just written.
+    unsafe {
+        let li_word = stub.add(STUB_LI_WORD);
+        li_word.write_volatile(li_word.read() | li);
+        let branch = stub.add(STUB_BRANCH_WORD);
+        branch.write_volatile(
+            (branch.read() & !BRANCH_DISPLACEMENT_MASK) | (displacement as u32 & BRANCH_DISPLACEMENT_MASK),
+        );
+    }
+    cpu::sync_icache(stub as usize, STUB_WORDS * 4, dcache_block, icache_block);
 }
 
 /// Loads the doubleword at `address`; `Err(vector)` if the load raised an
