@@ -53,7 +53,7 @@ use crate::smp;
 use crate::vm::{self, UserMm};
 use crate::{cpu, khugepaged, mmu};
 
-use super::online_secondaries;
+use super::{online_secondaries, physical_at};
 
 struct Config {
     name: &'static str,
@@ -191,7 +191,7 @@ fn worker(cpu: u64) -> u64 {
                 // collapse that checked for pins could not have replaced it;
                 // a split keeps it).
                 let head = mm::pages().head(frame).expect("pinned frames have descriptors");
-                let mapped = mm.with_arch(|arch| arch.tree().translate(address)).map(|t| t.physical);
+                let mapped = physical_at(mm, address);
                 if head.mapcount() == 0 || mapped.is_some_and(|now| now != frame.address()) {
                     STALE_PINS.fetch_add(1, Ordering::Relaxed);
                 }
@@ -248,7 +248,7 @@ fn check_mapping(mm: &UserMm, jitter: &Jitter, hash: bool, address: u64, slot: u
         static PROBES: AtomicU64 = AtomicU64::new(0);
         let probe = 1 << 63 | PROBES.fetch_add(1, Ordering::Relaxed);
         lost = mm.with_mmap_read(|| {
-            let page = mm.with_arch(|arch| arch.tree().translate(address)).map(|t| t.physical)?;
+            let page = physical_at(mm, address)?;
             // SAFETY: the page the tree maps, kept by the mmap lock; this
             // CPU's doubleword of it.
             unsafe { (mm::phys_to_virt(page + slot) as *mut u64).write_volatile(probe) };
@@ -269,14 +269,14 @@ fn check_mapping(mm: &UserMm, jitter: &Jitter, hash: bool, address: u64, slot: u
         });
     } else if hash {
         mm.with_mmap_read(|| {
-            if let Some(page) = mm.with_arch(|arch| arch.tree().translate(address)).map(|t| t.physical) {
+            if let Some(page) = physical_at(mm, address) {
                 count_stale_hptes(mm, address, page);
             }
         });
     }
     if let Some(seen) = lost {
         if LOST_WRITES.fetch_add(1, Ordering::Relaxed) == 0 {
-            let now = mm.with_arch(|arch| arch.tree().translate(address)).map_or(0, |t| t.physical);
+            let now = physical_at(mm, address).unwrap_or(0);
             let (value, frame) = written.map_or((0, 0), |(value, frame)| (value, frame.address()));
             *FIRST_LOST.lock() =
                 [address + slot, value, seen, frame, now, crate::exceptions::try_load(address + slot).unwrap_or(1)];
