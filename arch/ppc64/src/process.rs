@@ -557,6 +557,17 @@ fn prot_of(bits: u64) -> Result<Prot, u64> {
     Ok(prot)
 }
 
+/// Runs `f`, from a system call's handler (interrupts off), with interrupts
+/// on, as the process had them: for work that may wait for the mmap lock,
+/// whose holder may be waiting for this CPU to answer an IPI (as the fault
+/// handler does, mmu::handle_fault).
+fn with_interrupts_on<R>(f: impl FnOnce() -> R) -> R {
+    cpu::enable_interrupts();
+    let result = f();
+    crate::percpu::disable_interrupts();
+    result
+}
+
 /// write(fd, buf, len) to fd 1 or 2: the console (each line prefixed with
 /// the pid, as a KTAP comment) and the process's output.
 fn write(process: &Process, fd: u64, buf: u64, len: u64) -> Result<u64, u64> {
@@ -588,13 +599,12 @@ pub fn copy_from_user(to: &mut Vec<u8>, from: u64, len: u64) -> Result<(), u64> 
         return Err(errno::EFAULT);
     }
     to.resize(len as usize, 0);
-    // The fault resolver may sleep on the mmap lock: interrupts on, as the
-    // process had them.
-    cpu::enable_interrupts();
-    // SAFETY: `to` has len bytes; the user range is below USER_END, and a
-    // fault on it is fixed up by copy_user_bytes's exception-table entries.
-    let left = unsafe { copy_user_bytes(to.as_mut_ptr(), from as *const u8, len) };
-    crate::percpu::disable_interrupts();
+    // The fault resolver may sleep on the mmap lock.
+    let left = with_interrupts_on(|| {
+        // SAFETY: `to` has len bytes; the user range is below USER_END, and a
+        // fault on it is fixed up by copy_user_bytes's exception-table entries.
+        unsafe { copy_user_bytes(to.as_mut_ptr(), from as *const u8, len) }
+    });
     if left != 0 {
         return Err(errno::EFAULT);
     }
@@ -636,10 +646,8 @@ fn madvise(process: &Process, start: u64, len: u64, advice: u64) -> Result<u64, 
             process.mm.set_huge(start, len, advice == MADV_HUGEPAGE).map_err(vm_errno)?;
         }
         MADV_COLLAPSE => {
-            // Collapse waits for the mmap lock and may IPI: interrupts on.
-            cpu::enable_interrupts();
-            let outcomes = process.mm.collapse_range(start, len);
-            crate::percpu::disable_interrupts();
+            // Collapse waits for the mmap lock and may IPI.
+            let outcomes = with_interrupts_on(|| process.mm.collapse_range(start, len));
             if outcomes.is_empty() || outcomes.iter().any(|(_, outcome)| !matches!(outcome, Outcome::Collapsed)) {
                 return Err(errno::EINVAL);
             }
@@ -658,9 +666,8 @@ fn pin(process: &Process, start: u64, pages: u64, write: bool) -> Result<u64, u6
     }
     user_range(start, pages * FRAME_SIZE)?;
     let mut frames = Vec::new();
-    // GUP-slow waits for the mmap lock: interrupts on, as the process had them.
-    cpu::enable_interrupts();
-    let pinned = match process.pin_race {
+    // GUP-slow waits for the mmap lock.
+    let pinned = with_interrupts_on(|| match process.pin_race {
         Some(race) => {
             let calls = process.syscalls.load(Ordering::Relaxed);
             let jitter = Jitter::new(race.seed, calls, race.jitter_ticks, cpu::timebase);
@@ -676,8 +683,7 @@ fn pin(process: &Process, start: u64, pages: u64, write: bool) -> Result<u64, u6
             })
         }
         None => process.mm.pin_pages_fast(start, pages as usize, write, &mut frames).map(drop).map_err(drop),
-    };
-    crate::percpu::disable_interrupts();
+    });
     if pinned.is_err() {
         for frame in frames {
             process.mm.unpin(frame);
