@@ -58,6 +58,8 @@ copy_user_store:
     .set MAP_PRIVATE, 0x02
     .set MAP_FIXED, 0x10
     .set MAP_ANONYMOUS, 0x20
+    .set MAP_ANON, MAP_PRIVATE | MAP_ANONYMOUS
+    .set MAP_ANON_FIXED, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
     .set MADV_HUGEPAGE, 14
     .set MADV_COLLAPSE, 25
 
@@ -70,6 +72,16 @@ copy_user_store:
 .macro SYS number
     li      %r0, \number
     sc
+.endm
+
+# mmap(r3, r4, PROT_READ | PROT_WRITE, flags, -1, 0): anonymous memory
+# at (or, without MAP_FIXED, near) r3, r4 bytes long; the address in r3.
+.macro MMAP_RW flags
+    li      %r5, PROT_READ | PROT_WRITE
+    li      %r6, \flags
+    li      %r7, -1
+    li      %r8, 0
+    SYS     SYS_mmap
 .endm
 
 # Exits with `code` unless the last system call failed with `errno`.
@@ -172,11 +184,7 @@ user_refault:
     mr      %r31, %r3
 1:  mr      %r3, %r31
     lis     %r4, 1
-    li      %r5, PROT_READ | PROT_WRITE
-    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-    li      %r7, -1
-    li      %r8, 0
-    SYS     SYS_mmap
+    MMAP_RW MAP_ANON_FIXED
     EXPECT_OK 1
     std     %r31, 0(%r31)               # a fault: a fresh page
     mr      %r3, %r31
@@ -243,11 +251,7 @@ user_bad_syscalls:
     li      %r3, 0
     li      %r4, 1
     rldicr  %r4, %r4, 62, 1
-    li      %r5, PROT_READ | PROT_WRITE
-    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS
-    li      %r7, -1
-    li      %r8, 0
-    SYS     SYS_mmap
+    MMAP_RW MAP_ANON
     EXPECT_ERRNO ENOMEM, 8
     # 9: mmap that is not anonymous
     li      %r3, 0
@@ -316,11 +320,7 @@ user_bad_syscalls_end:
 user_thp:
     li      %r3, 0
     lis     %r4, 0x40                   # 4 MiB
-    li      %r5, PROT_READ | PROT_WRITE
-    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS
-    li      %r7, -1
-    li      %r8, 0
-    SYS     SYS_mmap
+    MMAP_RW MAP_ANON
     EXPECT_OK 1
     mr      %r31, %r3                   # the mapping
     # The 2 MiB-aligned 2 MiB inside it.
@@ -382,11 +382,7 @@ user_holder:
     mr      %r31, %r3
     mr      %r30, %r4
     lis     %r4, 1
-    li      %r5, PROT_READ | PROT_WRITE
-    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-    li      %r7, -1
-    li      %r8, 0
-    SYS     SYS_mmap
+    MMAP_RW MAP_ANON_FIXED
     EXPECT_OK 1
     std     %r30, 0(%r31)
 1:  SYS     SYS_sched_yield
@@ -409,11 +405,7 @@ user_pinwriter:
     mr      %r31, %r3
     mr      %r28, %r4
     lis     %r4, 0x20
-    li      %r5, PROT_READ | PROT_WRITE
-    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-    li      %r7, -1
-    li      %r8, 0
-    SYS     SYS_mmap
+    MMAP_RW MAP_ANON_FIXED
     EXPECT_OK 901
     li      %r27, 0
 1:  sldi    %r26, %r27, 16
@@ -480,11 +472,7 @@ user_bench_faults:
     mr      %r31, %r3
     sldi    %r4, %r3, 16
     li      %r3, 0
-    li      %r5, PROT_READ | PROT_WRITE
-    li      %r6, MAP_PRIVATE | MAP_ANONYMOUS
-    li      %r7, -1
-    li      %r8, 0
-    SYS     SYS_mmap
+    MMAP_RW MAP_ANON
     bns     1f
     li      %r3, -1
     SYS     SYS_exit
