@@ -36,6 +36,7 @@ extern "C" {
     pub fn probe_load_u64(address: *const u64, value: *mut u64) -> u64;
     pub static probe_load_insn: u32;
     pub fn probe_fp_instruction() -> u64;
+    pub fn probe_vsx_instruction() -> u64;
     pub fn probe_lwarx(address: u64) -> u64;
     pub fn probe_store_u64(address: *mut u64, value: u64) -> u64;
     pub fn probe_execute(address: u64) -> u64;

@@ -30,6 +30,7 @@ mod selftests;
 mod smp;
 mod timer;
 mod trap;
+mod vector;
 mod vm;
 
 use core::arch::global_asm;

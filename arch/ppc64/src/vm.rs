@@ -116,6 +116,18 @@ impl PageMemory for KernelPages {
     fn zero(&self, head: Frame, order: u32) {
         crate::cpu::zero_blocks(mm::phys_to_virt(head.address()), (kernel::mm::FRAME_SIZE << order) as usize);
     }
+
+    fn copy(&self, from: Frame, to: Frame) {
+        // SAFETY: the trait's contract: two distinct whole frames of RAM,
+        // the caller's, through the linear map.
+        unsafe {
+            crate::vector::copy(
+                mm::phys_to_virt(to.address()),
+                mm::phys_to_virt(from.address()),
+                kernel::mm::FRAME_SIZE as usize,
+            )
+        };
+    }
 }
 
 pub type UserMm = Mm<SpaceArch, KernelPages>;

@@ -82,6 +82,19 @@ pub trait PageMemory: Sync {
         // SAFETY: as the contract says: frames the caller owns.
         unsafe { core::ptr::write_bytes(Self::virt(head.address()), 0, (FRAME_SIZE << order) as usize) };
     }
+    /// Copies one base page from frame `from` to frame `to` (copy_page),
+    /// both the caller's (the arch may have wider loads and stores than
+    /// the compiler uses).
+    fn copy(&self, from: Frame, to: Frame) {
+        // SAFETY: as the contract says: two whole frames of RAM, distinct.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                Self::virt(from.address()) as *const u8,
+                Self::virt(to.address()),
+                FRAME_SIZE as usize,
+            )
+        };
+    }
 }
 
 /// A range of the address space with one set of rights (a VMA).
@@ -679,9 +692,10 @@ impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
     }
 
     fn copy_page(&mut self, from: u64, to: u64) {
-        // SAFETY: both are whole frames of RAM: the old page, unreachable and
-        // kept alive by its mapping, and a frame of the caller's new page.
-        unsafe { core::ptr::copy_nonoverlapping(P::virt(from) as *const u8, P::virt(to), FRAME_SIZE as usize) };
+        // Both are whole frames of RAM: the old page, unreachable and kept
+        // alive by its mapping, and a frame of the caller's new page.
+        let frame = |physical| Frame::from_address(physical).expect("frames are aligned");
+        self.memory.copy(frame(from), frame(to));
     }
 
     fn zero_page(&mut self, to: u64) {

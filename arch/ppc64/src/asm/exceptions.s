@@ -361,6 +361,18 @@ probe_fp_instruction:
 9:  blr
     .size   probe_fp_instruction, . - probe_fp_instruction
 
+# u64 probe_vsx_instruction(void): executes `xxlor vs32, vs32, vs32`; 0, or
+# the vector it raised (VSX unavailable while MSR[VSX] is off).
+    .globl  probe_vsx_instruction
+    .type   probe_vsx_instruction, @function
+probe_vsx_instruction:
+    li      %r3, 0
+1:  xxlor   %vs32, %vs32, %vs32
+    blr
+    EX_TABLE 1b, 9f
+9:  blr
+    .size   probe_vsx_instruction, . - probe_vsx_instruction
+
 # u64 probe_store_u64(u64 *address, u64 value): 0, or the vector the store raised.
     .globl  probe_store_u64
     .type   probe_store_u64, @function

@@ -28,6 +28,7 @@ mod smp;
 mod stress;
 mod symbols;
 mod user;
+mod vector;
 mod vm;
 
 /// The order suites run in, by name. A suite is a module whose functions are
@@ -39,6 +40,7 @@ pub const ORDER: &[&str] = &[
     "boot",
     "cmdline",
     "exceptions",
+    "vector",
     "symbols",
     // The platform's own services (suites beside it, under platform/).
     crate::platform::pseries::selftests::SUITE,
