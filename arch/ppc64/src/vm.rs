@@ -40,6 +40,10 @@ impl MmArch for SpaceArch {
             self.space.defer_table(table, bytes);
         }
     }
+
+    fn update_mmu_cache(&mut self, address: u64) {
+        mmu::backend().preload(self.space.id(), address);
+    }
 }
 
 impl MmuFlush for SpaceArch {

@@ -37,6 +37,10 @@ pub trait MmArch: Send + InterruptsOff + MmuFlush + LocklessWalkers {
     fn tree(&mut self) -> &mut PageTable<Self::Tables>;
     /// Frees `tables` (unhooked and flushed) after a grace period.
     fn defer_tables(&mut self, tables: &[(u64, usize)]);
+    /// After a fault mapped the page at `address` (Linux's
+    /// update_mmu_cache): the MMU may load the translation now rather than
+    /// fault again for it (the hash MMU: its HPTE).
+    fn update_mmu_cache(&mut self, _address: u64) {}
 }
 
 /// Dropping what the MMU cached from an address space's tree.
@@ -283,43 +287,60 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         if !region.prot.contains(needed) {
             return Err(VmError::Protection);
         }
-        let mut arch = self.arch.lock();
-        if let Some(found) = arch.tree().translate(address) {
-            // Another CPU resolved it first, or the fault was about rights
-            // the mapping has (a spurious fault): retry the access.
-            return if found.entry.prot().contains(needed) { Ok(()) } else { Err(VmError::Protection) };
-        }
-        let huge_base = address & !(HUGE_BYTES - 1);
-        if region.covers_huge(address) && arch.tree().pmd(address).is_empty() {
-            if let Some(head) = self.memory.alloc(HUGE_ORDER) {
-                self.zero(head, HUGE_ORDER);
-                let pages = self.memory.pages();
-                pages.init_allocated(head, flags::ANONYMOUS);
-                pages.make_compound(head, HUGE_ORDER, flags::ANONYMOUS);
-                pages.frame(head).expect("allocated frame has a descriptor").map();
-                // Publish the zeroes before the entry (set_pmd_at's barrier).
-                core::sync::atomic::fence(Ordering::Release);
-                if let Err(error) = arch.tree().map(huge_base, head.address(), PageSize::Huge2M, user(region.prot)) {
-                    self.memory.pages().release_mapping(head, |h, o| self.memory.free(h, o));
-                    return Err(map_error(error));
+        if region.covers_huge(address) {
+            // do_huge_pmd_anonymous_page: under the page-table lock, since
+            // zeroing 2 MiB only to find the PMD taken would cost the most.
+            let mut arch = self.arch.lock();
+            if arch.tree().pmd(address).is_empty() {
+                if let Some(head) = self.memory.alloc(HUGE_ORDER) {
+                    self.zero(head, HUGE_ORDER);
+                    let pages = self.memory.pages();
+                    pages.init_allocated(head, flags::ANONYMOUS);
+                    pages.make_compound(head, HUGE_ORDER, flags::ANONYMOUS);
+                    pages.frame(head).expect("allocated frame has a descriptor").map();
+                    // Publish the zeroes before the entry (set_pmd_at's barrier).
+                    core::sync::atomic::fence(Ordering::Release);
+                    let huge_base = address & !(HUGE_BYTES - 1);
+                    let prot = user(region.prot);
+                    if let Err(error) = arch.tree().map(huge_base, head.address(), PageSize::Huge2M, prot) {
+                        self.memory.pages().release_mapping(head, |h, o| self.memory.free(h, o));
+                        return Err(map_error(error));
+                    }
+                    arch.update_mmu_cache(address);
+                    self.stats.huge_faults.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
                 }
-                self.stats.huge_faults.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                // No 2 MiB run free: fall back to a small page, as Linux does.
             }
-            // No 2 MiB run free: fall back to a small page, as Linux does.
         }
+        // do_anonymous_page: the page is allocated and zeroed before the
+        // page-table lock, which then maps it only if the PTE is still
+        // empty, in one walk of the tree (the map's).
         let frame = self.memory.alloc(0).ok_or(VmError::NoMemory)?;
         self.zero(frame, 0);
         let page = self.memory.pages().init_allocated(frame, flags::ANONYMOUS);
         page.map();
         core::sync::atomic::fence(Ordering::Release);
         let page_address = address & !(FRAME_SIZE - 1);
-        if let Err(error) = arch.tree().map(page_address, frame.address(), PageSize::Base, user(region.prot)) {
-            self.memory.pages().release_mapping(frame, |h, o| self.memory.free(h, o));
-            return Err(map_error(error));
+        let mut arch = self.arch.lock();
+        match arch.tree().map(page_address, frame.address(), PageSize::Base, user(region.prot)) {
+            Ok(()) => {
+                arch.update_mmu_cache(address);
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                self.memory.pages().release_mapping(frame, |h, o| self.memory.free(h, o));
+                match (error, arch.tree().translate(address)) {
+                    // Another CPU resolved it first, or the fault was about
+                    // rights the mapping has (a spurious fault): retry the
+                    // access.
+                    (MapError::AlreadyMapped, Some(found)) if found.entry.prot().contains(needed) => Ok(()),
+                    (MapError::AlreadyMapped, Some(_)) => Err(VmError::Protection),
+                    (error, _) => Err(map_error(error)),
+                }
+            }
         }
-        self.stats.faults.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
     fn zero(&self, head: Frame, order: u32) {

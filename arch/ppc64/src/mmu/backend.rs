@@ -48,6 +48,11 @@ pub trait MmuBackend: TlbFlush {
     /// does): then a THP collapse must wait for it with the IPI however
     /// GUP-fast is protected.
     fn faults_walk_locklessly(&self) -> bool;
+    /// After a fault mapped `address` in `space` (update_mmu_cache): load
+    /// its translation now if this MMU has a cache software fills (hash:
+    /// the HPTE, Linux's hash_preload); radix walks the tree itself.
+    fn preload(&self, _space: SpaceId, _address: u64) {}
+
     /// The processor errata fix-ups the flushes apply, for the banner.
     fn tlbie_fixups(&self) -> &'static str;
 }

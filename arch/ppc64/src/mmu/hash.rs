@@ -608,6 +608,21 @@ impl MmuBackend for Hash {
         true
     }
 
+    /// hash_preload: the HPTE of the page a fault just mapped, inserted by
+    /// the fault (under the page-table lock, so no collapse runs meanwhile)
+    /// instead of by a second interrupt when the access is retried. Only
+    /// for the space active on this CPU, whose access is the one retried
+    /// (a fault made for another space, GUP-slow's, leaves it to that
+    /// space's first access); if the insert fails, that access takes the
+    /// hash fault path as before.
+    fn preload(&self, space: SpaceId, address: u64) {
+        if self.active_space() != Some(space) {
+            return;
+        }
+        let section = ReadSide::enter::<crate::percpu::IrqsOff>();
+        let _ = hash_page(address, section.read_side());
+    }
+
     /// Whoever issues the `tlbie`s of HPTE removal applies them: the
     /// hypervisor on pseries (none here), the kernel's own table on bare metal.
     fn tlbie_fixups(&self) -> &'static str {

@@ -265,6 +265,16 @@ pub struct PageTable<M: TableMemory> {
 }
 
 /// Strips the quadrant (EA bits 0:1) and checks that the rest fits.
+/// The ordering of the tree owner's loads (PageTable's methods, under the
+/// page-table lock): none is needed. Directory entries and leaves change
+/// only under that lock, whose acquire orders this holder's loads after
+/// every earlier holder's stores; what changes without it, the hash
+/// backend's slot bits in a leaf, carries nothing a load here reads through.
+/// (Acquire, before: on POWER a compare, branch and isync after each load,
+/// and under TCG the isync ends the translation block.) Lockless walkers
+/// (`walk`, `pmd_slot`) keep their acquire loads.
+const OWNER: Ordering = Ordering::Relaxed;
+
 fn tree_address(address: u64) -> Result<u64, MapError> {
     let in_quadrant = address & ((1 << 62) - 1);
     if in_quadrant >> ADDRESS_BITS != 0 {
@@ -316,7 +326,7 @@ impl<M: TableMemory> PageTable<M> {
         for depth in 0..size.depth() {
             let level = LEVELS[depth];
             let slot = self.slot(table, level, tree);
-            let entry = slot.load(Ordering::Acquire);
+            let entry = slot.load(OWNER);
             table = if entry.is_empty() {
                 let next = LEVELS[depth + 1];
                 let new = self.memory.alloc_table(next.table_bytes()).ok_or(MapError::NoMemory)?;
@@ -330,7 +340,7 @@ impl<M: TableMemory> PageTable<M> {
             };
         }
         let slot = self.slot(table, size.level(), tree);
-        if !slot.load(Ordering::Acquire).is_empty() {
+        if !slot.load(OWNER).is_empty() {
             return Err(MapError::AlreadyMapped);
         }
         slot.store(Entry::leaf(physical, prot), Ordering::Release);
@@ -344,7 +354,7 @@ impl<M: TableMemory> PageTable<M> {
         let mut table = self.root;
         for (depth, level) in LEVELS.iter().copied().enumerate() {
             let _ = path.push((table, level));
-            let entry = self.slot(table, level, tree).load(Ordering::Acquire);
+            let entry = self.slot(table, level, tree).load(OWNER);
             if entry.is_leaf() {
                 let size = match depth {
                     1 => PageSize::Huge1G,
@@ -366,7 +376,7 @@ impl<M: TableMemory> PageTable<M> {
         let tree = tree_address(address).ok()?;
         let (path, size) = self.path(tree).ok()?;
         let &(table, level) = path.last()?;
-        let entry = self.slot(table, level, tree).load(Ordering::Acquire);
+        let entry = self.slot(table, level, tree).load(OWNER);
         Some(Translation { physical: entry.physical() + (tree & (size.bytes() - 1)), size, entry })
     }
 
@@ -377,7 +387,7 @@ impl<M: TableMemory> PageTable<M> {
         let (path, size) = self.path(tree)?;
         let &(table, level) = path.last().ok_or(MapError::NotMapped)?;
         let slot = self.slot(table, level, tree);
-        let old = slot.load(Ordering::Acquire);
+        let old = slot.load(OWNER);
         slot.store(old.with_prot(prot), Ordering::Release);
         self.memory.sync();
         Ok((old, size))
@@ -393,7 +403,7 @@ impl<M: TableMemory> PageTable<M> {
         }
         let &(table, level) = path.last().ok_or(MapError::NotMapped)?;
         let slot = self.slot(table, level, tree);
-        let old = slot.load(Ordering::Acquire);
+        let old = slot.load(OWNER);
         slot.store(Entry::leaf(physical, old.prot()), Ordering::Release);
         self.memory.sync();
         Ok(old)
@@ -441,7 +451,7 @@ impl<M: TableMemory> PageTable<M> {
 
     /// The entries of a PTE table of this tree (hooked in or just unhooked).
     pub fn read_pte_table(&self, table: u64) -> [Entry; 32] {
-        core::array::from_fn(|i| self.slot(table, PTE, (i as u64) << PTE.shift).load(Ordering::Acquire))
+        core::array::from_fn(|i| self.slot(table, PTE, (i as u64) << PTE.shift).load(OWNER))
     }
 
     /// Puts back a PTE table that `clear_pmd_table` took (collapse gave up).
@@ -493,13 +503,13 @@ impl<M: TableMemory> PageTable<M> {
     fn pmd_slot(&self, tree: u64) -> Result<(u64, Entry), MapError> {
         let mut table = self.root;
         for level in [PGD, PUD] {
-            let entry = self.slot(table, level, tree).load(Ordering::Acquire);
+            let entry = self.slot(table, level, tree).load(OWNER);
             if !entry.is_directory() {
                 return Err(MapError::NotMapped);
             }
             table = entry.next_table();
         }
-        Ok((table, self.slot(table, PMD, tree).load(Ordering::Acquire)))
+        Ok((table, self.slot(table, PMD, tree).load(OWNER)))
     }
 
     /// Frees tables `unmap` unhooked, once no walker can hold them any more.
