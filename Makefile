@@ -17,7 +17,9 @@
 #                loom; one verdict table (build/race/verdicts.md)
 #   make bench   benchmarks on both MMUs at 1-8 CPUs beside Linux's, and powernv beside
 #                pseries (bench/results.md); QUICK=1: two short boots (pseries,
-#                powernv), checked, output in build/bench-quick/
+#                powernv), checked, output in build/bench-quick/; LINUX_GUP_TEST=1:
+#                first builds Linux with its gup_test (once, minutes), whose GUP-fast
+#                timings are then part of every `make bench`
 #   make kernel  build build/kernel.elf only
 #   make lint    rustfmt --check, clippy -D warnings for the host crates and the kernel
 #   make deps    install the toolchain and QEMU only
@@ -130,7 +132,7 @@ race: kernel
 # Timings never decide a test: `make bench` writes them down (README, "Benchmarks").
 bench: kernel
 	@scripts/deps.sh qemu
-	$(HOST_CARGO) run --quiet -p harness --bin bench -- $(if $(QUICK),--quick)
+	$(HOST_CARGO) run --quiet -p harness --bin bench -- $(if $(QUICK),--quick) $(if $(LINUX_GUP_TEST),--linux-gup-test)
 
 # The image is linked at 0, loaded at 0x400000 and runs at KERNEL_BASE (0xc...) + that.
 gdb: kernel

@@ -184,10 +184,21 @@ fn number(value: f64) -> String {
     }
 }
 
+/// Which of Linux's result files a comparison reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    /// bench/linux/run.sh: Debian's kernel timed from user space (mmbench).
+    Anchor,
+    /// bench/linux/gup-test.sh: Linux's own gup_test ioctls on a kernel built
+    /// with CONFIG_GUP_TEST, timed inside Linux (gupbench).
+    GupTest,
+}
+
 /// One comparison: an operation of ours against Linux's, converted to one
-/// unit where needed (`scale` multiplies Linux's median). `higher_is_better`
+/// unit where needed (`to_unit` converts Linux's median). `higher_is_better`
 /// for rates.
 struct Pair {
+    source: Source,
     what: &'static str,
     ours: &'static str,
     linux: &'static str,
@@ -218,8 +229,14 @@ fn call_of_16_to_pages_per_s(v: f64) -> f64 {
     16.0 * 1e6 / v
 }
 
+/// Linux's time per page in µs as pages per second.
+fn us_per_page_to_pages_per_s(v: f64) -> f64 {
+    1e6 / v
+}
+
 const PAIRS: &[Pair] = &[
     Pair {
+        source: Source::Anchor,
         what: "boot: reset to first test / to init",
         ours: "boot_to_first_selftest",
         linux: "boot_init_tb",
@@ -229,6 +246,7 @@ const PAIRS: &[Pair] = &[
         higher_is_better: false,
     },
     Pair {
+        source: Source::Anchor,
         what: "anonymous fault, per 64 KiB page",
         ours: "fault_base_page",
         linux: "fault_base_page",
@@ -238,6 +256,7 @@ const PAIRS: &[Pair] = &[
         higher_is_better: false,
     },
     Pair {
+        source: Source::Anchor,
         what: "system call round trip (getpid, from user mode)",
         ours: "syscall_getpid",
         linux: "syscall_getpid",
@@ -247,6 +266,7 @@ const PAIRS: &[Pair] = &[
         higher_is_better: false,
     },
     Pair {
+        source: Source::Anchor,
         what: "user fault-in, per 64 KiB page (a process's stores; Linux: the same)",
         ours: "user_fault_base_page",
         linux: "fault_base_page",
@@ -256,6 +276,7 @@ const PAIRS: &[Pair] = &[
         higher_is_better: false,
     },
     Pair {
+        source: Source::Anchor,
         what: "THP fault (Linux on hash: 16 MiB)",
         ours: "fault_thp",
         linux: "fault_thp",
@@ -265,6 +286,7 @@ const PAIRS: &[Pair] = &[
         higher_is_better: false,
     },
     Pair {
+        source: Source::Anchor,
         what: "collapse, per 64 KiB page (Linux on hash: of 16 MiB)",
         ours: "collapse_default_per_page",
         linux: "collapse_per_base_page",
@@ -274,6 +296,7 @@ const PAIRS: &[Pair] = &[
         higher_is_better: false,
     },
     Pair {
+        source: Source::Anchor,
         what: "GUP-fast (ours: 32 pages; Linux: vmsplice of 16, a syscall)",
         ours: "gup_fast_small_32",
         linux: "vmsplice_16p_call",
@@ -283,12 +306,53 @@ const PAIRS: &[Pair] = &[
         higher_is_better: true,
     },
     Pair {
+        source: Source::Anchor,
         what: "GUP-slow (ours: 32 pages; Linux: process_vm_readv of 16, with copy)",
         ours: "gup_slow_small_32",
         linux: "gupslow_pvreadv_16p_call",
         linux_config: same,
         unit: "pages/s",
         to_unit: call_of_16_to_pages_per_s,
+        higher_is_better: true,
+    },
+    Pair {
+        source: Source::GupTest,
+        what: "GUP-fast pin, small pages, 32 per call (ours: in the kernel; Linux: gup_test PIN_FAST_BENCHMARK, pin only)",
+        ours: "gup_fast_small_32",
+        linux: "pin_fast_small_32_pin",
+        linux_config: thp_capable,
+        unit: "pages/s",
+        to_unit: us_per_page_to_pages_per_s,
+        higher_is_better: true,
+    },
+    Pair {
+        source: Source::GupTest,
+        what: "GUP-fast pin, THP, 32 per call (ours: in the kernel, 2 MiB; Linux: gup_test PIN_FAST_BENCHMARK, pin only; on hash 16 MiB)",
+        ours: "gup_fast_huge_32",
+        linux: "pin_fast_huge_32_pin",
+        linux_config: thp_capable,
+        unit: "pages/s",
+        to_unit: us_per_page_to_pages_per_s,
+        higher_is_better: true,
+    },
+    Pair {
+        source: Source::GupTest,
+        what: "GUP-fast pin, small pages, 1 per call (ours: one call, timed alone; Linux: gup_test's loop of 1-page calls, pin only)",
+        ours: "gup_fast_small_1",
+        linux: "pin_fast_small_1_pin",
+        linux_config: thp_capable,
+        unit: "pages/s",
+        to_unit: us_per_page_to_pages_per_s,
+        higher_is_better: true,
+    },
+    Pair {
+        source: Source::GupTest,
+        what: "GUP-fast pin, THP, 1 per call (ours: one call, timed alone; Linux: gup_test's loop of 1-page calls, pin only)",
+        ours: "gup_fast_huge_1",
+        linux: "pin_fast_huge_1_pin",
+        linux_config: thp_capable,
+        unit: "pages/s",
+        to_unit: us_per_page_to_pages_per_s,
         higher_is_better: true,
     },
 ];
@@ -400,49 +464,131 @@ fn all_results(out: &mut String, records: &[Record], machine: &str, heading: &st
 }
 
 /// The Markdown report: on pseries the comparison with Linux (where the
-/// anchor ran) and every result of ours, by configuration; then powernv
-/// beside pseries (where powernv ran). `host`: where the numbers came from.
-pub fn markdown(records: &[Record], linux: Option<&Value>, host: &str) -> String {
+/// anchor or the gup_test anchor ran) and every result of ours, by
+/// configuration, then Linux's gup_test results; then powernv beside
+/// pseries (where powernv ran). `host`: where the numbers came from.
+/// `gup_test`: bench/linux/gup-test.sh's results, `None` where it did not
+/// run (the report says how to get them).
+pub fn markdown(records: &[Record], linux: Option<&Value>, gup_test: Option<&Value>, host: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmarks\n\n{host}\n");
     let _ = writeln!(out, "Times are TCG-emulated (QEMU on the host above), medians over repetitions; ratios compare numbers from the same run of `make bench`.\n");
-    if let Some(linux) = linux {
-        let medians = linux_medians(linux);
-        let _ = writeln!(out, "## Ours vs Linux 6.1 on the same QEMU\n");
-        let _ = writeln!(out, "| operation | MMU | CPUs | ours | Linux | unit | ours is |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-        for pair in PAIRS {
-            for mmu in ["radix", "hash"] {
-                for cpus in [1u32, 4] {
-                    let Some(ours) = ours_median(records, mmu, cpus, pair.ours) else { continue };
-                    let Some((theirs, _)) =
-                        medians.get(&((pair.linux_config)(mmu).to_string(), cpus as u64, pair.linux.to_string()))
-                    else {
-                        continue;
-                    };
-                    let theirs = (pair.to_unit)(*theirs);
-                    let factor = if pair.higher_is_better { ours / theirs } else { theirs / ours };
-                    let verdict = if factor >= 1.0 {
-                        format!("{} x faster", number(factor))
-                    } else {
-                        format!("{} x slower", number(1.0 / factor))
-                    };
-                    let _ = writeln!(
-                        out,
-                        "| {} | {mmu} | {cpus} | {} | {} | {} | {verdict} |",
-                        pair.what,
-                        number(ours),
-                        number(theirs),
-                        pair.unit
-                    );
-                }
-            }
-        }
-        out.push('\n');
+    if linux.is_some() || gup_test.is_some() {
+        comparison(&mut out, records, linux, gup_test);
     }
     all_results(&mut out, records, "pseries", "##");
+    if let Some(gup_test) = gup_test {
+        gup_test_section(&mut out, gup_test);
+    }
     powernv_section(&mut out, records);
     out
+}
+
+/// The table of ours vs Linux: each [`PAIRS`] row whose Linux side ran.
+fn comparison(out: &mut String, records: &[Record], linux: Option<&Value>, gup_test: Option<&Value>) {
+    let anchor = linux.map(linux_medians).unwrap_or_default();
+    let gup = gup_test.map(linux_medians).unwrap_or_default();
+    let _ = writeln!(out, "## Ours vs Linux 6.1 on the same QEMU\n");
+    if gup_test.is_some() {
+        let _ = writeln!(
+            out,
+            "The GUP-fast pin rows set our in-kernel GUP-fast (one call of 32 or 1 pages between two timebase \
+             reads, pin only: the unpin is not timed) beside Linux's own `gup_test` PIN_FAST_BENCHMARK on a kernel \
+             built with CONFIG_GUP_TEST (a loop of such calls over 512 MiB written first, timed once by Linux, \
+             without the unpin), per page as pages per second. At 1 page per call ours also pays for its two \
+             timebase reads.\n"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Linux's gup_test rows (GUP-fast pin timed inside Linux) need a Linux kernel built for them: \
+             `make bench LINUX_GUP_TEST=1` builds it once.\n"
+        );
+    }
+    let _ = writeln!(out, "| operation | MMU | CPUs | ours | Linux | unit | ours is |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for pair in PAIRS {
+        let medians = match pair.source {
+            Source::Anchor => &anchor,
+            Source::GupTest => &gup,
+        };
+        for mmu in ["radix", "hash"] {
+            for cpus in [1u32, 4] {
+                let Some(ours) = ours_median(records, mmu, cpus, pair.ours) else { continue };
+                let Some((theirs, _)) =
+                    medians.get(&((pair.linux_config)(mmu).to_string(), cpus as u64, pair.linux.to_string()))
+                else {
+                    continue;
+                };
+                let theirs = (pair.to_unit)(*theirs);
+                let factor = if pair.higher_is_better { ours / theirs } else { theirs / ours };
+                let verdict = if factor >= 1.0 {
+                    format!("{} x faster", number(factor))
+                } else {
+                    format!("{} x slower", number(1.0 / factor))
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {mmu} | {cpus} | {} | {} | {} | {verdict} |",
+                    pair.what,
+                    number(ours),
+                    number(theirs),
+                    pair.unit
+                );
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Every result of Linux's gup_test anchor (µs per page), a row each, a
+/// column per configuration and `-smp` (medians over boots).
+fn gup_test_section(out: &mut String, gup_test: &Value) {
+    let medians = linux_medians(gup_test);
+    let mut configs: Vec<(String, u64)> = medians.keys().map(|(c, s, _)| (c.clone(), *s)).collect();
+    configs.sort();
+    configs.dedup();
+    let mut names: Vec<&str> = Vec::new();
+    for (_, _, name) in medians.keys() {
+        if name != "boot_qemu_wall" && !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return;
+    }
+    names.sort_by_key(|n| gup_test_order(n));
+    let _ = writeln!(out, "\n## Linux gup_test (µs per page, median)\n");
+    let _ = writeln!(
+        out,
+        "Linux 6.1's `gup_test` ioctls on a region of 64 KiB pages (`small`) or of THPs (`huge`), FOLL_WRITE, \
+         32 or 1 pages per call: `pin_fast` = PIN_FAST_BENCHMARK (pin_user_pages_fast, then \
+         unpin_user_pages), `gup_fast` = GUP_FAST_BENCHMARK (get_user_pages_fast, then put_page); \
+         `_pin`/`_unpin` are Linux's own times of the two loops, `_ioctl` the whole system call on the timebase.\n"
+    );
+    let header: Vec<String> = configs.iter().map(|(c, s)| format!("{c} smp {s}")).collect();
+    let _ = writeln!(out, "| result | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(configs.len()));
+    for name in names {
+        let cells: Vec<String> = configs
+            .iter()
+            .map(|(c, s)| medians.get(&(c.clone(), *s, name.to_string())).map_or("".into(), |(v, _)| number(*v)))
+            .collect();
+        let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+    }
+}
+
+/// The order of gup_test's results: by ioctl (pin first), region (small
+/// first), pages per call (32 first), then pin, unpin, ioctl.
+fn gup_test_order(name: &str) -> (usize, usize, usize, usize, String) {
+    let index = |options: &[&str]| options.iter().position(|o| name.contains(o)).unwrap_or(options.len());
+    (
+        index(&["pin_fast_", "gup_fast_"]),
+        index(&["_small_", "_huge_"]),
+        index(&["_32_", "_1_"]),
+        ["_pin", "_unpin", "_ioctl"].iter().position(|o| name.ends_with(o)).unwrap_or(3),
+        name.to_string(),
+    )
 }
 
 /// The colours of a chart's series, in order.
@@ -817,7 +963,7 @@ mod tests {
             {"config": "radix", "smp": 1, "boot": 2, "name": "fault_base_page", "unit": "us", "median": 25.0},
             {"config": "radix", "smp": 1, "boot": 0, "name": "boot_init_tb", "unit": "us", "median": 2500000.0}
         ]});
-        let table = markdown(&records, Some(&linux), "machine: test");
+        let table = markdown(&records, Some(&linux), None, "machine: test");
         assert!(
             table.contains("| anonymous fault, per 64 KiB page | radix | 1 | 10.00 | 25.00 | us | 2.50 x faster |"),
             "{table}"
@@ -829,6 +975,93 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| fault_base_page | us | 10.00 [9.00..11.00] |"), "{table}");
+    }
+
+    /// gup-test.sh's results.json shape: two boots of radix at -smp 1, one
+    /// of hash16m at -smp 4.
+    fn gup_test_json() -> Value {
+        let row = |config: &str, smp: u64, boot: u64, name: &str, median: f64| {
+            json!({"config": config, "smp": smp, "boot": boot, "name": name, "unit": "us",
+                   "min": median, "median": median, "max": median, "reps": 10, "per": "page"})
+        };
+        json!({"metadata": {"kernel_version": "6.1.176-1"}, "results": [
+            {"config": "radix", "smp": 1, "boot": 1, "name": "info", "mmu": "Radix"},
+            row("radix", 1, 1, "boot_qemu_wall", 3.0),
+            row("radix", 1, 1, "pin_fast_small_32_pin", 0.125),
+            row("radix", 1, 2, "pin_fast_small_32_pin", 0.135),
+            row("radix", 1, 1, "pin_fast_small_32_unpin", 0.08),
+            row("radix", 1, 1, "gup_fast_small_32_pin", 0.07),
+            row("radix", 1, 1, "pin_fast_huge_32_ioctl", 0.03),
+            row("radix", 1, 1, "pin_fast_huge_32_pin", 0.02),
+            row("radix", 1, 1, "pin_fast_small_1_pin", 0.4),
+            row("hash16m", 4, 1, "pin_fast_huge_32_pin", 0.016),
+            {"config": "hash16m", "smp": 4, "boot": 1, "name": "pin_fast_small_1_pin", "status": "failed"}
+        ]})
+    }
+
+    #[test]
+    fn gup_test_rows_compare_pins_per_page() {
+        let records = vec![
+            record("pseries", "radix", 1, "gup_fast_small_32", "pages/s", 1e7),
+            record("pseries", "radix", 1, "gup_fast_huge_32", "pages/s", 4e7),
+            record("pseries", "hash", 4, "gup_fast_huge_32", "pages/s", 4e7),
+            record("pseries", "hash", 4, "gup_fast_small_1", "pages/s", 2e6),
+            // Not compared: Linux ran on pseries only.
+            record("powernv", "radix", 1, "gup_fast_small_32", "pages/s", 1.0),
+        ];
+        let gup = gup_test_json();
+        let table = markdown(&records, None, Some(&gup), "host: test");
+        let row = |what: &str, rest: &str| format!("| {what} | {rest} |");
+        for expected in [
+            // The median of the two boots' medians (0.125, 0.135): the upper one.
+            row(
+                "GUP-fast pin, small pages, 32 per call (ours: in the kernel; Linux: gup_test PIN_FAST_BENCHMARK, pin only)",
+                "radix | 1 | 1.000e7 | 7.407e6 | pages/s | 1.35 x faster",
+            ),
+            row(
+                "GUP-fast pin, THP, 32 per call (ours: in the kernel, 2 MiB; Linux: gup_test PIN_FAST_BENCHMARK, pin only; on hash 16 MiB)",
+                "radix | 1 | 4.000e7 | 5.000e7 | pages/s | 1.25 x slower",
+            ),
+            // Ours on hash is set beside Linux's hash16m (THP there is 16 MiB).
+            row(
+                "GUP-fast pin, THP, 32 per call (ours: in the kernel, 2 MiB; Linux: gup_test PIN_FAST_BENCHMARK, pin only; on hash 16 MiB)",
+                "hash | 4 | 4.000e7 | 6.250e7 | pages/s | 1.56 x slower",
+            ),
+        ] {
+            assert!(table.contains(&expected), "no `{expected}` in\n{table}");
+        }
+        // A failed Linux result and a result of ours without a Linux one give no row.
+        assert!(!table.contains(
+            "1 per call (ours: one call, timed alone; Linux: gup_test's loop of 1-page calls, pin only) | hash"
+        ));
+        assert!(!table.contains("make bench LINUX_GUP_TEST=1"), "{table}");
+        // Every gup_test result in its own table, pin before unpin before ioctl,
+        // small before huge, without the QEMU wall time.
+        let section = table.split("## Linux gup_test (µs per page, median)").nth(1).expect("the section");
+        assert!(section.contains("| result | hash16m smp 4 | radix smp 1 |"), "{section}");
+        assert!(section.contains("| pin_fast_small_32_unpin |  | 0.080 |"), "{section}");
+        assert!(section.contains("| pin_fast_huge_32_pin | 0.016 | 0.020 |"), "{section}");
+        assert!(!section.contains("boot_qemu_wall") && !section.contains("| info |"), "{section}");
+        let at = |name: &str| section.find(&format!("| {name} |")).unwrap_or_else(|| panic!("{name} in {section}"));
+        assert!(at("pin_fast_small_32_pin") < at("pin_fast_small_32_unpin"));
+        assert!(at("pin_fast_small_32_unpin") < at("pin_fast_small_1_pin"));
+        assert!(at("pin_fast_small_1_pin") < at("pin_fast_huge_32_pin"));
+        assert!(at("pin_fast_huge_32_pin") < at("pin_fast_huge_32_ioctl"));
+        assert!(at("pin_fast_huge_32_ioctl") < at("gup_fast_small_32_pin"));
+    }
+
+    #[test]
+    fn without_gup_test_the_report_says_how_to_get_it() {
+        let records = vec![record("pseries", "radix", 1, "gup_fast_small_32", "pages/s", 1e7)];
+        let linux = json!({"results": [
+            {"config": "radix", "smp": 1, "boot": 1, "name": "vmsplice_16p_call", "unit": "us", "median": 2.0}
+        ]});
+        let table = markdown(&records, Some(&linux), None, "host: test");
+        assert!(table.contains("`make bench LINUX_GUP_TEST=1` builds it once"), "{table}");
+        assert!(table.contains("| GUP-fast (ours: 32 pages; Linux: vmsplice of 16, a syscall) | radix | 1 |"));
+        assert!(!table.contains("PIN_FAST_BENCHMARK") && !table.contains("## Linux gup_test"), "{table}");
+        // Neither Linux: no comparison at all.
+        assert!(!markdown(&records, None, None, "host: test").contains("Ours vs Linux"));
     }
 
     #[test]
@@ -939,7 +1172,7 @@ mod tests {
 
     #[test]
     fn powernv_stands_beside_pseries_with_ratios() {
-        let table = markdown(&both_machines(), None, "host: test");
+        let table = markdown(&both_machines(), None, None, "host: test");
         let section = table.split("## Bare metal (powernv) beside pseries").nth(1).expect("the section");
         for row in [
             "| boot: reset to kernel entry (the firmware: skiboot vs VOF) | radix | 1 | 1.000e6 | 1000 | us | 1000 |",
@@ -978,7 +1211,7 @@ mod tests {
     #[test]
     fn without_powernv_there_is_no_powernv_section_and_charts_stay_pseries() {
         let pseries: Vec<Record> = both_machines().into_iter().filter(|r| r.machine == "pseries").collect();
-        let table = markdown(&pseries, None, "host: test");
+        let table = markdown(&pseries, None, None, "host: test");
         assert!(!table.contains("powernv") && table.ends_with("|\n"), "{table}");
         let both = both_machines();
         assert_eq!(collapse_chart(&both, 2), collapse_chart(&pseries, 2));

@@ -1,8 +1,11 @@
 //! `bench`: what `make bench` runs. Boots the kernel with `bench=all` on
 //! both MMUs, on pseries at 1, 2, 4 and 8 CPUs and on powernv (bare metal
 //! under skiboot) at 1 and 4 (one boot at a time: the host is the clock's
-//! noise), runs the Linux anchor (bench/linux/run.sh), and writes
-//! bench/results.json, bench/results.md and two SVG plots (pseries).
+//! noise), runs the Linux anchor (bench/linux/run.sh) and Linux's own
+//! gup_test (bench/linux/gup-test.sh: with `--linux-gup-test` it builds its
+//! kernel first if needed; without, it runs only if that kernel is built),
+//! and writes bench/results.json, bench/results.md and two SVG plots
+//! (pseries).
 //!
 //! `--quick`: two boots (radix, 2 CPUs, 3 repetitions: pseries, then
 //! powernv, about a second more), no Linux, output in build/bench-quick/;
@@ -24,26 +27,34 @@ struct Run {
     configs: Vec<(MachineType, &'static str, u32)>,
     reps: u32,
     linux: bool,
+    /// Build Linux's gup_test kernel if it is not built yet.
+    gup_test_build: bool,
     out: PathBuf,
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| !["--quick", "--no-linux"].contains(&a.as_str())) {
-        eprintln!("bench: unknown argument '{bad}' (usage: bench [--quick] [--no-linux])");
+    if let Some(bad) = args.iter().find(|a| !["--quick", "--no-linux", "--linux-gup-test"].contains(&a.as_str())) {
+        eprintln!("bench: unknown argument '{bad}' (usage: bench [--quick] [--no-linux] [--linux-gup-test])");
         return ExitCode::from(2);
     }
     let root = image::workspace_root();
     let run = if quick {
         let configs = vec![(MachineType::Pseries, "radix", 2), (MachineType::Powernv, "radix", 2)];
-        Run { configs, reps: 3, linux: false, out: root.join("build/bench-quick") }
+        Run { configs, reps: 3, linux: false, gup_test_build: false, out: root.join("build/bench-quick") }
     } else {
         let on = |machine: MachineType, cpus: &'static [u32]| {
             ["radix", "hash"].into_iter().flat_map(move |mmu| cpus.iter().map(move |&c| (machine, mmu, c)))
         };
         let configs = on(MachineType::Pseries, &[1, 2, 4, 8]).chain(on(MachineType::Powernv, &[1, 4])).collect();
-        Run { configs, reps: 20, linux: !args.iter().any(|a| a == "--no-linux"), out: root.join("bench") }
+        Run {
+            configs,
+            reps: 20,
+            linux: !args.iter().any(|a| a == "--no-linux"),
+            gup_test_build: args.iter().any(|a| a == "--linux-gup-test"),
+            out: root.join("bench"),
+        }
     };
     match bench_all(&run, &root) {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +99,7 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
         records.extend(found);
     }
     let linux = if run.linux { Some(run_linux(root)?) } else { None };
+    let gup_test = if run.linux { run_gup_test(root, run.gup_test_build)? } else { None };
     let host = host_description(&qemu_version);
     std::fs::create_dir_all(&run.out).map_err(|e| format!("{}: {e}", run.out.display()))?;
     let write = |name: &str, text: &str| {
@@ -99,9 +111,10 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
         "reps": run.reps,
         "ours": records.iter().map(Record::to_json).collect::<Vec<_>>(),
         "linux": linux.clone().unwrap_or(Value::Null),
+        "linux_gup_test": gup_test.clone().unwrap_or(Value::Null),
     });
     write("results.json", &serde_json::to_string_pretty(&results).expect("JSON values serialise"))?;
-    write("results.md", &bench::markdown(&records, linux.as_ref(), &host))?;
+    write("results.md", &bench::markdown(&records, linux.as_ref(), gup_test.as_ref(), &host))?;
     let host_cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     write("collapse.svg", &bench::collapse_chart(&records, host_cores))?;
     let (_, gup_mmu, gup_cpus) = run.configs[0];
@@ -127,6 +140,37 @@ fn run_linux(root: &Path) -> Result<Value, String> {
     let path = root.join("build/linux-anchor/results.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The exit status of bench/linux/gup-test.sh --if-built when its kernel is
+/// not built (it has said so, with how to build it).
+const GUP_TEST_NOT_BUILT: i32 = 10;
+
+/// Runs bench/linux/gup-test.sh (`build`: building its kernel if needed;
+/// otherwise only if it is built) and reads what it wrote; `None` if it
+/// did not run.
+fn run_gup_test(root: &Path, build: bool) -> Result<Option<Value>, String> {
+    let script = root.join("bench/linux/gup-test.sh");
+    eprintln!("bench: Linux gup_test: {}", script.display());
+    let mut command = Command::new("bash");
+    command.arg(&script).current_dir(root);
+    if !build {
+        command.arg("--if-built");
+    }
+    // Three boots per configuration, as the anchor.
+    if std::env::var_os("BOOTS").is_none() {
+        command.env("BOOTS", "3");
+    }
+    let status = command.status().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !build && status.code() == Some(GUP_TEST_NOT_BUILT) {
+        return Ok(None);
+    }
+    if !status.success() {
+        return Err(format!("{} failed ({status})", script.display()));
+    }
+    let path = root.join("build/linux-anchor/gup-test.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The host and QEMU the numbers came from.
