@@ -180,7 +180,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         function: "KernelFrames>>>::map",
         after: Anchor::CallTo(&["alloc_table"]),
         barrier: "lwsync",
-        why: "a new table's zeroing must be ordered before the store of the entry that links it (Slot::store Release), against a lockless walker's Acquire load: litmus/pte-publish",
+        why: "a new table's zeroing must be ordered before the store of the entry that links it (Slot::store Release), against a lockless walker's load and the load through it (address dependency): litmus/pte-publish+addr-only",
     },
     Expectation {
         function: "KernelFrames>>>::map",

@@ -68,7 +68,7 @@ pub fn gup_fast_one(
     read_side: &ReadSide,
 ) -> Result<Frame, GupError> {
     let pmd_slot = pagetable::pmd_slot(root, address, virt, read_side).ok_or(GupError::NotMapped)?;
-    let pmd = pmd_slot.load(Ordering::Acquire);
+    let pmd = pmd_slot.load_dependent();
     if pmd.is_leaf() {
         let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
         return pin_huge(pmd_slot, pmd, offset, 1, write, pages, free, hooks);
@@ -95,7 +95,7 @@ fn pin_pte(
     free: impl FnOnce(Frame, u32),
     hooks: &impl RaceHooks,
 ) -> Result<Frame, GupError> {
-    let leaf = slot.load(Ordering::Acquire);
+    let leaf = slot.load_dependent();
     if !leaf.is_leaf() {
         return Err(GupError::NotMapped);
     }
@@ -191,7 +191,7 @@ pub fn gup_fast_range(
         let address = start + done as u64 * FRAME_SIZE;
         let in_pmd = (per_pmd - (address / FRAME_SIZE) % per_pmd).min((pages - done) as u64) as usize;
         let pmd_slot = pagetable::pmd_slot(root, address, virt, read_side).ok_or((done, GupError::NotMapped))?;
-        let pmd = pmd_slot.load(Ordering::Acquire);
+        let pmd = pmd_slot.load_dependent();
         if pmd.is_leaf() {
             let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
             let first = pin_huge(pmd_slot, pmd, offset, in_pmd as u32, write, descriptors, &free, &NoHooks)

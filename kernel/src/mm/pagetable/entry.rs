@@ -197,6 +197,25 @@ impl Slot {
         Entry(u64::from_be(self.0.load(order)))
     }
 
+    /// A lockless walker's load of an entry whose value it uses only to
+    /// form the addresses of what it reads next (the next table's slot, the
+    /// page's descriptor): Linux's READ_ONCE of a page-table entry. The
+    /// writer publishes with a release store (lwsync) after initialising
+    /// what the entry points at; on POWER a load whose address depends on
+    /// this one's value is ordered after it (an address dependency, in the
+    /// Power model's preserved program order; litmus/pte-publish+addr-only),
+    /// so the acquire's compare, branch and isync are not needed: the isync
+    /// alone ends the translation block under TCG at every level of every
+    /// walk. loom models no dependencies, so there it is an acquire.
+    #[inline]
+    pub fn load_dependent(&self) -> Entry {
+        #[cfg(loom)]
+        let order = Ordering::Acquire;
+        #[cfg(not(loom))]
+        let order = Ordering::Relaxed;
+        self.load(order)
+    }
+
     #[inline]
     pub fn store(&self, entry: Entry, order: Ordering) {
         self.0.store(entry.0.to_be(), order)

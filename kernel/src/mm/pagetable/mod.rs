@@ -209,7 +209,7 @@ fn walk_from<'a>(root: u64, address: u64, slot_at: impl Fn(u64, Level, u64) -> &
     let mut table = root;
     for (depth, level) in LEVELS.iter().copied().enumerate() {
         let slot = slot_at(table, level, tree);
-        let entry = slot.load(Ordering::Acquire);
+        let entry = slot.load_dependent();
         if entry.is_leaf() {
             let size = match depth {
                 1 => PageSize::Huge1G,
@@ -233,7 +233,7 @@ pub fn pmd_slot(root: u64, address: u64, virt: fn(u64) -> *mut u8, read_side: &R
     let tree = address & ((1 << ADDRESS_BITS) - 1);
     let mut table = root;
     for level in [PGD, PUD] {
-        let entry = slot_in(table, level, tree, virt, read_side).load(Ordering::Acquire);
+        let entry = slot_in(table, level, tree, virt, read_side).load_dependent();
         if !entry.is_directory() {
             return None;
         }
