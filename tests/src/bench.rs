@@ -317,8 +317,8 @@ const PAIRS: &[Pair] = &[
     },
     Pair {
         source: Source::GupTest,
-        what: "GUP-fast pin, small pages, 32 per call (ours: in the kernel; Linux: gup_test PIN_FAST_BENCHMARK, pin only)",
-        ours: "gup_fast_small_32",
+        what: "GUP-fast pin, small pages, 32 per call (both: a loop of calls over the region, timed once, pin only; Linux: gup_test PIN_FAST_BENCHMARK)",
+        ours: "gup_loop_small_32",
         linux: "pin_fast_small_32_pin",
         linux_config: thp_capable,
         unit: "pages/s",
@@ -327,8 +327,8 @@ const PAIRS: &[Pair] = &[
     },
     Pair {
         source: Source::GupTest,
-        what: "GUP-fast pin, THP, 32 per call (ours: in the kernel, 2 MiB; Linux: gup_test PIN_FAST_BENCHMARK, pin only; on hash 16 MiB)",
-        ours: "gup_fast_huge_32",
+        what: "GUP-fast pin, THP, 32 per call (both: a loop of calls, timed once, pin only; Linux: gup_test PIN_FAST_BENCHMARK; on hash 16 MiB)",
+        ours: "gup_loop_huge_32",
         linux: "pin_fast_huge_32_pin",
         linux_config: thp_capable,
         unit: "pages/s",
@@ -337,8 +337,8 @@ const PAIRS: &[Pair] = &[
     },
     Pair {
         source: Source::GupTest,
-        what: "GUP-fast pin, small pages, 1 per call (ours: one call, timed alone; Linux: gup_test's loop of 1-page calls, pin only)",
-        ours: "gup_fast_small_1",
+        what: "GUP-fast pin, small pages, 1 per call (both: a loop of 1-page calls, timed once, pin only; Linux: gup_test)",
+        ours: "gup_loop_small_1",
         linux: "pin_fast_small_1_pin",
         linux_config: thp_capable,
         unit: "pages/s",
@@ -347,8 +347,8 @@ const PAIRS: &[Pair] = &[
     },
     Pair {
         source: Source::GupTest,
-        what: "GUP-fast pin, THP, 1 per call (ours: one call, timed alone; Linux: gup_test's loop of 1-page calls, pin only)",
-        ours: "gup_fast_huge_1",
+        what: "GUP-fast pin, THP, 1 per call (both: a loop of 1-page calls, timed once, pin only; Linux: gup_test)",
+        ours: "gup_loop_huge_1",
         linux: "pin_fast_huge_1_pin",
         linux_config: thp_capable,
         unit: "pages/s",
@@ -492,11 +492,10 @@ fn comparison(out: &mut String, records: &[Record], linux: Option<&Value>, gup_t
     if gup_test.is_some() {
         let _ = writeln!(
             out,
-            "The GUP-fast pin rows set our in-kernel GUP-fast (one call of 32 or 1 pages between two timebase \
-             reads, pin only: the unpin is not timed) beside Linux's own `gup_test` PIN_FAST_BENCHMARK on a kernel \
-             built with CONFIG_GUP_TEST (a loop of such calls over 512 MiB written first, timed once by Linux, \
-             without the unpin), per page as pages per second. At 1 page per call ours also pays for its two \
-             timebase reads.\n"
+            "The GUP-fast pin rows set our in-kernel GUP-fast (`gup_loop_*`: a loop of calls of 32 or 1 pages \
+             over a 512-page region, timed once, pin only: the unpin is timed apart) beside Linux's own `gup_test` \
+             PIN_FAST_BENCHMARK on a kernel built with CONFIG_GUP_TEST (a loop of such calls over 512 MiB written \
+             first, timed once by Linux, without the unpin), per page as pages per second.\n"
         );
     } else {
         let _ = writeln!(
@@ -1002,12 +1001,12 @@ mod tests {
     #[test]
     fn gup_test_rows_compare_pins_per_page() {
         let records = vec![
-            record("pseries", "radix", 1, "gup_fast_small_32", "pages/s", 1e7),
-            record("pseries", "radix", 1, "gup_fast_huge_32", "pages/s", 4e7),
-            record("pseries", "hash", 4, "gup_fast_huge_32", "pages/s", 4e7),
-            record("pseries", "hash", 4, "gup_fast_small_1", "pages/s", 2e6),
+            record("pseries", "radix", 1, "gup_loop_small_32", "pages/s", 1e7),
+            record("pseries", "radix", 1, "gup_loop_huge_32", "pages/s", 4e7),
+            record("pseries", "hash", 4, "gup_loop_huge_32", "pages/s", 4e7),
+            record("pseries", "hash", 4, "gup_loop_small_1", "pages/s", 2e6),
             // Not compared: Linux ran on pseries only.
-            record("powernv", "radix", 1, "gup_fast_small_32", "pages/s", 1.0),
+            record("powernv", "radix", 1, "gup_loop_small_32", "pages/s", 1.0),
         ];
         let gup = gup_test_json();
         let table = markdown(&records, None, Some(&gup), "host: test");
@@ -1015,25 +1014,25 @@ mod tests {
         for expected in [
             // The median of the two boots' medians (0.125, 0.135): the upper one.
             row(
-                "GUP-fast pin, small pages, 32 per call (ours: in the kernel; Linux: gup_test PIN_FAST_BENCHMARK, pin only)",
+                "GUP-fast pin, small pages, 32 per call (both: a loop of calls over the region, timed once, pin only; Linux: gup_test PIN_FAST_BENCHMARK)",
                 "radix | 1 | 1.000e7 | 7.407e6 | pages/s | 1.35 x faster",
             ),
             row(
-                "GUP-fast pin, THP, 32 per call (ours: in the kernel, 2 MiB; Linux: gup_test PIN_FAST_BENCHMARK, pin only; on hash 16 MiB)",
+                "GUP-fast pin, THP, 32 per call (both: a loop of calls, timed once, pin only; Linux: gup_test PIN_FAST_BENCHMARK; on hash 16 MiB)",
                 "radix | 1 | 4.000e7 | 5.000e7 | pages/s | 1.25 x slower",
             ),
             // Ours on hash is set beside Linux's hash16m (THP there is 16 MiB).
             row(
-                "GUP-fast pin, THP, 32 per call (ours: in the kernel, 2 MiB; Linux: gup_test PIN_FAST_BENCHMARK, pin only; on hash 16 MiB)",
+                "GUP-fast pin, THP, 32 per call (both: a loop of calls, timed once, pin only; Linux: gup_test PIN_FAST_BENCHMARK; on hash 16 MiB)",
                 "hash | 4 | 4.000e7 | 6.250e7 | pages/s | 1.56 x slower",
             ),
         ] {
             assert!(table.contains(&expected), "no `{expected}` in\n{table}");
         }
         // A failed Linux result and a result of ours without a Linux one give no row.
-        assert!(!table.contains(
-            "1 per call (ours: one call, timed alone; Linux: gup_test's loop of 1-page calls, pin only) | hash"
-        ));
+        assert!(
+            !table.contains("1 per call (both: a loop of 1-page calls, timed once, pin only; Linux: gup_test) | hash")
+        );
         assert!(!table.contains("make bench LINUX_GUP_TEST=1"), "{table}");
         // Every gup_test result in its own table, pin before unpin before ioctl,
         // small before huge, without the QEMU wall time.

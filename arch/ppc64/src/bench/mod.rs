@@ -224,6 +224,46 @@ fn gup(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// GUP-fast as Linux's gup_test times it (PIN_FAST_BENCHMARK): a loop of
+/// calls of 1 or 32 pages over a 512-page region (32 MiB of small pages,
+/// or 16 huge ones), timed once around the loop, pins only; then the
+/// unpins of the whole region, timed once. Pages per second.
+#[ktest]
+fn gup_loop(env: &Env<'_>) -> TestResult {
+    const REGION: usize = 512;
+    let mm = new_mm()?;
+    ok(mm.map(SMALL, REGION as u64 * FRAME_SIZE, RW, false))?;
+    ok(mm.map(HUGE, REGION as u64 * FRAME_SIZE, RW, true))?;
+    let mut pins = Vec::with_capacity(REGION);
+    for base in [SMALL, HUGE] {
+        ok(mm.pin_pages(base, REGION, true, &mut pins))?;
+        pins.drain(..).for_each(|f| mm.unpin(f));
+    }
+    for (kind, base) in [("small", SMALL), ("huge", HUGE)] {
+        for per_call in [1usize, 32] {
+            let (mut pin, mut unpin) = (Vec::new(), Vec::new());
+            for rep in 0..WARM_UP + reps(env) {
+                let start = cpu::timebase();
+                for first in (0..REGION).step_by(per_call) {
+                    mm.pin_pages_fast_only(base + first as u64 * FRAME_SIZE, per_call, true, &mut pins);
+                }
+                let pinned = cpu::timebase();
+                if pins.len() != REGION {
+                    return Err(fail(format!("GUP-fast pinned {} of {REGION} {kind} pages", pins.len())));
+                }
+                pins.drain(..).for_each(|f| mm.unpin(f));
+                if rep >= WARM_UP {
+                    pin.push(pinned - start);
+                    unpin.push(cpu::timebase() - pinned);
+                }
+            }
+            report_rate(env, &format!("gup_loop_{kind}_{per_call}"), &mut pin, REGION as u64);
+            report_rate(env, &format!("gup_loop_{kind}_{per_call}_unpin"), &mut unpin, REGION as u64);
+        }
+    }
+    Ok(())
+}
+
 /// The 2022 fix's own cost: GUP-fast of 32 small pages with the PMD
 /// recheck and without, and their ratio (medians of the same run).
 #[ktest]
