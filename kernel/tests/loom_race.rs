@@ -144,6 +144,50 @@ fn recheck_off_ipi_on_is_safe() {
     }
 }
 
+/// GUP-fast of both small pages as one range (one PMD read, each pin with
+/// its fence, one PMD recheck after the last pin) against collapse: whether
+/// some execution left GUP holding a page collapse discarded.
+fn range_finds_a_stale_pin(recheck_pmd: bool, ipi: bool) -> bool {
+    let found = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let executions = {
+        let found = found.clone();
+        model::check(model::RACE_BOUND, move || {
+            let world = Arc::new(World::new(Events::default()));
+            world.install();
+            let walker = {
+                let world = world.clone();
+                loom::thread::spawn(move || {
+                    world.install();
+                    world.gup_fast_both(Cpu(0), recheck_pmd)
+                })
+            };
+            world.collapse(Cpu(1), ipi);
+            let (_, pinned) = walker.join().unwrap();
+            if pinned.iter().any(|&frame| world.page_array().head(frame).unwrap().mapcount() == 0) {
+                found.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            for frame in pinned {
+                world.unpin(frame);
+            }
+            if let Err(why) = world.check_frees() {
+                panic!("{why} (GUP-fast of a range, recheck_pmd={recheck_pmd}, ipi={ipi})");
+            }
+        })
+    };
+    eprintln!("loom: range, recheck_pmd={recheck_pmd} ipi={ipi}: {executions} executions explored");
+    found.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn range_recheck_on_ipi_off_is_safe() {
+    assert!(!range_finds_a_stale_pin(true, false), "with the range's PMD recheck, GUP-fast kept a discarded page");
+}
+
+#[test]
+fn range_recheck_off_ipi_off_finds_the_race() {
+    assert!(range_finds_a_stale_pin(false, false), "loom found no execution in which a range pinned a discarded page");
+}
+
 /// One execution of GUP-fast against a collapse that frees the old PTE
 /// table as `table_free` says; whether the walker read the table freed (and
 /// reused: it pinned somebody else's page through it). The walker's

@@ -93,8 +93,8 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// Where and when this CPU last turned interrupts off through
     /// `cpu::disable_interrupts` (the caller's return address, the
-    /// timebase): what the cross-call watchdog reports about a CPU that
-    /// does not answer.
+    /// timebase, or 0 where the section records no time): what the
+    /// cross-call watchdog reports about a CPU that does not answer.
     pub irq_off_at: AtomicU64,
     pub irq_off_since: AtomicU64,
     /// Callers spinning in `smp::call_on_cpus` until this CPU answers.
@@ -243,14 +243,30 @@ pub fn disable_interrupts() -> bool {
     was
 }
 
+/// `disable_interrupts` for the hottest sections, GUP-fast's: the place is
+/// recorded, the time is not (reading the timebase costs about as much as
+/// the rest of a one-page GUP-fast under TCG); `irq_off_since` = 0 tells
+/// the watchdog's report it is unknown.
+#[inline(never)]
+fn disable_interrupts_untimed() -> bool {
+    let caller = cpu::link_register();
+    let was = cpu::disable_interrupts();
+    if ready() {
+        let area = this();
+        area.irq_off_at.store(caller, Ordering::Relaxed);
+        area.irq_off_since.store(0, Ordering::Relaxed);
+    }
+    was
+}
+
 /// The lockless read side's interrupts-off section on this CPU
 /// (`kernel::mm::pagetable::ReadSide::enter::<IrqsOff>()`), recorded for the
-/// cross-call watchdog like every other.
+/// cross-call watchdog like every other (its place, not its time).
 pub struct IrqsOff;
 
 impl kernel::mm::pagetable::InterruptsOff for IrqsOff {
     fn disable() -> bool {
-        disable_interrupts()
+        disable_interrupts_untimed()
     }
 
     fn restore(were_on: bool) {
@@ -261,13 +277,20 @@ impl kernel::mm::pagetable::InterruptsOff for IrqsOff {
 }
 
 /// Whether this CPU's area is set up (r13 and SPRG0 point at it).
+///
+/// Relaxed: the boot CPU stores READY after setting up its own area, in
+/// its program order, and every other CPU starts (through the firmware,
+/// which orders everything before it) after that, with its area set up
+/// before its first Rust code; so a CPU that reads true has its area ready.
+/// (An acquire would be ld; cmpd; bne; isync on every interrupts-off
+/// section and index lookup, and under TCG the isync ends the block.)
 pub fn ready() -> bool {
-    READY.load(Ordering::Acquire)
+    READY.load(Ordering::Relaxed)
 }
 
 /// This CPU's index, or 0 before per-CPU data exists (for fatal reports).
 pub fn index() -> u64 {
-    if READY.load(Ordering::Acquire) {
+    if ready() {
         this().index.load(Ordering::Relaxed)
     } else {
         0

@@ -120,15 +120,19 @@ fn report_unanswered(target: usize, what: &str, waited_us: u64) {
     let area = &PERCPU[target];
     let at = area.irq_off_at.load(Ordering::Relaxed);
     let since = area.irq_off_since.load(Ordering::Relaxed);
-    let ago_us = time::ticks_to_us(time::now().saturating_sub(since));
+    let ago = match since {
+        0 => alloc::string::String::new(), // a section that records no time
+        _ => {
+            let ago_us = time::ticks_to_us(time::now().saturating_sub(since));
+            alloc::format!(" {}.{:03} s ago", ago_us / 1_000_000, ago_us / 1000 % 1000)
+        }
+    };
     let place = crate::ksyms::lookup(at);
     warn!(
-        "smp: CPU {} has waited {}.{:03} s for CPU {target} to {what}, still waiting; CPU {target} last turned interrupts off {}.{:03} s ago at {:#x} <{}>",
+        "smp: CPU {} has waited {}.{:03} s for CPU {target} to {what}, still waiting; CPU {target} last turned interrupts off{ago} at {:#x} <{}>",
         percpu::index(),
         waited_us / 1_000_000,
         waited_us / 1000 % 1000,
-        ago_us / 1_000_000,
-        ago_us / 1000 % 1000,
         at,
         match &place {
             Some(symbol) => alloc::format!("{symbol}"),

@@ -32,6 +32,12 @@ impl Frame {
     pub fn number(self) -> u64 {
         self.0 >> FRAME_SHIFT
     }
+
+    /// The frame `frames` frames after this one (still aligned).
+    #[inline]
+    pub fn after(self, frames: u64) -> Frame {
+        Frame(self.0 + frames * FRAME_SIZE)
+    }
 }
 
 impl fmt::Debug for Frame {

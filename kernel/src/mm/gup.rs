@@ -10,6 +10,8 @@
 //! to drive the exact interleaving of the thread; everywhere else they are
 //! `NoHooks`, which the compiler removes.
 
+use alloc::vec::Vec;
+
 use crate::sync::atomic::{fence, Ordering};
 
 use super::frame::{Frame, FRAME_SIZE};
@@ -179,30 +181,69 @@ pub fn gup_fast_range(
     descriptors: &PageArray<'_>,
     virt: fn(u64) -> *mut u8,
     free: impl Fn(Frame, u32),
-    out: &mut impl Extend<Frame>,
+    out: &mut Vec<Frame>,
+    read_side: &ReadSide,
+) -> Result<(), (usize, GupError)> {
+    gup_fast_range_with(root, start, pages, write, recheck_pmd, descriptors, virt, free, out, &NoHooks, read_side)
+}
+
+/// `gup_fast_range` with synchronisation points (the tests').
+#[allow(clippy::too_many_arguments)]
+pub fn gup_fast_range_with(
+    root: u64,
+    start: u64,
+    pages: usize,
+    write: bool,
+    recheck_pmd: bool,
+    descriptors: &PageArray<'_>,
+    virt: fn(u64) -> *mut u8,
+    free: impl Fn(Frame, u32),
+    out: &mut Vec<Frame>,
+    hooks: &impl RaceHooks,
     read_side: &ReadSide,
 ) -> Result<(), (usize, GupError)> {
     // As Linux's gup_fast_pgd_range: the upper levels and the PMD are read
     // once per 2 MiB, then the PTEs under it in order, or a huge PMD pinned
     // for all its base pages in the range at once.
-    let per_pmd = PageSize::Huge2M.bytes() / FRAME_SIZE;
+    const PER_PMD: usize = 32; // 64 KiB pages per 2 MiB PMD
+    debug_assert_eq!(PER_PMD as u64, PageSize::Huge2M.bytes() / FRAME_SIZE);
     let mut done = 0usize;
     while done < pages {
         let address = start + done as u64 * FRAME_SIZE;
-        let in_pmd = (per_pmd - (address / FRAME_SIZE) % per_pmd).min((pages - done) as u64) as usize;
+        let in_pmd = (PER_PMD - (address / FRAME_SIZE) as usize % PER_PMD).min(pages - done);
         let pmd_slot = pagetable::pmd_slot(root, address, virt, read_side).ok_or((done, GupError::NotMapped))?;
         let pmd = pmd_slot.load_dependent();
         if pmd.is_leaf() {
             let offset = address & (PageSize::Huge2M.bytes() - 1) & !(FRAME_SIZE - 1);
-            let first = pin_huge(pmd_slot, pmd, offset, in_pmd as u32, write, descriptors, &free, &NoHooks)
+            let first = pin_huge(pmd_slot, pmd, offset, in_pmd as u32, write, descriptors, &free, hooks)
                 .map_err(|e| (done, e))?;
-            out.extend((0..in_pmd as u64).filter_map(|i| Frame::from_address(first.address() + i * FRAME_SIZE)));
+            out.extend((0..in_pmd as u64).map(|i| first.after(i)));
         } else if pmd.is_directory() {
+            // Each pin is followed by its full fence and PTE recheck (in
+            // pin_pte); the PMD is rechecked once, after the last pin of
+            // the batch, whose fence orders every pin of the batch before
+            // that load. If it changed, every pin taken under it goes: the
+            // same store-buffering argument as one page's, per pin.
+            let batch = out.len();
+            let mut stopped = None;
             for i in 0..in_pmd {
                 let slot = pagetable::pte_slot(pmd, address + i as u64 * FRAME_SIZE, virt, read_side);
-                let frame = pin_pte(pmd_slot, pmd, slot, write, recheck_pmd, descriptors, &free, &NoHooks)
-                    .map_err(|e| (done + i, e))?;
-                out.extend(core::iter::once(frame));
+                match pin_pte(pmd_slot, pmd, slot, write, false, descriptors, &free, hooks) {
+                    Ok(frame) => out.push(frame),
+                    Err(error) => {
+                        stopped = Some((done + i, error));
+                        break;
+                    }
+                }
+            }
+            if recheck_pmd && out.len() > batch && !same(pmd_slot.load(Ordering::Relaxed), pmd) {
+                for frame in out.drain(batch..) {
+                    descriptors.unpin(frame, &free);
+                }
+                return Err((done, GupError::BackedOff));
+            }
+            if let Some(stopped) = stopped {
+                return Err(stopped);
             }
         } else {
             return Err((done, GupError::NotMapped));
@@ -445,6 +486,75 @@ mod tests {
         assert_eq!(world.collapse_until_isolated(), None, "collapse went ahead over a pinned page");
         assert_eq!(world.tree.borrow().translate(target).unwrap().physical, frame.address(), "PMD restored");
         assert!(world.pages().frame(frame).unwrap().maybe_pinned(0));
+    }
+
+    /// Collapse runs past its isolation check when a range's walk has read
+    /// the PMD and its first PTE (nothing pinned yet), and finishes after.
+    struct CollapseAtFirstRead<'w> {
+        world: &'w World,
+        isolated: Cell<Option<(u64, [Entry; 32])>>,
+        reads: Cell<u32>,
+    }
+
+    impl RaceHooks for CollapseAtFirstRead<'_> {
+        fn at(&self, point: Point) {
+            if point == Point::GupRead {
+                self.reads.set(self.reads.get() + 1);
+                if self.reads.get() == 1 {
+                    self.isolated.set(self.world.collapse_until_isolated());
+                }
+            }
+        }
+    }
+
+    /// A range of 8 small pages under one PMD, with collapse going ahead
+    /// during the walk: the result, what was pinned, the world after
+    /// collapse finished.
+    type RangeResult = Result<(), (usize, GupError)>;
+
+    fn range_race(recheck_pmd: bool) -> (std::boxed::Box<World>, RangeResult, Vec<Frame>) {
+        let world = World::new();
+        let root = world.tree.borrow().root();
+        let hooks = CollapseAtFirstRead { world: &world, isolated: Cell::new(None), reads: Cell::new(0) };
+        let mut out = Vec::new();
+        let result = gup_fast_range_with(
+            root,
+            BASE,
+            8,
+            true,
+            recheck_pmd,
+            &world.pages(),
+            virt,
+            |h, o| world.freed.borrow_mut().push((h, o)),
+            &mut out,
+            &hooks,
+            &read_side(),
+        );
+        let (table, ptes) = hooks.isolated.take().expect("collapse got past isolation: nothing was pinned yet");
+        world.collapse_finish(table, ptes);
+        (world, result, out)
+    }
+
+    /// The range's one PMD recheck, after the batch's last pin, catches the
+    /// collapse for every page pinned under the old PMD: all are dropped.
+    #[test]
+    fn a_range_backs_off_every_pin_when_the_pmd_changed() {
+        let (world, result, out) = range_race(true);
+        assert_eq!(result, Err((0, GupError::BackedOff)));
+        assert!(out.is_empty(), "pins kept: {out:?}");
+        for &old in &world.small[..8] {
+            assert_eq!(world.pages().frame(old).unwrap().refcount(), 0, "{old:?} still referenced");
+        }
+    }
+
+    #[test]
+    fn without_the_recheck_a_range_returns_pages_collapse_discarded() {
+        let (world, result, out) = range_race(false);
+        assert_eq!(result, Ok(()));
+        assert_eq!(out, world.small[..8].to_vec(), "GUP-fast pinned the old pages");
+        for &old in &out {
+            assert_eq!(world.pages().frame(old).unwrap().refcount(), crate::mm::page::PIN_BIAS);
+        }
     }
 
     /// GUP-fast of one page with the PMD recheck on, no hooks, nothing to free.

@@ -487,6 +487,31 @@ impl World {
         result
     }
 
+    /// The kernel's `gup_fast_range` of both small pages (PTEs 0 and 1)
+    /// for writing, as CPU `cpu`, inside its interrupts-off section: what
+    /// it returned and the frames it pinned.
+    pub fn gup_fast_both(&self, cpu: Cpu, recheck_pmd: bool) -> (Result<(), (usize, GupError)>, Vec<Frame>) {
+        self.interrupts_off(cpu);
+        // SAFETY: as gup_fast_target's.
+        let read_side = unsafe { kernel::mm::pagetable::ReadSide::assume_interrupts_off() };
+        let mut pinned = Vec::new();
+        let result = kernel::mm::gup::gup_fast_range_with(
+            PGD,
+            BASE,
+            SMALL.len(),
+            true,
+            recheck_pmd,
+            &self.page_array(),
+            virt,
+            |head, order| self.free(cpu, head, order),
+            &mut pinned,
+            &self.hooks(cpu),
+            &read_side,
+        );
+        self.interrupts_on(cpu);
+        (result, pinned)
+    }
+
     /// The kernel's `collapse_pmd` of the 2 MiB at BASE into HUGE, as CPU
     /// `cpu`, with the IPI or without; the outcome, logged.
     pub fn collapse(&self, cpu: Cpu, ipi: bool) -> kernel::mm::collapse::Outcome {
