@@ -28,7 +28,9 @@ pub struct Platform {
     /// periods look at these only, so their cost grows with the CPUs
     /// online, not with MAX_CPUS.
     pub online: fn() -> &'static CpuSet,
-    /// Spin-wait hint while waiting for a grace period.
+    /// Called while `synchronize` waits for a grace period: a spin-wait
+    /// hint, and where CPUs sleep when idle, the place to wake those the
+    /// grace period waits for (`waits_for`).
     pub relax: fn(),
 }
 
@@ -224,6 +226,14 @@ pub fn call(callback: Callback, argument: u64) {
     let _guard = STATE.advance.lock();
     let after = target_locked();
     STATE.callbacks.lock().push_back(Pending { callback, argument, after });
+}
+
+/// Whether the grace period in progress still waits for `cpu` to pass a
+/// quiescent state: an idle CPU about to sleep must not, and a sleeping
+/// one must be woken for it (its next tick would do, a tick later).
+pub fn waits_for(cpu: usize) -> bool {
+    STATE.in_progress.load(Ordering::Acquire)
+        && STATE.quiescent[cpu].load(Ordering::Relaxed) == STATE.snapshot[cpu].load(Ordering::Relaxed)
 }
 
 /// A cheaper quiescent state for idle loops: counted, but grace periods

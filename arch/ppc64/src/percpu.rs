@@ -106,6 +106,12 @@ pub struct PerCpu {
     /// entry to user mode (sched.rs sets it on every switch; 0 while a
     /// thread that never entered user mode runs).
     pub user_entry_sp: AtomicU64,
+    /// Set by the idle loop before it checks for work and sleeps; a CPU
+    /// that gives it work clears it and, if it was set, interrupts it
+    /// (`smp::wake`).
+    pub idle: AtomicBool,
+    /// Rounds of the idle loop (a sleeping CPU makes one per wake-up).
+    pub idle_loops: AtomicU64,
 }
 
 // The offsets asm/exceptions.s and asm/entry.s use.
@@ -144,6 +150,8 @@ impl PerCpu {
             callers_waiting: AtomicU64::new(0),
             last_fault: UnsafeCell::new(CaughtFault { vector: 0, srr0: 0, srr1: 0, dar: 0, dsisr: 0 }),
             user_entry_sp: AtomicU64::new(0),
+            idle: AtomicBool::new(false),
+            idle_loops: AtomicU64::new(0),
         }
     }
 

@@ -164,6 +164,7 @@ pub fn spawn_for(
     }
     kernel::debug!("sched: thread {} '{}' on CPU {cpu}", thread.id, thread.name);
     with_interrupts_off(|| RUN_QUEUES[cpu].push(thread.clone()));
+    crate::smp::wake(cpu);
     Some(thread)
 }
 
@@ -267,6 +268,12 @@ pub fn preempt() {
     if RUN_QUEUES[percpu::index() as usize].has_ready() {
         schedule();
     }
+}
+
+/// Whether this CPU has a thread ready to run (the idle loop's check
+/// before it sleeps).
+pub fn has_ready() -> bool {
+    RUN_QUEUES[percpu::index() as usize].has_ready()
 }
 
 /// For idle loops: run threads as soon as they are ready.

@@ -94,13 +94,29 @@ extern "C" fn secondary_cpu_entry(area: &'static PerCpu) -> ! {
 }
 
 /// The idle loop of a secondary: interrupts on (IPIs, ticks), running
-/// ready threads and posted work.
+/// ready threads and posted work, and between them asleep until an
+/// interrupt (`Machine::idle_wait`): spinning vCPUs would take host cores
+/// from the ones doing work. `idle` is set, then (after a full fence,
+/// which pairs with `smp::wake`'s) the CPU looks for work once more with
+/// interrupts off: work published after that look finds `idle` set and
+/// sends an IPI, which is pending when the sleep begins, so none is missed.
+/// The decrementer's tick wakes it too (RCU's callbacks move on at ticks).
 fn idle(area: &'static PerCpu) -> ! {
     cpu::enable_interrupts();
+    let me = area.index.load(Ordering::Relaxed) as usize;
     loop {
+        area.idle_loops.fetch_add(1, Ordering::Relaxed);
         kernel::rcu::note_quiescent();
         sched::run_ready();
         smp::run_posted_work(area);
-        core::hint::spin_loop();
+        crate::percpu::disable_interrupts();
+        area.idle.store(true, Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        let work = sched::has_ready() || area.work.peek().is_some() || kernel::rcu::waits_for(me);
+        if !work {
+            machine().idle_wait();
+        }
+        area.idle.store(false, Ordering::Relaxed);
+        cpu::enable_interrupts();
     }
 }

@@ -8,9 +8,11 @@
 //!   caller that waits waits for that: the property the old THP-collapse fix
 //!   (serialize_against_pte_lookup) relies on.
 //!
-//! Bringing secondaries up, and their idle loop, is secondary.rs.
+//! Bringing secondaries up, and their idle loop, is secondary.rs. An idle
+//! CPU sleeps until an interrupt (`Machine::idle_wait`); whoever gives it
+//! work wakes it with an IPI (`wake`).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use kernel::cpuset::CpuSet;
 use kernel::{time, warn};
@@ -28,7 +30,42 @@ pub fn post(index: usize, function: fn(u64) -> u64, argument: u64) -> bool {
     if index as u64 == percpu::index() || !percpu::is_online(index) {
         return false;
     }
-    area.work.with(|slot| slot.is_none() && slot.replace((function, argument)).is_none())
+    let posted = area.work.with(|slot| slot.is_none() && slot.replace((function, argument)).is_none());
+    if posted {
+        wake(index);
+    }
+    posted
+}
+
+/// Makes CPU `index` look for work now if its idle loop sleeps: called
+/// after the work (a thread on its run queue, a posted function, a grace
+/// period waiting for it) is published. The full fence between publishing
+/// and reading `idle` pairs with the idle loop's between setting `idle` and
+/// looking for work (store buffering): either that loop sees the work and
+/// does not sleep, or this sees `idle` and sends the IPI, whose pending
+/// interrupt ends the sleep (or keeps it from starting). Clearing `idle`
+/// here sends one IPI per sleep, however many wake it.
+pub fn wake(index: usize) {
+    let Some(area) = PERCPU.get(index) else { return };
+    if index as u64 == percpu::index() {
+        return;
+    }
+    fence(Ordering::SeqCst);
+    if area.idle.load(Ordering::Relaxed) && area.idle.swap(false, Ordering::Relaxed) {
+        machine().irq().send_ipi(area.server.load(Ordering::Relaxed));
+    }
+}
+
+/// While `rcu::synchronize` waits: wakes the sleeping CPUs the grace period
+/// waits for (each then reports a quiescent state from its idle loop).
+fn rcu_relax() {
+    fence(Ordering::SeqCst);
+    for cpu in percpu::online().iter(Ordering::Acquire) {
+        if kernel::rcu::waits_for(cpu) {
+            wake(cpu);
+        }
+    }
+    core::hint::spin_loop();
 }
 
 /// Waits until CPU `index` finished posted work; its result, or `None` on timeout.
@@ -220,7 +257,7 @@ fn rcu_this_cpu() -> usize {
 }
 
 static RCU_PLATFORM: kernel::rcu::Platform =
-    kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: percpu::online, relax: core::hint::spin_loop };
+    kernel::rcu::Platform { this_cpu: rcu_this_cpu, online: percpu::online, relax: rcu_relax };
 
 /// Tells RCU about this platform's CPUs (before any secondary starts).
 pub fn init_rcu() {

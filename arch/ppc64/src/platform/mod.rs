@@ -136,6 +136,17 @@ pub trait Machine: Sync {
     fn hpte(&self) -> Option<&'static dyn HpteOps>;
     /// The interrupt controller.
     fn irq(&self) -> &'static dyn IrqController;
+    /// Waits, called with interrupts off, until an interrupt is pending
+    /// for this CPU (at once if one already is), and resumes at the next
+    /// instruction: the idle loop's sleep (pseries: H_CEDE; bare metal:
+    /// `stop` with PSSCR[EC] = 0). May return with interrupts on; the
+    /// caller turns them on, which takes the interrupt. A platform without
+    /// such a wait returns at once, and the idle loop spins.
+    fn idle_wait(&self) {}
+    /// Whether `idle_wait` waits on this machine (the self-tests ask).
+    fn can_idle_wait(&self) -> bool {
+        false
+    }
     /// Starts the stopped CPU `server` in the kernel's secondary entry
     /// (asm/entry.s) so that it finds PerCpu area `index`. `Err` says why it
     /// could not.

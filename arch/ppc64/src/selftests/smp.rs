@@ -202,6 +202,83 @@ fn idle_cpus_tick(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// An idle secondary sleeps between interrupts (`Machine::idle_wait`):
+/// while it takes 3 ticks, with nothing else to do, its idle loop goes
+/// round about once per tick, where a spinning one goes round thousands
+/// of times. Skipped where the machine has no such wait (POWER8 on bare
+/// metal).
+#[ktest]
+fn idle_cpus_sleep_between_interrupts(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    if !crate::platform::machine().can_idle_wait() {
+        kskip!("this machine has no idle wait that resumes in place (POWER8 bare metal); its idle CPUs spin");
+    }
+    const TICKS: u64 = 3;
+    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let area = &PERCPU[target];
+    let (ticks, loops) = (area.ticks.load(Ordering::Relaxed), area.idle_loops.load(Ordering::Relaxed));
+    let until = time::deadline_us(100 * TICKS * 1_000_000 / crate::timer::HZ);
+    while area.ticks.load(Ordering::Relaxed) < ticks + TICKS && time::now() < until {
+        core::hint::spin_loop();
+    }
+    let ticked = area.ticks.load(Ordering::Relaxed) - ticks;
+    let rounds = area.idle_loops.load(Ordering::Relaxed) - loops;
+    kassert!(ticked >= TICKS, "CPU {target} took {ticked} ticks in 100 tick periods");
+    kassert!(rounds <= 4 * ticked + 16, "CPU {target}: {rounds} idle-loop rounds in {ticked} ticks: it does not sleep");
+    Ok(())
+}
+
+/// The tick count of the CPU running it (posted work).
+fn own_ticks(_: u64) -> u64 {
+    percpu::this().ticks.load(Ordering::Relaxed)
+}
+
+/// Work posted to a sleeping CPU wakes it at once (`smp::wake`'s IPI),
+/// not at its next tick: the work sees the tick count the CPU had asleep.
+/// A tick may land in between by chance, so up to 5 tries must each have
+/// seen one; without the IPI every try waits for a tick.
+#[ktest]
+fn posted_work_wakes_a_sleeping_cpu(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let target = online_secondaries().next().ok_or_else(|| fail("no secondary"))?;
+    let area = &PERCPU[target];
+    for _ in 0..5 {
+        while !area.idle.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let asleep = area.ticks.load(Ordering::Relaxed);
+        let ran = smp::run_on(target, own_ticks, 0).ok_or_else(|| fail(alloc::format!("CPU {target} ran no work")))?;
+        if ran == asleep {
+            return Ok(());
+        }
+    }
+    Err(fail(alloc::format!("CPU {target} ran posted work only after a tick, 5 times out of 5")))
+}
+
+/// A grace period does not wait for sleeping CPUs' ticks: synchronize
+/// wakes the ones it waits for (rcu_relax), so it takes a fraction of a
+/// tick period and most idle secondaries take no tick meanwhile; without
+/// the wake-up every one must tick first. A try passes when at most one
+/// secondary ticked (one may by chance); one of 5 must.
+#[ktest]
+fn a_grace_period_wakes_sleeping_cpus(env: &Env<'_>) -> TestResult {
+    require_cpus(env, 2)?;
+    let mut worst = 0;
+    for _ in 0..5 {
+        let before: alloc::vec::Vec<(usize, u64)> =
+            online_secondaries().map(|cpu| (cpu, PERCPU[cpu].ticks.load(Ordering::Relaxed))).collect();
+        kernel::rcu::synchronize();
+        let ticked = before.iter().filter(|&&(cpu, ticks)| PERCPU[cpu].ticks.load(Ordering::Relaxed) != ticks).count();
+        if ticked == 0 || (ticked == 1 && before.len() > 1) {
+            return Ok(());
+        }
+        worst = worst.max(ticked);
+    }
+    Err(fail(alloc::format!(
+        "up to {worst} secondaries ticked during each of 5 grace periods: synchronize waited for their ticks"
+    )))
+}
+
 /// Ticks `count_with_interrupts_on` waits to have taken.
 const COUNTED_TICKS: u64 = 2;
 

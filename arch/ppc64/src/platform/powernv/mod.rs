@@ -27,6 +27,8 @@ use crate::platform::{HpteOps, IrqController, Machine, ProcessTable, StartError}
 /// SPRs the hypervisor owns (Power ISA v3.0B, Book III; Linux reg.h).
 const SPR_LPCR: u32 = 318;
 const SPR_PTCR: u32 = 464;
+/// The Processor Stop Status and Control Register (ISA 3.0, Book III 10.3).
+const SPR_PSSCR: u32 = 855;
 
 /// LPCR fields.
 pub mod lpcr {
@@ -236,6 +238,38 @@ impl Machine for PowerNv {
 
     fn irq(&self) -> &'static dyn IrqController {
         &doorbell::DOORBELLS
+    }
+
+    /// `stop` with PSSCR = 0 (ISA 3.0: EC = 0, ESL = 0, level 0): the
+    /// thread stops until any exception is pending, whatever MSR[EE] says,
+    /// loses no state and resumes at the next instruction; the pending
+    /// doorbell or decrementer is then taken when the caller turns
+    /// interrupts on (skiboot idles the same way). POWER8 has no `stop`:
+    /// its `nap` wakes at the system-reset vector, so there the idle loop
+    /// spins as before.
+    fn idle_wait(&self) {
+        if !self.can_idle_wait() {
+            return;
+        }
+        // SAFETY: PSSCR = 0 asks for the lightest stop, which keeps every
+        // register; `stop` (0x4c0002e4, encoded by hand as the assembler
+        // may not know it) then waits in hypervisor state for an exception
+        // and continues after itself. Memory is clobbered: the interrupt
+        // taken afterwards runs handlers.
+        unsafe {
+            asm!(
+                "mtspr {spr}, {zero}",
+                "isync",
+                ".long 0x4c0002e4",
+                zero = in(reg) 0u64,
+                spr = const SPR_PSSCR,
+                options(nostack)
+            )
+        };
+    }
+
+    fn can_idle_wait(&self) -> bool {
+        cpu::processor().isa >= boot::processor::IsaLevel::V3_00
     }
 
     /// OPAL_START_CPU, for a thread OPAL says waits in OPAL (inactive).

@@ -20,6 +20,7 @@ pub const H_EOI: u64 = 0x64;
 pub const H_CPPR: u64 = 0x68;
 pub const H_IPI: u64 = 0x6c;
 pub const H_XIRR: u64 = 0x74;
+pub const H_CEDE: u64 = 0xe0;
 /// Partition modes: interrupt endianness, the alternate interrupt location.
 pub const H_SET_MODE: u64 = 0x31c;
 /// Registers the process table (radix) or says the HPT is used (hash, ISA 3.0).

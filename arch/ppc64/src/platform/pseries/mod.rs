@@ -127,6 +127,19 @@ impl Machine for Pseries {
         &xics::XICS
     }
 
+    /// H_CEDE (PAPR 14.5.4.3.1): the hypervisor sets MSR[EE] and stops
+    /// this processor until an interrupt is pending for it (an IPI or the
+    /// decrementer), returning at once if one already is; the interrupt
+    /// is then taken on the hcall's return, so one that arrived after the
+    /// idle loop looked for work is not lost.
+    fn idle_wait(&self) {
+        let _ = hcall::hcall4(hcall::H_CEDE, 0, 0, 0, 0);
+    }
+
+    fn can_idle_wait(&self) -> bool {
+        true
+    }
+
     /// RTAS `start-cpu`, after `query-cpu-stopped-state` says it is stopped:
     /// it enters `secondary_start` with r3 = the PerCpu index.
     fn start_cpu(&self, info: &BootInfo, server: u32, index: usize) -> Result<(), StartError> {
