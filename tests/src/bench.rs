@@ -476,6 +476,7 @@ pub fn markdown(records: &[Record], linux: Option<&Value>, gup_test: Option<&Val
     if linux.is_some() || gup_test.is_some() {
         comparison(&mut out, records, linux, gup_test);
     }
+    floors_section(&mut out, records);
     all_results(&mut out, records, "pseries", "##");
     if let Some(gup_test) = gup_test {
         gup_test_section(&mut out, gup_test);
@@ -536,6 +537,60 @@ fn comparison(out: &mut String, records: &[Record], linux: Option<&Value>, gup_t
                 );
             }
         }
+    }
+    out.push('\n');
+}
+
+/// The paths beside their floors, measured in the same boot: the fault,
+/// the THP fault and collapse's per-page cost over zeroing 64 KiB, zeroing
+/// 2 MiB and copying 64 KiB with the routines the paths use (the `floors`
+/// benchmark), and the PMD recheck's share of GUP-fast.
+const FLOORS: &[(&str, &str, &str)] = &[
+    ("anonymous fault, per 64 KiB page / zeroing 64 KiB", "fault_base_page", "zero_64k"),
+    ("THP fault / zeroing 2 MiB", "fault_thp", "zero_2m"),
+    ("collapse, per 64 KiB page / copying 64 KiB", "collapse_default_per_page", "copy_64k"),
+];
+
+fn floors_section(out: &mut String, records: &[Record]) {
+    let configs: Vec<(String, u32)> = {
+        let mut c: Vec<(String, u32)> =
+            records.iter().filter(|r| r.machine == "pseries").map(|r| (r.mmu.clone(), r.cpus)).collect();
+        c.sort_by_key(|(mmu, cpus)| (mmu != "radix", *cpus));
+        c.dedup();
+        c
+    };
+    let mut rows = Vec::new();
+    for &(what, path, floor) in FLOORS {
+        for (mmu, cpus) in &configs {
+            let (Some(p), Some(f)) =
+                (ours_median(records, mmu, *cpus, path), ours(records, "pseries", mmu, *cpus, floor).map(|r| r.median))
+            else {
+                continue;
+            };
+            rows.push(format!("| {what} | {mmu} | {cpus} | {} | {} | {} |", number(p), number(f), number(p / f)));
+        }
+    }
+    for (mmu, cpus) in &configs {
+        if let Some(ratio) = ours(records, "pseries", mmu, *cpus, "gup_fast_recheck_cost") {
+            rows.push(format!(
+                "| GUP-fast of 32 pages with the PMD recheck / without | {mmu} | {cpus} | | | {} |",
+                number(ratio.median)
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## The paths beside their floors (pseries)\n");
+    let _ = writeln!(
+        out,
+        "Each path's median over its floor's, from the same boot: zeroing and copying with the routines the paths \
+         use, on memory used as they use it (`floors`). Above 1 is what the path adds to the work it cannot avoid.\n"
+    );
+    let _ = writeln!(out, "| path / floor | MMU | CPUs | path (us) | floor (us) | ratio |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for row in rows {
+        let _ = writeln!(out, "{row}");
     }
     out.push('\n');
 }
@@ -1106,6 +1161,35 @@ mod tests {
         assert_eq!(bars.matches("<rect").count(), 1 + 12 + 2, "background, 6 x 2 bars, 2 legend keys");
         let names = expected("hash", 1, true);
         assert!(names.contains(&"h_remove_per_hpte".to_string()) && !names.contains(&"collapse_ipi_busy".to_string()));
+    }
+
+    #[test]
+    fn floors_section_divides_each_path_by_its_floor() {
+        let records = vec![
+            record("pseries", "radix", 1, "fault_base_page", "us", 10.0),
+            record("pseries", "radix", 1, "zero_64k", "us", 8.0),
+            record("pseries", "radix", 1, "collapse_noipi", "us", 320.0),
+            record("pseries", "radix", 1, "copy_64k", "us", 8.0),
+            record("pseries", "hash", 4, "fault_thp", "us", 300.0),
+            record("pseries", "hash", 4, "zero_2m", "us", 250.0),
+            record("pseries", "hash", 4, "gup_fast_recheck_cost", "ratio", 1.01),
+            // No floor in this boot: no row.
+            record("pseries", "hash", 1, "fault_base_page", "us", 10.0),
+            // powernv is not in this section.
+            record("powernv", "radix", 1, "zero_64k", "us", 1.0),
+        ];
+        let table = markdown(&records, None, None, "host: test");
+        let section = table.split("## The paths beside their floors (pseries)").nth(1).expect("the section");
+        for expected in [
+            "| anonymous fault, per 64 KiB page / zeroing 64 KiB | radix | 1 | 10.00 | 8.00 | 1.25 |",
+            "| THP fault / zeroing 2 MiB | hash | 4 | 300 | 250 | 1.20 |",
+            // Collapse per page: the no-IPI collapse on radix, over 32 pages.
+            "| collapse, per 64 KiB page / copying 64 KiB | radix | 1 | 10.00 | 8.00 | 1.25 |",
+            "| GUP-fast of 32 pages with the PMD recheck / without | hash | 4 | | | 1.01 |",
+        ] {
+            assert!(section.contains(expected), "no `{expected}` in\n{section}");
+        }
+        assert!(!section.split("\n## ").next().unwrap().contains("| hash | 1 |"), "{section}");
     }
 
     fn record(machine: &str, mmu: &str, cpus: u32, name: &str, unit: &str, median: f64) -> Record {

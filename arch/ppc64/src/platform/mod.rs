@@ -138,8 +138,8 @@ pub trait Machine: Sync {
     fn irq(&self) -> &'static dyn IrqController;
     /// Waits, called with interrupts off, until an interrupt is pending
     /// for this CPU (at once if one already is), and resumes at the next
-    /// instruction: the idle loop's sleep (pseries: H_CEDE; bare metal:
-    /// `stop` with PSSCR[EC] = 0). May return with interrupts on; the
+    /// instruction: the idle loop's sleep (a partition cedes the processor
+    /// to its hypervisor; bare metal: `stop` with PSSCR[EC] = 0). May return with interrupts on; the
     /// caller turns them on, which takes the interrupt. A platform without
     /// such a wait returns at once, and the idle loop spins.
     fn idle_wait(&self) {}
