@@ -285,9 +285,21 @@ impl<'a> PageArray<'a> {
 
     /// Gives a freshly allocated frame its first reference.
     pub fn init_allocated(&self, frame: Frame, flags: u32) -> &Page {
+        self.init(frame, flags, 0)
+    }
+
+    /// `init_allocated` and `map` of a page about to be mapped once: its
+    /// reference and its mapping with plain stores, since no other CPU can
+    /// reach the page before the entry that maps it is published (after a
+    /// release fence), where `map` is an atomic read-modify-write.
+    pub fn init_mapped(&self, frame: Frame, flags: u32) -> &Page {
+        self.init(frame, flags, 1)
+    }
+
+    fn init(&self, frame: Frame, flags: u32, mapcount: u32) -> &Page {
         let page = self.frame(frame).expect("frame in the array");
         page.refcount.store(1, Ordering::Relaxed);
-        page.mapcount.store(0, Ordering::Relaxed);
+        page.mapcount.store(mapcount as _, Ordering::Relaxed);
         page.set_flags(flags);
         page
     }

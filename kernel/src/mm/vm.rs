@@ -307,7 +307,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
                         return Err(map_error(error));
                     }
                     arch.update_mmu_cache(address);
-                    self.stats.huge_faults.fetch_add(1, Ordering::Relaxed);
+                    bump_locked(&self.stats.huge_faults);
                     return Ok(());
                 }
                 // No 2 MiB run free: fall back to a small page, as Linux does.
@@ -318,15 +318,14 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         // empty, in one walk of the tree (the map's).
         let frame = self.memory.alloc(0).ok_or(VmError::NoMemory)?;
         self.zero(frame, 0);
-        let page = self.memory.pages().init_allocated(frame, flags::ANONYMOUS);
-        page.map();
+        self.memory.pages().init_mapped(frame, flags::ANONYMOUS);
         core::sync::atomic::fence(Ordering::Release);
         let page_address = address & !(FRAME_SIZE - 1);
         let mut arch = self.arch.lock();
         match arch.tree().map(page_address, frame.address(), PageSize::Base, user(region.prot)) {
             Ok(()) => {
                 arch.update_mmu_cache(address);
-                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                bump_locked(&self.stats.faults);
                 Ok(())
             }
             Err(error) => {
@@ -730,6 +729,13 @@ impl<A: MmArch, P: PageMemory> CollapseArch for Collapser<'_, A, P> {
     fn free_page(&mut self, head: Frame, order: u32) {
         self.memory.free(head, order);
     }
+}
+
+/// Counts one more of a statistic that only the page-table lock's holder
+/// changes: a load and a store, not a read-modify-write (readers see one
+/// value or the next).
+fn bump_locked(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// The rights of a leaf mapping a region's memory: the region's, as user

@@ -6,8 +6,8 @@ use kernel::mm::LINEAR_MAP_BASE;
 
 use super::backend::backend;
 use super::space::{self, Fault};
+use crate::cpu;
 use crate::trap::{dsisr, isi_srr1, vector, FaultAction, TrapFrame};
-use crate::{cpu, percpu};
 
 /// Returns `Retry` when the access should be re-executed.
 pub fn handle_fault(frame: &TrapFrame) -> FaultAction {
@@ -38,7 +38,9 @@ pub fn handle_fault(frame: &TrapFrame) -> FaultAction {
     }
     let action = resolver.resolve(&Fault { space, address, store, instruction, missing });
     if reenable {
-        percpu::disable_interrupts();
+        // Off again for the return path; not recorded for the watchdog
+        // (no caller waits on an interrupt handler's exit).
+        cpu::disable_interrupts();
     }
     action
 }
