@@ -168,7 +168,9 @@ fn pin_huge(
 
 /// GUP-fast over `pages` consecutive 64 KiB pages from `start`: pins them
 /// in order into `out` and stops at the first page it cannot pin (a hole, a
-/// read-only page for a write pin, a race), which it reports. It runs in
+/// read-only page for a write pin, a race), which it reports; a PMD found
+/// changed after a 2 MiB batch's pins drops them all and is reported at the
+/// batch's first page. It runs in
 /// the caller's interrupts-off section (`read_side`); the caller unpins
 /// what `out` holds when done; `free` is as for [`gup_fast_one`].
 #[allow(clippy::too_many_arguments)]
