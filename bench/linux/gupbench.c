@@ -51,6 +51,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "linuxbench.h"
+
 #ifndef MADV_HUGEPAGE
 #define MADV_HUGEPAGE 14
 #endif
@@ -80,45 +82,11 @@ _Static_assert(sizeof(struct gup_test) == 80, "gup_test size (the ioctl numbers 
 
 #define MAX_REPS 1000
 #define WARMUP 1     /* untimed first ioctl of each result: QEMU translates the path */
-#define KPF_THP 22   /* bit of /proc/kpageflags: page belongs to a THP */
 #define GUP_TEST_FILE "/sys/kernel/debug/gup_test"
 
-static double tb_hz;
-static long page;
 static size_t pmd;
 static int reps = 10;
 static size_t mib = 512;
-
-static inline uint64_t mftb(void)
-{
-    uint64_t t;
-    __asm__ __volatile__("mfspr %0,268" : "=r"(t)); /* TBR, user readable */
-    return t;
-}
-
-static double tb_us(uint64_t ticks) { return (double)ticks * 1e6 / tb_hz; }
-
-/* One write() per line, so kernel messages cannot land inside a result. */
-static void out(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n > (int)sizeof buf - 2)
-        n = sizeof buf - 2;
-    buf[n++] = '\n';
-    if (write(1, buf, n) < 0) { /* nothing better to do on a console */ }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void emit(const char *name, double *v, int n, const char *extra)
 {
@@ -126,11 +94,6 @@ static void emit(const char *name, double *v, int n, const char *extra)
     double med = (n & 1) ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
     out("LINUXBENCH {\"name\":\"%s\",\"unit\":\"us\",\"min\":%.5f,\"median\":%.5f,\"max\":%.5f,\"reps\":%d%s}",
         name, v[0], med, v[n - 1], n, extra);
-}
-
-static void emit_skipped(const char *name, const char *why)
-{
-    out("LINUXBENCH {\"name\":\"%s\",\"status\":\"skipped\",\"reason\":\"%s\"}", name, why);
 }
 
 static void poweroff(void)
@@ -146,37 +109,6 @@ static void die(const char *what)
     poweroff();
 }
 
-static int read_file(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = 0;
-    return (int)n;
-}
-
-static int file_field(const char *path, const char *key, char *val, size_t len)
-{
-    char buf[16384];
-    if (read_file(path, buf, sizeof buf) < 0)
-        return -1;
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, key, strlen(key)))
-            continue;
-        char *c = strchr(line, ':');
-        if (!c)
-            continue;
-        for (c++; *c == ' ' || *c == '\t'; c++) {}
-        snprintf(val, len, "%s", c);
-        return 0;
-    }
-    return -1;
-}
-
 /* The value of "key=" on the kernel command line, or dflt. */
 static long cmdline_option(const char *key, long dflt)
 {
@@ -187,47 +119,10 @@ static long cmdline_option(const char *key, long dflt)
     return o ? atol(o + strlen(key)) : dflt;
 }
 
-/* A private anonymous mapping of len bytes aligned to align, a VMA of its own. */
-static char *map_aligned(size_t len, size_t align)
-{
-    size_t span = len + align;
-    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        die("mmap");
-    char *a = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
-    if (a > p)
-        munmap(p, a - p);
-    if (p + span > a + len)
-        munmap(a + len, p + span - (a + len));
-    return a;
-}
-
 static void write_pages(char *p, size_t len)
 {
     for (size_t o = 0; o < len; o += page)
         *(volatile char *)(p + o) = 1;
-}
-
-/* 1 if the page at p is part of a THP, 0 if not, -1 if unknown. */
-static int is_thp(const void *p)
-{
-    uint64_t ent, flags;
-    int fd = open("/proc/self/pagemap", O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = pread(fd, &ent, 8, (off_t)((uintptr_t)p / page) * 8);
-    close(fd);
-    if (n != 8 || !(ent >> 63 & 1))
-        return -1;
-    uint64_t pfn = ent & ((1ULL << 55) - 1);
-    fd = open("/proc/kpageflags", O_RDONLY);
-    if (fd < 0)
-        return -1;
-    n = pread(fd, &flags, 8, (off_t)pfn * 8);
-    close(fd);
-    if (n != 8)
-        return -1;
-    return (int)(flags >> KPF_THP & 1);
 }
 
 /* The THPs of [p, p + len): how many of its PMD-sized pieces are huge. */
