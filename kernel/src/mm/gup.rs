@@ -170,28 +170,11 @@ fn pin_huge(
 /// in order into `out` and stops at the first page it cannot pin (a hole, a
 /// read-only page for a write pin, a race), which it reports; a PMD found
 /// changed after a 2 MiB batch's pins drops them all and is reported at the
-/// batch's first page. It runs in
-/// the caller's interrupts-off section (`read_side`); the caller unpins
-/// what `out` holds when done; `free` is as for [`gup_fast_one`].
+/// batch's first page. It runs in the caller's interrupts-off section
+/// (`read_side`); the caller unpins what `out` holds when done; `free` and
+/// `hooks` are as for [`gup_fast_one`].
 #[allow(clippy::too_many_arguments)]
 pub fn gup_fast_range(
-    root: u64,
-    start: u64,
-    pages: usize,
-    write: bool,
-    recheck_pmd: bool,
-    descriptors: &PageArray<'_>,
-    virt: fn(u64) -> *mut u8,
-    free: impl Fn(Frame, u32),
-    out: &mut Vec<Frame>,
-    read_side: &ReadSide,
-) -> Result<(), (usize, GupError)> {
-    gup_fast_range_with(root, start, pages, write, recheck_pmd, descriptors, virt, free, out, &NoHooks, read_side)
-}
-
-/// `gup_fast_range` with synchronisation points (the tests').
-#[allow(clippy::too_many_arguments)]
-pub fn gup_fast_range_with(
     root: u64,
     start: u64,
     pages: usize,
@@ -519,7 +502,7 @@ mod tests {
         let root = world.tree.borrow().root();
         let hooks = CollapseAtFirstRead { world: &world, isolated: Cell::new(None), reads: Cell::new(0) };
         let mut out = Vec::new();
-        let result = gup_fast_range_with(
+        let result = gup_fast_range(
             root,
             BASE,
             8,
@@ -573,7 +556,7 @@ mod tests {
         write: bool,
         out: &mut Vec<Frame>,
     ) -> Result<(), (usize, GupError)> {
-        gup_fast_range(root, start, count, write, true, pages, virt, |_, _| {}, out, &read_side())
+        gup_fast_range(root, start, count, write, true, pages, virt, |_, _| {}, out, &NoHooks, &read_side())
     }
 
     /// Huge and small mappings, read-only and write pins, and a hole.

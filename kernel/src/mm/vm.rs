@@ -476,6 +476,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
             P::virt,
             free,
             out,
+            &NoHooks,
             section.read_side(),
         );
         drop(section);

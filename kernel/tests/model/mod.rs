@@ -495,7 +495,7 @@ impl World {
         // SAFETY: as gup_fast_target's.
         let read_side = unsafe { kernel::mm::pagetable::ReadSide::assume_interrupts_off() };
         let mut pinned = Vec::new();
-        let result = kernel::mm::gup::gup_fast_range_with(
+        let result = kernel::mm::gup::gup_fast_range(
             PGD,
             BASE,
             SMALL.len(),
