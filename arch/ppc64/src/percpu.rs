@@ -242,11 +242,17 @@ fn point_at(area: &'static PerCpu) {
 pub fn disable_interrupts() -> bool {
     // First, while LR still holds this function's return address.
     let caller = cpu::link_register();
+    disable_and_record(caller, cpu::timebase)
+}
+
+/// Turns interrupts off and records `caller` and `since()` for the watchdog.
+#[inline(always)]
+fn disable_and_record(caller: u64, since: fn() -> u64) -> bool {
     let was = cpu::disable_interrupts();
     if ready() {
         let area = this();
         area.irq_off_at.store(caller, Ordering::Relaxed);
-        area.irq_off_since.store(cpu::timebase(), Ordering::Relaxed);
+        area.irq_off_since.store(since(), Ordering::Relaxed);
     }
     was
 }
@@ -258,13 +264,7 @@ pub fn disable_interrupts() -> bool {
 #[inline(never)]
 fn disable_interrupts_untimed() -> bool {
     let caller = cpu::link_register();
-    let was = cpu::disable_interrupts();
-    if ready() {
-        let area = this();
-        area.irq_off_at.store(caller, Ordering::Relaxed);
-        area.irq_off_since.store(0, Ordering::Relaxed);
-    }
-    was
+    disable_and_record(caller, || 0)
 }
 
 /// The lockless read side's interrupts-off section on this CPU
