@@ -53,12 +53,6 @@
 
 #include "linuxbench.h"
 
-#ifndef MADV_HUGEPAGE
-#define MADV_HUGEPAGE 14
-#endif
-#ifndef MADV_NOHUGEPAGE
-#define MADV_NOHUGEPAGE 15
-#endif
 
 /* Linux 6.1, mm/gup_test.h */
 #define GUP_TEST_MAX_PAGES_TO_DUMP 8

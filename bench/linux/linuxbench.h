@@ -19,6 +19,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef MADV_NOHUGEPAGE
+#define MADV_NOHUGEPAGE 15
+#endif
+
 #define KPF_THP 22 /* bit of /proc/kpageflags: page belongs to a THP */
 
 static double tb_hz; /* timebase ticks per second */
