@@ -27,5 +27,6 @@ pub mod rollcall;
 #[deny(unsafe_code)]
 pub mod sched;
 pub mod symbols;
+#[allow(unsafe_code)]
 pub mod sync;
 pub mod time;

@@ -144,7 +144,7 @@ pub fn virt_to_phys(address: u64) -> u64 {
 }
 
 /// Every frame's page descriptor (set up by `init_pages`).
-static PAGES: spin::Once<page::PageArray<'static>> = spin::Once::new();
+static PAGES: crate::sync::BootOnce<page::PageArray<'static>> = crate::sync::BootOnce::new();
 
 /// Allocates the page descriptors for all of RAM from the frame allocator.
 pub fn init_pages(boot: &BootInfo) -> Result<(), &'static str> {
@@ -162,7 +162,9 @@ pub fn init_pages(boot: &BootInfo) -> Result<(), &'static str> {
     }
     // SAFETY: initialised above; the run is never freed.
     let pages = unsafe { core::slice::from_raw_parts(first, count) };
-    PAGES.call_once(|| page::PageArray::new(start, pages));
+    // SAFETY: boot calls this on the boot CPU before it starts the others
+    // (and before anything reads the descriptors).
+    unsafe { PAGES.set(page::PageArray::new(start, pages)) };
     Ok(())
 }
 

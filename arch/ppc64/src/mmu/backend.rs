@@ -96,11 +96,14 @@ impl MmuBackend for RealMode {
     }
 }
 
-static BACKEND: spin::Once<&'static dyn MmuBackend> = spin::Once::new();
+static BACKEND: kernel::sync::BootOnce<&'static dyn MmuBackend> = kernel::sync::BootOnce::new();
 
-/// Records the backend whose translation is now on (once, at boot).
+/// Records the backend whose translation is now on (once, at boot, on the
+/// boot CPU before it starts the others).
 pub fn install(backend: &'static dyn MmuBackend) {
-    BACKEND.call_once(|| backend);
+    // SAFETY: called once by mmu::init, on the boot CPU before
+    // start_secondaries; every other CPU starts after it.
+    unsafe { BACKEND.set(backend) };
 }
 
 /// The backend in use; real mode until one is installed.

@@ -28,7 +28,7 @@ use crate::trap::{dsisr, isi_srr1, vector, FaultAction, TrapFrame};
 use crate::{cpu, percpu};
 
 /// The platform's HPT operations, fixed at init.
-static HPTE_OPS: spin::Once<&'static dyn HpteOps> = spin::Once::new();
+static HPTE_OPS: kernel::sync::BootOnce<&'static dyn HpteOps> = kernel::sync::BootOnce::new();
 
 /// The hashed page table this backend fills: the platform's.
 pub fn table() -> &'static dyn HpteOps {
@@ -124,7 +124,9 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
     machine().check_mmu(info, false)?;
     let size_log2 = machine().hash_table(info)?;
     let ops = machine().hpte().ok_or("the platform has no hashed page table operations")?;
-    HPTE_OPS.call_once(|| ops);
+    // SAFETY: mmu::init runs this on the boot CPU before it starts the
+    // others; nothing reads the table's operations before translation is on.
+    unsafe { HPTE_OPS.set(ops) };
     GEOMETRY.store(size_log2, Ordering::Relaxed);
     SLB_SIZE.store(info.slb_size.unwrap_or(32), Ordering::Relaxed);
     build_kernel_tree(info)?;

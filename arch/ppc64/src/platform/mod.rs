@@ -175,11 +175,13 @@ pub enum StartError {
     Failed(i64),
 }
 
-static MACHINE: spin::Once<&'static dyn Machine> = spin::Once::new();
+static MACHINE: kernel::sync::BootOnce<&'static dyn Machine> = kernel::sync::BootOnce::new();
 
 /// Records the platform the kernel runs on (once, first thing at boot).
 pub fn install(machine: &'static dyn Machine) {
-    MACHINE.call_once(|| machine);
+    // SAFETY: called by the boot CPU's first Rust code, before it starts any
+    // other CPU.
+    unsafe { MACHINE.set(machine) };
 }
 
 /// The platform, once `install`ed. Before that (the first instructions
