@@ -212,34 +212,6 @@ pub fn sync_icache(start: usize, len: usize, dcache_block: usize, icache_block: 
     unsafe { asm!("sync", "isync", options(nostack, preserves_flags)) };
 }
 
-/// The data-cache block size (device tree `d-cache-block-size`), set at boot;
-/// 0 until then.
-static DCACHE_BLOCK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-
-pub fn set_dcache_block(bytes: usize) {
-    if bytes.is_power_of_two() && bytes >= 8 {
-        DCACHE_BLOCK.store(bytes, core::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Zeroes `len` bytes at `start` (both multiples of 64 KiB, cacheable
-/// memory the caller owns) a cache block at a time with `dcbz`, as Linux's
-/// clear_page does: one instruction per 128 bytes instead of sixteen stores.
-pub fn zero_blocks(start: *mut u8, len: usize) {
-    let block = DCACHE_BLOCK.load(core::sync::atomic::Ordering::Relaxed);
-    if block == 0 || !(start as usize).is_multiple_of(block) || !len.is_multiple_of(block) {
-        // SAFETY: the caller owns the range.
-        unsafe { core::ptr::write_bytes(start, 0, len) };
-        return;
-    }
-    let mut line = start as usize;
-    while line < start as usize + len {
-        // SAFETY: dcbz zeroes one cache block of memory the caller owns.
-        unsafe { asm!("dcbz 0, {0}", in(reg_nonzero) line, options(nostack, preserves_flags)) };
-        line += block;
-    }
-}
-
 /// Stops this CPU for good with interrupts off (used after a fatal error
 /// when even power-off failed).
 pub fn halt() -> ! {

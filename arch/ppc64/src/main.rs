@@ -102,7 +102,6 @@ extern "C" fn boot_cpu_entry(
     // SAFETY: translation is off and the firmware is quiesced, so the vector
     // area is ours.
     unsafe { exceptions::install(info.dcache_block_size as usize, info.icache_block_size as usize) };
-    cpu::set_dcache_block(info.dcache_block_size as usize);
 
     let mut problems: heapless::Vec<cmdline::Problem<'_>, 16> = heapless::Vec::new();
     let options = cmdline::parse(info.bootargs(), |problem| {

@@ -267,6 +267,19 @@ fn disable_interrupts_untimed() -> bool {
     disable_and_record(caller, || 0)
 }
 
+/// Records the caller's place (not its time) for the watchdog, as the
+/// sections that turn interrupts off in their own MSR write do just before
+/// it (vector.rs, whose one mtmsrd also turns the vector facilities on).
+#[inline(never)]
+pub fn note_interrupts_off() {
+    let caller = cpu::link_register();
+    if ready() {
+        let area = this();
+        area.irq_off_at.store(caller, Ordering::Relaxed);
+        area.irq_off_since.store(0, Ordering::Relaxed);
+    }
+}
+
 /// The lockless read side's interrupts-off section on this CPU
 /// (`kernel::mm::pagetable::ReadSide::enter::<IrqsOff>()`), recorded for the
 /// cross-call watchdog like every other (its place, not its time).

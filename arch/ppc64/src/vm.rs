@@ -118,7 +118,9 @@ impl PageMemory for KernelPages {
     }
 
     fn zero(&self, head: Frame, order: u32) {
-        crate::cpu::zero_blocks(mm::phys_to_virt(head.address()), (kernel::mm::FRAME_SIZE << order) as usize);
+        // SAFETY: the trait's contract: whole frames of RAM, the caller's,
+        // through the linear map.
+        unsafe { crate::vector::zero(mm::phys_to_virt(head.address()), (kernel::mm::FRAME_SIZE << order) as usize) };
     }
 
     fn copy(&self, from: Frame, to: Frame) {

@@ -140,8 +140,8 @@ fn user(env: &Env<'_>) -> TestResult {
 
 /// The floors of the fault and collapse paths, measured with the routines
 /// those paths use and on memory used the way they use it: zeroing 32
-/// separate 64 KiB frames as 32 faults do (`PageMemory::zero`: dcbz per
-/// cache block), a 2 MiB page as a THP fault does, and copying a 2 MiB run
+/// separate 64 KiB frames as 32 faults do (`PageMemory::zero`: VSX stores
+/// of 16 bytes), a 2 MiB page as a THP fault does, and copying a 2 MiB run
 /// page by page into another as collapse does (`PageMemory::copy`: VSX).
 /// Per 64 KiB page where the path is. A path cannot be faster than its
 /// floor; how far above it it is, is what the path adds. Each repetition

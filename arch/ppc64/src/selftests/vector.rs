@@ -1,6 +1,7 @@
-//! Self-tests of the kernel's VSX page copy (vector.rs): every byte moved
-//! and nothing beside, in one section and across many, aligned and not;
-//! the vector facilities off again afterwards and interrupts as they were.
+//! Self-tests of the kernel's VSX page copy and zeroing (vector.rs): every
+//! byte moved or zeroed and nothing beside, in one section and across
+//! many, aligned and not; the vector facilities off again afterwards and
+//! interrupts as they were.
 
 use alloc::vec::Vec;
 
@@ -92,23 +93,64 @@ fn copy_moves_every_byte_and_nothing_else(_: &Env<'_>) -> TestResult {
     Ok(())
 }
 
-/// After a copy the vector facilities are off again, so a stray VSX
-/// instruction still traps, and interrupts are as before the copy, on or off.
+/// Zeroes `len` bytes at `run + off` with vector::zero and checks the run:
+/// those bytes zero, the bytes around them kept their fill.
+#[allow(unsafe_code)]
+fn check_zero(run: &mut Run, off: usize, len: usize) -> TestResult {
+    fill(run.slice(), 0x2e50_0000 + len as u64);
+    let before: Vec<u8> = run.slice().to_vec();
+    // SAFETY: the range lies inside the run (the callers keep off + len
+    // within 2 MiB).
+    unsafe { vector::zero(run.ptr().add(off), len) };
+    let bytes: &[u8] = run.slice();
+    if let Some(i) = (off..off + len).find(|&i| bytes[i] != 0) {
+        return Err(fail(alloc::format!("zeroing {len} bytes at +{off}: byte {} is {:#x}", i - off, bytes[i])));
+    }
+    let outside = (0..off).chain(off + len..bytes.len()).find(|&i| bytes[i] != before[i]);
+    kassert!(outside.is_none(), "zeroing {len} bytes at +{off} changed byte {outside:?} outside it");
+    Ok(())
+}
+
+/// One page (one section), a huge page (32 sections), a few blocks inside
+/// a page, and the compiler's fallback for a misaligned start and length.
+#[ktest]
+fn zero_clears_every_byte_and_nothing_else(_: &Env<'_>) -> TestResult {
+    let run = &mut Run::new()?;
+    let page = FRAME_SIZE as usize;
+    check_zero(run, 0, page)?;
+    check_zero(run, 7 * page, page)?;
+    check_zero(run, 0, run.bytes())?;
+    check_zero(run, 3 * vector::BLOCK, 5 * vector::BLOCK)?;
+    check_zero(run, 8, page)?;
+    check_zero(run, 0, page + 40)?;
+    Ok(())
+}
+
+/// After a copy or a zeroing the vector facilities are off again, so a
+/// stray VSX instruction still traps, and interrupts are as before, on or
+/// off.
 #[ktest]
 #[allow(unsafe_code)]
 fn facilities_and_interrupts_restored(_: &Env<'_>) -> TestResult {
     let (from, to) = (Run::new()?, Run::new()?);
-    for interrupts in [true, false] {
-        if !interrupts {
-            crate::percpu::disable_interrupts();
+    for (what, zero) in [("copy", false), ("zeroing", true)] {
+        for interrupts in [true, false] {
+            if !interrupts {
+                crate::percpu::disable_interrupts();
+            }
+            if zero {
+                // SAFETY: one page of a run.
+                unsafe { vector::zero(to.ptr(), FRAME_SIZE as usize) };
+            } else {
+                // SAFETY: one page of each run, distinct runs.
+                unsafe { vector::copy(to.ptr(), from.ptr() as *const u8, FRAME_SIZE as usize) };
+            }
+            let msr = cpu::msr();
+            let on = cpu::interrupts_enabled();
+            cpu::enable_interrupts();
+            kassert!(msr & (cpu::msr::VEC | cpu::msr::VSX) == 0, "MSR {msr:#x}: VEC or VSX left on after the {what}");
+            kassert!(on == interrupts, "interrupts {} after the {what}, {} before", on, interrupts);
         }
-        // SAFETY: one page of each run, distinct runs.
-        unsafe { vector::copy(to.ptr(), from.ptr() as *const u8, FRAME_SIZE as usize) };
-        let msr = cpu::msr();
-        let on = cpu::interrupts_enabled();
-        cpu::enable_interrupts();
-        kassert!(msr & (cpu::msr::VEC | cpu::msr::VSX) == 0, "MSR {msr:#x}: VEC or VSX left on after the copy");
-        kassert_eq!(on, interrupts);
     }
     // SAFETY: the VSX instruction has an exception-table entry.
     let raised = unsafe { exceptions::probe_vsx_instruction() };
