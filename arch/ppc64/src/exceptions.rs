@@ -195,10 +195,15 @@ fn dispatch(frame: &mut TrapFrame) {
         return crate::process::interrupt_from_user(frame);
     }
     // A fault the active address space can resolve is retried, as Linux's
-    // do_page_fault runs before the exception-table fix-up.
+    // do_page_fault runs before the exception-table fix-up. The resolver
+    // may have turned interrupts on: the return path (exception_common)
+    // turns them off with MSR[RI]; the fix-up and the fatal report below
+    // run with them off, as every handler does. Not recorded for the
+    // watchdog (no caller waits on an interrupt handler's exit).
     if mmu::handle_fault(frame) == FaultAction::Retry {
         return;
     }
+    cpu::disable_interrupts();
     let cpu = percpu::this();
     // SAFETY: address of an asm label only.
     let execute_return = unsafe { &probe_execute_return as *const u32 as u64 };

@@ -438,7 +438,11 @@ pub fn interrupt_from_user(frame: &mut TrapFrame) {
         user.process.syscalls.fetch_add(1, Ordering::Relaxed);
         return syscall(user, frame);
     }
-    if mmu::handle_fault(frame) == FaultAction::Retry {
+    let action = mmu::handle_fault(frame);
+    // Off again before the checks on the way back to problem state (a kill
+    // request, the accounting), which must not be interrupted halfway.
+    cpu::disable_interrupts();
+    if action == FaultAction::Retry {
         return;
     }
     kill_for(user, frame)
