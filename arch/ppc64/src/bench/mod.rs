@@ -110,8 +110,9 @@ fn fault(env: &Env<'_>) -> TestResult {
 /// A process's cost as Linux's mmbench measures it from user mode: a
 /// system call's round trip (getpid, 1000 per repetition) and the fault-in
 /// of anonymous memory by the process's own stores (32 pages of 64 KiB per
-/// repetition), each timed by the program with the timebase (mftb works in
-/// problem state).
+/// repetition, after the same untimed, and unmapped, in the same process,
+/// as Linux's loop warms up: user.s), each timed by the program with the
+/// timebase (mftb works in problem state).
 #[ktest]
 fn user(env: &Env<'_>) -> TestResult {
     const CALLS: u64 = 1000;
