@@ -133,6 +133,7 @@ struct Pending {
 /// Reports that this CPU is outside any read-side section, and moves grace
 /// periods and callbacks along. Called from the tick, the idle loop, and
 /// wherever code knows it holds no RCU-protected pointer.
+#[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
 pub fn quiescent_state() {
     let cpu = (platform().this_cpu)();
     report_quiescent(cpu);
@@ -238,6 +239,7 @@ pub fn waits_for(cpu: usize) -> bool {
 
 /// A cheaper quiescent state for idle loops: counted, but grace periods
 /// move on at the next full `quiescent_state`.
+#[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
 pub fn note_quiescent() {
     report_quiescent((platform().this_cpu)());
 }

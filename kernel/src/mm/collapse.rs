@@ -63,6 +63,7 @@ pub trait CollapseArch: CollapseFlush {
 /// walked the old table may have recorded an HPTE meanwhile); flush; then a
 /// full barrier, because the caller reads page refcounts next and GUP-fast
 /// pins before it rechecks the PMD. Returns the old table and its PTEs.
+#[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
 pub fn pmdp_collapse_flush(
     arch: &mut impl CollapseFlush,
     address: u64,

@@ -48,6 +48,7 @@ impl SpaceCpus {
     /// or this CPU saw the change then, and later reads cannot see older
     /// tables). The accesses: a relaxed load of the word holding the bit;
     /// if clear, a SeqCst fetch_or on that word, then the full barrier.
+    #[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
     pub fn note_user(&self, me: usize) {
         if !self.cpus.contains(me, Ordering::Relaxed) {
             self.cpus.insert(me, Ordering::SeqCst);
@@ -58,6 +59,7 @@ impl SpaceCpus {
     /// How far a flush of the space must reach, from CPU `me`, after the
     /// table change: this CPU alone if no other CPU has used it, else all.
     /// The full barrier before the read pairs with `note_user`'s.
+    #[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
     pub fn flush_scope(&self, me: usize) -> Scope {
         fence(Ordering::SeqCst);
         if self.cpus.any_other_than(me, Ordering::Acquire) {

@@ -87,6 +87,7 @@ pub fn hash_fault<T: HashTable>(
 /// HPTE recorded nowhere survives every flush of the page, translating to
 /// it after collapse has freed it. (Linux avoids the double insert with
 /// its busy bit and updates a recorded HPTE in place.)
+#[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
 pub fn record_base_slot<T: HashTable>(slot: &Slot, seen: Entry, page: u64, bits: u64, table: &T) {
     let recorded = Entry((seen.0 & !HASH_SLOT_BITS) | PTE_HASHED | bits);
     if slot.compare_exchange(seen, recorded).is_err() {

@@ -452,6 +452,7 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
     }
 
     /// `pin_pages_fast_only` with the knobs `settings` fixes.
+    #[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
     pub fn pin_pages_fast_only_as(
         &self,
         start: u64,

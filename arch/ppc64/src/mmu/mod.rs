@@ -148,6 +148,7 @@ fn nothing(_: u64) {}
 /// every CPU. The caller has just cleared a PMD: the full barrier before
 /// reading the mask pairs with the one a walker makes after setting its bit,
 /// so either the walker's CPU is seen here or the walker sees the cleared PMD.
+#[inline(never)] // kept out of line under LTO: the barrier check (tests/src/disasm.rs) reads its code
 pub fn serialize_against_pte_lookup(space: SpaceId) {
     core::sync::atomic::fence(Ordering::SeqCst);
     // The targets as a set (MAX_CPUS / 8 bytes of stack, not a list of
