@@ -249,12 +249,19 @@ pub fn disable_interrupts() -> bool {
 #[inline(always)]
 fn disable_and_record(caller: u64, since: fn() -> u64) -> bool {
     let was = cpu::disable_interrupts();
+    record_interrupts_off(caller, since);
+    was
+}
+
+/// The watchdog's record of an interrupts-off section on this CPU: where
+/// (`caller`) and when (`since()`, 0 for unknown), once the area is set up.
+#[inline(always)]
+fn record_interrupts_off(caller: u64, since: fn() -> u64) {
     if ready() {
         let area = this();
         area.irq_off_at.store(caller, Ordering::Relaxed);
         area.irq_off_since.store(since(), Ordering::Relaxed);
     }
-    was
 }
 
 /// `disable_interrupts` for the hottest sections, GUP-fast's: the place is
@@ -273,11 +280,7 @@ fn disable_interrupts_untimed() -> bool {
 #[inline(never)]
 pub fn note_interrupts_off() {
     let caller = cpu::link_register();
-    if ready() {
-        let area = this();
-        area.irq_off_at.store(caller, Ordering::Relaxed);
-        area.irq_off_since.store(0, Ordering::Relaxed);
-    }
+    record_interrupts_off(caller, || 0);
 }
 
 /// The lockless read side's interrupts-off section on this CPU

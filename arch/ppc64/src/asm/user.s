@@ -473,38 +473,41 @@ user_bench_syscalls_end:
 # time a new process's first touch of memory: about 1.5x as long on radix
 # and 1.2x on hash, measured (zeroing memory the host has to fetch from
 # DRAM costs about twice as much as zeroing memory in its caches).
-    .globl  user_bench_faults
-user_bench_faults:
-    mr      %r31, %r3
-    sldi    %r4, %r31, 16
-    li      %r3, 0
-    MMAP_RW MAP_ANON
-    bso     3f
-    mr      %r29, %r3
+# The r31 pages of 64 KiB at r29 get one store each (r27, r28 scratch).
+.macro STORE_EACH_PAGE
     li      %r28, 0
-4:  sldi    %r27, %r28, 16
+7:  sldi    %r27, %r28, 16
     stdx    %r28, %r29, %r27
     addi    %r28, %r28, 1
     cmpd    %r28, %r31
-    blt     4b
+    blt     7b
+.endm
+
+# mmap of r31 pages of 64 KiB, anywhere: the address in r3 (CR0[SO] on failure).
+.macro MAP_PAGES
+    sldi    %r4, %r31, 16
+    li      %r3, 0
+    MMAP_RW MAP_ANON
+.endm
+
+    .globl  user_bench_faults
+user_bench_faults:
+    mr      %r31, %r3
+    MAP_PAGES
+    bso     3f
+    mr      %r29, %r3
+    STORE_EACH_PAGE
     mr      %r3, %r29
     sldi    %r4, %r31, 16
     SYS     SYS_munmap
     bso     3f
-    sldi    %r4, %r31, 16
-    li      %r3, 0
-    MMAP_RW MAP_ANON
+    MAP_PAGES
     bns     1f
 3:  li      %r3, -1
     SYS     SYS_exit
 1:  mr      %r29, %r3
     mftb    %r30
-    li      %r28, 0
-2:  sldi    %r27, %r28, 16
-    stdx    %r28, %r29, %r27
-    addi    %r28, %r28, 1
-    cmpd    %r28, %r31
-    blt     2b
+    STORE_EACH_PAGE
     mftb    %r3
     sub     %r3, %r3, %r30
     SYS     SYS_exit
