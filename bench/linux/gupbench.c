@@ -48,7 +48,6 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "linuxbench.h"
@@ -180,7 +179,7 @@ static void bench_region(int fd, const char *kind, char *p, size_t len, const ch
 
 int main(void)
 {
-    char buf[4096], val[256];
+    char val[256];
 
     mkdir("/proc", 0555);
     mkdir("/sys", 0555);
@@ -204,21 +203,13 @@ int main(void)
     mib = m < 1 ? 1 : m > 512 ? 512 : (size_t)m;
     size_t len = mib << 20;
 
-    pmd = 0;
-    if (read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", buf, sizeof buf) > 0)
-        pmd = strtoul(buf, NULL, 10);
-    struct utsname u;
-    uname(&u);
-    char mmu[32] = "?", thp[64] = "none";
-    file_field("/proc/cpuinfo", "MMU", mmu, sizeof mmu);
-    if (pmd && read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0) {
-        buf[strcspn(buf, "\n")] = 0;
-        snprintf(thp, sizeof thp, "%.60s", buf);
-    }
+    struct kernel_info k;
+    read_kernel_info(&k);
+    pmd = k.pmd;
     out("LINUXBENCH {\"name\":\"info\",\"kernel\":\"%s\",\"mmu\":\"%s\",\"cpus\":%ld,\"page_size\":%ld,"
         "\"thp_pmd_size\":%zu,\"thp_enabled\":\"%s\",\"region\":%zu,\"tb_hz\":%.0f,\"reps\":%d,"
         "\"ioctl_gup_fast\":\"0x%lx\",\"ioctl_pin_fast\":\"0x%lx\"}",
-        u.release, mmu, sysconf(_SC_NPROCESSORS_ONLN), page, pmd, thp, len, tb_hz, reps,
+        k.u.release, k.mmu, sysconf(_SC_NPROCESSORS_ONLN), page, pmd, k.thp, len, tb_hz, reps,
         (unsigned long)GUP_FAST_BENCHMARK, (unsigned long)PIN_FAST_BENCHMARK);
 
     int fd = open(GUP_TEST_FILE, O_RDWR);

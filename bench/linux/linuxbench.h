@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #ifndef MADV_HUGEPAGE
@@ -99,6 +100,33 @@ static int file_field(const char *path, const char *key, char *val, size_t len)
         return 0;
     }
     return -1;
+}
+
+/* What both init programs report about the kernel they run on: its release,
+ * the MMU /proc/cpuinfo names, the THP PMD size (0 when there is no THP: a
+ * hash guest without a 16M page size has no sysfs directory for it) and the
+ * THP mode ("none" then). */
+struct kernel_info {
+    struct utsname u;
+    char mmu[32];
+    char thp[64];
+    size_t pmd;
+};
+
+static void read_kernel_info(struct kernel_info *k)
+{
+    char buf[4096];
+    k->pmd = 0;
+    if (read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", buf, sizeof buf) > 0)
+        k->pmd = strtoul(buf, NULL, 10);
+    uname(&k->u);
+    snprintf(k->mmu, sizeof k->mmu, "?");
+    snprintf(k->thp, sizeof k->thp, "none");
+    file_field("/proc/cpuinfo", "MMU", k->mmu, sizeof k->mmu);
+    if (k->pmd && read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0) {
+        buf[strcspn(buf, "\n")] = 0;
+        snprintf(k->thp, sizeof k->thp, "%.60s", buf);
+    }
 }
 
 /* A private anonymous mapping of len bytes aligned to align, a VMA of its own. */

@@ -38,7 +38,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -420,22 +419,14 @@ int main(void)
 
     /* THP is available iff the sysfs directory exists (a hash guest without
      * a 16M page size has none); its PMD size is the collapse unit. */
-    pmd = 0;
-    if (read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", buf, sizeof buf) > 0)
-        pmd = strtoul(buf, NULL, 10);
+    struct kernel_info k;
+    read_kernel_info(&k);
+    pmd = k.pmd;
     region = pmd ? pmd : 2u << 20;
 
-    struct utsname u;
-    uname(&u);
-    char mmu[32] = "?", thp[64] = "none";
-    file_field("/proc/cpuinfo", "MMU", mmu, sizeof mmu);
-    if (pmd && read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0) {
-        buf[strcspn(buf, "\n")] = 0;
-        snprintf(thp, sizeof thp, "%.60s", buf);
-    }
     out("LINUXBENCH {\"name\":\"info\",\"kernel\":\"%s\",\"mmu\":\"%s\",\"cpus\":%d,\"page_size\":%ld,"
         "\"thp_pmd_size\":%zu,\"thp_enabled\":\"%s\",\"region\":%zu,\"tb_hz\":%.0f,\"reps\":%d}",
-        u.release, mmu, ncpus, page, pmd, thp, region, tb_hz, reps);
+        k.u.release, k.mmu, ncpus, page, pmd, k.thp, region, tb_hz, reps);
 
     single("boot_init_tb", tb_us(tb_start)); /* since machine reset (TB = 0) */
     if (up_init >= 0)
