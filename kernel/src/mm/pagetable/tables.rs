@@ -26,6 +26,17 @@ pub trait FrameSource {
     fn free_frame(&mut self, frame: u64);
     fn virt(&self, physical: u64) -> *mut u8;
     fn sync(&self) {}
+    /// Zeroes `bytes` at `physical`, a table just carved from a frame of
+    /// this source (256 bytes to a whole frame, aligned to its size): with
+    /// the compiler's `write_bytes` unless the source has faster stores.
+    ///
+    /// # Safety
+    /// `[physical, physical + bytes)` lies inside a frame this source
+    /// handed out and nothing else uses it.
+    unsafe fn zero(&self, physical: u64, bytes: usize) {
+        // SAFETY: the caller's contract; `virt` maps the frame.
+        unsafe { core::ptr::write_bytes(self.virt(physical), 0, bytes) };
+    }
 }
 
 /// A frame split into tables of one size; bit set = table in use.
@@ -71,9 +82,9 @@ impl<F: FrameSource> TableAllocator<F> {
     }
 
     fn zero(&self, physical: u64, bytes: usize) {
-        // SAFETY: the range is a table this allocator just handed out, inside
-        // a frame it owns; FrameSource::virt maps it.
-        unsafe { core::ptr::write_bytes(self.frames.virt(physical), 0, bytes) };
+        // SAFETY: the range is a table this allocator just handed out,
+        // inside a frame it owns.
+        unsafe { self.frames.zero(physical, bytes) };
     }
 }
 
