@@ -318,6 +318,13 @@ pub fn completed_grace_periods() -> u64 {
 /// Waits for a full grace period: every read-side section that began before
 /// this call has ended. The caller must not be inside one.
 pub fn synchronize() {
+    synchronize_until(|| false);
+}
+
+/// `synchronize`, unless `give_up()` says to stop waiting first: whether
+/// the grace period is over (for a test that a grace period ends without
+/// something, and must not hang when it does not).
+pub fn synchronize_until(give_up: impl Fn() -> bool) -> bool {
     let p = platform();
     let target = {
         let _guard = STATE.advance.lock();
@@ -325,10 +332,14 @@ pub fn synchronize() {
         target_locked()
     };
     while STATE.completed.load(Ordering::Acquire) < target {
+        if give_up() {
+            return false;
+        }
         // Our own quiescent states move grace periods (and callbacks) along.
         quiescent_state();
         (p.relax)();
     }
+    true
 }
 
 #[cfg(test)]

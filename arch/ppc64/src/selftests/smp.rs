@@ -12,7 +12,7 @@ use kernel::mm::{self, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip, time};
 
 use crate::percpu::{self, MAX_CPUS, PERCPU};
-use crate::{cpu, exceptions, mmu, smp};
+use crate::{cpu, exceptions, mmu, smp, timer};
 
 use super::{interrupts_off_elsewhere, online_secondaries, SPIN_END};
 
@@ -256,27 +256,50 @@ fn posted_work_wakes_a_sleeping_cpu(env: &Env<'_>) -> TestResult {
 }
 
 /// A grace period does not wait for sleeping CPUs' ticks: synchronize
-/// wakes the ones it waits for (rcu_relax), so it takes a fraction of a
-/// tick period and most idle secondaries take no tick meanwhile; without
-/// the wake-up every one must tick first. A try passes when at most one
-/// secondary ticked (one may by chance); one of 5 must.
+/// wakes the ones it waits for (rcu_relax). With every secondary's tick
+/// held back (timer::hold: their next tick re-arms the decrementer about
+/// 4 s out), nothing else wakes them, so the grace period ends only
+/// through those wake-ups; the test gives up after 1 s, far more than
+/// they take and less than a held tick's reach.
 #[ktest]
 fn a_grace_period_wakes_sleeping_cpus(env: &Env<'_>) -> TestResult {
     require_cpus(env, 2)?;
-    let mut worst = 0;
-    for _ in 0..5 {
-        let before: alloc::vec::Vec<(usize, u64)> =
-            online_secondaries().map(|cpu| (cpu, PERCPU[cpu].ticks.load(Ordering::Relaxed))).collect();
-        kernel::rcu::synchronize();
-        let ticked = before.iter().filter(|&&(cpu, ticks)| PERCPU[cpu].ticks.load(Ordering::Relaxed) != ticks).count();
-        if ticked == 0 || (ticked == 1 && before.len() > 1) {
-            return Ok(());
-        }
-        worst = worst.max(ticked);
+    let secondaries: alloc::vec::Vec<usize> = online_secondaries().collect();
+    for &cpu in &secondaries {
+        timer::hold(cpu, true);
     }
-    Err(fail(alloc::format!(
-        "up to {worst} secondaries ticked during each of 5 grace periods: synchronize waited for their ticks"
-    )))
+    // Each takes the tick it had armed, which re-arms far out (and says
+    // so); then they sleep until woken.
+    let deadline = time::deadline_us(1_000_000);
+    while !secondaries.iter().all(|&cpu| timer::held(cpu)) && time::now() < deadline {
+        core::hint::spin_loop();
+    }
+    let late: alloc::vec::Vec<usize> = secondaries.iter().copied().filter(|&cpu| !timer::held(cpu)).collect();
+    let held = late.is_empty();
+    let deadline = time::deadline_us(1_000_000);
+    let ended = held && kernel::rcu::synchronize_until(|| time::now() > deadline);
+    for &cpu in &secondaries {
+        timer::hold(cpu, false);
+    }
+    let unarmed: alloc::vec::Vec<usize> = secondaries
+        .iter()
+        .copied()
+        .filter(|&cpu| !smp::post(cpu, rearm_tick, 0) || smp::wait_for(cpu).is_none() || timer::held(cpu))
+        .collect();
+    if !unarmed.is_empty() {
+        return Err(fail(alloc::format!("CPUs {unarmed:?} did not re-arm their tick when asked")));
+    }
+    if !held {
+        return Err(fail(alloc::format!("CPUs {late:?} took no tick in 1 s")));
+    }
+    kassert!(ended, "no grace period in 1 s with the secondaries' ticks held: synchronize does not wake them");
+    Ok(())
+}
+
+/// Posted work: arms this CPU's tick again (after `timer::hold` let it go).
+fn rearm_tick(_: u64) -> u64 {
+    timer::arm();
+    0
 }
 
 /// Ticks `count_with_interrupts_on` waits to have taken.
