@@ -21,9 +21,9 @@ pub fn init(timebase_frequency: u64) {
     INTERVAL.store((timebase_frequency / HZ).min(FARTHEST), Ordering::Relaxed);
 }
 
-/// The CPUs whose tick a self-test holds back (`hold`), and those whose
-/// decrementer is armed that far out now (`held`).
+/// The CPUs whose tick a self-test holds back (`hold`).
 static HELD: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// The CPUs whose decrementer `arm` last set that far out (`held`).
 static ARMED_FAR: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// As far out as the decrementer reaches: about 4 s at 512 MHz.
