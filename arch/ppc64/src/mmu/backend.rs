@@ -18,6 +18,20 @@ pub enum Mode {
     Hash,
 }
 
+/// What `detach_space` left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detached {
+    /// Nothing: the id may be handed out again at once.
+    Clean,
+    /// Translations that no page-table entry records may remain (hash: an
+    /// HPTE that a fault inserted after collapse's flush, which only the
+    /// race lab's unprotected configurations leave, or one a raw address
+    /// space dropped without unmapping). Nothing can use them (no CPU has
+    /// the id in its MMU state any more), but a new space with the same id
+    /// could: the id waits for `scrub`.
+    NeedsScrub,
+}
+
 /// What radix and hash do differently. The flushes (`TlbFlush`) are the
 /// invalidations the mm code asks for after changing the tree.
 pub trait MmuBackend: TlbFlush {
@@ -29,8 +43,13 @@ pub trait MmuBackend: TlbFlush {
     /// Address space `id`, rooted at `root`, is born: the MMU may
     /// translate through it from now.
     fn attach_space(&self, id: SpaceId, root: u64);
-    /// Address space `id` dies: none of its translations may survive.
-    fn detach_space(&self, id: SpaceId);
+    /// Address space `id` dies (its pages unmapped and flushed, no CPU
+    /// using it): no translation of it may be used again, now or after the
+    /// id's next `scrub` (what the result says).
+    fn detach_space(&self, id: SpaceId) -> Detached;
+    /// Removes every translation of the dead ids for which `dead` holds,
+    /// all at once (ids that `detach_space` left `NeedsScrub`).
+    fn scrub(&self, _dead: &dyn Fn(SpaceId) -> bool) {}
     /// Makes space `id` translate low (quadrant-0) addresses on this CPU.
     fn activate(&self, id: SpaceId);
     /// Leaves no space active on this CPU: low addresses (NULL included) fault.
@@ -78,7 +97,9 @@ impl MmuBackend for RealMode {
     }
     fn enable_on_secondary(&self) {}
     fn attach_space(&self, _: SpaceId, _: u64) {}
-    fn detach_space(&self, _: SpaceId) {}
+    fn detach_space(&self, _: SpaceId) -> Detached {
+        Detached::Clean
+    }
     fn activate(&self, _: SpaceId) {}
     fn deactivate(&self) {}
     fn active_space(&self) -> Option<SpaceId> {

@@ -20,7 +20,7 @@ use kernel::mm::pagetable::{self, Entry, PageSize, ReadSide, Slot};
 use kernel::mm::{self, FRAME_SIZE, LINEAR_MAP_BASE};
 use spin::Mutex;
 
-use super::backend::{MmuBackend, Mode};
+use super::backend::{Detached, MmuBackend, Mode};
 use super::space::root_of;
 use super::tree::{build_kernel_tree, kernel_root};
 use crate::platform::{machine, Hpte, HpteError, HpteOps};
@@ -434,27 +434,13 @@ impl TlbFlush for Hash {
         remove_all(&victims, scope);
     }
 
-    /// Scans the whole HPT for the space's VSIDs: only for address-space
-    /// teardown, where the tree may still hold hashed pages.
+    /// Scans the whole HPT for the space's VSIDs. Teardown does not: it
+    /// leaves the space's id to the next scrub (`detach_space`).
     fn flush_space(&self, space: SpaceId, scope: Scope) {
         if space == KERNEL_SPACE {
             return; // bolted; the kernel space is never torn down
         }
-        // AVPN bits 7..61 hold VSID << 24 for a 1T segment (vpn >> 11 << 7).
-        let belongs = |v: u64| vsid::context_of((v & hpt::v::AVPN_MASK) >> slb::VSID_SHIFT_1T) == space;
-        let total = geometry().groups() * hpt::HPTES_PER_GROUP;
-        let ops = table();
-        let mut ptex = 0;
-        while ptex < total {
-            if let Ok(four) = ops.read4(ptex) {
-                for (i, hpte) in four.iter().enumerate() {
-                    if hpte.v & hpt::v::VALID != 0 && hpte.v & hpt::v::BOLTED == 0 && belongs(hpte.v) {
-                        let _ = ops.remove(ptex + i as u64, hpte.v, scope);
-                    }
-                }
-            }
-            ptex += 4;
-        }
+        remove_unbolted(&|context| context == space, scope);
         HUGE_SLOTS.lock().retain(|&(s, _), _| s != space);
     }
 
@@ -464,6 +450,24 @@ impl TlbFlush for Hash {
 
     /// The hash MMU has no page-walk cache: it never walks the tree.
     fn flush_page_walk_cache(&self, _space: SpaceId, _scope: Scope) {}
+}
+
+/// Removes every HPTE that is not bolted and belongs to a context for which
+/// `doomed` holds: one pass over the whole table, four entries a read.
+fn remove_unbolted(doomed: &dyn Fn(SpaceId) -> bool, scope: Scope) {
+    // AVPN bits 7..61 hold VSID << 24 for a 1T segment (vpn >> 11 << 7).
+    let context = |v: u64| vsid::context_of((v & hpt::v::AVPN_MASK) >> slb::VSID_SHIFT_1T);
+    let total = geometry().groups() * hpt::HPTES_PER_GROUP;
+    let ops = table();
+    for ptex in (0..total).step_by(4) {
+        if let Ok(four) = ops.read4(ptex) {
+            for (i, hpte) in four.iter().enumerate() {
+                if hpte.v & hpt::v::VALID != 0 && hpte.v & hpt::v::BOLTED == 0 && doomed(context(hpte.v)) {
+                    let _ = ops.remove(ptex + i as u64, hpte.v, scope);
+                }
+            }
+        }
+    }
 }
 
 /// The HPTE the tree records for the 64 KiB page at `ea` (whose leaf is
@@ -555,9 +559,19 @@ impl MmuBackend for Hash {
     /// reads it; nothing is hashed yet.
     fn attach_space(&self, _context: SpaceId, _root: u64) {}
 
-    /// Removes every HPTE the space still has.
-    fn detach_space(&self, context: SpaceId) {
-        self.flush_space(context, Scope::Global);
+    /// Teardown removed the HPTEs the tree recorded, page by page, as
+    /// Linux's exit_mmap does; an HPTE that no PTE records can only be
+    /// found by reading the whole table (~130,000 reads of four entries for
+    /// 8 MiB under a hypervisor, which made every process exit cost
+    /// milliseconds and emptied the host's caches). So the context waits: `scrub` reads the table once for all
+    /// the contexts that died since the last time, when the ids run out.
+    fn detach_space(&self, context: SpaceId) -> Detached {
+        HUGE_SLOTS.lock().retain(|&(s, _), _| s != context);
+        Detached::NeedsScrub
+    }
+
+    fn scrub(&self, dead: &dyn Fn(SpaceId) -> bool) {
+        remove_unbolted(&|context| context != KERNEL_SPACE && dead(context), Scope::Global);
     }
 
     fn activate(&self, context: SpaceId) {

@@ -19,10 +19,11 @@ use kernel::cmdline::MmuMode;
 use kernel::mm::mmu::{SpaceId, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{Entry, MapError, Prot};
 
-pub use backend::{backend, MmuBackend, Mode};
+pub use backend::{backend, Detached, MmuBackend, Mode};
 pub use fault::handle_fault;
 pub use space::{
-    activate, active_space, deactivate, flush_scope, note_space_user, AddressSpace, Fault, FaultFn, FaultResolver,
+    activate, active_space, deactivate, flush_scope, note_space_user, scrub_dead_spaces, waits_for_scrub, AddressSpace,
+    Fault, FaultFn, FaultResolver, Ids, SPACE_IDS,
 };
 pub use tree::{deferred_kernel_tables, kernel_root, release_kernel_tables, with_kernel_tree, KernelFrames, Tree};
 

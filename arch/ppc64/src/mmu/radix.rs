@@ -19,7 +19,7 @@ use kernel::mm::pagetable::{Entry, PageSize, Slot, PGD};
 use kernel::mm::tlbie::{Planner, Ric, Sequence};
 use kernel::mm::{self, FRAME_SIZE};
 
-use super::backend::{MmuBackend, Mode};
+use super::backend::{Detached, MmuBackend, Mode};
 use super::tree::{build_kernel_tree, ptesync};
 use crate::cpu;
 use crate::platform::{machine, ProcessTable};
@@ -220,9 +220,10 @@ impl MmuBackend for Radix {
     }
 
     /// Empties PID `pid`'s entry and drops its translations.
-    fn detach_space(&self, pid: SpaceId) {
+    fn detach_space(&self, pid: SpaceId) -> Detached {
         set_process_table_entry(pid, None);
         self.flush_space(pid, Scope::Global);
+        Detached::Clean
     }
 
     fn activate(&self, pid: SpaceId) {

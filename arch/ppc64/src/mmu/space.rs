@@ -13,7 +13,7 @@ use kernel::mm::pagetable::{Entry, MapError, PageTable, TableAllocator};
 use kernel::rcu::Deferred;
 use spin::{Mutex, RwLock};
 
-use super::backend::backend;
+use super::backend::{backend, Detached};
 use super::tree::{KernelFrames, Tree};
 use crate::percpu;
 use crate::trap::FaultAction;
@@ -65,22 +65,96 @@ impl SpaceEntry {
 }
 
 static ENTRIES: [SpaceEntry; SPACE_IDS as usize] = [const { SpaceEntry::new() }; SPACE_IDS as usize];
-/// Which ids are handed out.
-static USED: Mutex<[u64; (SPACE_IDS / 64) as usize]> = Mutex::new([0; (SPACE_IDS / 64) as usize]);
+
+const WORDS: usize = (SPACE_IDS / 64) as usize;
+
+/// Which ids are handed out, and which died with translations the backend
+/// left for its `scrub` (hash's unrecorded HPTEs): those are not handed
+/// out again until it ran, as an ASID allocator waits for its generation's
+/// flush.
+pub struct Ids {
+    used: [u64; WORDS],
+    needs_scrub: [u64; WORDS],
+}
+
+impl Ids {
+    pub const fn new() -> Ids {
+        Ids { used: [0; WORDS], needs_scrub: [0; WORDS] }
+    }
+
+    fn has(bits: &[u64; WORDS], id: SpaceId) -> bool {
+        id < SPACE_IDS && bits[(id / 64) as usize] & (1 << (id % 64)) != 0
+    }
+
+    fn free(&self) -> Option<SpaceId> {
+        (RESERVED_IDS..SPACE_IDS).find(|&id| !Ids::has(&self.used, id) && !Ids::has(&self.needs_scrub, id))
+    }
+
+    /// The lowest free id; when none is left but some wait for a scrub,
+    /// `scrub` runs first, once for all of them (told which they are).
+    pub fn allocate(&mut self, scrub: impl FnOnce(&dyn Fn(SpaceId) -> bool)) -> Option<SpaceId> {
+        let id = match self.free() {
+            Some(id) => id,
+            None => {
+                self.scrub(scrub);
+                self.free()?
+            }
+        };
+        self.used[(id / 64) as usize] |= 1 << (id % 64);
+        Some(id)
+    }
+
+    pub fn release(&mut self, id: SpaceId, detached: Detached) {
+        self.used[(id / 64) as usize] &= !(1 << (id % 64));
+        if detached == Detached::NeedsScrub {
+            self.needs_scrub[(id / 64) as usize] |= 1 << (id % 64);
+        }
+    }
+
+    pub fn waits_for_scrub(&self, id: SpaceId) -> bool {
+        Ids::has(&self.needs_scrub, id)
+    }
+
+    fn scrub(&mut self, scrub: impl FnOnce(&dyn Fn(SpaceId) -> bool)) {
+        if self.needs_scrub.iter().any(|&word| word != 0) {
+            let waiting = self.needs_scrub;
+            scrub(&|id| Ids::has(&waiting, id));
+            self.needs_scrub = [0; WORDS];
+        }
+    }
+}
+
+impl Default for Ids {
+    fn default() -> Ids {
+        Ids::new()
+    }
+}
+
+/// The registry's ids. An allocation that has to scrub holds the lock
+/// meanwhile: another allocation waits for it.
+static IDS: Mutex<Ids> = Mutex::new(Ids::new());
 
 fn entry(id: SpaceId) -> &'static SpaceEntry {
     ENTRIES.get(id as usize).expect("space ids come from the registry")
 }
 
 fn allocate_id() -> Option<SpaceId> {
-    let mut used = USED.lock();
-    let id = (RESERVED_IDS..SPACE_IDS).find(|&i| used[(i / 64) as usize] & (1 << (i % 64)) == 0)?;
-    used[(id / 64) as usize] |= 1 << (id % 64);
-    Some(id)
+    IDS.lock().allocate(|dead| backend().scrub(dead))
 }
 
-fn release_id(id: SpaceId) {
-    USED.lock()[(id / 64) as usize] &= !(1 << (id % 64));
+fn release_id(id: SpaceId, detached: Detached) {
+    IDS.lock().release(id, detached);
+}
+
+/// Whether dead space `id` waits for a scrub before it is handed out again.
+pub fn waits_for_scrub(id: SpaceId) -> bool {
+    IDS.lock().waits_for_scrub(id)
+}
+
+/// Runs the scrub now for every dead id waiting for one (allocation runs
+/// it when the ids run out).
+pub fn scrub_dead_spaces() {
+    IDS.lock().scrub(|dead| backend().scrub(dead));
 }
 
 /// The root of space `id`'s tree, for lockless walkers (0: no such space).
@@ -159,7 +233,7 @@ impl AddressSpace {
         let tree = match PageTable::new(TableAllocator::new(KernelFrames)) {
             Ok(tree) => tree,
             Err(error) => {
-                release_id(id);
+                release_id(id, Detached::Clean);
                 return Err(error);
             }
         };
@@ -229,9 +303,9 @@ impl Drop for AddressSpace {
         *entry.resolver.write() = None;
         let mut tree = self.tree.take().expect("tree lives until drop");
         self.deferred.drain_all(|table| tree.release(&[table]));
-        backend().detach_space(self.id);
+        let detached = backend().detach_space(self.id);
         entry.root.store(0, Ordering::Release);
         drop(tree.destroy());
-        release_id(self.id);
+        release_id(self.id, detached);
     }
 }

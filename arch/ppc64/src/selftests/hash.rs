@@ -336,3 +336,39 @@ fn second_fault_on_a_page_leaves_one_hpte(_: &Env<'_>) -> TestResult {
     mm::free_contiguous(huge, FRAMES);
     result
 }
+
+/// A dead address space's HPTE that no PTE records (as a fault that
+/// inserted after an unprotected collapse's flush leaves one) outlives the
+/// teardown, which removes only recorded ones; the context is then not
+/// handed out again until the scrub has read the table and removed it.
+#[ktest]
+fn dead_context_waits_for_the_scrub(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    let frame = mm::alloc_frame().ok_or_else(|| fail("no frame"))?;
+    let result = (|| {
+        let space = mmu::AddressSpace::new().map_err(|e| fail(alloc::format!("new space: {e:?}")))?;
+        let id = space.id();
+        let ea = 0x1000_0000;
+        let vpn = hash::page_vpn(id, ea).ok_or_else(|| fail("no segment"))?;
+        let group = hash::geometry().group_slot(hpt::hash(vpn, hpt::PAGE_SHIFT, hpt::SegmentSize::T1), false);
+        let v = hpt::encode_v(vpn, hpt::SegmentSize::T1);
+        hash::table()
+            .insert(group, v, hpt::encode_r(frame.address(), true, true, false))
+            .map_err(|e| fail(alloc::format!("inserting the HPTE: {e:?}")))?;
+        drop(space);
+        // The teardown removes what the tree records; this one it cannot see.
+        kassert_eq!(hash::hptes_of(id, ea).len(), 1);
+        kassert!(mmu::waits_for_scrub(id), "context {id} free again while its HPTE is in the table");
+        let next = mmu::AddressSpace::new().map_err(|e| fail(alloc::format!("new space: {e:?}")))?;
+        kassert!(next.id() != id, "context {id} handed out again before the scrub");
+        drop(next);
+        mmu::scrub_dead_spaces();
+        let left = hash::hptes_of(id, ea);
+        kassert!(left.is_empty(), "the scrub left the dead context's HPTE: {left:?}");
+        kassert!(!mmu::waits_for_scrub(id));
+        Ok(())
+    })();
+    // After the scrub nothing translates to the frame any more.
+    mm::free_frame(frame);
+    result
+}

@@ -511,3 +511,35 @@ fn freed_tables_return_to_allocator(_: &Env<'_>) -> TestResult {
     mm::free_frame(frame);
     Ok(())
 }
+
+/// The id allocator: when the ids run out, a dead id that waits for a
+/// scrub is handed out again only after the scrub ran, once, told exactly
+/// which ids are dead; a clean one needs none.
+#[ktest]
+fn ids_run_out_then_one_scrub_frees_the_dead(_: &Env<'_>) -> TestResult {
+    use core::cell::Cell;
+    let scrubs = Cell::new(0u32);
+    let told = Cell::new((false, false));
+    let scrub = |dead: &dyn Fn(u32) -> bool| {
+        scrubs.set(scrubs.get() + 1);
+        told.set((dead(7), dead(9)));
+    };
+    let mut ids = alloc::boxed::Box::new(mmu::Ids::new());
+    let mut handed = 0;
+    while ids.allocate(scrub).is_some() {
+        handed += 1;
+    }
+    kassert_eq!(handed, mmu::SPACE_IDS - 2);
+    kassert_eq!(scrubs.get(), 0); // nothing was dead
+    ids.release(7, mmu::Detached::NeedsScrub);
+    ids.release(9, mmu::Detached::Clean);
+    kassert!(ids.waits_for_scrub(7) && !ids.waits_for_scrub(9));
+    kassert_eq!(ids.allocate(scrub), Some(9));
+    kassert_eq!(scrubs.get(), 0); // a clean id was free
+    kassert_eq!(ids.allocate(scrub), Some(7));
+    kassert_eq!((scrubs.get(), told.get()), (1, (true, false)));
+    kassert!(!ids.waits_for_scrub(7));
+    kassert_eq!(ids.allocate(scrub), None);
+    kassert_eq!(scrubs.get(), 1); // nothing dead since
+    Ok(())
+}
