@@ -83,6 +83,7 @@ pub fn expected(mmu: &str, cpus: u32, selftests: bool) -> Vec<String> {
         "boot_to_kernel_entry",
         "fault_base_page",
         "fault_thp",
+        "unmap_base_page",
         "zero_64k",
         "zero_2m",
         "copy_64k",
@@ -257,6 +258,16 @@ const PAIRS: &[Pair] = &[
     },
     Pair {
         source: Source::Anchor,
+        what: "munmap, per 64 KiB page (32 faulted pages; Linux: one munmap call)",
+        ours: "unmap_base_page",
+        linux: "unmap_base_page",
+        linux_config: same,
+        unit: "us",
+        to_unit: identity,
+        higher_is_better: false,
+    },
+    Pair {
+        source: Source::Anchor,
         what: "system call round trip (getpid, from user mode)",
         ours: "syscall_getpid",
         linux: "syscall_getpid",
@@ -382,6 +393,7 @@ const BESIDE: &[(&str, &str)] = &[
     ("radix tlbiel, per page", "tlbiel_page"),
     ("anonymous fault, per 64 KiB page", "fault_base_page"),
     ("THP fault, 2 MiB", "fault_thp"),
+    ("munmap, per 64 KiB page", "unmap_base_page"),
     ("GUP-fast, 32 pages", "gup_fast_small_32"),
     ("GUP-slow, 32 pages", "gup_slow_small_32"),
 ];

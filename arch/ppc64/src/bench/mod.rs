@@ -75,11 +75,12 @@ fn boot(env: &Env<'_>) -> TestResult {
 
 /// Anonymous fault-in: per 64 KiB page (32 pages per repetition) and per
 /// 2 MiB huge page, touched through the MMU (the fault, the handler, the
-/// zeroing, the retry).
+/// zeroing, the retry); and the unmap of the 32 small pages, per page
+/// (munmap: the tree, the flush, the frames back).
 #[ktest]
 fn fault(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
-    let (mut small, mut huge) = (Vec::new(), Vec::new());
+    let (mut small, mut huge, mut unmaps) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..WARM_UP + reps(env) {
         ok(mm.map(SMALL, 32 * FRAME_SIZE, RW, false))?;
         ok(mm.map(HUGE, 2 * MIB, RW, true))?;
@@ -95,15 +96,19 @@ fn fault(env: &Env<'_>) -> TestResult {
         if mm.mapped_pages() != 64 {
             return Err(fail(format!("{} pages mapped after the faults, not 64", mm.mapped_pages())));
         }
+        let start = cpu::timebase();
+        ok(mm.unmap(SMALL, 32 * FRAME_SIZE))?;
+        let t_unmap = cpu::timebase() - start;
         if rep >= WARM_UP {
             small.push(t_small);
             huge.push(t_huge);
+            unmaps.push(t_unmap);
         }
-        ok(mm.unmap(SMALL, 32 * FRAME_SIZE))?;
         ok(mm.unmap(HUGE, 2 * MIB))?;
     }
     report_us(env, "fault_base_page", &mut small, 32);
     report_us(env, "fault_thp", &mut huge, 1);
+    report_us(env, "unmap_base_page", &mut unmaps, 32);
     Ok(())
 }
 
