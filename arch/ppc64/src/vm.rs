@@ -51,6 +51,11 @@ impl MmuFlush for SpaceArch {
         mmu::backend().flush_page(self.space.id(), address, size, old, mmu::flush_scope(self.space.id()));
     }
 
+    fn flush_base_range(&mut self, start: u64, old: &[Entry]) {
+        let id = self.space.id();
+        mmu::backend().flush_range(id, start, PageSize::Base, old, mmu::flush_scope(id));
+    }
+
     fn flush_page_walk_cache(&mut self) {
         mmu::backend().flush_page_walk_cache(self.space.id(), mmu::flush_scope(self.space.id()));
     }

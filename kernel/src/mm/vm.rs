@@ -48,6 +48,10 @@ pub trait MmuFlush {
     /// Drops every cached translation of the leaf at `address` (of `size`),
     /// whose entry was `old`, on every CPU that may hold it.
     fn flush(&mut self, address: u64, size: PageSize, old: Entry);
+    /// Drops every cached translation of the base pages from `start` on,
+    /// whose entries were `old` (an empty one: nothing was mapped there),
+    /// in one go: the flush of Linux's mmu_gather at the end of a zap.
+    fn flush_base_range(&mut self, start: u64, old: &[Entry]);
     /// Drops cached pointers to page tables (a table was unhooked).
     fn flush_page_walk_cache(&mut self);
     /// Drops every translation through the old PTEs of a collapsed PMD
@@ -639,7 +643,11 @@ fn split_leaf<A: MmArch, P: PageMemory>(arch: &mut A, memory: &P, stats: &Stats,
 
 /// Unmaps every leaf in `[start, end)` (splitting a huge one the range
 /// cuts), releases what they mapped, and frees emptied tables after the
-/// flush and a grace period (zap_page_range + free_pgtables).
+/// flush and a grace period (zap_page_range + free_pgtables). The base
+/// pages under one PTE table go as Linux's mmu_gather takes them: all
+/// unmapped, then one flush for them all (radix: one tlbie sequence with
+/// one tlbsync; hash: the HPTEs removed four per call), then the pages
+/// freed, none before the flush that drops its translations.
 fn zap_range<A: MmArch, P: PageMemory>(
     arch: &mut A,
     memory: &P,
@@ -660,20 +668,44 @@ fn zap_range<A: MmArch, P: PageMemory>(
             split_leaf(arch, memory, stats, huge_base)?;
             continue;
         }
-        let (at, step) = if pmd.is_leaf() { (huge_base, HUGE_BYTES) } else { (address, FRAME_SIZE) };
-        if let Ok(gone) = arch.tree().unmap(at) {
-            arch.flush(at, gone.size, gone.entry);
-            let frame = Frame::from_address(gone.entry.physical()).expect("leaves are frame-aligned");
-            memory.pages().release_mapping(frame, |h, o| memory.free(h, o));
-            tables.extend_from_slice(&gone.tables);
+        if pmd.is_leaf() {
+            if let Ok(gone) = arch.tree().unmap(huge_base) {
+                arch.flush(huge_base, gone.size, gone.entry);
+                release_leaf(memory, gone.entry);
+                tables.extend_from_slice(&gone.tables);
+            }
+            address = huge_base + HUGE_BYTES;
+            continue;
         }
-        address = at + step;
+        let first = address;
+        let stop = end.min(huge_base + HUGE_BYTES);
+        let mut old = [Entry::EMPTY; 1 << PTE.index_bits];
+        let mut pages = 0;
+        while address < stop {
+            // Once the last page goes, so does the table: the rest are holes.
+            if let Ok(gone) = arch.tree().unmap(address) {
+                old[pages] = gone.entry;
+                tables.extend_from_slice(&gone.tables);
+            }
+            pages += 1;
+            address += FRAME_SIZE;
+        }
+        let old = &old[..pages];
+        arch.flush_base_range(first, old);
+        old.iter().filter(|entry| !entry.is_empty()).for_each(|&entry| release_leaf(memory, entry));
     }
     if !tables.is_empty() {
         arch.flush_page_walk_cache();
         arch.defer_tables(&tables);
     }
     Ok(())
+}
+
+/// Gives back the mapping's reference on the page an unmapped (and flushed)
+/// leaf pointed at.
+fn release_leaf<P: PageMemory>(memory: &P, entry: Entry) {
+    let frame = Frame::from_address(entry.physical()).expect("leaves are frame-aligned");
+    memory.pages().release_mapping(frame, |h, o| memory.free(h, o));
 }
 
 /// collapse_pmd's view of an address space, under its page-table lock.
@@ -858,6 +890,20 @@ mod tests {
 
     std::thread_local!(static RAW: Cell<(u64, usize, usize)> = const { Cell::new((0, 0, 0)) });
 
+    /// What the model's MMU and memory saw, in order: a flush of a page's
+    /// translations (its address) or a frame freed (its address).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Event {
+        Flushed(u64),
+        Freed(u64),
+    }
+
+    std::thread_local!(static EVENTS: std::cell::RefCell<Vec<Event>> = const { std::cell::RefCell::new(Vec::new()) });
+
+    fn log(event: Event) {
+        EVENTS.with(|events| events.borrow_mut().push(event));
+    }
+
     fn virt(physical: u64) -> *mut u8 {
         let (base, pointer, bytes) = RAW.with(|r| r.get());
         let offset = (physical - base) as usize;
@@ -883,6 +929,7 @@ mod tests {
     struct Model {
         tree: PageTable<TableAllocator<Shared>>,
         flushes: Vec<(u64, PageSize)>,
+        range_flushes: u64,
         collapse_flushes: u64,
     }
 
@@ -906,6 +953,15 @@ mod tests {
     impl MmuFlush for Model {
         fn flush(&mut self, address: u64, size: PageSize, _old: Entry) {
             self.flushes.push((address, size));
+            log(Event::Flushed(address));
+        }
+        fn flush_base_range(&mut self, start: u64, old: &[Entry]) {
+            let mapped = (start..).step_by(FRAME_SIZE as usize).zip(old).filter(|(_, e)| !e.is_empty());
+            for (address, _) in mapped {
+                self.flushes.push((address, PageSize::Base));
+                log(Event::Flushed(address));
+            }
+            self.range_flushes += 1;
         }
         fn flush_page_walk_cache(&mut self) {}
         fn flush_collapsed_pmd(&mut self, _address: u64, _old_ptes: &[Entry]) {
@@ -939,6 +995,7 @@ mod tests {
             }
         }
         fn free(&self, head: Frame, order: u32) {
+            log(Event::Freed(head.address()));
             self.frames.0.lock().unwrap().allocator.free_contiguous(head, 1 << order);
         }
         fn virt(physical: u64) -> *mut u8 {
@@ -959,7 +1016,7 @@ mod tests {
         let descriptors: &'static [Page] = std::vec::Vec::from_iter((0..FRAMES).map(|_| Page::new())).leak();
         let tree = PageTable::new(TableAllocator::new(frames.clone())).unwrap();
         let mm = Mm::new(
-            Model { tree, flushes: Vec::new(), collapse_flushes: 0 },
+            Model { tree, flushes: Vec::new(), range_flushes: 0, collapse_flushes: 0 },
             Memory { frames: frames.clone(), pages: PageArray::new(base, descriptors) },
         );
         (mm, frames)
@@ -1073,6 +1130,35 @@ mod tests {
         assert_eq!(held.len(), 4);
         assert_eq!(held[..2], held[2..]);
         held.drain(..).for_each(|f| mm.unpin(f));
+    }
+
+    /// munmap as Linux's mmu_gather does it: the pages under one PTE table
+    /// are flushed in one go, and no page is freed before the flush that
+    /// drops its translations (the TLB could still write to it).
+    #[test]
+    fn unmap_flushes_a_table_at_once_and_frees_its_pages_after() {
+        let (mm, _frames) = new_mm();
+        // 40 pages: a whole PTE table's 32, and 8 of the next, with holes.
+        mm.map(SMALL, 40 * FRAME_SIZE, RW, false).unwrap();
+        let touched: Vec<u64> = (0..40).filter(|i| i % 5 != 3).map(|i| SMALL + i * FRAME_SIZE).collect();
+        for &address in &touched {
+            mm.fault(address, true).unwrap();
+        }
+        let frame_of: Vec<(u64, u64)> =
+            touched.iter().map(|&a| (a, mm.with_arch(|arch| arch.tree().translate(a)).unwrap().physical)).collect();
+        EVENTS.with(|events| events.borrow_mut().clear());
+        mm.unmap(SMALL, 40 * FRAME_SIZE).unwrap();
+        assert_eq!(mm.with_arch(|a| a.range_flushes), 2, "one flush per PTE table");
+        let events = EVENTS.with(|events| events.borrow().clone());
+        for &(address, frame) in &frame_of {
+            let flushed = events.iter().position(|&e| e == Event::Flushed(address));
+            let freed = events.iter().position(|&e| e == Event::Freed(frame));
+            assert!(flushed.is_some() && freed.is_some(), "{address:#x}: {events:?}");
+            assert!(flushed < freed, "page at {address:#x} freed before its flush: {events:?}");
+        }
+        // Holes are not flushed as pages.
+        assert!(!events.contains(&Event::Flushed(SMALL + 3 * FRAME_SIZE)));
+        assert_eq!(mm.mapped_pages(), 0);
     }
 
     #[test]
