@@ -597,7 +597,8 @@ fn floors_section(out: &mut String, records: &[Record]) {
     let _ = writeln!(
         out,
         "Each path's median over its floor's, from the same boot: zeroing and copying with the routines the paths \
-         use, on memory used as they use it (`floors`). Above 1 is what the path adds to the work it cannot avoid.\n"
+         use, on memory used as they use it (the faults' floors in the same repetitions as the faults, `fault`; \
+         collapse's in `floors`). Above 1 is what the path adds to the work it cannot avoid.\n"
     );
     let _ = writeln!(out, "| path / floor | MMU | CPUs | path (us) | floor (us) | ratio |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");
