@@ -563,8 +563,9 @@ impl MmuBackend for Hash {
     /// Linux's exit_mmap does; an HPTE that no PTE records can only be
     /// found by reading the whole table (~130,000 reads of four entries for
     /// 8 MiB under a hypervisor, which made every process exit cost
-    /// milliseconds and emptied the host's caches). So the context waits: `scrub` reads the table once for all
-    /// the contexts that died since the last time, when the ids run out.
+    /// milliseconds and emptied the host's caches). So the context waits:
+    /// `scrub` reads the table once for all the contexts that died since
+    /// the last time, when the ids run out.
     fn detach_space(&self, context: SpaceId) -> Detached {
         HUGE_SLOTS.lock().retain(|&(s, _), _| s != context);
         Detached::NeedsScrub
