@@ -73,6 +73,19 @@ fn boot(env: &Env<'_>) -> TestResult {
     Ok(())
 }
 
+/// One page of `mm` mapped, touched and unmapped: the flush an unmap makes,
+/// which a fault's or a floor's repetition starts after.
+fn unmap_flush(mm: &vm::UserMm) -> TestResult {
+    ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
+    let _ = inside(mm, || exceptions::try_store(SMALL, 1));
+    ok(mm.unmap(SMALL, FRAME_SIZE))
+}
+
+/// Frame `i` of the contiguous run starting at `run`.
+fn frame_of(run: Frame, i: u64) -> Frame {
+    Frame::from_address(run.address() + i * FRAME_SIZE).expect("aligned")
+}
+
 /// Anonymous fault-in: per 64 KiB page (32 pages per repetition) and per
 /// 2 MiB huge page, touched through the MMU (the fault, the handler, the
 /// zeroing, the retry); and the unmap of the 32 small pages, per page
@@ -94,29 +107,22 @@ fn fault(env: &Env<'_>) -> TestResult {
     let mm = new_mm()?;
     let zero_small = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run of frames"))?;
     let zero_huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run of frames"))?;
-    let frame = |run: Frame, i: u64| Frame::from_address(run.address() + i * FRAME_SIZE).expect("aligned");
     let memory = vm::KernelPages;
     let (mut small, mut huge, mut unmaps) = (Vec::new(), Vec::new(), Vec::new());
     let (mut floor_small, mut floor_huge) = (Vec::new(), Vec::new());
-    // One page mapped, touched and unmapped: the unmap's flush, as before a fault.
-    let flush = |mm: &vm::UserMm| -> TestResult {
-        ok(mm.map(SMALL, FRAME_SIZE, RW, false))?;
-        let _ = inside(mm, || exceptions::try_store(SMALL, 1));
-        ok(mm.unmap(SMALL, FRAME_SIZE))
-    };
     let result = (|| {
         for rep in 0..WARM_UP + reps(env) {
-            flush(&mm)?;
+            unmap_flush(&mm)?;
             let start = cpu::timebase();
             for i in 0..PAGES {
-                memory.zero(frame(zero_small, i), 0);
+                memory.zero(frame_of(zero_small, i), 0);
             }
             let small_done = cpu::timebase();
             memory.zero(zero_huge, 5);
             let t_floor_huge = cpu::timebase() - small_done;
             let t_floor_small = small_done - start;
 
-            flush(&mm)?;
+            unmap_flush(&mm)?;
             ok(mm.map(SMALL, PAGES * FRAME_SIZE, RW, false))?;
             ok(mm.map(HUGE, 2 * MIB, RW, true))?;
             let (t_small, t_huge) = inside(&mm, || {
@@ -202,21 +208,18 @@ fn floors(env: &Env<'_>) -> TestResult {
     const PAGES: u64 = 32;
     let huge = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run of frames"))?;
     let from = mm::alloc_contiguous(PAGES, PAGES).ok_or_else(|| fail("no 2 MiB run of frames"))?;
-    let frame = |run: Frame, i: u64| Frame::from_address(run.address() + i * FRAME_SIZE).expect("aligned");
     let memory = vm::KernelPages;
     let mut copy = Vec::new();
     let dummy = new_mm()?;
     for rep in 0..WARM_UP + reps(env) {
-        ok(dummy.map(SMALL, FRAME_SIZE, RW, false))?;
-        let _ = inside(&dummy, || exceptions::try_store(SMALL, 1));
-        ok(dummy.unmap(SMALL, FRAME_SIZE))?;
+        unmap_flush(&dummy)?;
         for i in 0..PAGES {
-            memory.zero(frame(from, i), 0);
+            memory.zero(frame_of(from, i), 0);
         }
         memory.zero(huge, 5);
         let start = cpu::timebase();
         for i in 0..PAGES {
-            memory.copy(frame(from, i), frame(huge, i));
+            memory.copy(frame_of(from, i), frame_of(huge, i));
         }
         if rep >= WARM_UP {
             copy.push(cpu::timebase() - start);
