@@ -41,8 +41,16 @@ impl MmArch for SpaceArch {
         }
     }
 
-    fn update_mmu_cache(&mut self, address: u64) {
-        mmu::backend().preload(self.space.id(), address);
+    fn map_faulted(
+        &mut self,
+        address: u64,
+        leaf: u64,
+        physical: u64,
+        size: PageSize,
+        prot: Prot,
+    ) -> Result<(), MapError> {
+        let id = self.space.id();
+        self.space.tree().map_then(leaf, physical, size, prot, |mapped| mmu::backend().preload(id, address, mapped))
     }
 }
 

@@ -10,7 +10,7 @@
 use super::frame::FRAME_SIZE;
 use super::gup::{Point, RaceHooks};
 use super::pagetable::entry::{HASH_SLOT_BITS, SW0};
-use super::pagetable::{self, Entry, PageSize, Prot, ReadSide, Slot};
+use super::pagetable::{self, Entry, PageSize, Prot, ReadSide, Slot, Walked};
 
 /// A base PTE with an HPTE records it in bits the radix format leaves free
 /// for a 64 KiB page: SW0 says "hashed", bits 12..14 give the slot in its
@@ -66,10 +66,17 @@ pub fn hash_fault<T: HashTable>(
     read_side: &ReadSide,
 ) -> Result<(), HashFaultError<T::Error>> {
     let found = pagetable::walk(root, ea, virt, read_side).ok_or(HashFaultError::NotMapped)?;
+    hooks.at(Point::HashWalked);
+    hash_leaf(found, ea, table).map_err(HashFaultError::Table)
+}
+
+/// Inserts an HPTE for the 64 KiB page at `ea` of the leaf `found` and
+/// records where it went: the fault path after its walk, and the preload
+/// (Linux's hash_preload), which is handed the leaf a fault just set.
+pub fn hash_leaf<T: HashTable>(found: Walked<'_>, ea: u64, table: &T) -> Result<(), T::Error> {
     let page = ea & !(FRAME_SIZE - 1);
     let physical = found.entry.physical() + (page & (found.size.bytes() - 1));
-    hooks.at(Point::HashWalked);
-    let bits = table.insert(page, physical, found.entry.prot()).map_err(HashFaultError::Table)?;
+    let bits = table.insert(page, physical, found.entry.prot())?;
     match found.size {
         PageSize::Base => record_base_slot(found.slot, found.entry, page, bits, table),
         _ => table.record_huge(page, found.slot, found.entry, bits),

@@ -37,10 +37,22 @@ pub trait MmArch: Send + InterruptsOff + MmuFlush + LocklessWalkers {
     fn tree(&mut self) -> &mut PageTable<Self::Tables>;
     /// Frees `tables` (unhooked and flushed) after a grace period.
     fn defer_tables(&mut self, tables: &[(u64, usize)]);
-    /// After a fault mapped the page at `address` (Linux's
-    /// update_mmu_cache): the MMU may load the translation now rather than
-    /// fault again for it (the hash MMU: its HPTE).
-    fn update_mmu_cache(&mut self, _address: u64) {}
+    /// Maps the page a fault at `address` resolved, the leaf of `size` at
+    /// `leaf`, to `physical` (Linux's set_pte_at, then update_mmu_cache
+    /// with the PTE just written): the MMU may load the translation now
+    /// rather than fault again for it (the hash MMU: the HPTE of
+    /// `address`'s 64 KiB page).
+    fn map_faulted(
+        &mut self,
+        address: u64,
+        leaf: u64,
+        physical: u64,
+        size: PageSize,
+        prot: Prot,
+    ) -> Result<(), MapError> {
+        let _ = address;
+        self.tree().map(leaf, physical, size, prot)
+    }
 }
 
 /// Dropping what the MMU cached from an address space's tree.
@@ -306,11 +318,10 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
                     core::sync::atomic::fence(Ordering::Release);
                     let huge_base = address & !(HUGE_BYTES - 1);
                     let prot = user(region.prot);
-                    if let Err(error) = arch.tree().map(huge_base, head.address(), PageSize::Huge2M, prot) {
+                    if let Err(error) = arch.map_faulted(address, huge_base, head.address(), PageSize::Huge2M, prot) {
                         self.memory.pages().release_mapping(head, |h, o| self.memory.free(h, o));
                         return Err(map_error(error));
                     }
-                    arch.update_mmu_cache(address);
                     bump_locked(&self.stats.huge_faults);
                     return Ok(());
                 }
@@ -326,9 +337,8 @@ impl<A: MmArch, P: PageMemory> Mm<A, P> {
         core::sync::atomic::fence(Ordering::Release);
         let page_address = address & !(FRAME_SIZE - 1);
         let mut arch = self.arch.lock();
-        match arch.tree().map(page_address, frame.address(), PageSize::Base, user(region.prot)) {
+        match arch.map_faulted(address, page_address, frame.address(), PageSize::Base, user(region.prot)) {
             Ok(()) => {
-                arch.update_mmu_cache(address);
                 bump_locked(&self.stats.faults);
                 Ok(())
             }

@@ -4,7 +4,7 @@
 //! (`mmu=off`) is a backend too, whose flushes have nothing to drop.
 
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush};
-use kernel::mm::pagetable::{Entry, PageSize, Slot};
+use kernel::mm::pagetable::{Entry, PageSize, Slot, Walked};
 
 use crate::trap::{FaultAction, TrapFrame};
 
@@ -67,10 +67,11 @@ pub trait MmuBackend: TlbFlush {
     /// does): then a THP collapse must wait for it with the IPI however
     /// GUP-fast is protected.
     fn faults_walk_locklessly(&self) -> bool;
-    /// After a fault mapped `address` in `space` (update_mmu_cache): load
-    /// its translation now if this MMU has a cache software fills (hash:
-    /// the HPTE, Linux's hash_preload); radix walks the tree itself.
-    fn preload(&self, _space: SpaceId, _address: u64) {}
+    /// After a fault at `address` in `space` set `leaf` (update_mmu_cache,
+    /// under the page-table lock): load its translation now if this MMU
+    /// has a cache software fills (hash: the HPTE, Linux's hash_preload);
+    /// radix walks the tree itself.
+    fn preload(&self, _space: SpaceId, _address: u64, _leaf: Walked<'_>) {}
 
     /// The processor errata fix-ups the flushes apply, for the banner.
     fn tlbie_fixups(&self) -> &'static str;

@@ -16,7 +16,7 @@ use alloc::collections::BTreeMap;
 use boot::BootInfo;
 use kernel::mm::hash::{self as hpt, vsid, HptGeometry, SegmentSize};
 use kernel::mm::mmu::{Scope, SpaceId, TlbFlush, KERNEL_SPACE};
-use kernel::mm::pagetable::{self, Entry, PageSize, ReadSide, Slot};
+use kernel::mm::pagetable::{self, Entry, PageSize, ReadSide, Slot, Walked};
 use kernel::mm::{self, FRAME_SIZE, LINEAR_MAP_BASE};
 use spin::Mutex;
 
@@ -164,7 +164,11 @@ pub fn init(info: &BootInfo) -> Result<(), &'static str> {
 fn insert(ea: u64, v: u64, r: u64) -> Result<(u64, bool), HpteError> {
     let (_, vsid) = segment_of(ea).ok_or(HpteError::Parameter(0))?;
     let vpn = hpt::vpn(vsid, ea, SegmentSize::T1);
-    let hash = hpt::hash(vpn, hpt::PAGE_SHIFT, SegmentSize::T1);
+    insert_hashed(hpt::hash(vpn, hpt::PAGE_SHIFT, SegmentSize::T1), v, r)
+}
+
+/// `insert` for a page whose primary hash is known.
+fn insert_hashed(hash: u64, v: u64, r: u64) -> Result<(u64, bool), HpteError> {
     let g = geometry();
     let ops = table();
     match ops.insert(g.group_slot(hash, false), v, r) {
@@ -312,7 +316,7 @@ impl hash_fault::HashTable for Segment {
             prot.contains(pagetable::Prot::USER),
             prot.contains(pagetable::Prot::EXECUTE),
         );
-        let (ptex, secondary) = insert(page, self.v(page), r)?;
+        let (ptex, secondary) = insert_hashed(self.hash(page), self.v(page), r)?;
         Ok(hash_fault::slot_bits(ptex % hpt::HPTES_PER_GROUP, secondary))
     }
 
@@ -627,17 +631,20 @@ impl MmuBackend for Hash {
 
     /// hash_preload: the HPTE of the page a fault just mapped, inserted by
     /// the fault (under the page-table lock, so no collapse runs meanwhile)
-    /// instead of by a second interrupt when the access is retried. Only
-    /// for the space active on this CPU, whose access is the one retried
-    /// (a fault made for another space, GUP-slow's, leaves it to that
-    /// space's first access); if the insert fails, that access takes the
-    /// hash fault path as before.
-    fn preload(&self, space: SpaceId, address: u64) {
+    /// for the leaf it set, instead of by a second interrupt when the
+    /// access is retried. Only for the space active on this CPU, whose
+    /// access is the one retried (a fault made for another space,
+    /// GUP-slow's, leaves it to that space's first access); if the insert
+    /// fails, that access takes the hash fault path as before. Interrupts
+    /// are off while the HPTE goes in and its slot is recorded, as on the
+    /// fault path.
+    fn preload(&self, space: SpaceId, address: u64, leaf: Walked<'_>) {
         if self.active_space() != Some(space) {
             return;
         }
-        let section = ReadSide::enter::<crate::percpu::IrqsOff>();
-        let _ = hash_page(address, section.read_side());
+        let Some((context, vsid)) = segment_for(space, address) else { return };
+        let _section = ReadSide::enter::<crate::percpu::IrqsOff>();
+        let _ = hash_fault::hash_leaf(leaf, address, &Segment { context, vsid });
     }
 
     /// Whoever issues the `tlbie`s of HPTE removal applies them: the

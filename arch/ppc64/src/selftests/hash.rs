@@ -9,6 +9,7 @@ use kernel::ktest::{fail, ktest, Env, Failure, TestResult};
 use kernel::mm::hash as hpt;
 use kernel::mm::mmu::{Scope, TlbFlush, KERNEL_SPACE};
 use kernel::mm::pagetable::{Entry, PageSize, Prot};
+use kernel::mm::vm::MmArch;
 use kernel::mm::{self, Frame, FRAME_SIZE, LINEAR_MAP_BASE};
 use kernel::{kassert, kassert_eq, kskip};
 
@@ -371,4 +372,51 @@ fn dead_context_waits_for_the_scrub(_: &Env<'_>) -> TestResult {
     // After the scrub nothing translates to the frame any more.
     mm::free_frame(frame);
     result
+}
+
+/// A fault inserts the HPTE of the page it mapped itself (the preload,
+/// handed the leaf the fault set), for the faulting 64 KiB piece only of a
+/// huge leaf, and only in the space active on this CPU. The resolver is
+/// called directly, with no access retried after it, so every HPTE found
+/// is the preload's.
+#[ktest]
+fn a_fault_preloads_the_hpte_of_the_leaf_it_set(_: &Env<'_>) -> TestResult {
+    require_hash()?;
+    const SMALL: u64 = 0x1000_0000;
+    const HUGE: u64 = 0x4000_0000;
+    const OTHER: u64 = 0x1010_0000;
+    let rw = Prot::READ | Prot::WRITE;
+    let mm = crate::selftests::new_mm()?;
+    crate::selftests::ok(mm.map(SMALL, 2 * FRAME_SIZE, rw, false))?;
+    crate::selftests::ok(mm.map(OTHER, FRAME_SIZE, rw, false))?;
+    crate::selftests::ok(mm.map(HUGE, 32 * FRAME_SIZE, rw, true))?;
+    let id = mm.with_arch(|arch| arch.space().id());
+    let piece = HUGE + 3 * FRAME_SIZE;
+    crate::selftests::inside(&mm, || {
+        crate::selftests::ok(mm.fault(SMALL, true))?;
+        crate::selftests::ok(mm.fault(piece, true))
+    })?;
+    // Not active on this CPU: no preload (the space's first access inserts).
+    crate::selftests::ok(mm.fault(OTHER, true))?;
+    let entry_at = |address: u64| {
+        mm.with_arch(|arch| arch.tree().translate(address))
+            .ok_or_else(|| fail(alloc::format!("{address:#x} not mapped")))
+    };
+    let small = entry_at(SMALL)?;
+    kassert!(hash::is_hashed(small.entry), "the fault recorded no HPTE: {:?}", small.entry);
+    let (_, hpte) =
+        hash::recorded_hpte(id, SMALL, PageSize::Base, small.entry).ok_or_else(|| fail("slot not readable"))?;
+    kassert_eq!(hash::hpte_page(hpte.r), small.entry.physical());
+    kassert_eq!(hash::hptes_of(id, SMALL).len(), 1);
+    let huge = entry_at(piece)?;
+    kassert_eq!(huge.size, PageSize::Huge2M);
+    let (_, hpte) = hash::recorded_hpte(id, piece, PageSize::Huge2M, huge.entry)
+        .ok_or_else(|| fail("no HPTE recorded for the faulting piece"))?;
+    kassert_eq!(hash::hpte_page(hpte.r), huge.entry.physical() + 3 * FRAME_SIZE);
+    kassert_eq!(hash::hptes_of(id, piece).len(), 1);
+    kassert_eq!(hash::hptes_of(id, HUGE).len(), 0);
+    let other = entry_at(OTHER)?;
+    kassert!(!hash::is_hashed(other.entry), "preloaded for a space not active here: {:?}", other.entry);
+    kassert_eq!(hash::hptes_of(id, OTHER).len(), 0);
+    Ok(())
 }

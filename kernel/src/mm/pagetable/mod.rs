@@ -318,6 +318,20 @@ impl<M: TableMemory> PageTable<M> {
 
     /// Maps `[address, address + size)` to `physical`.
     pub fn map(&mut self, address: u64, physical: u64, size: PageSize, prot: Prot) -> Result<(), MapError> {
+        self.map_then(address, physical, size, prot, |_| {})
+    }
+
+    /// `map`, then `then` with the leaf it set, while the tree is still
+    /// the caller's: Linux hands update_mmu_cache the PTE that set_pte_at
+    /// wrote, so that the hash MMU's preload need not walk to it again.
+    pub fn map_then(
+        &mut self,
+        address: u64,
+        physical: u64,
+        size: PageSize,
+        prot: Prot,
+        then: impl FnOnce(Walked<'_>),
+    ) -> Result<(), MapError> {
         let tree = tree_address(address)?;
         if !tree.is_multiple_of(size.bytes()) || !physical.is_multiple_of(size.bytes()) {
             return Err(MapError::Misaligned);
@@ -343,8 +357,10 @@ impl<M: TableMemory> PageTable<M> {
         if !slot.load(OWNER).is_empty() {
             return Err(MapError::AlreadyMapped);
         }
-        slot.store(Entry::leaf(physical, prot), Ordering::Release);
+        let entry = Entry::leaf(physical, prot);
+        slot.store(entry, Ordering::Release);
         self.memory.sync();
+        then(Walked { entry, size, slot });
         Ok(())
     }
 
