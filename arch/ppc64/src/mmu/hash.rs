@@ -67,7 +67,11 @@ static SLB_NEXT: AtomicU64 = AtomicU64::new(BOLTED_SLB_ENTRIES);
 /// valid entry does not drop translations made through it, so the old one
 /// is `slbie`d first.
 static SLB_SHADOW: [AtomicU64; MAX_SLB] = [const { AtomicU64::new(0) }; MAX_SLB];
-/// Per CPU: the context translating low addresses (0 = none).
+/// Per CPU: the context translating low addresses (0 = none). Each CPU
+/// reads and writes only its own (activate, deactivate, its faults), so
+/// program order is all the ordering its accesses need: Relaxed (an
+/// Acquire load is `isync`-terminated on POWER, which also ends a TCG
+/// block, several times per hash fault).
 static ACTIVE_CONTEXT: [AtomicU32; percpu::MAX_CPUS] = [const { AtomicU32::new(0) }; percpu::MAX_CPUS];
 
 fn active_context() -> &'static AtomicU32 {
@@ -84,7 +88,7 @@ fn segment_of(ea: u64) -> Option<(SpaceId, u64)> {
     }
     let context = match region {
         0xc => KERNEL_SPACE,
-        0 => Some(active_context().load(Ordering::Acquire)).filter(|&c| c != 0)?,
+        0 => Some(active_context().load(Ordering::Relaxed)).filter(|&c| c != 0)?,
         _ => return None,
     };
     Some((context, vsid::for_segment(context, esid_bits)))
@@ -580,17 +584,17 @@ impl MmuBackend for Hash {
     }
 
     fn activate(&self, context: SpaceId) {
-        active_context().store(context, Ordering::Release);
+        active_context().store(context, Ordering::Relaxed);
         slb_flush_unbolted();
     }
 
     fn deactivate(&self) {
-        active_context().store(0, Ordering::Release);
+        active_context().store(0, Ordering::Relaxed);
         slb_flush_unbolted();
     }
 
     fn active_space(&self) -> Option<SpaceId> {
-        Some(active_context().load(Ordering::Acquire)).filter(|&c| c != 0)
+        Some(active_context().load(Ordering::Relaxed)).filter(|&c| c != 0)
     }
 
     fn handle_fault(&self, frame: &TrapFrame) -> FaultAction {
