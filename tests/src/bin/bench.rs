@@ -1,7 +1,10 @@
 //! `bench`: what `make bench` runs. Boots the kernel with `bench=all` on
 //! both MMUs, on pseries at 1, 2, 4 and 8 CPUs and on powernv (bare metal
 //! under skiboot) at 1 and 4 (one boot at a time: the host is the clock's
-//! noise), runs the Linux anchor (bench/linux/run.sh) and Linux's own
+//! noise), three boots of each configuration in three rounds over all of
+//! them, each result the median of its boots' medians as the anchor's
+//! (`bench::merge_boots`; only the first round's 1-CPU boots run the
+//! self-tests, for their run time), runs the Linux anchor (bench/linux/run.sh) and Linux's own
 //! gup_test (bench/linux/gup-test.sh: with `--linux-gup-test` it builds its
 //! kernel first if needed; without, it runs only if that kernel is built),
 //! and writes bench/results.json, bench/results.md and two SVG plots
@@ -25,6 +28,10 @@ use serde_json::{json, Value};
 struct Run {
     /// Machine, MMU, CPUs; in this order, pseries first.
     configs: Vec<(MachineType, &'static str, u32)>,
+    /// Boots of each configuration, one per round over all of them: a
+    /// stretch of slow host then falls on one boot of several
+    /// configurations rather than on every boot of one.
+    rounds: u32,
     reps: u32,
     linux: bool,
     /// Build Linux's gup_test kernel if it is not built yet.
@@ -42,7 +49,7 @@ fn main() -> ExitCode {
     let root = image::workspace_root();
     let run = if quick {
         let configs = vec![(MachineType::Pseries, "radix", 2), (MachineType::Powernv, "radix", 2)];
-        Run { configs, reps: 3, linux: false, gup_test_build: false, out: root.join("build/bench-quick") }
+        Run { configs, rounds: 1, reps: 3, linux: false, gup_test_build: false, out: root.join("build/bench-quick") }
     } else {
         let on = |machine: MachineType, cpus: &'static [u32]| {
             ["radix", "hash"].into_iter().flat_map(move |mmu| cpus.iter().map(move |&c| (machine, mmu, c)))
@@ -50,6 +57,7 @@ fn main() -> ExitCode {
         let configs = on(MachineType::Pseries, &[1, 2, 4, 8]).chain(on(MachineType::Powernv, &[1, 4])).collect();
         Run {
             configs,
+            rounds: 3,
             reps: 20,
             linux: !args.iter().any(|a| a == "--no-linux"),
             gup_test_build: args.iter().any(|a| a == "--linux-gup-test"),
@@ -70,9 +78,10 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
     let qemu = qemu::binary_from_env();
     let qemu_version = qemu::version(&qemu)?;
     let mut records: Vec<Record> = Vec::new();
-    for &(machine, mmu, cpus) in &run.configs {
-        // The 1-CPU boots also run the self-tests, for boot and run times.
-        let selftests = cpus == 1;
+    let boots = (0..run.rounds).flat_map(|round| run.configs.iter().map(move |&config| (round, config)));
+    for (round, (machine, mmu, cpus)) in boots {
+        // The first round's 1-CPU boots also run the self-tests, for their run time.
+        let selftests = cpus == 1 && round == 0;
         let mut config = BootConfig::new(&qemu, &kernel);
         config.machine_type = machine;
         config.firmware = machine.default_firmware();
@@ -83,7 +92,7 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
         config.append =
             format!("mmu={mmu} bench=all bench_reps={} selftest={}", run.reps, if selftests { "all" } else { "none" });
         config.check()?;
-        let what = format!("{machine} {mmu} {cpus}-CPU");
+        let what = format!("{machine} {mmu} {cpus}-CPU, round {} of {}", round + 1, run.rounds);
         eprintln!("bench: {what}: {}", config.display_command());
         let output = qemu::run(&config, &mut |_, _| {}).map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
         let verdict = judge::judge(&output, config.machine());
@@ -98,6 +107,7 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
         eprintln!("bench: {what}: {} results in {:.1} s", found.len(), output.elapsed.as_secs_f64());
         records.extend(found);
     }
+    let records = bench::merge_boots(&records);
     let linux = if run.linux { Some(run_linux(root)?) } else { None };
     let gup_test = if run.linux { run_gup_test(root, run.gup_test_build)? } else { None };
     let host = host_description(&qemu_version);
@@ -109,6 +119,7 @@ fn bench_all(run: &Run, root: &Path) -> Result<(), String> {
         "host": host,
         "qemu": qemu_version,
         "reps": run.reps,
+        "boots": run.rounds,
         "ours": records.iter().map(Record::to_json).collect::<Vec<_>>(),
         "linux": linux.clone().unwrap_or(Value::Null),
         "linux_gup_test": gup_test.clone().unwrap_or(Value::Null),
