@@ -4,11 +4,11 @@
 //! noise), three boots of each configuration in three rounds over all of
 //! them, each result the median of its boots' medians as the anchor's
 //! (`bench::merge_boots`; only the first round's 1-CPU boots run the
-//! self-tests, for their run time), runs the Linux anchor (bench/linux/run.sh) and Linux's own
-//! gup_test (bench/linux/gup-test.sh: with `--linux-gup-test` it builds its
-//! kernel first if needed; without, it runs only if that kernel is built),
-//! and writes bench/results.json, bench/results.md and two SVG plots
-//! (pseries).
+//! self-tests, for their run time); runs the Linux anchor
+//! (bench/linux/run.sh) and Linux's own gup_test (bench/linux/gup-test.sh:
+//! with `--linux-gup-test` it builds its kernel first if needed; without,
+//! it runs only if that kernel is built), and writes bench/results.json,
+//! bench/results.md and two SVG plots (pseries).
 //!
 //! `--quick`: two boots (radix, 2 CPUs, 3 repetitions: pseries, then
 //! powernv, about a second more), no Linux, output in build/bench-quick/;
