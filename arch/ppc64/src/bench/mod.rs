@@ -26,7 +26,6 @@ use kernel::{kskip, time};
 
 use crate::exceptions;
 use crate::mmu::{hash, radix};
-use crate::platform::HpteError;
 use crate::selftests::{inside, new_mm, ok, online_secondaries};
 use crate::{cpu, mmu, smp, vm};
 
@@ -196,13 +195,12 @@ fn fault(env: &Env<'_>) -> TestResult {
 
 /// Inserts HPTEs for `pages` 64 KiB pages of `space` that no region covers
 /// (so nothing translates through them), pointing at the frames of the run
-/// at `frames`, read-only to the kernel, as a fault's preload inserts one
-/// (the table's insert into the page's primary group); returns the ticks
-/// the inserts took, then removes them untimed.
+/// at `frames`, read-only to the kernel, with the insert a fault's preload
+/// makes (`hash::insert_hashed`); returns the ticks the inserts took, then
+/// removes them untimed.
 fn time_hpte_inserts(space: kernel::mm::mmu::SpaceId, frames: Frame, pages: u64) -> Result<u64, Failure> {
     use kernel::mm::hash::{self as hpt, SegmentSize};
     const UNTOUCHED: u64 = 0x2000_0000;
-    let table = hash::table();
     let entries: Vec<(u64, u64, u64)> = (0..pages)
         .map(|i| {
             let vpn =
@@ -212,32 +210,19 @@ fn time_hpte_inserts(space: kernel::mm::mmu::SpaceId, frames: Frame, pages: u64)
             Ok((hash, hpt::encode_v(vpn, SegmentSize::T1), r))
         })
         .collect::<Result<_, Failure>>()?;
-    let geometry = hash::geometry();
     let mut inserted = Vec::with_capacity(entries.len());
     let start = cpu::timebase();
     for &(hash, v, r) in &entries {
-        // The secondary group only if the primary is full, as the preload.
-        let primary = table.insert(geometry.group_slot(hash, false), v, r).map(|ptex| (ptex, v));
-        inserted.push(match primary {
-            Err(HpteError::GroupFull) => {
-                let v = v | hpt::v::SECONDARY;
-                table.insert(geometry.group_slot(hash, true), v, r).map(|ptex| (ptex, v))
-            }
-            other => other,
-        });
+        // The preload's insert: its primary group, else its secondary one.
+        inserted
+            .push(hash::insert_hashed(hash, v, r).map(|(ptex, secondary)| (ptex, v | hash::secondary_bit(secondary))));
     }
     let took = cpu::timebase() - start;
     // Four at a time, as the kernel's own flushes: on pseries every
     // removal call makes QEMU flush every vCPU's TLB, waking the idle ones.
     let (done, failed): (Vec<_>, Vec<_>) = inserted.into_iter().partition(Result::is_ok);
     let done: Vec<(u64, u64)> = done.into_iter().flatten().collect();
-    for four in done.chunks(4) {
-        if table.remove_four(four, Scope::Global).is_err() {
-            for &(ptex, v) in four {
-                let _ = table.remove(ptex, v, Scope::Global);
-            }
-        }
-    }
+    hash::remove_all(&done, Scope::Global);
     match failed.into_iter().find_map(Result::err) {
         Some(error) => Err(fail(format!("HPTE insert: {error:?}"))),
         None => Ok(took),

@@ -171,8 +171,9 @@ fn insert(ea: u64, v: u64, r: u64) -> Result<(u64, bool), HpteError> {
     insert_hashed(hpt::hash(vpn, hpt::PAGE_SHIFT, SegmentSize::T1), v, r)
 }
 
-/// `insert` for a page whose primary hash is known.
-fn insert_hashed(hash: u64, v: u64, r: u64) -> Result<(u64, bool), HpteError> {
+/// `insert` for a page whose primary hash is known (the fault path's and
+/// the preload's insert).
+pub fn insert_hashed(hash: u64, v: u64, r: u64) -> Result<(u64, bool), HpteError> {
     let g = geometry();
     let ops = table();
     match ops.insert(g.group_slot(hash, false), v, r) {
@@ -382,9 +383,8 @@ fn segment_for(space: SpaceId, address: u64) -> Option<(SpaceId, u64)> {
     Some((space, vsid::for_segment(space, esid_bits)))
 }
 
-/// Removes HPTEs four at a time.
 /// Dword 0's H bit for an entry in its secondary group.
-fn secondary_bit(secondary: bool) -> u64 {
+pub fn secondary_bit(secondary: bool) -> u64 {
     if secondary {
         hpt::v::SECONDARY
     } else {
@@ -392,7 +392,8 @@ fn secondary_bit(secondary: bool) -> u64 {
     }
 }
 
-fn remove_all(entries: &[(u64, u64)], scope: Scope) {
+/// Removes the HPTEs `entries` name as (ptex, v), four per call.
+pub fn remove_all(entries: &[(u64, u64)], scope: Scope) {
     let ops = table();
     for chunk in entries.chunks(4) {
         if ops.remove_four(chunk, scope).is_err() {
